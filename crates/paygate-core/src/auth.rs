@@ -1,0 +1,106 @@
+//! Secret keys: generated random, stored only as HMAC-SHA256 under a per-database secret (a
+//! fast keyed hash: the keys are random, so a slow password hash would buy nothing and cost every
+//! request). Lookups by hash, then a short-lived in-memory cache.
+
+use crate::{random32, Paygate};
+use hmac::{Hmac, Mac};
+use paygate_domain::ids::{generate_secret_key, IdKind};
+use paygate_domain::{App, Mode, Problem, Scope};
+use paygate_store::ApiKeyRecord;
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// How long an authenticated key is trusted without asking the database again.
+const CACHE_SECONDS: i64 = 30;
+const CACHE_MAX: usize = 10_000;
+
+/// An authenticated caller: every lookup it makes is confined to `scope`.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub app: App,
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAppKeys {
+    pub app: App,
+    pub test_secret_key: String,
+    pub live_secret_key: String,
+}
+
+pub(crate) struct KeyHasher {
+    secret: Vec<u8>,
+    cache: Mutex<HashMap<[u8; 32], (Caller, i64)>>,
+}
+
+impl KeyHasher {
+    pub(crate) fn new(secret: Vec<u8>) -> KeyHasher {
+        KeyHasher { secret, cache: Mutex::new(HashMap::new()) }
+    }
+
+    fn hash(&self, key: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(key.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+fn hint(key: &str) -> String {
+    key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect()
+}
+
+impl Paygate {
+    /// Creates an app with fresh test and live keys; the keys are returned once, never stored.
+    pub async fn create_app(&self, name: &str, public_key_pem: Option<String>) -> Result<NewAppKeys, Problem> {
+        let name = paygate_domain::validate::text("name", name, 64)?;
+        if let Some(pem) = &public_key_pem {
+            crate::signature::parse_public_key(pem)?;
+        }
+        let app = App { id: IdKind::App.generate(&random32()?), name, created: self.now(), public_key_pem };
+        let test_secret_key = generate_secret_key(false, &random32()?);
+        let live_secret_key = generate_secret_key(true, &random32()?);
+        let keys = [(&test_secret_key, Mode::Test), (&live_secret_key, Mode::Live)]
+            .map(|(key, mode)| ApiKeyRecord { key_hash: self.keys.hash(key).to_vec(), mode, hint: hint(key) });
+        self.store.create_app(&app, &keys).await?;
+        Ok(NewAppKeys { app, test_secret_key, live_secret_key })
+    }
+
+    pub async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<(), Problem> {
+        if let Some(pem) = pem {
+            crate::signature::parse_public_key(pem)?;
+        }
+        if !self.store.set_app_public_key(app_id, pem).await? {
+            return Err(Problem::not_found("app", app_id));
+        }
+        self.keys.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?.clear();
+        Ok(())
+    }
+
+    /// Resolves a secret key to its app and mode. Unknown keys and malformed keys get the same
+    /// answer; the key itself never appears in an error or a log.
+    pub async fn authenticate(&self, secret_key: &str) -> Result<Caller, Problem> {
+        if !(secret_key.starts_with("sk_test_") || secret_key.starts_with("sk_live_")) || secret_key.len() > 128 {
+            return Err(Problem::authentication("Invalid API key provided. Use a secret key (sk_test_… or sk_live_…)."));
+        }
+        let hash = self.keys.hash(secret_key);
+        let now = self.now();
+        if let Some((caller, at)) = self.keys.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?.get(&hash) {
+            if now - at < CACHE_SECONDS {
+                return Ok(caller.clone());
+            }
+        }
+        let (app, mode) = self
+            .store
+            .find_api_key(&hash)
+            .await?
+            .ok_or_else(|| Problem::authentication("Invalid API key provided."))?;
+        let caller = Caller { scope: Scope { app_id: app.id.clone(), mode }, app };
+        let mut cache = self.keys.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?;
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(hash, (caller.clone(), now));
+        Ok(caller)
+    }
+}

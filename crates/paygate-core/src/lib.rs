@@ -1,0 +1,81 @@
+//! The use cases every face calls: parse happens in the face, rules in the domain, atomic
+//! state changes in the store, money movement in the channels; this crate sequences them.
+
+pub mod auth;
+pub mod idempotency;
+pub mod orders;
+pub mod refunds;
+pub mod sandbox;
+pub mod signature;
+
+use paygate_channels::Channels;
+use paygate_domain::Problem;
+use paygate_store::Store;
+use std::sync::Arc;
+
+pub use auth::{Caller, NewAppKeys};
+
+/// Where "now" comes from, so tests can move time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+}
+
+/// The application: one per process, shared by every face and request.
+pub struct Paygate {
+    pub store: Arc<dyn Store>,
+    pub channels: Channels,
+    pub clock: Arc<dyn Clock>,
+    keys: auth::KeyHasher,
+}
+
+impl Paygate {
+    /// Migrates the database and loads the per-database key secret.
+    pub async fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Paygate, Problem> {
+        store.migrate().await?;
+        let secret = store.server_secret().await?;
+        Ok(Paygate { store, channels: Channels::default(), clock, keys: auth::KeyHasher::new(secret) })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+pub(crate) fn random32() -> Result<[u8; 32], Problem> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(Problem::internal)?;
+    Ok(bytes)
+}
+
+/// `yymmdd` of a unix time (UTC), for order ids; civil-from-days after Howard Hinnant.
+pub(crate) fn yymmdd(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{:02}{:02}{:02}", y % 100, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn yymmdd_is_civil_date() {
+        assert_eq!(super::yymmdd(1_502_695_388), "170814");
+        assert_eq!(super::yymmdd(0), "700101");
+        assert_eq!(super::yymmdd(951_782_400), "000229");
+    }
+}

@@ -1,0 +1,225 @@
+//! Orders and their charges.
+
+use crate::{random32, yymmdd, Caller, Paygate};
+use paygate_channels::PaymentRequest;
+use paygate_domain::ids::{generate_order_id, IdKind};
+use paygate_domain::paging::{OrderFilter, Page, Paging};
+use paygate_domain::validate::{self, DEFAULT_EXPIRY_SECONDS};
+use paygate_domain::{Amount, Charge, ChargeStatus, Currency, Order, OrderStatus, Problem, ProblemKind};
+use paygate_store::CancelOutcome;
+use serde_json::Value;
+
+/// A create-order request after the face parsed its wire types.
+#[derive(Debug, Clone, Default)]
+pub struct OrderInput {
+    pub merchant_order_no: String,
+    pub amount: i64,
+    pub coupon_amount: Option<i64>,
+    pub currency: String,
+    pub subject: String,
+    pub body: String,
+    pub uid: Option<String>,
+    pub client_ip: Option<String>,
+    pub time_expire: Option<i64>,
+    pub description: Option<String>,
+    pub metadata: Value,
+    pub receipt_app: Option<String>,
+    pub service_app: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PayInput {
+    pub channel: String,
+    pub charge_amount: Option<i64>,
+    pub extra: Value,
+    /// This server's base URL as the client reached it, for sandbox pages.
+    pub base_url: String,
+}
+
+/// An order with its charges, newest charge first: what the order endpoints render.
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    pub order: Order,
+    pub charges: Vec<Charge>,
+}
+
+/// Sub-apps do not exist yet, so an order is received and served by its own app.
+fn own_app(caller: &Caller, param: &str, value: Option<String>) -> Result<String, Problem> {
+    match value {
+        None => Ok(caller.app.id.clone()),
+        Some(v) if v == caller.app.id => Ok(v),
+        Some(v) => Err(Problem::invalid(param, format!("{param} must be this app's id ({}); no app {v} is available to it.", caller.app.id))),
+    }
+}
+
+impl Paygate {
+    pub async fn create_order(&self, caller: &Caller, input: OrderInput, peer_ip: &str) -> Result<OrderView, Problem> {
+        let now = self.now();
+        let amount = Amount::positive("amount", input.amount)?;
+        let coupon_amount = Amount::non_negative("coupon_amount", input.coupon_amount.unwrap_or(0))?;
+        let actual_amount = amount
+            .checked_sub(coupon_amount)
+            .filter(|a| *a > Amount::ZERO)
+            .ok_or_else(|| Problem::invalid("coupon_amount", "coupon_amount must be less than amount."))?;
+        let order = Order {
+            id: generate_order_id(&yymmdd(now), &random32()?),
+            app_id: caller.app.id.clone(),
+            mode: caller.scope.mode,
+            created: now,
+            status: OrderStatus::Created,
+            uid: input.uid.as_deref().map(|u| validate::text("uid", u, 64)).transpose()?,
+            merchant_order_no: validate::merchant_order_no(&input.merchant_order_no)?,
+            amount,
+            coupon_amount,
+            actual_amount,
+            amount_paid: Amount::ZERO,
+            amount_refunded: Amount::ZERO,
+            refund_reserved: Amount::ZERO,
+            has_refunds: false,
+            currency: Currency::parse("currency", &input.currency)?,
+            subject: validate::text("subject", &input.subject, 32)?,
+            body: validate::text("body", &input.body, 128)?,
+            client_ip: validate::client_ip(input.client_ip.as_deref().unwrap_or(peer_ip))?,
+            time_paid: None,
+            time_expire: match input.time_expire {
+                Some(t) => validate::time_expire(now, t)?,
+                None => now + DEFAULT_EXPIRY_SECONDS,
+            },
+            description: input.description.as_deref().map(|d| validate::text("description", d, 255)).transpose()?,
+            metadata: validate::metadata(&input.metadata)?,
+            receipt_app: own_app(caller, "receipt_app", input.receipt_app)?,
+            service_app: own_app(caller, "service_app", input.service_app)?,
+        };
+        self.store.insert_order(&order).await?;
+        Ok(OrderView { order, charges: Vec::new() })
+    }
+
+    pub async fn order(&self, caller: &Caller, id: &str) -> Result<OrderView, Problem> {
+        let order = self.find_order(caller, id).await?;
+        let charges = self.store.charges_of_order(&caller.scope, &order.id).await?;
+        Ok(OrderView { order, charges })
+    }
+
+    async fn find_order(&self, caller: &Caller, id: &str) -> Result<Order, Problem> {
+        if !paygate_domain::ids::is_order_id(id) {
+            return Err(Problem::not_found("order", id));
+        }
+        self.store.order(&caller.scope, id).await?.ok_or_else(|| Problem::not_found("order", id))
+    }
+
+    pub async fn list_orders(&self, caller: &Caller, filter: &OrderFilter, paging: &Paging) -> Result<Page<OrderView>, Problem> {
+        let page = self.store.list_orders(&caller.scope, filter, paging).await?;
+        let mut data = Vec::with_capacity(page.data.len());
+        for order in page.data {
+            let charges = self.store.charges_of_order(&caller.scope, &order.id).await?;
+            data.push(OrderView { order, charges });
+        }
+        Ok(Page { data, has_more: page.has_more })
+    }
+
+    /// Cancels an unpaid order and closes its pending charges at their channel.
+    pub async fn cancel_order(&self, caller: &Caller, id: &str) -> Result<OrderView, Problem> {
+        self.find_order(caller, id).await?;
+        match self.store.cancel_order(&caller.scope, id).await? {
+            None => Err(Problem::not_found("order", id)),
+            Some(CancelOutcome::NotCancelable(order)) if order.status == OrderStatus::Canceled => self.order(caller, &order.id).await,
+            Some(CancelOutcome::NotCancelable(order)) => Err(Problem::new(
+                ProblemKind::InvalidRequest,
+                "order_not_cancelable",
+                format!("Order {} is {} and can no longer be canceled.", order.id, order.status.as_str()),
+            )
+            .with_param("status")),
+            Some(CancelOutcome::Canceled { order, closed_charges }) => {
+                self.close_at_channels(&closed_charges).await;
+                self.order(caller, &order.id).await
+            }
+        }
+    }
+
+    /// Best effort: the charges are already closed in our books, so a late success from the
+    /// channel is recognised as one (never reported as a normal payment).
+    async fn close_at_channels(&self, charges: &[Charge]) {
+        for charge in charges {
+            if let Ok(channel) = self.channels.resolve(charge.mode, &charge.channel) {
+                let _ = channel.close(charge).await;
+            }
+        }
+    }
+
+    /// Opens a charge for the order through the channel the payer chose.
+    pub async fn pay_order(&self, caller: &Caller, id: &str, input: PayInput) -> Result<OrderView, Problem> {
+        let order = self.find_order(caller, id).await?;
+        let channel_impl = self.channels.resolve(caller.scope.mode, &input.channel)?;
+        if let Some(amount) = input.charge_amount {
+            if amount != order.actual_amount.fen() {
+                return Err(Problem::invalid(
+                    "charge_amount",
+                    format!("charge_amount must equal the order's actual_amount ({} fen); split payments are not supported.", order.actual_amount.fen()),
+                ));
+            }
+        }
+        paygate_domain::check_payable(&order, self.now())?;
+        let random = random32()?;
+        let charge_id = IdKind::Charge.generate(&random);
+        let channel_order_no = format!("{}{}", order.id, &generate_order_id("", &random32()?)[1..8]);
+        let extra = if input.extra.is_null() { Value::Object(Default::default()) } else { input.extra };
+        let credential = channel_impl
+            .open(&PaymentRequest {
+                charge_id: &charge_id,
+                channel: &input.channel,
+                channel_order_no: &channel_order_no,
+                amount: order.actual_amount,
+                subject: &order.subject,
+                body: &order.body,
+                client_ip: &order.client_ip,
+                extra: &extra,
+                base_url: &input.base_url,
+            })
+            .await?;
+        let charge = Charge {
+            id: charge_id,
+            order_id: order.id.clone(),
+            app_id: order.app_id.clone(),
+            mode: order.mode,
+            created: self.now(),
+            status: ChargeStatus::Pending,
+            channel: input.channel,
+            channel_order_no,
+            amount: order.actual_amount,
+            amount_refunded: Amount::ZERO,
+            currency: order.currency,
+            client_ip: order.client_ip.clone(),
+            subject: order.subject.clone(),
+            body: order.body.clone(),
+            extra,
+            credential,
+            time_paid: None,
+            time_expire: order.time_expire,
+            transaction_no: None,
+            failure_code: None,
+            failure_msg: None,
+            metadata: order.metadata.clone().unwrap_or(Value::Object(Default::default())),
+            description: order.description.clone(),
+        };
+        let opened = self.store.open_charge(&caller.scope, &charge).await?;
+        self.close_at_channels(&opened.superseded).await;
+        self.order(caller, &order.id).await
+    }
+
+    pub async fn charges_of_order(&self, caller: &Caller, order_id: &str) -> Result<Vec<Charge>, Problem> {
+        let order = self.find_order(caller, order_id).await?;
+        self.store.charges_of_order(&caller.scope, &order.id).await
+    }
+
+    /// A charge by id; with `order_id`, only if it belongs to that order.
+    pub async fn charge(&self, caller: &Caller, id: &str, order_id: Option<&str>) -> Result<Charge, Problem> {
+        if !IdKind::Charge.matches(id) {
+            return Err(Problem::not_found("charge", id));
+        }
+        self.store
+            .charge(&caller.scope, id)
+            .await?
+            .filter(|c| order_id.is_none_or(|o| c.order_id == o))
+            .ok_or_else(|| Problem::not_found("charge", id))
+    }
+}

@@ -1,0 +1,86 @@
+//! Refunds: reserve in the database first, then ask the channel, then record its answer.
+//! Two refunds can never both pass the reservation for the same fen.
+
+use crate::{random32, Caller, Paygate};
+use paygate_channels::RefundResult;
+use paygate_domain::ids::IdKind;
+use paygate_domain::paging::Page;
+use paygate_domain::{validate, Amount, Problem, Refund};
+use paygate_store::{RefundOutcome, RefundRequest};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Default)]
+pub struct RefundInput {
+    /// `None`: everything still refundable.
+    pub amount: Option<i64>,
+    pub description: Option<String>,
+    pub metadata: Value,
+}
+
+impl Paygate {
+    /// Refunds an order (its successful charge) or, with `charge_id`, that charge.
+    pub async fn refund(&self, caller: &Caller, order_id: Option<&str>, charge_id: Option<&str>, input: RefundInput) -> Result<Refund, Problem> {
+        let order_id = match (order_id, charge_id) {
+            (Some(o), _) => {
+                if !paygate_domain::ids::is_order_id(o) {
+                    return Err(Problem::not_found("order", o));
+                }
+                o.to_string()
+            }
+            (None, Some(c)) => self.charge(caller, c, None).await?.order_id,
+            (None, None) => return Err(Problem::missing("charge")),
+        };
+        let amount = input.amount.map(|a| Amount::positive("amount", a)).transpose()?;
+        let description = match input.description.as_deref() {
+            Some(d) => validate::text("description", d, 255)?,
+            None => String::new(),
+        };
+        let metadata = validate::metadata(&input.metadata)?.unwrap_or(Value::Object(Default::default()));
+        let random = random32()?;
+        let request = RefundRequest {
+            id: IdKind::Refund.generate(&random),
+            refund_no: format!("rf{}", &IdKind::Refund.generate(&random32()?)[3..]),
+            order_id,
+            charge_id: charge_id.map(str::to_string),
+            amount,
+            description,
+            metadata,
+            created: self.now(),
+        };
+        let refund = self.store.reserve_refund(&caller.scope, &request).await?;
+        let charge = self.store.charge(&caller.scope, &refund.charge_id).await?.ok_or_else(|| Problem::internal("refunded charge vanished"))?;
+        let answer = match self.channels.resolve(charge.mode, &charge.channel) {
+            Ok(channel) => channel.refund(&charge, &refund).await,
+            Err(e) => Err(e),
+        };
+        let outcome = match answer {
+            Ok(RefundResult::Processing) => return Ok(refund),
+            Ok(RefundResult::Succeeded { transaction_no }) => RefundOutcome::Succeeded { transaction_no, time_succeed: self.now() },
+            Ok(RefundResult::Failed { code, message }) => RefundOutcome::Failed { code, message },
+            Err(problem) => RefundOutcome::Failed { code: "channel_error".into(), message: problem.message },
+        };
+        self.store.finish_refund(&caller.scope, &refund.id, &outcome).await
+    }
+
+    pub async fn refunds(&self, caller: &Caller, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> Result<Page<Refund>, Problem> {
+        if let Some(o) = order_id {
+            self.order(caller, o).await?;
+        }
+        if let Some(c) = charge_id {
+            self.charge(caller, c, None).await?;
+        }
+        self.store.refunds(&caller.scope, order_id, charge_id, limit).await
+    }
+
+    /// A refund by id, only within the given order or charge.
+    pub async fn refund_by_id(&self, caller: &Caller, id: &str, order_id: Option<&str>, charge_id: Option<&str>) -> Result<Refund, Problem> {
+        if !IdKind::Refund.matches(id) {
+            return Err(Problem::not_found("refund", id));
+        }
+        self.store
+            .refund(&caller.scope, id)
+            .await?
+            .filter(|r| order_id.is_none_or(|o| r.order_id == o) && charge_id.is_none_or(|c| r.charge_id == c))
+            .ok_or_else(|| Problem::not_found("refund", id))
+    }
+}

@@ -1,0 +1,58 @@
+//! Completing sandbox payments: what a payer pressing "pay" or "fail" does in test mode.
+
+use crate::{random32, Caller, Paygate};
+use paygate_domain::{Charge, Order, Problem, ProblemKind, Scope};
+use paygate_store::{ChargeOutcome, SettledCharge};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxResult {
+    Success,
+    Fail,
+}
+
+impl SandboxResult {
+    pub fn parse(value: &str) -> Result<SandboxResult, Problem> {
+        match value {
+            "success" => Ok(SandboxResult::Success),
+            "fail" => Ok(SandboxResult::Fail),
+            other => Err(Problem::invalid("result", format!("result must be 'success' or 'fail', got '{other}'."))),
+        }
+    }
+}
+
+impl Paygate {
+    /// Completes a test-mode charge of the caller's app, found by charge id or any number a
+    /// face shows for it (channel order number, transaction number).
+    pub async fn sandbox_pay(&self, caller: &Caller, reference: &str, result: SandboxResult) -> Result<(Charge, Order), Problem> {
+        if caller.scope.mode.is_live() {
+            return Err(Problem::new(ProblemKind::InvalidRequest, "sandbox_test_mode_only", "The sandbox completes test-mode charges only; use a test secret key."));
+        }
+        let charge = self.store.find_charge(&caller.scope, reference).await?.ok_or_else(|| Problem::not_found("charge", reference))?;
+        self.settle_sandbox(&caller.scope, &charge, result).await
+    }
+
+    /// The operator's `paygate sandbox pay`: any app's test-mode charge.
+    pub async fn sandbox_pay_any(&self, reference: &str, result: SandboxResult) -> Result<(Charge, Order), Problem> {
+        let charge = self.store.find_test_charge(reference).await?.ok_or_else(|| Problem::not_found("test-mode charge", reference))?;
+        let scope = Scope { app_id: charge.app_id.clone(), mode: charge.mode };
+        self.settle_sandbox(&scope, &charge, result).await
+    }
+
+    async fn settle_sandbox(&self, scope: &Scope, charge: &Charge, result: SandboxResult) -> Result<(Charge, Order), Problem> {
+        let outcome = match result {
+            SandboxResult::Success => {
+                let digits: String = random32()?.iter().take(20).map(|b| char::from(b'0' + b % 10)).collect();
+                ChargeOutcome::Succeeded { transaction_no: format!("sbx{digits}"), time_paid: self.now() }
+            }
+            SandboxResult::Fail => ChargeOutcome::Failed { code: "sandbox_declined".into(), message: "The payer declined the payment in the sandbox.".into() },
+        };
+        match self.store.settle_charge(scope, &charge.id, &outcome).await? {
+            SettledCharge::Settled { charge, order } => Ok((charge, order)),
+            SettledCharge::NotPending(charge) => Err(Problem::new(
+                ProblemKind::InvalidRequest,
+                "charge_not_pending",
+                format!("Charge {} is {}; only a pending charge can be completed.", charge.id, charge.status.as_str()),
+            )),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The pure domain of paygate: money, ids, the order/charge/refund state machines and input
+//! validation. Nothing here does IO (no clock, no randomness, no database); callers pass those in.
+
+pub mod ids;
+pub mod model;
+pub mod money;
+pub mod paging;
+pub mod problem;
+pub mod validate;
+
+pub use model::*;
+pub use money::{Amount, Currency};
+pub use problem::{Problem, ProblemKind};

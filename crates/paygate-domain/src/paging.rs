@@ -1,0 +1,90 @@
+//! List queries: filters plus either Ping++ page numbers or Stripe cursors.
+
+use crate::Problem;
+
+pub const MAX_PER_PAGE: i64 = 20;
+pub const DEFAULT_PER_PAGE: i64 = 10;
+pub const MAX_PAGE: i64 = 100_000_000;
+pub const MAX_LIMIT: i64 = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Paging {
+    /// Ping++ `page` (1-based) / `per_page`.
+    Page { page: i64, per_page: i64 },
+    /// Stripe cursors: `limit` with at most one of `starting_after` / `ending_before`.
+    Cursor { limit: i64, starting_after: Option<String>, ending_before: Option<String> },
+}
+
+impl Paging {
+    pub fn page(page: Option<i64>, per_page: Option<i64>) -> Result<Paging, Problem> {
+        let page = page.unwrap_or(1);
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(Problem::invalid("page", format!("page must be between 1 and {MAX_PAGE}.")));
+        }
+        let per_page = per_page.unwrap_or(DEFAULT_PER_PAGE);
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            return Err(Problem::invalid("per_page", format!("per_page must be between 1 and {MAX_PER_PAGE}.")));
+        }
+        Ok(Paging::Page { page, per_page })
+    }
+
+    pub fn cursor(limit: Option<i64>, starting_after: Option<String>, ending_before: Option<String>) -> Result<Paging, Problem> {
+        let limit = limit.unwrap_or(DEFAULT_PER_PAGE);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(Problem::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}.")));
+        }
+        if starting_after.is_some() && ending_before.is_some() {
+            return Err(Problem::invalid("ending_before", "starting_after and ending_before cannot be used together."));
+        }
+        Ok(Paging::Cursor { limit, starting_after, ending_before })
+    }
+
+    pub fn size(&self) -> i64 {
+        match self {
+            Paging::Page { per_page, .. } => *per_page,
+            Paging::Cursor { limit, .. } => *limit,
+        }
+    }
+}
+
+/// `created[gt|gte|lt|lte]` as a half-open-or-closed range over unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreatedRange {
+    pub gt: Option<i64>,
+    pub gte: Option<i64>,
+    pub lt: Option<i64>,
+    pub lte: Option<i64>,
+}
+
+/// Filters of seed 004 (`app` is implied by the caller's scope).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub uid: Option<String>,
+    pub receipt_app: Option<String>,
+    pub service_app: Option<String>,
+    pub paid: Option<bool>,
+    pub refunded: Option<bool>,
+    pub canceled: Option<bool>,
+    pub created: CreatedRange,
+}
+
+/// One page of results, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_bounds() {
+        assert!(Paging::page(Some(0), None).is_err());
+        assert_eq!(Paging::page(None, Some(21)).unwrap_err().param.as_deref(), Some("per_page"));
+        assert_eq!(Paging::page(None, None).unwrap(), Paging::Page { page: 1, per_page: 10 });
+        assert!(Paging::cursor(Some(0), None, None).is_err());
+        assert!(Paging::cursor(None, Some("a".into()), Some("b".into())).is_err());
+    }
+}

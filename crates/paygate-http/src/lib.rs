@@ -1,0 +1,79 @@
+//! The HTTP server and its faces. Each face module parses its wire format, authenticates,
+//! calls `paygate-core`, and renders; none of them touches storage.
+
+mod pingpp;
+mod request;
+mod sandbox_page;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use paygate_core::Paygate;
+use request::Incoming as Req;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use request::MAX_BODY_BYTES;
+
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Serves until `shutdown` flips to true, then stops accepting and lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, app: Arc<Paygate>, mut shutdown: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let mut conn_shutdown = shutdown.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(app.clone(), peer, req));
+                    let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = conn_shutdown.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+async fn handle(app: Arc<Paygate>, peer: SocketAddr, req: Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
+    // Run each request to completion on its own task: a client that disconnects mid-refund must
+    // not cancel the work between the reservation and the channel's answer.
+    let task = tokio::spawn(async move {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return request::too_large(),
+        };
+        route(&app, Req::new(parts, body, peer)).await
+    });
+    Ok(task.await.unwrap_or_else(|_| request::internal_error()))
+}
+
+async fn route(app: &Paygate, req: Req) -> HttpResponse {
+    let segments: Vec<String> = req.segments();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        ["healthz"] => request::text(StatusCode::OK, "ok\n"),
+        ["v1", rest @ ..] => pingpp::handle(app, &req, rest).await,
+        ["sandbox", "charges", charge_id] => sandbox_page::handle(app, &req, charge_id).await,
+        _ => pingpp::not_found_route(&req),
+    }
+}

@@ -1,0 +1,165 @@
+//! `/v1` routes: parse the request into core inputs, call the core, render.
+
+use super::{render, Answer};
+use crate::request::{Incoming, JsonBody};
+use hyper::{Method, StatusCode};
+use paygate_core::orders::{OrderInput, PayInput};
+use paygate_core::refunds::RefundInput;
+use paygate_core::sandbox::SandboxResult;
+use paygate_core::{Caller, Paygate};
+use paygate_domain::paging::{CreatedRange, OrderFilter, Paging, DEFAULT_PER_PAGE, MAX_LIMIT};
+use paygate_domain::{Problem, ProblemKind};
+
+pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, path: &[&str]) -> Answer {
+    let m = &req.method;
+    match path {
+        ["orders"] if m == Method::POST => create_order(app, caller, req).await,
+        ["orders"] if m == Method::GET => list_orders(app, caller, req).await,
+        ["orders", id] if m == Method::GET => ok(render::order(&app.order(caller, id).await?)),
+        ["orders", id] if m == Method::PUT => update_order(app, caller, req, id).await,
+        ["orders", id, "pay"] if m == Method::POST => pay_order(app, caller, req, id).await,
+        ["orders", id, "charges"] if m == Method::GET => {
+            let charges = app.charges_of_order(caller, id).await?;
+            ok(render::charges(&format!("/v1/orders/{id}/charges"), &charges))
+        }
+        ["orders", id, "charges", ch] if m == Method::GET => {
+            app.order(caller, id).await?;
+            ok(render::charge(&app.charge(caller, ch, Some(id)).await?, None))
+        }
+        ["orders", id, "order_refunds"] if m == Method::POST => {
+            // Ping++ answers an order refund with a list: an order's refund may span charges.
+            let refund = app.refund(caller, Some(id), None, refund_input(req)?).await?;
+            ok(render::list(&format!("/v1/orders/{id}/order_refunds"), false, vec![render::refund(&refund)]))
+        }
+        ["orders", id, "order_refunds"] if m == Method::GET => {
+            let page = app.refunds(caller, Some(id), None, limit(req)?).await?;
+            ok(render::refund_list(&format!("/v1/orders/{id}/order_refunds"), &page))
+        }
+        ["orders", id, "order_refunds", re] if m == Method::GET => ok(render::refund(&app.refund_by_id(caller, re, Some(id), None).await?)),
+        ["charges", id] if m == Method::GET => {
+            let charge = app.charge(caller, id, None).await?;
+            let refunds = app.refunds(caller, None, Some(id), DEFAULT_PER_PAGE).await?;
+            ok(render::charge(&charge, Some(&refunds)))
+        }
+        ["charges", id, "refunds"] if m == Method::POST => {
+            let refund = app.refund(caller, None, Some(id), refund_input(req)?).await?;
+            ok(render::refund(&refund))
+        }
+        ["charges", id, "refunds"] if m == Method::GET => {
+            let page = app.refunds(caller, None, Some(id), limit(req)?).await?;
+            ok(render::refund_list(&format!("/v1/charges/{id}/refunds"), &page))
+        }
+        ["charges", id, "refunds", re] if m == Method::GET => ok(render::refund(&app.refund_by_id(caller, re, None, Some(id)).await?)),
+        ["sandbox", "charges", reference, "pay"] if m == Method::POST => {
+            let body = req.json_body()?;
+            let result = SandboxResult::parse(&body.string("result")?.unwrap_or_else(|| "success".into()))?;
+            let (charge, _order) = app.sandbox_pay(caller, reference, result).await?;
+            ok(render::charge(&charge, None))
+        }
+        _ if known_path(path) => Err(Problem::new(ProblemKind::InvalidRequest, "method_not_allowed", format!("{} is not supported on {}.", req.method, req.path))),
+        _ => Err(Problem::new(ProblemKind::NotFound, "route_not_found", format!("Unrecognized request URL ({} {}).", req.method, req.path))),
+    }
+}
+
+fn known_path(path: &[&str]) -> bool {
+    matches!(path.first(), Some(&"orders") | Some(&"charges")) && path.len() <= 4
+}
+
+fn ok(value: serde_json::Value) -> Answer {
+    Ok((StatusCode::OK, value))
+}
+
+async fn create_order(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
+    let b = req.json_body()?;
+    check_app(caller, b.string("app")?.as_deref(), true)?;
+    let input = OrderInput {
+        merchant_order_no: b.required_string("merchant_order_no")?,
+        amount: b.required_int("amount")?,
+        coupon_amount: b.int("coupon_amount")?,
+        currency: b.required_string("currency")?,
+        subject: b.required_string("subject")?,
+        body: b.required_string("body")?,
+        uid: b.string("uid")?,
+        client_ip: b.string("client_ip")?,
+        time_expire: b.int("time_expire")?,
+        description: b.string("description")?,
+        metadata: b.value("metadata"),
+        receipt_app: b.string("receipt_app")?,
+        service_app: b.string("service_app")?,
+    };
+    let view = app.create_order(caller, input, &req.peer.ip().to_string()).await?;
+    ok(render::order(&view))
+}
+
+/// `app` names the caller's own app; another id is answered as not found, never as forbidden.
+fn check_app(caller: &Caller, app: Option<&str>, required: bool) -> Result<(), Problem> {
+    match app {
+        None if required => Err(Problem::missing("app")),
+        None => Ok(()),
+        Some(id) if id == caller.app.id => Ok(()),
+        Some(id) => Err(Problem::new(ProblemKind::NotFound, "resource_missing", format!("No such app: {id}")).with_param("app")),
+    }
+}
+
+async fn update_order(app: &Paygate, caller: &Caller, req: &Incoming, id: &str) -> Answer {
+    let b = req.json_body()?;
+    match b.string("status")?.as_deref() {
+        Some("canceled") => ok(render::order(&app.cancel_order(caller, id).await?)),
+        Some(other) => Err(Problem::invalid("status", format!("status can only be set to 'canceled', got '{other}'."))),
+        None => Err(Problem::missing("status")),
+    }
+}
+
+async fn pay_order(app: &Paygate, caller: &Caller, req: &Incoming, id: &str) -> Answer {
+    let b = req.json_body()?;
+    let input = PayInput {
+        channel: b.required_string("channel")?,
+        charge_amount: b.int("charge_amount")?,
+        extra: b.value("extra"),
+        base_url: req.base_url(),
+    };
+    ok(render::order(&app.pay_order(caller, id, input).await?))
+}
+
+fn refund_input(req: &Incoming) -> Result<RefundInput, Problem> {
+    let b: JsonBody = req.json_body()?;
+    Ok(RefundInput { amount: b.int("amount")?, description: b.string("description")?, metadata: b.value("metadata") })
+}
+
+fn limit(req: &Incoming) -> Result<i64, Problem> {
+    let limit = req.query.int("limit")?.unwrap_or(DEFAULT_PER_PAGE);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Problem::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}.")));
+    }
+    Ok(limit)
+}
+
+async fn list_orders(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
+    let q = &req.query;
+    check_app(caller, q.get("app"), true)?;
+    for (param, value) in [("receipt_app", q.get("receipt_app")), ("service_app", q.get("service_app"))] {
+        if let Some(v) = value.filter(|v| *v != caller.app.id && !v.is_empty()) {
+            return Err(Problem::new(ProblemKind::NotFound, "resource_missing", format!("No such app: {v}")).with_param(param));
+        }
+    }
+    let filter = OrderFilter {
+        uid: q.text("uid"),
+        receipt_app: q.text("receipt_app"),
+        service_app: q.text("service_app"),
+        paid: q.boolean("paid")?,
+        refunded: q.boolean("refunded")?,
+        canceled: q.boolean("canceled")?,
+        created: CreatedRange { gt: q.int("created[gt]")?, gte: q.int("created[gte]")?, lt: q.int("created[lt]")?, lte: q.int("created[lte]")? },
+    };
+    let cursor = ["limit", "starting_after", "ending_before"].iter().any(|p| q.get(p).is_some());
+    let paging = if cursor {
+        if q.get("page").is_some() || q.get("per_page").is_some() {
+            return Err(Problem::invalid("page", "Use either page/per_page or limit/starting_after/ending_before, not both."));
+        }
+        Paging::cursor(q.int("limit")?, q.text("starting_after"), q.text("ending_before"))?
+    } else {
+        Paging::page(q.int("page")?, q.int("per_page")?)?
+    };
+    let page = app.list_orders(caller, &filter, &paging).await?;
+    ok(render::orders(&page))
+}

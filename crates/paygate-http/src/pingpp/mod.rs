@@ -1,0 +1,135 @@
+//! The Ping++-compatible `/v1` face: HTTP Basic/Bearer secret keys, optional RSA request
+//! signatures, Idempotency-Key on every POST/PUT, `{"error":{…}}` errors.
+
+mod handlers;
+mod render;
+
+use crate::request::{self, Incoming};
+use crate::HttpResponse;
+use base64::Engine;
+use hyper::{Method, StatusCode};
+use paygate_core::idempotency::Idempotent;
+use paygate_core::{Caller, Paygate};
+use paygate_domain::{Problem, ProblemKind};
+use serde_json::{json, Value};
+
+/// A handler's answer: a status and a JSON document, or a problem.
+pub(crate) type Answer = Result<(StatusCode, Value), Problem>;
+
+pub(crate) async fn handle(app: &Paygate, req: &Incoming, path: &[&str]) -> HttpResponse {
+    let caller = match authenticate(app, req).await {
+        Ok(caller) => caller,
+        Err(problem) => return error_response(&problem),
+    };
+    let idempotency_key = match req.method {
+        Method::POST | Method::PUT => req.header("idempotency-key").map(str::to_string),
+        _ => None,
+    };
+    let Some(key) = idempotency_key else {
+        return respond(handlers::dispatch(app, &caller, req, path).await);
+    };
+    match app.idempotency_start(&caller, &key, req.method.as_str(), &req.raw_uri, &req.body).await {
+        Err(problem) => error_response(&problem),
+        Ok(Idempotent::Replay { status, body }) => {
+            let mut response = request::json(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
+            response.headers_mut().insert("idempotent-replayed", hyper::header::HeaderValue::from_static("true"));
+            response
+        }
+        Ok(Idempotent::Run) => {
+            let (status, body) = encode(handlers::dispatch(app, &caller, req, path).await);
+            if let Err(problem) = app.idempotency_finish(&caller, &key, status.as_u16(), &body).await {
+                log_problem(&problem);
+            }
+            request::json(status, body)
+        }
+    }
+}
+
+/// `Authorization: Basic base64(sk:)` or `Authorization: Bearer sk`, then the app's signature
+/// requirement.
+async fn authenticate(app: &Paygate, req: &Incoming) -> Result<Caller, Problem> {
+    let header = req.header("authorization").ok_or_else(|| {
+        Problem::authentication("No API key provided. Authenticate with HTTP Basic (secret key as user name) or 'Authorization: Bearer <secret key>'.")
+    })?;
+    let key = if let Some(token) = header.strip_prefix("Bearer ") {
+        token.trim().to_string()
+    } else if let Some(encoded) = header.strip_prefix("Basic ") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| Problem::authentication("The Basic credentials are not valid base64."))?;
+        decoded.split(':').next().unwrap_or_default().to_string()
+    } else {
+        return Err(Problem::authentication("Unsupported Authorization scheme: use Basic or Bearer."));
+    };
+    let caller = app.authenticate(&key).await?;
+    if let Some(pem) = &caller.app.public_key_pem {
+        let body: &[u8] = if matches!(req.method, Method::GET | Method::DELETE) { b"" } else { &req.body };
+        paygate_core::signature::verify_request(
+            pem,
+            body,
+            &req.raw_uri,
+            req.header("pingplusplus-request-timestamp"),
+            req.header("pingplusplus-signature"),
+            app.now(),
+        )?;
+    }
+    Ok(caller)
+}
+
+fn status_of(problem: &Problem) -> StatusCode {
+    match problem.kind {
+        ProblemKind::InvalidRequest | ProblemKind::Idempotency => StatusCode::BAD_REQUEST,
+        ProblemKind::Authentication => StatusCode::UNAUTHORIZED,
+        ProblemKind::NotFound => StatusCode::NOT_FOUND,
+        ProblemKind::Conflict => StatusCode::CONFLICT,
+        ProblemKind::Channel => StatusCode::PAYMENT_REQUIRED,
+        ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn error_type(kind: ProblemKind) -> &'static str {
+    match kind {
+        ProblemKind::InvalidRequest | ProblemKind::NotFound | ProblemKind::Conflict => "invalid_request_error",
+        ProblemKind::Idempotency => "idempotency_error",
+        ProblemKind::Authentication => "authentication_error",
+        ProblemKind::Channel => "channel_error",
+        ProblemKind::Internal => "api_error",
+    }
+}
+
+pub(crate) fn log_problem(problem: &Problem) {
+    eprintln!("paygate: error: {problem}");
+}
+
+fn encode(answer: Answer) -> (StatusCode, Vec<u8>) {
+    match answer {
+        Ok((status, value)) => (status, value.to_string().into_bytes()),
+        Err(problem) => {
+            if problem.is_internal() {
+                log_problem(&problem);
+                let hidden = Problem::internal("An internal error occurred; it has been logged.");
+                return (StatusCode::INTERNAL_SERVER_ERROR, problem_json(&hidden).to_string().into_bytes());
+            }
+            (status_of(&problem), problem_json(&problem).to_string().into_bytes())
+        }
+    }
+}
+
+fn problem_json(problem: &Problem) -> Value {
+    json!({"error": {"type": error_type(problem.kind), "code": problem.code, "message": problem.message, "param": problem.param}})
+}
+
+fn respond(answer: Answer) -> HttpResponse {
+    let (status, body) = encode(answer);
+    request::json(status, body)
+}
+
+pub(crate) fn error_response(problem: &Problem) -> HttpResponse {
+    respond(Err(problem.clone()))
+}
+
+pub(crate) fn not_found_route(req: &Incoming) -> HttpResponse {
+    error_response(&Problem::new(ProblemKind::NotFound, "route_not_found", format!("Unrecognized request URL ({} {}).", req.method, req.path)))
+}

@@ -1,0 +1,419 @@
+//! The PostgreSQL store, for production and for several stateless nodes on one database.
+//! Every mutating method runs in one transaction that first locks the order row
+//! (`FOR UPDATE`) — the one lock order (order, then its charges/refunds) means no deadlocks —
+//! and then applies conditional updates that re-check their own preconditions.
+
+mod pool;
+
+use async_trait::async_trait;
+use paygate_domain::paging::{OrderFilter, Page, Paging};
+use paygate_domain::{plan_refund, App, Charge, Mode, Order, Problem, Refund, Scope};
+use paygate_store::rows::{self, SqlParam};
+use paygate_store::*;
+use pool::{is_unique_violation, pg_err, Conn, Pool};
+use std::sync::Arc;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+/// Serialises migrations when several nodes start at once.
+const MIGRATION_LOCK: i64 = 0x7061_7967_6174_65;
+
+pub struct PostgresStore {
+    pool: Arc<Pool>,
+}
+
+impl PostgresStore {
+    /// `url` is a libpq-style URL; `pool_size` bounds this node's connections.
+    pub fn connect(url: &str, pool_size: usize) -> Result<PostgresStore> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| Problem::invalid("database", format!("Invalid PostgreSQL URL: {e}")))?;
+        Ok(PostgresStore { pool: Arc::new(Pool::new(config, pool_size.max(1))) })
+    }
+}
+
+macro_rules! in_transaction {
+    ($store:expr, $conn:ident, $body:block) => {{
+        let mut $conn = $store.pool.get().await?;
+        $conn.begin().await?;
+        let result: Result<_> = async { $body }.await;
+        match result {
+            Ok(v) => {
+                $conn.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                $conn.rollback().await;
+                Err(e)
+            }
+        }
+    }};
+}
+
+fn scoped(scope: &Scope, id: &str) -> Vec<SqlParam> {
+    vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Text(id.to_string())]
+}
+
+fn with(mut params: Vec<SqlParam>, more: impl IntoIterator<Item = SqlParam>) -> Vec<SqlParam> {
+    params.extend(more);
+    params
+}
+
+async fn load_order(conn: &mut Conn, scope: &Scope, id: &str, lock: bool) -> Result<Option<Order>> {
+    let sql = rows::select_order_sql(if lock { "FOR UPDATE" } else { "" });
+    conn.query_opt(&sql, &scoped(scope, id), rows::order).await
+}
+
+async fn load_charge(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Charge>> {
+    conn.query_opt(&rows::select_charge_sql(""), &scoped(scope, id), rows::charge).await
+}
+
+async fn load_refund(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Refund>> {
+    conn.query_opt(&rows::select_refund_sql(""), &scoped(scope, id), rows::refund).await
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.exec("SELECT pg_advisory_lock($1)", &[SqlParam::Int(MIGRATION_LOCK)]).await?;
+        let result = async {
+            conn.client()
+                .batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)")
+                .await
+                .map_err(pg_err)?;
+            for (version, sql) in MIGRATIONS {
+                let done = conn.query_opt("SELECT version FROM schema_migrations WHERE version = $1", &[SqlParam::Int(*version)], |r| r.int(0)).await?;
+                if done.is_none() {
+                    conn.begin().await?;
+                    let applied = async {
+                        conn.client().batch_execute(sql).await.map_err(pg_err)?;
+                        conn.exec(
+                            "INSERT INTO schema_migrations (version, applied) VALUES ($1, extract(epoch from now())::bigint)",
+                            &[SqlParam::Int(*version)],
+                        )
+                        .await
+                    }
+                    .await;
+                    match applied {
+                        Ok(_) => conn.commit().await?,
+                        Err(e) => {
+                            conn.rollback().await;
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        conn.exec("SELECT pg_advisory_unlock($1)", &[SqlParam::Int(MIGRATION_LOCK)]).await?;
+        result
+    }
+
+    async fn server_secret(&self) -> Result<Vec<u8>> {
+        let mut fresh = [0u8; 32];
+        getrandom::getrandom(&mut fresh).map_err(Problem::internal)?;
+        let mut conn = self.pool.get().await?;
+        let client = conn.client();
+        client
+            .execute("INSERT INTO settings (name, value) VALUES ('server_secret', $1) ON CONFLICT (name) DO NOTHING", &[&fresh.to_vec()])
+            .await
+            .map_err(pg_err)?;
+        let row = client.query_one("SELECT value FROM settings WHERE name = 'server_secret'", &[]).await.map_err(pg_err)?;
+        row.try_get(0).map_err(pg_err)
+    }
+
+    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord]) -> Result<()> {
+        in_transaction!(self, conn, {
+            conn.client()
+                .execute(
+                    "INSERT INTO apps (id, name, created, public_key_pem) VALUES ($1, $2, $3, $4)",
+                    &[&app.id, &app.name, &app.created, &app.public_key_pem],
+                )
+                .await
+                .map_err(pg_err)?;
+            for k in keys {
+                conn.client()
+                    .execute(
+                        "INSERT INTO api_keys (key_hash, app_id, livemode, hint) VALUES ($1, $2, $3, $4)",
+                        &[&k.key_hash, &app.id, &k.mode.is_live(), &k.hint],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn count_apps(&self) -> Result<i64> {
+        let mut conn = self.pool.get().await?;
+        conn.query_opt("SELECT COUNT(*) FROM apps", &[], |r| r.int(0)).await.map(|n| n.unwrap_or(0))
+    }
+
+    async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<(App, Mode)>> {
+        let mut conn = self.pool.get().await?;
+        let rows = conn
+            .client()
+            .query(
+                "SELECT a.id, a.name, a.created, a.public_key_pem, k.livemode FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = $1",
+                &[&key_hash],
+            )
+            .await
+            .map_err(pg_err)?;
+        let Some(r) = rows.first() else { return Ok(None) };
+        let app = App { id: r.try_get(0).map_err(pg_err)?, name: r.try_get(1).map_err(pg_err)?, created: r.try_get(2).map_err(pg_err)?, public_key_pem: r.try_get(3).map_err(pg_err)? };
+        Ok(Some((app, Mode::from_live(r.try_get(4).map_err(pg_err)?))))
+    }
+
+    async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool> {
+        let mut conn = self.pool.get().await?;
+        let n = conn.client().execute("UPDATE apps SET public_key_pem = $1 WHERE id = $2", &[&pem, &app_id]).await.map_err(pg_err)?;
+        Ok(n == 1)
+    }
+
+    async fn insert_order(&self, order: &Order) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        match conn.exec_raw(&rows::insert_order_sql(), &rows::order_params(order)).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                let existing = conn
+                    .query_opt(
+                        "SELECT id FROM orders WHERE app_id = $1 AND livemode = $2 AND merchant_order_no = $3",
+                        &[SqlParam::Text(order.app_id.clone()), SqlParam::Bool(order.mode.is_live()), SqlParam::Text(order.merchant_order_no.clone())],
+                        |r| r.text(0),
+                    )
+                    .await?;
+                Err(match existing {
+                    Some(id) => Problem::conflict(
+                        "duplicate_merchant_order_no",
+                        format!("merchant_order_no '{}' is already used by order {id}.", order.merchant_order_no),
+                    )
+                    .with_param("merchant_order_no"),
+                    None => pg_err(e),
+                })
+            }
+            Err(e) => Err(pg_err(e)),
+        }
+    }
+
+    async fn order(&self, scope: &Scope, id: &str) -> Result<Option<Order>> {
+        let mut conn = self.pool.get().await?;
+        load_order(&mut conn, scope, id, false).await
+    }
+
+    async fn list_orders(&self, scope: &Scope, filter: &OrderFilter, paging: &Paging) -> Result<Page<Order>> {
+        let mut conn = self.pool.get().await?;
+        let cursor = match paging {
+            Paging::Cursor { starting_after, ending_before, .. } => match starting_after.as_ref().or(ending_before.as_ref()) {
+                Some(id) => {
+                    let seq = conn.query_opt(rows::ORDER_SEQ, &scoped(scope, id), |r| r.int(0)).await?;
+                    let param = if starting_after.is_some() { "starting_after" } else { "ending_before" };
+                    Some(seq.ok_or_else(|| Problem::invalid(param, format!("No such order: {id}")))?)
+                }
+                None => None,
+            },
+            Paging::Page { .. } => None,
+        };
+        let (sql, params, reversed) = rows::list_orders_query(scope, filter, paging, cursor);
+        let orders = conn.query(&sql, &params, rows::order).await?;
+        Ok(rows::into_page(orders, paging.size(), reversed))
+    }
+
+    async fn cancel_order(&self, scope: &Scope, id: &str) -> Result<Option<CancelOutcome>> {
+        in_transaction!(self, conn, {
+            let Some(order) = load_order(&mut conn, scope, id, true).await? else { return Ok(None) };
+            if !order.status.accepts_payment() {
+                return Ok(Some(CancelOutcome::NotCancelable(order)));
+            }
+            let closing = conn.query(&rows::pending_charges_sql("FOR UPDATE"), &scoped(scope, id), rows::charge).await?;
+            conn.exec(rows::CANCEL_ORDER, &scoped(scope, id)).await?;
+            conn.exec(rows::CLOSE_PENDING_CHARGES, &scoped(scope, id)).await?;
+            let order = load_order(&mut conn, scope, id, false).await?.ok_or_else(|| Problem::internal("canceled order vanished"))?;
+            Ok(Some(CancelOutcome::Canceled { order, closed_charges: closing }))
+        })
+    }
+
+    async fn open_charge(&self, scope: &Scope, charge: &Charge) -> Result<OpenedCharge> {
+        in_transaction!(self, conn, {
+            let order = load_order(&mut conn, scope, &charge.order_id, true).await?.ok_or_else(|| Problem::not_found("order", &charge.order_id))?;
+            paygate_domain::check_payable(&order, charge.created)?;
+            let superseded = conn.query(&rows::pending_charges_sql("FOR UPDATE"), &scoped(scope, &order.id), rows::charge).await?;
+            conn.exec(rows::CLOSE_PENDING_CHARGES, &scoped(scope, &order.id)).await?;
+            conn.exec(&rows::insert_charge_sql(), &rows::charge_params(charge)).await?;
+            Ok(OpenedCharge { charge: charge.clone(), superseded })
+        })
+    }
+
+    async fn charge(&self, scope: &Scope, id: &str) -> Result<Option<Charge>> {
+        let mut conn = self.pool.get().await?;
+        load_charge(&mut conn, scope, id).await
+    }
+
+    async fn charges_of_order(&self, scope: &Scope, order_id: &str) -> Result<Vec<Charge>> {
+        let mut conn = self.pool.get().await?;
+        conn.query(&rows::charges_of_order_sql(), &scoped(scope, order_id), rows::charge).await
+    }
+
+    async fn find_charge(&self, scope: &Scope, reference: &str) -> Result<Option<Charge>> {
+        let mut conn = self.pool.get().await?;
+        conn.query_opt(&rows::find_charge_sql(), &scoped(scope, reference), rows::charge).await
+    }
+
+    async fn find_test_charge(&self, reference: &str) -> Result<Option<Charge>> {
+        let mut conn = self.pool.get().await?;
+        conn.query_opt(&rows::find_test_charge_sql(), &[SqlParam::Text(reference.to_string())], rows::charge).await
+    }
+
+    async fn settle_charge(&self, scope: &Scope, charge_id: &str, outcome: &ChargeOutcome) -> Result<SettledCharge> {
+        in_transaction!(self, conn, {
+            let charge = load_charge(&mut conn, scope, charge_id).await?.ok_or_else(|| Problem::not_found("charge", charge_id))?;
+            // Lock order first: the same order as cancel and refunds, so they never deadlock.
+            load_order(&mut conn, scope, &charge.order_id, true).await?;
+            let changed = match outcome {
+                ChargeOutcome::Succeeded { transaction_no, time_paid } => {
+                    let n = conn.exec(rows::CHARGE_SUCCEEDED, &with(scoped(scope, charge_id), [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid)])).await?;
+                    if n == 1 {
+                        let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
+                        if conn.exec(rows::ORDER_PAID, &with(scoped(scope, &charge.order_id), paid)).await? != 1 {
+                            return Err(Problem::internal(format!("order {} was not payable while charge {charge_id} was pending", charge.order_id)));
+                        }
+                    }
+                    n
+                }
+                ChargeOutcome::Failed { code, message } => {
+                    conn.exec(rows::CHARGE_FAILED, &with(scoped(scope, charge_id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())])).await?
+                }
+            };
+            let charge = load_charge(&mut conn, scope, charge_id).await?.ok_or_else(|| Problem::internal("charge vanished"))?;
+            if changed == 0 {
+                return Ok(SettledCharge::NotPending(charge));
+            }
+            let order = load_order(&mut conn, scope, &charge.order_id, false).await?.ok_or_else(|| Problem::internal("order vanished"))?;
+            Ok(SettledCharge::Settled { charge, order })
+        })
+    }
+
+    async fn reserve_refund(&self, scope: &Scope, req: &RefundRequest) -> Result<Refund> {
+        in_transaction!(self, conn, {
+            let order = load_order(&mut conn, scope, &req.order_id, true).await?.ok_or_else(|| Problem::not_found("order", &req.order_id))?;
+            let charge_id = match &req.charge_id {
+                Some(id) => id.clone(),
+                None => conn
+                    .query_opt(rows::SUCCEEDED_CHARGE_OF_ORDER, &scoped(scope, &order.id), |r| r.text(0))
+                    .await?
+                    .ok_or_else(|| plan_refund(&order, None, req.amount).err().unwrap_or_else(|| Problem::internal("paid order has no charge")))?,
+            };
+            let charge = load_charge(&mut conn, scope, &charge_id).await?.filter(|c| c.order_id == order.id).ok_or_else(|| Problem::not_found("charge", &charge_id))?;
+            let amount = plan_refund(&order, Some(&charge), req.amount)?;
+            if conn.exec(rows::RESERVE_REFUND, &with(scoped(scope, &order.id), [SqlParam::Int(amount.fen())])).await? != 1 {
+                return Err(Problem::internal("refund reservation lost under the row lock"));
+            }
+            let refund = rows::pending_refund(scope, req, &charge.id, amount);
+            conn.exec(&rows::insert_refund_sql(), &rows::refund_params(&refund)).await?;
+            Ok(refund)
+        })
+    }
+
+    async fn finish_refund(&self, scope: &Scope, refund_id: &str, outcome: &RefundOutcome) -> Result<Refund> {
+        in_transaction!(self, conn, {
+            let refund = load_refund(&mut conn, scope, refund_id).await?.ok_or_else(|| Problem::not_found("refund", refund_id))?;
+            load_order(&mut conn, scope, &refund.order_id, true).await?;
+            let amount = SqlParam::Int(refund.amount.fen());
+            match outcome {
+                RefundOutcome::Succeeded { transaction_no, time_succeed } => {
+                    let set = [SqlParam::OptText(transaction_no.clone()), SqlParam::Int(*time_succeed)];
+                    if conn.exec(rows::REFUND_SUCCEEDED, &with(scoped(scope, refund_id), set)).await? == 1 {
+                        conn.exec(rows::ORDER_REFUND_COUNTED, &with(scoped(scope, &refund.order_id), [amount.clone()])).await?;
+                        conn.exec(rows::CHARGE_REFUND_COUNTED, &with(scoped(scope, &refund.charge_id), [amount])).await?;
+                    }
+                }
+                RefundOutcome::Failed { code, message } => {
+                    let set = [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())];
+                    if conn.exec(rows::REFUND_FAILED, &with(scoped(scope, refund_id), set)).await? == 1 {
+                        conn.exec(rows::ORDER_REFUND_RELEASED, &with(scoped(scope, &refund.order_id), [amount])).await?;
+                    }
+                }
+            }
+            load_refund(&mut conn, scope, refund_id).await?.ok_or_else(|| Problem::internal("refund vanished"))
+        })
+    }
+
+    async fn refund(&self, scope: &Scope, id: &str) -> Result<Option<Refund>> {
+        let mut conn = self.pool.get().await?;
+        load_refund(&mut conn, scope, id).await
+    }
+
+    async fn refunds(&self, scope: &Scope, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> Result<Page<Refund>> {
+        let mut conn = self.pool.get().await?;
+        let (sql, params) = rows::refunds_query(scope, order_id, charge_id, limit);
+        Ok(rows::into_page(conn.query(&sql, &params, rows::refund).await?, limit, false))
+    }
+
+    async fn idempotency_begin(&self, scope: &Scope, key: &str, fingerprint: &[u8], now: i64) -> Result<IdempotencyBegin> {
+        let live = scope.mode.is_live();
+        in_transaction!(self, conn, {
+            // Take the key if it is free; otherwise lock the existing row and judge it.
+            let inserted = conn
+                .client()
+                .execute(
+                    "INSERT INTO idempotency_keys (app_id, livemode, key, fingerprint, created) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[&scope.app_id, &live, &key, &fingerprint, &now],
+                )
+                .await
+                .map_err(pg_err)?;
+            if inserted == 1 {
+                return Ok(IdempotencyBegin::Started);
+            }
+            let row = conn
+                .client()
+                .query_one(
+                    "SELECT fingerprint, created, status, body FROM idempotency_keys WHERE app_id = $1 AND livemode = $2 AND key = $3 FOR UPDATE",
+                    &[&scope.app_id, &live, &key],
+                )
+                .await
+                .map_err(pg_err)?;
+            let (fp, created, status, body): (Vec<u8>, i64, Option<i64>, Option<Vec<u8>>) =
+                (row.try_get(0).map_err(pg_err)?, row.try_get(1).map_err(pg_err)?, row.try_get(2).map_err(pg_err)?, row.try_get(3).map_err(pg_err)?);
+            match idempotency_decision(&fp, created, status, body, fingerprint, now) {
+                Some(decision) => Ok(decision),
+                None => {
+                    conn.client()
+                        .execute(
+                            "UPDATE idempotency_keys SET fingerprint = $4, created = $5, status = NULL, body = NULL WHERE app_id = $1 AND livemode = $2 AND key = $3",
+                            &[&scope.app_id, &live, &key, &fingerprint, &now],
+                        )
+                        .await
+                        .map_err(pg_err)?;
+                    Ok(IdempotencyBegin::Started)
+                }
+            }
+        })
+    }
+
+    async fn idempotency_complete(&self, scope: &Scope, key: &str, status: u16, body: &[u8]) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.client()
+            .execute(
+                "UPDATE idempotency_keys SET status = $4, body = $5 WHERE app_id = $1 AND livemode = $2 AND key = $3",
+                &[&scope.app_id, &scope.mode.is_live(), &key, &(status as i64), &body],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn idempotency_release(&self, scope: &Scope, key: &str) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.client()
+            .execute(
+                "DELETE FROM idempotency_keys WHERE app_id = $1 AND livemode = $2 AND key = $3 AND status IS NULL",
+                &[&scope.app_id, &scope.mode.is_live(), &key],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,400 @@
+//! The SQLite store: embedded, zero set-up. Writes go through one writer thread (see
+//! [`conn`]), so every trait method's read-decide-write runs with no other writer in between.
+
+mod conn;
+
+use async_trait::async_trait;
+use conn::{exec, query, query_opt, sql_err, Db};
+use paygate_domain::paging::{OrderFilter, Page, Paging};
+use paygate_domain::{plan_refund, App, Charge, Mode, Order, Problem, Refund, Scope};
+use paygate_store::rows::{self, SqlParam};
+use paygate_store::*;
+use rusqlite::Connection;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+pub struct SqliteStore {
+    db: Db,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &str) -> Result<SqliteStore> {
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                return Err(Problem::internal(format!("directory {} does not exist", dir.display())));
+            }
+        }
+        Ok(SqliteStore { db: Db::open(path)? })
+    }
+}
+
+fn scoped(scope: &Scope, id: &str) -> Vec<SqlParam> {
+    vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Text(id.to_string())]
+}
+
+fn with(mut params: Vec<SqlParam>, more: impl IntoIterator<Item = SqlParam>) -> Vec<SqlParam> {
+    params.extend(more);
+    params
+}
+
+fn load_order(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Order>> {
+    query_opt(conn, &rows::select_order_sql(""), &scoped(scope, id), rows::order)
+}
+
+fn load_charge(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Charge>> {
+    query_opt(conn, &rows::select_charge_sql(""), &scoped(scope, id), rows::charge)
+}
+
+fn load_refund(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Refund>> {
+    query_opt(conn, &rows::select_refund_sql(""), &scoped(scope, id), rows::refund)
+}
+
+fn existing_order_no_conflict(conn: &Connection, order: &Order) -> Result<Problem> {
+    let existing: Option<String> = query_opt(
+        conn,
+        "SELECT id FROM orders WHERE app_id = $1 AND livemode = $2 AND merchant_order_no = $3",
+        &[SqlParam::Text(order.app_id.clone()), SqlParam::Bool(order.mode.is_live()), SqlParam::Text(order.merchant_order_no.clone())],
+        |r| r.text(0),
+    )?;
+    Ok(match existing {
+        Some(id) => duplicate_order(&order.merchant_order_no, &id),
+        None => Problem::internal("order insert violated a constraint"),
+    })
+}
+
+fn duplicate_order(merchant_order_no: &str, existing_id: &str) -> Problem {
+    Problem::conflict(
+        "duplicate_merchant_order_no",
+        format!("merchant_order_no '{merchant_order_no}' is already used by order {existing_id}."),
+    )
+    .with_param("merchant_order_no")
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        self.db
+            .write(|conn| {
+                conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)")
+                    .map_err(sql_err)?;
+                for (version, sql) in MIGRATIONS {
+                    let done: Option<i64> =
+                        query_opt(conn, "SELECT version FROM schema_migrations WHERE version = $1", &[SqlParam::Int(*version)], |r| r.int(0))?;
+                    if done.is_none() {
+                        conn.execute_batch(sql).map_err(sql_err)?;
+                        exec(conn, "INSERT INTO schema_migrations (version, applied) VALUES ($1, strftime('%s','now'))", &[SqlParam::Int(*version)])?;
+                    }
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn server_secret(&self) -> Result<Vec<u8>> {
+        let mut fresh = [0u8; 32];
+        getrandom::getrandom(&mut fresh).map_err(Problem::internal)?;
+        self.db
+            .write(move |conn| {
+                conn.execute("INSERT INTO settings (name, value) VALUES ('server_secret', ?1) ON CONFLICT (name) DO NOTHING", [fresh.to_vec()])
+                    .map_err(sql_err)?;
+                conn.query_row("SELECT value FROM settings WHERE name = 'server_secret'", [], |r| r.get(0)).map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord]) -> Result<()> {
+        let (app, keys) = (app.clone(), keys.to_vec());
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "INSERT INTO apps (id, name, created, public_key_pem) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![app.id, app.name, app.created, app.public_key_pem],
+                )
+                .map_err(sql_err)?;
+                for k in keys {
+                    conn.execute(
+                        "INSERT INTO api_keys (key_hash, app_id, livemode, hint) VALUES (?1, ?2, ?3, ?4)",
+                        rusqlite::params![k.key_hash, app.id, k.mode.is_live(), k.hint],
+                    )
+                    .map_err(sql_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn count_apps(&self) -> Result<i64> {
+        self.db.read(|conn| conn.query_row("SELECT COUNT(*) FROM apps", [], |r| r.get(0)).map_err(sql_err)).await
+    }
+
+    async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<(App, Mode)>> {
+        let key_hash = key_hash.to_vec();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT a.id, a.name, a.created, a.public_key_pem, k.livemode FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = ?1",
+                    )
+                    .map_err(sql_err)?;
+                let mut rows = stmt.query([key_hash]).map_err(sql_err)?;
+                match rows.next().map_err(sql_err)? {
+                    None => Ok(None),
+                    Some(r) => Ok(Some((
+                        App { id: r.get(0).map_err(sql_err)?, name: r.get(1).map_err(sql_err)?, created: r.get(2).map_err(sql_err)?, public_key_pem: r.get(3).map_err(sql_err)? },
+                        Mode::from_live(r.get(4).map_err(sql_err)?),
+                    ))),
+                }
+            })
+            .await
+    }
+
+    async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool> {
+        let (app_id, pem) = (app_id.to_string(), pem.map(str::to_string));
+        self.db
+            .write(move |conn| {
+                conn.execute("UPDATE apps SET public_key_pem = ?1 WHERE id = ?2", rusqlite::params![pem, app_id]).map(|n| n == 1).map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn insert_order(&self, order: &Order) -> Result<()> {
+        let order = order.clone();
+        self.db
+            .write(move |conn| match exec(conn, &rows::insert_order_sql(), &rows::order_params(&order)) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(existing_order_no_conflict(conn, &order)?),
+            })
+            .await
+    }
+
+    async fn order(&self, scope: &Scope, id: &str) -> Result<Option<Order>> {
+        let (scope, id) = (scope.clone(), id.to_string());
+        self.db.read(move |conn| load_order(conn, &scope, &id)).await
+    }
+
+    async fn list_orders(&self, scope: &Scope, filter: &OrderFilter, paging: &Paging) -> Result<Page<Order>> {
+        let (scope, filter, paging) = (scope.clone(), filter.clone(), paging.clone());
+        self.db
+            .read(move |conn| {
+                let cursor = match &paging {
+                    Paging::Cursor { starting_after, ending_before, .. } => match starting_after.as_ref().or(ending_before.as_ref()) {
+                        Some(id) => {
+                            let seq = query_opt(conn, rows::ORDER_SEQ, &scoped(&scope, id), |r| r.int(0))?;
+                            let param = if starting_after.is_some() { "starting_after" } else { "ending_before" };
+                            Some(seq.ok_or_else(|| Problem::invalid(param, format!("No such order: {id}")))?)
+                        }
+                        None => None,
+                    },
+                    Paging::Page { .. } => None,
+                };
+                let (sql, params, reversed) = rows::list_orders_query(&scope, &filter, &paging, cursor);
+                let orders = query(conn, &sql, &params, rows::order)?;
+                Ok(rows::into_page(orders, paging.size(), reversed))
+            })
+            .await
+    }
+
+    async fn cancel_order(&self, scope: &Scope, id: &str) -> Result<Option<CancelOutcome>> {
+        let (scope, id) = (scope.clone(), id.to_string());
+        self.db
+            .write(move |conn| {
+                let closing = query(conn, &rows::pending_charges_sql(""), &scoped(&scope, &id), rows::charge)?;
+                if exec(conn, rows::CANCEL_ORDER, &scoped(&scope, &id))? == 1 {
+                    exec(conn, rows::CLOSE_PENDING_CHARGES, &scoped(&scope, &id))?;
+                    let order = load_order(conn, &scope, &id)?.ok_or_else(|| Problem::internal("canceled order vanished"))?;
+                    return Ok(Some(CancelOutcome::Canceled { order, closed_charges: closing }));
+                }
+                Ok(load_order(conn, &scope, &id)?.map(CancelOutcome::NotCancelable))
+            })
+            .await
+    }
+
+    async fn open_charge(&self, scope: &Scope, charge: &Charge) -> Result<OpenedCharge> {
+        let (scope, charge) = (scope.clone(), charge.clone());
+        self.db
+            .write(move |conn| {
+                let order = load_order(conn, &scope, &charge.order_id)?.ok_or_else(|| Problem::not_found("order", &charge.order_id))?;
+                paygate_domain::check_payable(&order, charge.created)?;
+                let superseded = query(conn, &rows::pending_charges_sql(""), &scoped(&scope, &order.id), rows::charge)?;
+                exec(conn, rows::CLOSE_PENDING_CHARGES, &scoped(&scope, &order.id))?;
+                exec(conn, &rows::insert_charge_sql(), &rows::charge_params(&charge))?;
+                Ok(OpenedCharge { charge, superseded })
+            })
+            .await
+    }
+
+    async fn charge(&self, scope: &Scope, id: &str) -> Result<Option<Charge>> {
+        let (scope, id) = (scope.clone(), id.to_string());
+        self.db.read(move |conn| load_charge(conn, &scope, &id)).await
+    }
+
+    async fn charges_of_order(&self, scope: &Scope, order_id: &str) -> Result<Vec<Charge>> {
+        let (scope, id) = (scope.clone(), order_id.to_string());
+        self.db.read(move |conn| query(conn, &rows::charges_of_order_sql(), &scoped(&scope, &id), rows::charge)).await
+    }
+
+    async fn find_charge(&self, scope: &Scope, reference: &str) -> Result<Option<Charge>> {
+        let (scope, reference) = (scope.clone(), reference.to_string());
+        self.db.read(move |conn| query_opt(conn, &rows::find_charge_sql(), &scoped(&scope, &reference), rows::charge)).await
+    }
+
+    async fn find_test_charge(&self, reference: &str) -> Result<Option<Charge>> {
+        let reference = reference.to_string();
+        self.db.read(move |conn| query_opt(conn, &rows::find_test_charge_sql(), &[SqlParam::Text(reference)], rows::charge)).await
+    }
+
+    async fn settle_charge(&self, scope: &Scope, charge_id: &str, outcome: &ChargeOutcome) -> Result<SettledCharge> {
+        let (scope, id, outcome) = (scope.clone(), charge_id.to_string(), outcome.clone());
+        self.db
+            .write(move |conn| {
+                let charge = load_charge(conn, &scope, &id)?.ok_or_else(|| Problem::not_found("charge", &id))?;
+                let changed = match &outcome {
+                    ChargeOutcome::Succeeded { transaction_no, time_paid } => {
+                        let n = exec(conn, rows::CHARGE_SUCCEEDED, &with(scoped(&scope, &id), [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid)]))?;
+                        if n == 1 {
+                            let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
+                            if exec(conn, rows::ORDER_PAID, &with(scoped(&scope, &charge.order_id), paid))? != 1 {
+                                // Only pending charges of a created order exist (cancel closes them in
+                                // the same transaction), so this is a broken invariant, not a race.
+                                return Err(Problem::internal(format!("order {} was not payable while charge {id} was pending", charge.order_id)));
+                            }
+                        }
+                        n
+                    }
+                    ChargeOutcome::Failed { code, message } => {
+                        exec(conn, rows::CHARGE_FAILED, &with(scoped(&scope, &id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())]))?
+                    }
+                };
+                let charge = load_charge(conn, &scope, &id)?.ok_or_else(|| Problem::internal("charge vanished"))?;
+                if changed == 0 {
+                    return Ok(SettledCharge::NotPending(charge));
+                }
+                let order = load_order(conn, &scope, &charge.order_id)?.ok_or_else(|| Problem::internal("order vanished"))?;
+                Ok(SettledCharge::Settled { charge, order })
+            })
+            .await
+    }
+
+    async fn reserve_refund(&self, scope: &Scope, request: &RefundRequest) -> Result<Refund> {
+        let (scope, req) = (scope.clone(), request.clone());
+        self.db
+            .write(move |conn| {
+                let order = load_order(conn, &scope, &req.order_id)?.ok_or_else(|| Problem::not_found("order", &req.order_id))?;
+                let charge_id = match &req.charge_id {
+                    Some(id) => id.clone(),
+                    None => query_opt(conn, rows::SUCCEEDED_CHARGE_OF_ORDER, &scoped(&scope, &order.id), |r| r.text(0))?
+                        .ok_or_else(|| plan_refund(&order, None, req.amount).err().unwrap_or_else(|| Problem::internal("paid order has no charge")))?,
+                };
+                let charge = load_charge(conn, &scope, &charge_id)?.filter(|c| c.order_id == order.id).ok_or_else(|| Problem::not_found("charge", &charge_id))?;
+                let amount = plan_refund(&order, Some(&charge), req.amount)?;
+                if exec(conn, rows::RESERVE_REFUND, &with(scoped(&scope, &order.id), [SqlParam::Int(amount.fen())]))? != 1 {
+                    return Err(Problem::internal("refund reservation lost under the single writer"));
+                }
+                let refund = rows::pending_refund(&scope, &req, &charge.id, amount);
+                exec(conn, &rows::insert_refund_sql(), &rows::refund_params(&refund))?;
+                Ok(refund)
+            })
+            .await
+    }
+
+    async fn finish_refund(&self, scope: &Scope, refund_id: &str, outcome: &RefundOutcome) -> Result<Refund> {
+        let (scope, id, outcome) = (scope.clone(), refund_id.to_string(), outcome.clone());
+        self.db
+            .write(move |conn| {
+                let refund = load_refund(conn, &scope, &id)?.ok_or_else(|| Problem::not_found("refund", &id))?;
+                let amount = SqlParam::Int(refund.amount.fen());
+                match &outcome {
+                    RefundOutcome::Succeeded { transaction_no, time_succeed } => {
+                        let set = [SqlParam::OptText(transaction_no.clone()), SqlParam::Int(*time_succeed)];
+                        if exec(conn, rows::REFUND_SUCCEEDED, &with(scoped(&scope, &id), set))? == 1 {
+                            exec(conn, rows::ORDER_REFUND_COUNTED, &with(scoped(&scope, &refund.order_id), [amount.clone()]))?;
+                            exec(conn, rows::CHARGE_REFUND_COUNTED, &with(scoped(&scope, &refund.charge_id), [amount]))?;
+                        }
+                    }
+                    RefundOutcome::Failed { code, message } => {
+                        let set = [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())];
+                        if exec(conn, rows::REFUND_FAILED, &with(scoped(&scope, &id), set))? == 1 {
+                            exec(conn, rows::ORDER_REFUND_RELEASED, &with(scoped(&scope, &refund.order_id), [amount]))?;
+                        }
+                    }
+                }
+                load_refund(conn, &scope, &id)?.ok_or_else(|| Problem::internal("refund vanished"))
+            })
+            .await
+    }
+
+    async fn refund(&self, scope: &Scope, id: &str) -> Result<Option<Refund>> {
+        let (scope, id) = (scope.clone(), id.to_string());
+        self.db.read(move |conn| load_refund(conn, &scope, &id)).await
+    }
+
+    async fn refunds(&self, scope: &Scope, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> Result<Page<Refund>> {
+        let (sql, params) = rows::refunds_query(scope, order_id, charge_id, limit);
+        self.db.read(move |conn| Ok(rows::into_page(query(conn, &sql, &params, rows::refund)?, limit, false))).await
+    }
+
+    async fn idempotency_begin(&self, scope: &Scope, key: &str, fingerprint: &[u8], now: i64) -> Result<IdempotencyBegin> {
+        let (scope, key, fingerprint) = (scope.clone(), key.to_string(), fingerprint.to_vec());
+        self.db
+            .write(move |conn| {
+                let live = scope.mode.is_live();
+                let existing: Option<(Vec<u8>, i64, Option<i64>, Option<Vec<u8>>)> = conn
+                    .query_row(
+                        "SELECT fingerprint, created, status, body FROM idempotency_keys WHERE app_id = ?1 AND livemode = ?2 AND key = ?3",
+                        rusqlite::params![scope.app_id, live, key],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .map(Some)
+                    .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(sql_err(e)) })?;
+                let decision = existing.map(|(fp, created, status, body)| paygate_store::idempotency_decision(&fp, created, status, body, &fingerprint, now));
+                match decision {
+                    Some(Some(d)) => Ok(d),
+                    // Absent, expired, or an abandoned start: (re)take the key.
+                    _ => {
+                        conn.execute(
+                            "INSERT INTO idempotency_keys (app_id, livemode, key, fingerprint, created, status, body) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL) \
+                             ON CONFLICT (app_id, livemode, key) DO UPDATE SET fingerprint = excluded.fingerprint, created = excluded.created, status = NULL, body = NULL",
+                            rusqlite::params![scope.app_id, live, key, fingerprint, now],
+                        )
+                        .map_err(sql_err)?;
+                        Ok(IdempotencyBegin::Started)
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn idempotency_complete(&self, scope: &Scope, key: &str, status: u16, body: &[u8]) -> Result<()> {
+        let (scope, key, body) = (scope.clone(), key.to_string(), body.to_vec());
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE idempotency_keys SET status = ?4, body = ?5 WHERE app_id = ?1 AND livemode = ?2 AND key = ?3",
+                    rusqlite::params![scope.app_id, scope.mode.is_live(), key, status as i64, body],
+                )
+                .map_err(sql_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn idempotency_release(&self, scope: &Scope, key: &str) -> Result<()> {
+        let (scope, key) = (scope.clone(), key.to_string());
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "DELETE FROM idempotency_keys WHERE app_id = ?1 AND livemode = ?2 AND key = ?3 AND status IS NULL",
+                    rusqlite::params![scope.app_id, scope.mode.is_live(), key],
+                )
+                .map_err(sql_err)?;
+                Ok(())
+            })
+            .await
+    }
+}
+

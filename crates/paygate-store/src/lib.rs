@@ -1,0 +1,157 @@
+//! The storage contract. Each method is one atomic unit: a backend runs it in one transaction
+//! (PostgreSQL: row locks; SQLite: the single writer), so callers never check-then-act.
+//! Every object lookup takes a [`Scope`]; there is no unscoped read of merchant data except
+//! [`Store::find_test_charge`] for the operator's `paygate sandbox pay` command.
+
+pub mod rows;
+
+use async_trait::async_trait;
+use paygate_domain::paging::{OrderFilter, Page, Paging};
+use paygate_domain::{Amount, App, Charge, Mode, Order, Problem, Refund, Scope};
+
+pub type Result<T> = std::result::Result<T, Problem>;
+
+/// An API key as stored: only its keyed hash.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub key_hash: Vec<u8>,
+    pub mode: Mode,
+    /// The last four characters, so an operator can tell keys apart.
+    pub hint: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum CancelOutcome {
+    /// The order is now canceled; these pending charges were closed with it.
+    Canceled { order: Order, closed_charges: Vec<Charge> },
+    /// The order was not in a cancelable state; here it is as it is.
+    NotCancelable(Order),
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenedCharge {
+    pub charge: Charge,
+    /// Pending charges of the same order that the new one superseded (now closed).
+    pub superseded: Vec<Charge>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ChargeOutcome {
+    Succeeded { transaction_no: String, time_paid: i64 },
+    Failed { code: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub enum SettledCharge {
+    /// The charge moved out of pending; the order is as it is after that.
+    Settled { charge: Charge, order: Order },
+    /// The charge was no longer pending (already settled or closed); nothing changed.
+    NotPending(Charge),
+}
+
+/// What a refund needs from the caller; the amount is decided in the transaction.
+#[derive(Debug, Clone)]
+pub struct RefundRequest {
+    pub id: String,
+    pub refund_no: String,
+    pub order_id: String,
+    /// Refund against this charge; `None` = the order's successful charge.
+    pub charge_id: Option<String>,
+    /// `None` = everything still refundable.
+    pub amount: Option<Amount>,
+    pub description: String,
+    pub metadata: serde_json::Value,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum RefundOutcome {
+    Succeeded { transaction_no: Option<String>, time_succeed: i64 },
+    Failed { code: String, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// First use of the key: the caller runs the request and then completes or releases it.
+    Started,
+    /// A completed request with the same fingerprint: replay this.
+    Replay { status: u16, body: Vec<u8> },
+    /// The key was used for a different request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InFlight,
+}
+
+/// Idempotency keys are kept (and replayed) this long.
+pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
+/// A started key whose request never completed (a crash) may be taken over after this long.
+pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 60;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending migrations; safe to call from several nodes at once.
+    async fn migrate(&self) -> Result<()>;
+    /// A random secret created once per database, keying the API-key hashes.
+    async fn server_secret(&self) -> Result<Vec<u8>>;
+
+    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord]) -> Result<()>;
+    async fn count_apps(&self) -> Result<i64>;
+    async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<(App, Mode)>>;
+    async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool>;
+
+    /// Fails with a `Conflict` naming the existing order when its merchant_order_no is taken.
+    async fn insert_order(&self, order: &Order) -> Result<()>;
+    async fn order(&self, scope: &Scope, id: &str) -> Result<Option<Order>>;
+    async fn list_orders(&self, scope: &Scope, filter: &OrderFilter, paging: &Paging) -> Result<Page<Order>>;
+    /// Created → canceled, closing its pending charges, in one transaction. `None` if not found.
+    async fn cancel_order(&self, scope: &Scope, id: &str) -> Result<Option<CancelOutcome>>;
+
+    /// Inserts a pending charge if the order still accepts payment, closing any other pending
+    /// charge of the order in the same transaction.
+    async fn open_charge(&self, scope: &Scope, charge: &Charge) -> Result<OpenedCharge>;
+    async fn charge(&self, scope: &Scope, id: &str) -> Result<Option<Charge>>;
+    async fn charges_of_order(&self, scope: &Scope, order_id: &str) -> Result<Vec<Charge>>;
+    /// By charge id, channel order number or transaction number, within the scope.
+    async fn find_charge(&self, scope: &Scope, reference: &str) -> Result<Option<Charge>>;
+    /// The same lookup across all apps, test mode only: the operator's sandbox command.
+    async fn find_test_charge(&self, reference: &str) -> Result<Option<Charge>>;
+    /// Pending → succeeded (order created → paid) or pending → failed, atomically.
+    async fn settle_charge(&self, scope: &Scope, charge_id: &str, outcome: &ChargeOutcome) -> Result<SettledCharge>;
+
+    /// Reserves the refund amount on the order (conditional update) and inserts a pending refund.
+    async fn reserve_refund(&self, scope: &Scope, request: &RefundRequest) -> Result<Refund>;
+    /// Pending → succeeded (counts it) or pending → failed (releases the reservation).
+    async fn finish_refund(&self, scope: &Scope, refund_id: &str, outcome: &RefundOutcome) -> Result<Refund>;
+    async fn refund(&self, scope: &Scope, id: &str) -> Result<Option<Refund>>;
+    /// Refunds of an order (`charge_id = None`) or of one charge, newest first.
+    async fn refunds(&self, scope: &Scope, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> Result<Page<Refund>>;
+
+    async fn idempotency_begin(&self, scope: &Scope, key: &str, fingerprint: &[u8], now: i64) -> Result<IdempotencyBegin>;
+    async fn idempotency_complete(&self, scope: &Scope, key: &str, status: u16, body: &[u8]) -> Result<()>;
+    async fn idempotency_release(&self, scope: &Scope, key: &str) -> Result<()>;
+}
+
+/// What an existing idempotency row means for a new request with `fingerprint` at `now`;
+/// `None` means the key may be (re)taken: it expired, or its request was abandoned mid-way.
+pub fn idempotency_decision(
+    stored_fingerprint: &[u8],
+    created: i64,
+    status: Option<i64>,
+    body: Option<Vec<u8>>,
+    fingerprint: &[u8],
+    now: i64,
+) -> Option<IdempotencyBegin> {
+    if now - created >= IDEMPOTENCY_TTL_SECONDS {
+        return None;
+    }
+    if stored_fingerprint != fingerprint {
+        return Some(IdempotencyBegin::Mismatch);
+    }
+    match (status, body) {
+        (Some(status), Some(body)) => Some(IdempotencyBegin::Replay { status: status as u16, body }),
+        _ if now - created >= IDEMPOTENCY_LEASE_SECONDS => None,
+        _ => Some(IdempotencyBegin::InFlight),
+    }
+}

@@ -1,0 +1,394 @@
+//! SQL and row mapping shared by both backends. Statements are written with PostgreSQL's `$N`
+//! placeholders; the SQLite backend rewrites them to `?N` (explicitly numbered, so the
+//! binding order is the same). Types are chosen so one text serves both: BIGINT fen, BIGINT unix
+//! seconds, BOOLEAN, TEXT (JSON as text).
+
+use crate::Result;
+use paygate_domain::paging::{OrderFilter, Paging};
+use paygate_domain::{Amount, Charge, ChargeStatus, Currency, Mode, Order, OrderStatus, Problem, Refund, RefundStatus, Scope};
+use serde_json::Value;
+
+/// What a backend's row must offer for the mappers below.
+pub trait RowLike {
+    fn text(&self, i: usize) -> Result<String>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    fn int(&self, i: usize) -> Result<i64>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+    fn boolean(&self, i: usize) -> Result<bool>;
+}
+
+/// A bind parameter of a dynamically built query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlParam {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    /// Typed NULLs: PostgreSQL checks a parameter's type even when it is NULL.
+    OptText(Option<String>),
+    OptInt(Option<i64>),
+}
+
+pub const ORDER_COLUMNS: &str = "id, app_id, livemode, created, status, uid, merchant_order_no, amount, coupon_amount, \
+    actual_amount, amount_paid, amount_refunded, refund_reserved, has_refunds, currency, subject, body, client_ip, \
+    time_paid, time_expire, description, metadata, receipt_app, service_app";
+
+pub const CHARGE_COLUMNS: &str = "id, order_id, app_id, livemode, created, status, channel, channel_order_no, amount, \
+    amount_refunded, currency, client_ip, subject, body, extra, credential, time_paid, time_expire, transaction_no, \
+    failure_code, failure_msg, metadata, description";
+
+pub const REFUND_COLUMNS: &str = "id, order_id, charge_id, app_id, livemode, created, status, amount, refund_no, \
+    description, metadata, time_succeed, transaction_no, failure_code, failure_msg";
+
+pub fn insert_order_sql() -> String {
+    format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({})", placeholders(24))
+}
+pub fn insert_charge_sql() -> String {
+    format!("INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({})", placeholders(23))
+}
+pub fn insert_refund_sql() -> String {
+    format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({})", placeholders(15))
+}
+pub fn select_order_sql(lock: &str) -> String {
+    format!("SELECT {ORDER_COLUMNS} FROM orders WHERE app_id = $1 AND livemode = $2 AND id = $3 {lock}")
+}
+pub fn select_charge_sql(lock: &str) -> String {
+    format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 AND id = $3 {lock}")
+}
+pub fn select_refund_sql(lock: &str) -> String {
+    format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE app_id = $1 AND livemode = $2 AND id = $3 {lock}")
+}
+pub fn charges_of_order_sql() -> String {
+    format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 ORDER BY seq DESC")
+}
+pub fn pending_charges_sql(lock: &str) -> String {
+    format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'pending' {lock}")
+}
+pub fn find_charge_sql() -> String {
+    format!(
+        "SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 \
+         AND (id = $3 OR channel_order_no = $3 OR transaction_no = $3) ORDER BY seq DESC LIMIT 1"
+    )
+}
+pub fn find_test_charge_sql() -> String {
+    format!(
+        "SELECT {CHARGE_COLUMNS} FROM charges WHERE livemode = FALSE \
+         AND (id = $1 OR channel_order_no = $1 OR transaction_no = $1) ORDER BY seq DESC LIMIT 1"
+    )
+}
+
+pub const CLOSE_PENDING_CHARGES: &str =
+    "UPDATE charges SET status = 'closed' WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'pending'";
+pub const CANCEL_ORDER: &str =
+    "UPDATE orders SET status = 'canceled' WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created'";
+pub const CHARGE_SUCCEEDED: &str = "UPDATE charges SET status = 'succeeded', transaction_no = $4, time_paid = $5 \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
+pub const CHARGE_FAILED: &str = "UPDATE charges SET status = 'failed', failure_code = $4, failure_msg = $5 \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
+/// Only a created order becomes paid; the amount is the charge's.
+pub const ORDER_PAID: &str = "UPDATE orders SET status = 'paid', amount_paid = $4, time_paid = $5 \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created'";
+/// The reservation: succeeds only while the bound still holds, whatever ran before it.
+pub const RESERVE_REFUND: &str = "UPDATE orders SET refund_reserved = refund_reserved + $4, has_refunds = TRUE \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status IN ('paid', 'refunded') \
+    AND amount_paid - refund_reserved >= $4";
+pub const REFUND_SUCCEEDED: &str = "UPDATE refunds SET status = 'succeeded', transaction_no = $4, time_succeed = $5 \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
+pub const REFUND_FAILED: &str = "UPDATE refunds SET status = 'failed', failure_code = $4, failure_msg = $5 \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
+/// Counts a succeeded refund; the order reads `refunded` once everything paid went back.
+pub const ORDER_REFUND_COUNTED: &str = "UPDATE orders SET amount_refunded = amount_refunded + $4, \
+    status = CASE WHEN amount_refunded + $4 = amount_paid THEN 'refunded' ELSE status END \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3";
+pub const CHARGE_REFUND_COUNTED: &str = "UPDATE charges SET amount_refunded = amount_refunded + $4 \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3";
+pub const ORDER_REFUND_RELEASED: &str = "UPDATE orders SET refund_reserved = refund_reserved - $4 \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3";
+pub const SUCCEEDED_CHARGE_OF_ORDER: &str =
+    "SELECT id FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'succeeded'";
+
+pub fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+pub fn scope_params(scope: &Scope) -> (String, bool) {
+    (scope.app_id.clone(), scope.mode.is_live())
+}
+
+pub fn order_params(o: &Order) -> Vec<SqlParam> {
+    use SqlParam::*;
+    vec![
+        Text(o.id.clone()),
+        Text(o.app_id.clone()),
+        Bool(o.mode.is_live()),
+        Int(o.created),
+        Text(o.status.as_str().into()),
+        opt_text(&o.uid),
+        Text(o.merchant_order_no.clone()),
+        Int(o.amount.fen()),
+        Int(o.coupon_amount.fen()),
+        Int(o.actual_amount.fen()),
+        Int(o.amount_paid.fen()),
+        Int(o.amount_refunded.fen()),
+        Int(o.refund_reserved.fen()),
+        Bool(o.has_refunds),
+        Text(o.currency.code().into()),
+        Text(o.subject.clone()),
+        Text(o.body.clone()),
+        Text(o.client_ip.clone()),
+        opt_int(o.time_paid),
+        Int(o.time_expire),
+        opt_text(&o.description),
+        OptText(o.metadata.as_ref().map(|m| m.to_string())),
+        Text(o.receipt_app.clone()),
+        Text(o.service_app.clone()),
+    ]
+}
+
+pub fn charge_params(c: &Charge) -> Vec<SqlParam> {
+    use SqlParam::*;
+    vec![
+        Text(c.id.clone()),
+        Text(c.order_id.clone()),
+        Text(c.app_id.clone()),
+        Bool(c.mode.is_live()),
+        Int(c.created),
+        Text(c.status.as_str().into()),
+        Text(c.channel.clone()),
+        Text(c.channel_order_no.clone()),
+        Int(c.amount.fen()),
+        Int(c.amount_refunded.fen()),
+        Text(c.currency.code().into()),
+        Text(c.client_ip.clone()),
+        Text(c.subject.clone()),
+        Text(c.body.clone()),
+        Text(c.extra.to_string()),
+        Text(c.credential.to_string()),
+        opt_int(c.time_paid),
+        Int(c.time_expire),
+        opt_text(&c.transaction_no),
+        opt_text(&c.failure_code),
+        opt_text(&c.failure_msg),
+        Text(c.metadata.to_string()),
+        opt_text(&c.description),
+    ]
+}
+
+pub fn refund_params(r: &Refund) -> Vec<SqlParam> {
+    use SqlParam::*;
+    vec![
+        Text(r.id.clone()),
+        Text(r.order_id.clone()),
+        Text(r.charge_id.clone()),
+        Text(r.app_id.clone()),
+        Bool(r.mode.is_live()),
+        Int(r.created),
+        Text(r.status.as_str().into()),
+        Int(r.amount.fen()),
+        Text(r.refund_no.clone()),
+        Text(r.description.clone()),
+        Text(r.metadata.to_string()),
+        opt_int(r.time_succeed),
+        opt_text(&r.transaction_no),
+        opt_text(&r.failure_code),
+        opt_text(&r.failure_msg),
+    ]
+}
+
+fn opt_text(v: &Option<String>) -> SqlParam {
+    SqlParam::OptText(v.clone())
+}
+fn opt_int(v: Option<i64>) -> SqlParam {
+    SqlParam::OptInt(v)
+}
+
+fn status_err(what: &str, v: &str) -> Problem {
+    Problem::internal(format!("stored {what} has unknown status '{v}'"))
+}
+
+fn json(text: Option<String>) -> Result<Option<Value>> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| Problem::internal(format!("stored JSON is invalid: {e}")))).transpose()
+}
+
+fn mode(live: bool) -> Mode {
+    Mode::from_live(live)
+}
+
+pub fn order(r: &dyn RowLike) -> Result<Order> {
+    let status = r.text(4)?;
+    Ok(Order {
+        id: r.text(0)?,
+        app_id: r.text(1)?,
+        mode: mode(r.boolean(2)?),
+        created: r.int(3)?,
+        status: OrderStatus::parse(&status).ok_or_else(|| status_err("order", &status))?,
+        uid: r.opt_text(5)?,
+        merchant_order_no: r.text(6)?,
+        amount: Amount::from_stored(r.int(7)?),
+        coupon_amount: Amount::from_stored(r.int(8)?),
+        actual_amount: Amount::from_stored(r.int(9)?),
+        amount_paid: Amount::from_stored(r.int(10)?),
+        amount_refunded: Amount::from_stored(r.int(11)?),
+        refund_reserved: Amount::from_stored(r.int(12)?),
+        has_refunds: r.boolean(13)?,
+        currency: Currency::parse("currency", &r.text(14)?)?,
+        subject: r.text(15)?,
+        body: r.text(16)?,
+        client_ip: r.text(17)?,
+        time_paid: r.opt_int(18)?,
+        time_expire: r.int(19)?,
+        description: r.opt_text(20)?,
+        metadata: json(r.opt_text(21)?)?,
+        receipt_app: r.text(22)?,
+        service_app: r.text(23)?,
+    })
+}
+
+pub fn charge(r: &dyn RowLike) -> Result<Charge> {
+    let status = r.text(5)?;
+    Ok(Charge {
+        id: r.text(0)?,
+        order_id: r.text(1)?,
+        app_id: r.text(2)?,
+        mode: mode(r.boolean(3)?),
+        created: r.int(4)?,
+        status: ChargeStatus::parse(&status).ok_or_else(|| status_err("charge", &status))?,
+        channel: r.text(6)?,
+        channel_order_no: r.text(7)?,
+        amount: Amount::from_stored(r.int(8)?),
+        amount_refunded: Amount::from_stored(r.int(9)?),
+        currency: Currency::parse("currency", &r.text(10)?)?,
+        client_ip: r.text(11)?,
+        subject: r.text(12)?,
+        body: r.text(13)?,
+        extra: json(Some(r.text(14)?))?.unwrap_or(Value::Null),
+        credential: json(Some(r.text(15)?))?.unwrap_or(Value::Null),
+        time_paid: r.opt_int(16)?,
+        time_expire: r.int(17)?,
+        transaction_no: r.opt_text(18)?,
+        failure_code: r.opt_text(19)?,
+        failure_msg: r.opt_text(20)?,
+        metadata: json(Some(r.text(21)?))?.unwrap_or(Value::Null),
+        description: r.opt_text(22)?,
+    })
+}
+
+pub fn refund(r: &dyn RowLike) -> Result<Refund> {
+    let status = r.text(6)?;
+    Ok(Refund {
+        id: r.text(0)?,
+        order_id: r.text(1)?,
+        charge_id: r.text(2)?,
+        app_id: r.text(3)?,
+        mode: mode(r.boolean(4)?),
+        created: r.int(5)?,
+        status: RefundStatus::parse(&status).ok_or_else(|| status_err("refund", &status))?,
+        amount: Amount::from_stored(r.int(7)?),
+        refund_no: r.text(8)?,
+        description: r.text(9)?,
+        metadata: json(Some(r.text(10)?))?.unwrap_or(Value::Null),
+        time_succeed: r.opt_int(11)?,
+        transaction_no: r.opt_text(12)?,
+        failure_code: r.opt_text(13)?,
+        failure_msg: r.opt_text(14)?,
+    })
+}
+
+/// Builds the orders list query for either backend. `cursor_seq` is the `seq` of the
+/// `starting_after` / `ending_before` order, looked up (scoped) by the caller.
+/// Fetches one row more than the page size so `has_more` is exact.
+pub fn list_orders_query(scope: &Scope, filter: &OrderFilter, paging: &Paging, cursor_seq: Option<i64>) -> (String, Vec<SqlParam>, bool) {
+    let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
+    let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE app_id = $1 AND livemode = $2");
+    let mut push = |clause: &str, p: SqlParam, sql: &mut String| {
+        params.push(p);
+        sql.push_str(&format!(" AND {clause} ${}", params.len()));
+    };
+    if let Some(v) = &filter.uid {
+        push("uid =", SqlParam::Text(v.clone()), &mut sql);
+    }
+    if let Some(v) = &filter.receipt_app {
+        push("receipt_app =", SqlParam::Text(v.clone()), &mut sql);
+    }
+    if let Some(v) = &filter.service_app {
+        push("service_app =", SqlParam::Text(v.clone()), &mut sql);
+    }
+    if let Some(paid) = filter.paid {
+        sql.push_str(if paid { " AND status IN ('paid', 'refunded')" } else { " AND status NOT IN ('paid', 'refunded')" });
+    }
+    if let Some(v) = filter.refunded {
+        push("has_refunds =", SqlParam::Bool(v), &mut sql);
+    }
+    if let Some(canceled) = filter.canceled {
+        sql.push_str(if canceled { " AND status = 'canceled'" } else { " AND status <> 'canceled'" });
+    }
+    let c = &filter.created;
+    for (op, v) in [(">", c.gt), (">=", c.gte), ("<", c.lt), ("<=", c.lte)] {
+        if let Some(v) = v {
+            push(&format!("created {op}"), SqlParam::Int(v), &mut sql);
+        }
+    }
+    let mut reversed = false;
+    match paging {
+        Paging::Page { page, per_page } => {
+            sql.push_str(&format!(" ORDER BY seq DESC LIMIT {} OFFSET {}", per_page + 1, (page - 1) * per_page));
+        }
+        Paging::Cursor { limit, ending_before, .. } => {
+            if let Some(seq) = cursor_seq {
+                let op = if ending_before.is_some() { ">" } else { "<" };
+                push(&format!("seq {op}"), SqlParam::Int(seq), &mut sql);
+            }
+            reversed = ending_before.is_some();
+            let dir = if reversed { "ASC" } else { "DESC" };
+            sql.push_str(&format!(" ORDER BY seq {dir} LIMIT {}", limit + 1));
+        }
+    }
+    (sql, params, reversed)
+}
+
+pub const ORDER_SEQ: &str = "SELECT seq FROM orders WHERE app_id = $1 AND livemode = $2 AND id = $3";
+
+pub fn refunds_query(scope: &Scope, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> (String, Vec<SqlParam>) {
+    let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
+    let mut sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE app_id = $1 AND livemode = $2");
+    if let Some(o) = order_id {
+        params.push(SqlParam::Text(o.into()));
+        sql.push_str(&format!(" AND order_id = ${}", params.len()));
+    }
+    if let Some(c) = charge_id {
+        params.push(SqlParam::Text(c.into()));
+        sql.push_str(&format!(" AND charge_id = ${}", params.len()));
+    }
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit + 1));
+    (sql, params)
+}
+
+/// Trims the extra row fetched for `has_more` and restores newest-first order.
+pub fn into_page<T>(mut rows: Vec<T>, size: i64, reversed: bool) -> paygate_domain::paging::Page<T> {
+    let has_more = rows.len() as i64 > size;
+    rows.truncate(size as usize);
+    if reversed {
+        rows.reverse();
+    }
+    paygate_domain::paging::Page { data: rows, has_more }
+}
+
+/// The refund a reservation inserts, pending, with the amount decided in the transaction.
+pub fn pending_refund(scope: &Scope, req: &crate::RefundRequest, charge_id: &str, amount: Amount) -> Refund {
+    Refund {
+        id: req.id.clone(),
+        order_id: req.order_id.clone(),
+        charge_id: charge_id.to_string(),
+        app_id: scope.app_id.clone(),
+        mode: scope.mode,
+        created: req.created,
+        status: RefundStatus::Pending,
+        amount,
+        refund_no: req.refund_no.clone(),
+        description: req.description.clone(),
+        metadata: req.metadata.clone(),
+        time_succeed: None,
+        transaction_no: None,
+        failure_code: None,
+        failure_msg: None,
+    }
+}

@@ -1,0 +1,71 @@
+//! Wiring shared by the `paygate` binary and the integration tests: pick the store from a
+//! database URL, start the application, serve it.
+
+use paygate_core::{Clock, Paygate};
+use paygate_domain::Problem;
+use paygate_store::Store;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://paygate.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// `sqlite://PATH` (relative, or `sqlite:///absolute`) or `postgres://…`/`postgresql://…`.
+pub fn open_store(url: &str) -> Result<Arc<dyn Store>, Problem> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(Problem::invalid("database", "sqlite:// needs a file path, e.g. sqlite://paygate.db"));
+        }
+        return Ok(Arc::new(paygate_store_sqlite::SqliteStore::open(path)?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pool = std::env::var("PAYGATE_PG_POOL").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+        return Ok(Arc::new(paygate_store_postgres::PostgresStore::connect(url, pool)?));
+    }
+    Err(Problem::invalid(
+        "database",
+        format!("Unsupported database URL '{}': use sqlite://PATH or postgres://USER@HOST/DB.", redact(url)),
+    ))
+}
+
+/// Hides a password in a database URL before it is printed.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub async fn start(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<Paygate>, Problem> {
+    Ok(Arc::new(Paygate::start(open_store(url)?, clock).await?))
+}
+
+/// A running server; dropping the handle does not stop it, `stop` does.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub app: Arc<Paygate>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+pub async fn serve(listen: &str, app: Arc<Paygate>) -> Result<Running, Problem> {
+    let listener = TcpListener::bind(listen).await.map_err(|e| Problem::invalid("listen", format!("Cannot listen on {listen}: {e}")))?;
+    let addr = listener.local_addr().map_err(Problem::internal)?;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(paygate_http::serve(listener, app.clone(), stopped));
+    Ok(Running { addr, app, stop, task })
+}

@@ -1,0 +1,200 @@
+//! The `paygate` command line. Logs and errors go to stderr; stdout carries only what a command
+//! is asked to print (so `paygate app create --json | jq` works).
+
+use paygate::{redact, DEFAULT_DATABASE_URL, DEFAULT_LISTEN};
+use paygate_core::sandbox::SandboxResult;
+use paygate_core::SystemClock;
+use paygate_domain::Problem;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const USAGE: &str = "paygate — a self-hosted payment order gateway (Ping++-compatible /v1 API)
+
+USAGE:
+  paygate serve [--listen ADDR] [--database URL]
+  paygate migrate [--database URL]
+  paygate app create --name NAME [--public-key-file PEM] [--json] [--database URL]
+  paygate app set-public-key APP_ID (--public-key-file PEM | --none) [--database URL]
+  paygate sandbox pay CH_ID [--fail] [--database URL]
+
+Defaults: --listen 127.0.0.1:8080 (env PAYGATE_LISTEN),
+          --database sqlite://paygate.db (env PAYGATE_DATABASE_URL; or postgres://USER@HOST/DB)";
+
+struct Args {
+    positional: Vec<String>,
+    options: Vec<(String, Option<String>)>,
+}
+
+impl Args {
+    fn parse() -> Result<Args, String> {
+        let mut positional = Vec::new();
+        let mut options = Vec::new();
+        let mut it = std::env::args().skip(1);
+        while let Some(arg) = it.next() {
+            if let Some(name) = arg.strip_prefix("--") {
+                let (name, value) = match name.split_once('=') {
+                    Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                    None if matches!(name, "json" | "fail" | "none" | "help" | "version") => (name.to_string(), None),
+                    None => (name.to_string(), Some(it.next().ok_or_else(|| format!("--{name} needs a value"))?)),
+                };
+                options.push((name, value));
+            } else {
+                positional.push(arg);
+            }
+        }
+        Ok(Args { positional, options })
+    }
+
+    fn opt(&self, name: &str) -> Option<String> {
+        self.options.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.clone())
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.options.iter().any(|(n, _)| n == name)
+    }
+
+    fn database(&self) -> String {
+        self.opt("database").or_else(|| std::env::var("PAYGATE_DATABASE_URL").ok()).unwrap_or_else(|| DEFAULT_DATABASE_URL.into())
+    }
+
+    fn check_known(&self, known: &[&str]) -> Result<(), String> {
+        match self.options.iter().find(|(n, _)| !known.contains(&n.as_str())) {
+            Some((n, _)) => Err(format!("unknown option --{n}")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::parse() {
+        Ok(a) => a,
+        Err(e) => return usage_error(&e),
+    };
+    if args.flag("help") || args.positional.is_empty() {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if args.flag("version") {
+        println!("paygate {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&Problem::internal(e)),
+    };
+    let command: Vec<&str> = args.positional.iter().map(String::as_str).collect();
+    let result = runtime.block_on(async {
+        match command.as_slice() {
+            ["serve"] => serve(&args).await,
+            ["migrate"] => migrate(&args).await,
+            ["app", "create"] => app_create(&args).await,
+            ["app", "set-public-key", app_id] => set_public_key(&args, app_id).await,
+            ["sandbox", "pay", charge] => sandbox_pay(&args, charge).await,
+            _ => Err(Err(format!("unknown command '{}'", command.join(" ")))),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Ok(problem)) => fail(&problem),
+        Err(Err(usage)) => usage_error(&usage),
+    }
+}
+
+/// `Err(Ok(problem))`: the command failed; `Err(Err(text))`: it was called wrongly.
+type CmdResult = Result<(), Result<Problem, String>>;
+
+fn fail(problem: &Problem) -> ExitCode {
+    eprintln!("paygate: {}", problem.message);
+    ExitCode::FAILURE
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("paygate: {message}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+async fn open(args: &Args) -> Result<Arc<paygate_core::Paygate>, Result<Problem, String>> {
+    paygate::start(&args.database(), Arc::new(SystemClock)).await.map_err(Ok)
+}
+
+async fn serve(args: &Args) -> CmdResult {
+    args.check_known(&["listen", "database"]).map_err(Err)?;
+    let listen = args.opt("listen").or_else(|| std::env::var("PAYGATE_LISTEN").ok()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let app = open(args).await?;
+    if app.store.count_apps().await.map_err(Ok)? == 0 {
+        let keys = app.create_app("default", None).await.map_err(Ok)?;
+        println!("Created the first app {} ({}).", keys.app.id, keys.app.name);
+        println!("  test secret key: {}", keys.test_secret_key);
+        println!("  live secret key: {}", keys.live_secret_key);
+        println!("Keep these keys: they are stored only as hashes and cannot be shown again.");
+    }
+    let running = paygate::serve(&listen, app.clone()).await.map_err(Ok)?;
+    eprintln!("paygate: serving on http://{} with {} ({})", running.addr, app.store.backend(), redact(&args.database()));
+    wait_for_signal().await;
+    eprintln!("paygate: shutting down, finishing in-flight requests");
+    running.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+async fn migrate(args: &Args) -> CmdResult {
+    args.check_known(&["database"]).map_err(Err)?;
+    let app = open(args).await?;
+    eprintln!("paygate: {} database is migrated", app.store.backend());
+    Ok(())
+}
+
+fn read_pem(args: &Args) -> Result<Option<String>, Result<Problem, String>> {
+    match args.opt("public-key-file") {
+        None => Ok(None),
+        Some(path) => std::fs::read_to_string(&path)
+            .map(Some)
+            .map_err(|e| Ok(Problem::invalid("public-key-file", format!("Cannot read {path}: {e}")))),
+    }
+}
+
+async fn app_create(args: &Args) -> CmdResult {
+    args.check_known(&["name", "json", "database", "public-key-file"]).map_err(Err)?;
+    let name = args.opt("name").ok_or_else(|| Err("app create needs --name NAME".to_string()))?;
+    let pem = read_pem(args)?;
+    let app = open(args).await?;
+    let keys = app.create_app(&name, pem).await.map_err(Ok)?;
+    if args.flag("json") {
+        let out = serde_json::json!({
+            "id": keys.app.id, "name": keys.app.name, "created": keys.app.created,
+            "test_secret_key": keys.test_secret_key, "live_secret_key": keys.live_secret_key,
+        });
+        println!("{out}");
+    } else {
+        println!("app:             {}\ntest secret key: {}\nlive secret key: {}", keys.app.id, keys.test_secret_key, keys.live_secret_key);
+    }
+    Ok(())
+}
+
+async fn set_public_key(args: &Args, app_id: &str) -> CmdResult {
+    args.check_known(&["public-key-file", "none", "database"]).map_err(Err)?;
+    let pem = read_pem(args)?;
+    if pem.is_none() && !args.flag("none") {
+        return Err(Err("set-public-key needs --public-key-file PEM (or --none to stop requiring signatures)".into()));
+    }
+    let app = open(args).await?;
+    app.set_app_public_key(app_id, pem.as_deref()).await.map_err(Ok)?;
+    eprintln!("paygate: app {app_id} {}", if pem.is_some() { "now requires signed requests" } else { "no longer requires signed requests" });
+    Ok(())
+}
+
+async fn sandbox_pay(args: &Args, charge: &str) -> CmdResult {
+    args.check_known(&["fail", "database"]).map_err(Err)?;
+    let result = if args.flag("fail") { SandboxResult::Fail } else { SandboxResult::Success };
+    let app = open(args).await?;
+    let (charge, order) = app.sandbox_pay_any(charge, result).await.map_err(Ok)?;
+    println!("charge {} {}; order {} {}", charge.id, charge.status.as_str(), order.id, order.status.as_str());
+    Ok(())
+}
