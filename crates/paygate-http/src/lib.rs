@@ -58,13 +58,26 @@ async fn handle(app: Arc<Paygate>, peer: SocketAddr, req: Request<Incoming>) -> 
     // not cancel the work between the reservation and the channel's answer.
     let task = tokio::spawn(async move {
         let (parts, body) = req.into_parts();
+        let close = sends_body_on_connect(&parts.headers);
         let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(_) => return request::too_large(),
         };
-        route(&app, Req::new(parts, body, peer)).await
+        let mut response = route(&app, Req::new(parts, body, peer)).await;
+        if close {
+            response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+        }
+        response
     });
     Ok(task.await.unwrap_or_else(|_| request::internal_error()))
+}
+
+/// The official Ping++ Node SDK (2.x) writes its request body when the socket emits `connect`;
+/// Node ≥ 19 reuses keep-alive sockets by default, which never emit it again, so its second
+/// request on a connection would hang forever. Closing after each response keeps that SDK
+/// working unchanged; every other client keeps its keep-alive connection.
+fn sends_body_on_connect(headers: &hyper::HeaderMap) -> bool {
+    headers.get(hyper::header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.starts_with("Pingpp/v1 NodeBindings/"))
 }
 
 async fn route(app: &Paygate, req: Req) -> HttpResponse {

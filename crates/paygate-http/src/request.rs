@@ -111,10 +111,11 @@ impl Query {
             .transpose()
     }
 
-    /// `true`/`false`, and `1`/`0` as Ping++'s `canceled` uses.
+    /// `true`/`false` in any case (the Python SDK sends `True`), and `1`/`0` as Ping++'s
+    /// `canceled` uses.
     pub fn boolean(&self, name: &str) -> Result<Option<bool>, Problem> {
         self.get(name)
-            .map(|v| match v.trim() {
+            .map(|v| match v.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" => Ok(true),
                 "false" | "0" => Ok(false),
                 other => Err(Problem::invalid(name, format!("{name} must be true or false (or 1 or 0), got '{other}'."))),
@@ -201,7 +202,8 @@ mod tests {
 
     #[test]
     fn query_decodes_brackets_and_plus() {
-        let q = Query::parse("created%5Bgt%5D=10&uid=a+b&x=%E4%BD%A0&bad=%zz&trail=%4");
+        let q = Query::parse("created%5Bgt%5D=10&uid=a+b&x=%E4%BD%A0&bad=%zz&trail=%4&py=True");
+        assert_eq!(q.boolean("py").unwrap(), Some(true));
         assert_eq!(q.get("created[gt]"), Some("10"));
         assert_eq!(q.get("uid"), Some("a b"));
         assert_eq!(q.get("x"), Some("你"));
