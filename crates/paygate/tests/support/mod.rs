@@ -86,6 +86,7 @@ pub struct TestServer {
     pub base: String,
     pub database_url: String,
     running: Option<paygate::Running>,
+    pg_schema: Option<String>,
 }
 
 /// An app's credentials as the tests use them.
@@ -107,7 +108,8 @@ impl TestServer {
             (app, running)
         });
         let base = format!("http://{}", running.addr);
-        TestServer { rt, app, clock, base, database_url, running: Some(running) }
+        let pg_schema = database_url.split("search_path%3D").nth(1).map(str::to_string);
+        TestServer { rt, app, clock, base, database_url, running: Some(running), pg_schema }
     }
 
     pub fn create_app(&self, name: &str) -> Keys {
@@ -187,6 +189,18 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
             self.rt.block_on(running.stop());
+        }
+        if let Some(schema) = self.pg_schema.take() {
+            self.rt.block_on(async {
+                if let Ok((client, conn)) = tokio_postgres::connect(&postgres_admin_url(), tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
+                }
+            });
+        } else if let Some(path) = self.database_url.strip_prefix("sqlite://") {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }
