@@ -1,0 +1,2 @@
+INSERT INTO bench_orders (id, app_id, livemode, created, status, merchant_order_no, amount, coupon_amount, actual_amount, amount_paid, amount_refunded, refund_reserved, has_refunds, currency, subject, body, client_ip, time_expire, receipt_app, service_app)
+VALUES (md5(random()::text), 'app_bench', false, 1, 'created', md5(random()::text), 100, 0, 100, 0, 0, 0, false, 'cny', 'bench', 'bench', '127.0.0.1', 2, 'app_bench', 'app_bench');

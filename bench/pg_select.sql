@@ -1,0 +1,2 @@
+\set s random(1, 20000)
+SELECT * FROM bench_orders WHERE seq = :s;

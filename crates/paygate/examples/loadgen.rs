@@ -1,0 +1,122 @@
+//! Load generator for scripts/bench (not a test). Prints one JSON line per run.
+//!
+//!   loadgen create   BASE KEY APP CLIENTS SECONDS IDS_OUT   — POST /v1/orders
+//!   loadgen retrieve BASE KEY IDS_IN CLIENTS SECONDS        — GET /v1/orders/{id}
+//!   loadgen sqlite-insert PATH SECONDS                      — raw single-row inserts (WAL, FULL)
+//!   loadgen sqlite-select PATH CLIENTS SECONDS              — raw primary-key selects
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn report(name: &str, latencies: &mut [u64], elapsed: f64) {
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+    println!(
+        "{{\"name\":\"{name}\",\"ops\":{},\"seconds\":{elapsed:.2},\"per_second\":{:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99)
+    );
+}
+
+/// Runs `work(client, i)` on `clients` threads for `seconds`; returns latencies in µs.
+fn drive(clients: usize, seconds: u64, work: impl Fn(usize, u64) + Sync) -> (Vec<u64>, f64) {
+    let stop = AtomicBool::new(false);
+    let counter = AtomicU64::new(0);
+    let all = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for c in 0..clients {
+            let (stop, counter, all, work) = (&stop, &counter, &all, &work);
+            s.spawn(move || {
+                let mut mine = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let i = counter.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    work(c, i);
+                    mine.push(t.elapsed().as_micros() as u64);
+                }
+                all.lock().unwrap().extend(mine);
+            });
+        }
+        std::thread::sleep(Duration::from_secs(seconds));
+        stop.store(true, Ordering::Relaxed);
+    });
+    (all.into_inner().unwrap(), start.elapsed().as_secs_f64())
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().max_idle_connections_per_host(4).build()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a = |i: usize| args.get(i).cloned().unwrap_or_else(|| panic!("missing argument {i}; see the file header"));
+    match a(0).as_str() {
+        "create" => {
+            let (base, key, app, clients, seconds, out) = (a(1), a(2), a(3), a(4).parse().unwrap(), a(5).parse().unwrap(), a(6));
+            let agents: Vec<ureq::Agent> = (0..clients).map(|_| agent()).collect();
+            let ids = Arc::new(Mutex::new(Vec::new()));
+            let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+            let (mut lat, secs) = drive(clients, seconds, |c, i| {
+                let body = format!(
+                    "{{\"app\":\"{app}\",\"merchant_order_no\":\"b{run}{i}\",\"amount\":100,\"currency\":\"cny\",\"subject\":\"bench\",\"body\":\"bench\",\"client_ip\":\"127.0.0.1\"}}"
+                );
+                let resp = agents[c].post(&format!("{base}/v1/orders")).set("authorization", &format!("Bearer {key}")).set("content-type", "application/json").send_string(&body);
+                let text = resp.expect("create succeeds").into_string().unwrap();
+                let id = text.split("\"id\":\"").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
+                if i % 8 == 0 {
+                    ids.lock().unwrap().push(id);
+                }
+            });
+            std::fs::write(out, ids.lock().unwrap().join("\n")).unwrap();
+            report("http_create", &mut lat, secs);
+        }
+        "retrieve" => {
+            let (base, key, ids_in, clients, seconds) = (a(1), a(2), a(3), a(4).parse().unwrap(), a(5).parse().unwrap());
+            let ids: Vec<String> = std::fs::read_to_string(ids_in).unwrap().lines().map(str::to_string).collect();
+            let agents: Vec<ureq::Agent> = (0..clients).map(|_| agent()).collect();
+            let (mut lat, secs) = drive(clients, seconds, |c, i| {
+                let id = &ids[i as usize % ids.len()];
+                agents[c].get(&format!("{base}/v1/orders/{id}")).set("authorization", &format!("Bearer {key}")).call().expect("retrieve succeeds").into_string().unwrap();
+            });
+            report("http_retrieve", &mut lat, secs);
+        }
+        "sqlite-insert" => {
+            let (path, seconds) = (a(1), a(2).parse().unwrap());
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+                 CREATE TABLE IF NOT EXISTS bench_orders (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, app_id TEXT NOT NULL,
+                   livemode BOOLEAN NOT NULL, created INTEGER NOT NULL, status TEXT NOT NULL, merchant_order_no TEXT NOT NULL,
+                   amount INTEGER NOT NULL, currency TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL, client_ip TEXT NOT NULL,
+                   time_expire INTEGER NOT NULL, metadata TEXT, UNIQUE (app_id, livemode, merchant_order_no));",
+            )
+            .unwrap();
+            let conn = Mutex::new(conn);
+            // One writer, as SQLite allows; each insert is its own durable transaction.
+            let (mut lat, secs) = drive(1, seconds, |_, i| {
+                let c = conn.lock().unwrap();
+                c.prepare_cached("INSERT INTO bench_orders (id, app_id, livemode, created, status, merchant_order_no, amount, currency, subject, body, client_ip, time_expire) VALUES (?1, 'app_bench', 0, 1, 'created', ?1, 100, 'cny', 'bench', 'bench', '127.0.0.1', 2)")
+                    .unwrap()
+                    .execute([format!("{i:019}")])
+                    .unwrap();
+            });
+            report("sqlite_raw_insert", &mut lat, secs);
+        }
+        "sqlite-select" => {
+            let (path, clients, seconds) = (a(1), a(2).parse().unwrap(), a(3).parse().unwrap());
+            let conns: Vec<Mutex<rusqlite::Connection>> = (0..clients).map(|_| Mutex::new(rusqlite::Connection::open(&path).unwrap())).collect();
+            let max: i64 = conns[0].lock().unwrap().query_row("SELECT MAX(seq) FROM bench_orders", [], |r| r.get(0)).unwrap();
+            let (mut lat, secs) = drive(clients, seconds, |c, i| {
+                let conn = conns[c].lock().unwrap();
+                let mut stmt = conn.prepare_cached("SELECT * FROM bench_orders WHERE seq = ?1").unwrap();
+                let _ = stmt.query_row([(i as i64 * 7919) % max + 1], |r| r.get::<_, String>(1));
+            });
+            report("sqlite_raw_select", &mut lat, secs);
+        }
+        other => panic!("unknown mode {other}"),
+    }
+}
