@@ -8,7 +8,7 @@ mod pool;
 use async_trait::async_trait;
 use paygate_domain::paging::{OrderFilter, Page, Paging};
 use paygate_domain::{plan_refund, App, Charge, Mode, Order, Problem, Refund, Scope};
-use paygate_store::rows::{self, SqlParam};
+use paygate_store::rows::{self, scoped, with, SqlParam};
 use paygate_store::*;
 use pool::{is_unique_violation, pg_err, Conn, Pool};
 use std::sync::Arc;
@@ -48,14 +48,6 @@ macro_rules! in_transaction {
     }};
 }
 
-fn scoped(scope: &Scope, id: &str) -> Vec<SqlParam> {
-    vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Text(id.to_string())]
-}
-
-fn with(mut params: Vec<SqlParam>, more: impl IntoIterator<Item = SqlParam>) -> Vec<SqlParam> {
-    params.extend(more);
-    params
-}
 
 async fn load_order(conn: &mut Conn, scope: &Scope, id: &str, lock: bool) -> Result<Option<Order>> {
     let sql = rows::select_order_sql(if lock { "FOR UPDATE" } else { "" });
@@ -179,19 +171,9 @@ impl Store for PostgresStore {
         match conn.exec_raw(&rows::insert_order_sql(), &rows::order_params(order)).await {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => {
-                let existing = conn
-                    .query_opt(
-                        "SELECT id FROM orders WHERE app_id = $1 AND livemode = $2 AND merchant_order_no = $3",
-                        &[SqlParam::Text(order.app_id.clone()), SqlParam::Bool(order.mode.is_live()), SqlParam::Text(order.merchant_order_no.clone())],
-                        |r| r.text(0),
-                    )
-                    .await?;
+                let existing = conn.query_opt(rows::ORDER_BY_MERCHANT_NO, &rows::merchant_no_params(order), |r| r.text(0)).await?;
                 Err(match existing {
-                    Some(id) => Problem::conflict(
-                        "duplicate_merchant_order_no",
-                        format!("merchant_order_no '{}' is already used by order {id}.", order.merchant_order_no),
-                    )
-                    .with_param("merchant_order_no"),
+                    Some(id) => rows::duplicate_order(&order.merchant_order_no, &id),
                     None => pg_err(e),
                 })
             }

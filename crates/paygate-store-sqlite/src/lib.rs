@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use conn::{exec, query, query_opt, sql_err, Db};
 use paygate_domain::paging::{OrderFilter, Page, Paging};
 use paygate_domain::{plan_refund, App, Charge, Mode, Order, Problem, Refund, Scope};
-use paygate_store::rows::{self, SqlParam};
+use paygate_store::rows::{self, scoped, with, SqlParam};
 use paygate_store::*;
 use rusqlite::Connection;
 
@@ -29,14 +29,6 @@ impl SqliteStore {
     }
 }
 
-fn scoped(scope: &Scope, id: &str) -> Vec<SqlParam> {
-    vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Text(id.to_string())]
-}
-
-fn with(mut params: Vec<SqlParam>, more: impl IntoIterator<Item = SqlParam>) -> Vec<SqlParam> {
-    params.extend(more);
-    params
-}
 
 fn load_order(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Order>> {
     query_opt(conn, &rows::select_order_sql(""), &scoped(scope, id), rows::order)
@@ -51,24 +43,10 @@ fn load_refund(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Refu
 }
 
 fn existing_order_no_conflict(conn: &Connection, order: &Order) -> Result<Problem> {
-    let existing: Option<String> = query_opt(
-        conn,
-        "SELECT id FROM orders WHERE app_id = $1 AND livemode = $2 AND merchant_order_no = $3",
-        &[SqlParam::Text(order.app_id.clone()), SqlParam::Bool(order.mode.is_live()), SqlParam::Text(order.merchant_order_no.clone())],
-        |r| r.text(0),
-    )?;
-    Ok(match existing {
-        Some(id) => duplicate_order(&order.merchant_order_no, &id),
+    Ok(match query_opt(conn, rows::ORDER_BY_MERCHANT_NO, &rows::merchant_no_params(order), |r| r.text(0))? {
+        Some(id) => rows::duplicate_order(&order.merchant_order_no, &id),
         None => Problem::internal("order insert violated a constraint"),
     })
-}
-
-fn duplicate_order(merchant_order_no: &str, existing_id: &str) -> Problem {
-    Problem::conflict(
-        "duplicate_merchant_order_no",
-        format!("merchant_order_no '{merchant_order_no}' is already used by order {existing_id}."),
-    )
-    .with_param("merchant_order_no")
 }
 
 #[async_trait]

@@ -392,3 +392,25 @@ pub fn pending_refund(scope: &Scope, req: &crate::RefundRequest, charge_id: &str
         failure_msg: None,
     }
 }
+
+/// `(app_id, livemode, id)`: the first three parameters of every scoped statement.
+pub fn scoped(scope: &Scope, id: &str) -> Vec<SqlParam> {
+    vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Text(id.to_string())]
+}
+
+pub fn with(mut params: Vec<SqlParam>, more: impl IntoIterator<Item = SqlParam>) -> Vec<SqlParam> {
+    params.extend(more);
+    params
+}
+
+pub const ORDER_BY_MERCHANT_NO: &str = "SELECT id FROM orders WHERE app_id = $1 AND livemode = $2 AND merchant_order_no = $3";
+
+pub fn merchant_no_params(order: &Order) -> Vec<SqlParam> {
+    vec![SqlParam::Text(order.app_id.clone()), SqlParam::Bool(order.mode.is_live()), SqlParam::Text(order.merchant_order_no.clone())]
+}
+
+/// The answer to a second order with a taken merchant_order_no: it names the existing order.
+pub fn duplicate_order(merchant_order_no: &str, existing_id: &str) -> Problem {
+    Problem::conflict("duplicate_merchant_order_no", format!("merchant_order_no '{merchant_order_no}' is already used by order {existing_id}."))
+        .with_param("merchant_order_no")
+}
