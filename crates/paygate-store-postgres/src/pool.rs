@@ -11,8 +11,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
+/// The error with its cause chain ("error connecting to server: Connection refused"); the
+/// driver's messages never include the password.
 pub fn pg_err(e: tokio_postgres::Error) -> Problem {
-    Problem::internal(format!("postgres: {e}"))
+    let mut message = format!("postgres: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    Problem::internal(message)
 }
 
 pub fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
