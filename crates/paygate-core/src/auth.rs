@@ -57,7 +57,7 @@ impl Paygate {
         if let Some(pem) = &public_key_pem {
             crate::signature::parse_public_key(pem)?;
         }
-        let app = App { id: IdKind::App.generate(&random32()?), name, created: self.now(), public_key_pem };
+        let app = App { id: IdKind::App.generate(&random32()?), name, created: self.now(), public_key_pem, late_payment: Default::default() };
         let test_secret_key = generate_secret_key(false, &random32()?);
         let live_secret_key = generate_secret_key(true, &random32()?);
         let keys = [(&test_secret_key, Mode::Test), (&live_secret_key, Mode::Live)]
@@ -102,5 +102,23 @@ impl Paygate {
         }
         cache.insert(hash, (caller.clone(), now));
         Ok(caller)
+    }
+}
+
+impl Paygate {
+    pub async fn set_app_late_payment(&self, app_id: &str, policy: paygate_domain::LatePayment) -> Result<(), Problem> {
+        if !self.store.set_app_late_payment(app_id, policy).await? {
+            return Err(Problem::not_found("app", app_id));
+        }
+        self.keys.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?.clear();
+        Ok(())
+    }
+}
+
+impl Paygate {
+    /// The operator's CLI acts as an app directly (it has the database, not the key).
+    pub async fn caller_for(&self, app_id: &str, mode: Mode) -> Result<Caller, Problem> {
+        let app = self.store.app(app_id).await?.ok_or_else(|| Problem::not_found("app", app_id))?;
+        Ok(Caller { scope: Scope { app_id: app.id.clone(), mode }, app })
     }
 }

@@ -7,6 +7,7 @@ pub mod orders;
 pub mod refunds;
 pub mod sandbox;
 pub mod signature;
+pub mod webhooks;
 
 use paygate_channels::Channels;
 use paygate_domain::Problem;
@@ -34,14 +35,34 @@ pub struct Paygate {
     pub channels: Channels,
     pub clock: Arc<dyn Clock>,
     keys: auth::KeyHasher,
+    platform_key: tokio_free_once::Once<rsa::RsaPrivateKey>,
+}
+
+/// A set-once cell (std's `OnceLock` cannot be filled by a fallible async computation).
+mod tokio_free_once {
+    use std::sync::Mutex;
+    pub struct Once<T>(Mutex<Option<T>>);
+    impl<T: Clone> Once<T> {
+        pub fn new() -> Self {
+            Once(Mutex::new(None))
+        }
+        pub fn get(&self) -> Option<T> {
+            self.0.lock().ok().and_then(|v| v.clone())
+        }
+        pub fn set(&self, value: T) {
+            if let Ok(mut v) = self.0.lock() {
+                v.get_or_insert(value);
+            }
+        }
+    }
 }
 
 impl Paygate {
     /// Migrates the database and loads the per-database key secret.
     pub async fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Paygate, Problem> {
         store.migrate().await?;
-        let secret = store.server_secret().await?;
-        Ok(Paygate { store, channels: Channels::default(), clock, keys: auth::KeyHasher::new(secret) })
+        let secret = store.setting("server_secret", &random32()?).await?;
+        Ok(Paygate { store, channels: Channels::default(), clock, keys: auth::KeyHasher::new(secret), platform_key: tokio_free_once::Once::new() })
     }
 
     pub fn now(&self) -> i64 {

@@ -6,6 +6,7 @@ use paygate_domain::ids::{generate_order_id, IdKind};
 use paygate_domain::paging::{OrderFilter, Page, Paging};
 use paygate_domain::validate::{self, DEFAULT_EXPIRY_SECONDS};
 use paygate_domain::{Amount, Charge, ChargeStatus, Currency, Order, OrderStatus, Problem, ProblemKind};
+pub use paygate_domain::objects::OrderView;
 use paygate_store::CancelOutcome;
 use serde_json::Value;
 
@@ -34,13 +35,6 @@ pub struct PayInput {
     pub extra: Value,
     /// This server's base URL as the client reached it, for sandbox pages.
     pub base_url: String,
-}
-
-/// An order with its charges, newest charge first: what the order endpoints render.
-#[derive(Debug, Clone)]
-pub struct OrderView {
-    pub order: Order,
-    pub charges: Vec<Charge>,
 }
 
 /// Sub-apps do not exist yet, so an order is received and served by its own app.
@@ -120,7 +114,7 @@ impl Paygate {
     /// Cancels an unpaid order and closes its pending charges at their channel.
     pub async fn cancel_order(&self, caller: &Caller, id: &str) -> Result<OrderView, Problem> {
         self.find_order(caller, id).await?;
-        match self.store.cancel_order(&caller.scope, id).await? {
+        match self.store.cancel_order(&caller.scope, id, self.now()).await? {
             None => Err(Problem::not_found("order", id)),
             Some(CancelOutcome::NotCancelable(order)) if order.status == OrderStatus::Canceled => self.order(caller, &order.id).await,
             Some(CancelOutcome::NotCancelable(order)) => Err(Problem::new(
@@ -138,7 +132,7 @@ impl Paygate {
 
     /// Best effort: the charges are already closed in our books, so a late success from the
     /// channel is recognised as one (never reported as a normal payment).
-    async fn close_at_channels(&self, charges: &[Charge]) {
+    pub(crate) async fn close_at_channels(&self, charges: &[Charge]) {
         for charge in charges {
             if let Ok(channel) = self.channels.resolve(charge.mode, &charge.channel) {
                 let _ = channel.close(charge).await;
@@ -221,5 +215,24 @@ impl Paygate {
             .await?
             .filter(|c| order_id.is_none_or(|o| c.order_id == o))
             .ok_or_else(|| Problem::not_found("charge", id))
+    }
+}
+
+impl Paygate {
+    /// Closes unpaid orders past `time_expire`: at the channel first (so the payer can no longer
+    /// pay), then in the database with an `order.closed` event. Returns how many were closed.
+    pub async fn expire_due_orders(&self, limit: i64) -> Result<usize, Problem> {
+        let now = self.now();
+        let mut closed = 0;
+        for (scope, id) in self.store.expired_orders(now, limit).await? {
+            let pending: Vec<Charge> = self.store.charges_of_order(&scope, &id).await?.into_iter().filter(|c| c.status == ChargeStatus::Pending).collect();
+            self.close_at_channels(&pending).await;
+            if let Some((_, closed_charges)) = self.store.close_expired_order(&scope, &id, now).await? {
+                // A charge opened between the two steps is closed in the books; close it at its channel too.
+                self.close_at_channels(&closed_charges).await;
+                closed += 1;
+            }
+        }
+        Ok(closed)
     }
 }

@@ -47,12 +47,38 @@ impl Paygate {
             SandboxResult::Fail => ChargeOutcome::Failed { code: "sandbox_declined".into(), message: "The payer declined the payment in the sandbox.".into() },
         };
         match self.store.settle_charge(scope, &charge.id, &outcome).await? {
-            SettledCharge::Settled { charge, order } => Ok((charge, order)),
+            SettledCharge::Settled { charge, order } => {
+                let order = self.after_late_payment(scope, order).await?;
+                Ok((charge, order))
+            }
             SettledCharge::NotPending(charge) => Err(Problem::new(
                 ProblemKind::InvalidRequest,
                 "charge_not_pending",
-                format!("Charge {} is {}; only a pending charge can be completed.", charge.id, charge.status.as_str()),
+                format!("Charge {} is {}; only a pending (or, as a late payment, a closed) charge can be completed.", charge.id, charge.status.as_str()),
             )),
         }
+    }
+}
+
+impl Paygate {
+    /// Money that arrived after its order was closed or canceled goes straight back, unless the
+    /// app chose to hold it for review. Either way the order stays `paid_after_close` and an
+    /// `order.paid_after_close` event (written with the settlement) says so.
+    pub async fn after_late_payment(&self, scope: &Scope, order: Order) -> Result<Order, Problem> {
+        if order.status != paygate_domain::OrderStatus::PaidAfterClose || order.refundable() == paygate_domain::Amount::ZERO {
+            return Ok(order);
+        }
+        let app = self.store.app(&scope.app_id).await?.ok_or_else(|| Problem::internal("order without app"))?;
+        if app.late_payment == paygate_domain::LatePayment::Hold {
+            return Ok(order);
+        }
+        let caller = Caller { app, scope: scope.clone() };
+        let input = crate::refunds::RefundInput {
+            amount: None,
+            description: Some("Automatic refund: paid after the order was closed".into()),
+            metadata: serde_json::Value::Null,
+        };
+        self.refund(&caller, Some(&order.id), None, input).await?;
+        self.store.order(scope, &order.id).await?.ok_or_else(|| Problem::internal("order vanished"))
     }
 }

@@ -9,6 +9,7 @@ pub enum IdKind {
     Charge,
     Refund,
     Event,
+    Endpoint,
 }
 
 impl IdKind {
@@ -18,6 +19,7 @@ impl IdKind {
             IdKind::Charge => "ch_",
             IdKind::Refund => "re_",
             IdKind::Event => "evt_",
+            IdKind::Endpoint => "we_",
         }
     }
 

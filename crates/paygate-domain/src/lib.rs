@@ -1,9 +1,11 @@
 //! The pure domain of paygate: money, ids, the order/charge/refund state machines and input
 //! validation. Nothing here does IO (no clock, no randomness, no database); callers pass those in.
 
+pub mod events;
 pub mod ids;
 pub mod model;
 pub mod money;
+pub mod objects;
 pub mod paging;
 pub mod problem;
 pub mod validate;

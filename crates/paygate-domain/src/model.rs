@@ -42,6 +42,33 @@ pub struct App {
     pub created: i64,
     /// PEM of the merchant's RSA public key; when set, requests must be signed.
     pub public_key_pem: Option<String>,
+    pub late_payment: LatePayment,
+}
+
+/// What paygate does with money that arrives after an order was closed or canceled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatePayment {
+    /// Refund it automatically (the default).
+    #[default]
+    Refund,
+    /// Keep it for the merchant to review and refund by hand.
+    Hold,
+}
+
+impl LatePayment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatePayment::Refund => "refund",
+            LatePayment::Hold => "hold",
+        }
+    }
+    pub fn parse(s: &str) -> Option<LatePayment> {
+        match s {
+            "refund" => Some(LatePayment::Refund),
+            "hold" => Some(LatePayment::Hold),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +77,10 @@ pub enum OrderStatus {
     Paid,
     Canceled,
     Refunded,
+    /// Expired unpaid and closed at the channel.
+    Closed,
+    /// Money arrived after the order was closed or canceled: never a normal success.
+    PaidAfterClose,
 }
 
 impl OrderStatus {
@@ -59,6 +90,8 @@ impl OrderStatus {
             OrderStatus::Paid => "paid",
             OrderStatus::Canceled => "canceled",
             OrderStatus::Refunded => "refunded",
+            OrderStatus::Closed => "closed",
+            OrderStatus::PaidAfterClose => "paid_after_close",
         }
     }
     pub fn parse(s: &str) -> Option<OrderStatus> {
@@ -67,6 +100,8 @@ impl OrderStatus {
             "paid" => OrderStatus::Paid,
             "canceled" => OrderStatus::Canceled,
             "refunded" => OrderStatus::Refunded,
+            "closed" => OrderStatus::Closed,
+            "paid_after_close" => OrderStatus::PaidAfterClose,
             _ => return None,
         })
     }
@@ -76,7 +111,15 @@ impl OrderStatus {
     }
     /// Money can go back only from an order that took money.
     pub fn accepts_refund(self) -> bool {
+        matches!(self, OrderStatus::Paid | OrderStatus::Refunded | OrderStatus::PaidAfterClose)
+    }
+    /// A normal, successful sale (what a merchant may fulfil). Late money is not one.
+    pub fn is_sale(self) -> bool {
         matches!(self, OrderStatus::Paid | OrderStatus::Refunded)
+    }
+    /// Closed or canceled before any money arrived.
+    pub fn is_ended_unpaid(self) -> bool {
+        matches!(self, OrderStatus::Canceled | OrderStatus::Closed)
     }
 }
 
@@ -117,7 +160,7 @@ impl Order {
         self.amount_paid.checked_sub(self.refund_reserved).unwrap_or(Amount::ZERO)
     }
     pub fn is_paid(&self) -> bool {
-        self.status.accepts_refund()
+        self.status.is_sale()
     }
 }
 
@@ -272,4 +315,35 @@ pub fn check_payable(order: &Order, now: i64) -> Result<(), crate::Problem> {
         return Err(Problem::new(ProblemKind::InvalidRequest, "order_expired", format!("Order {} expired at {} and cannot be paid.", order.id, order.time_expire)));
     }
     Ok(())
+}
+
+/// What a channel's success or failure does to a charge and its order, decided under the order
+/// lock / single writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// The charge succeeded and pays the order normally.
+    Paid,
+    /// The charge succeeded after its order was closed or canceled: money to return or review.
+    PaidAfterClose,
+    /// The charge failed; the order stays payable.
+    Failed,
+    /// Nothing to change (already settled, or a failure report for a closed charge).
+    NotPending,
+}
+
+pub fn plan_settlement(order: &Order, charge: &Charge, succeeded: bool) -> Result<Settlement, crate::Problem> {
+    use crate::{Problem, ProblemKind};
+    match (charge.status, succeeded) {
+        (ChargeStatus::Pending, false) => Ok(Settlement::Failed),
+        (ChargeStatus::Pending | ChargeStatus::Closed, true) => match order.status {
+            OrderStatus::Created => Ok(Settlement::Paid),
+            s if s.is_ended_unpaid() => Ok(Settlement::PaidAfterClose),
+            _ => Err(Problem::new(
+                ProblemKind::Conflict,
+                "order_already_paid",
+                format!("Order {} was already paid by another charge; charge {} cannot also pay it.", order.id, charge.id),
+            )),
+        },
+        _ => Ok(Settlement::NotPending),
+    }
 }

@@ -4,7 +4,9 @@ CREATE TABLE apps (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     created BIGINT NOT NULL,
-    public_key_pem TEXT
+    public_key_pem TEXT,
+    -- What happens to money that arrives after an order was closed or canceled.
+    late_payment TEXT NOT NULL DEFAULT 'refund' CHECK (late_payment IN ('refund', 'hold'))
 );
 
 CREATE TABLE api_keys (
@@ -20,7 +22,7 @@ CREATE TABLE orders (
     app_id TEXT NOT NULL REFERENCES apps(id),
     livemode BOOLEAN NOT NULL,
     created BIGINT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('created', 'paid', 'canceled', 'refunded')),
+    status TEXT NOT NULL CHECK (status IN ('created', 'paid', 'canceled', 'refunded', 'closed', 'paid_after_close')),
     uid TEXT,
     merchant_order_no TEXT NOT NULL,
     amount BIGINT NOT NULL CHECK (amount > 0),
@@ -109,3 +111,60 @@ CREATE TABLE idempotency_keys (
     body BYTEA,
     PRIMARY KEY (app_id, livemode, key)
 );
+
+-- Events are written in the same transaction as the state change that caused them, together
+-- with one pending delivery per subscribed endpoint: the outbox. Nothing is sent from memory.
+CREATE TABLE events (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    app_id TEXT NOT NULL,
+    livemode BOOLEAN NOT NULL,
+    created BIGINT NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX events_scope_seq ON events (app_id, livemode, seq);
+
+CREATE TABLE webhook_endpoints (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    app_id TEXT NOT NULL,
+    livemode BOOLEAN NOT NULL,
+    created BIGINT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    all_events BOOLEAN NOT NULL,
+    deleted BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX webhook_endpoints_scope ON webhook_endpoints (app_id, livemode);
+
+CREATE TABLE webhook_endpoint_events (
+    endpoint_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, type)
+);
+
+CREATE TABLE deliveries (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts BIGINT NOT NULL DEFAULT 0,
+    next_attempt_at BIGINT NOT NULL,
+    -- A worker owns a claimed delivery until then; after a crash the lease simply runs out.
+    lease_until BIGINT
+);
+CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+CREATE INDEX deliveries_event ON deliveries (event_id);
+
+CREATE TABLE delivery_attempts (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    delivery_seq BIGINT NOT NULL,
+    attempted_at BIGINT NOT NULL,
+    status_code BIGINT,
+    latency_ms BIGINT NOT NULL,
+    error TEXT,
+    response_snippet TEXT
+);
+CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_seq);

@@ -7,7 +7,12 @@ mod pool;
 
 use async_trait::async_trait;
 use paygate_domain::paging::{OrderFilter, Page, Paging};
-use paygate_domain::{plan_refund, App, Charge, Mode, Order, Problem, Refund, Scope};
+use paygate_domain::events::{self as ev, Event};
+use paygate_domain::objects::{self, OrderView};
+use paygate_domain::paging::CreatedRange;
+use paygate_domain::{plan_refund, plan_settlement, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope, Settlement};
+use paygate_store::outbox;
+use serde_json::Value;
 use paygate_store::rows::{self, scoped, with, SqlParam};
 use paygate_store::*;
 use pool::{is_unique_violation, pg_err, Conn, Pool};
@@ -48,6 +53,33 @@ macro_rules! in_transaction {
     }};
 }
 
+
+/// Records an event and queues its deliveries in the current transaction.
+async fn emit(conn: &mut Conn, scope: &Scope, kind: &str, object: Value, now: i64) -> Result<()> {
+    let event = outbox::new_event(scope, kind, object, now)?;
+    for (sql, params) in outbox::event_statements(&event) {
+        conn.exec(sql, &params).await?;
+    }
+    Ok(())
+}
+
+async fn order_object(conn: &mut Conn, scope: &Scope, order: Order) -> Result<Value> {
+    let charges = conn.query(&rows::charges_of_order_sql(), &scoped(scope, &order.id), rows::charge).await?;
+    Ok(objects::order(&OrderView { order, charges }))
+}
+
+const APP_COLUMNS: &str = "a.id, a.name, a.created, a.public_key_pem, a.late_payment";
+
+fn app_row(r: &tokio_postgres::Row) -> Result<App> {
+    let policy: String = r.try_get(4).map_err(pg_err)?;
+    Ok(App {
+        id: r.try_get(0).map_err(pg_err)?,
+        name: r.try_get(1).map_err(pg_err)?,
+        created: r.try_get(2).map_err(pg_err)?,
+        public_key_pem: r.try_get(3).map_err(pg_err)?,
+        late_payment: LatePayment::parse(&policy).unwrap_or_default(),
+    })
+}
 
 async fn load_order(conn: &mut Conn, scope: &Scope, id: &str, lock: bool) -> Result<Option<Order>> {
     let sql = rows::select_order_sql(if lock { "FOR UPDATE" } else { "" });
@@ -105,16 +137,11 @@ impl Store for PostgresStore {
         result
     }
 
-    async fn server_secret(&self) -> Result<Vec<u8>> {
-        let mut fresh = [0u8; 32];
-        getrandom::getrandom(&mut fresh).map_err(Problem::internal)?;
+    async fn setting(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>> {
         let mut conn = self.pool.get().await?;
         let client = conn.client();
-        client
-            .execute("INSERT INTO settings (name, value) VALUES ('server_secret', $1) ON CONFLICT (name) DO NOTHING", &[&fresh.to_vec()])
-            .await
-            .map_err(pg_err)?;
-        let row = client.query_one("SELECT value FROM settings WHERE name = 'server_secret'", &[]).await.map_err(pg_err)?;
+        client.execute("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", &[&name, &fresh]).await.map_err(pg_err)?;
+        let row = client.query_one("SELECT value FROM settings WHERE name = $1", &[&name]).await.map_err(pg_err)?;
         row.try_get(0).map_err(pg_err)
     }
 
@@ -122,8 +149,8 @@ impl Store for PostgresStore {
         in_transaction!(self, conn, {
             conn.client()
                 .execute(
-                    "INSERT INTO apps (id, name, created, public_key_pem) VALUES ($1, $2, $3, $4)",
-                    &[&app.id, &app.name, &app.created, &app.public_key_pem],
+                    "INSERT INTO apps (id, name, created, public_key_pem, late_payment) VALUES ($1, $2, $3, $4, $5)",
+                    &[&app.id, &app.name, &app.created, &app.public_key_pem, &app.late_payment.as_str()],
                 )
                 .await
                 .map_err(pg_err)?;
@@ -147,17 +174,22 @@ impl Store for PostgresStore {
 
     async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<(App, Mode)>> {
         let mut conn = self.pool.get().await?;
-        let rows = conn
-            .client()
-            .query(
-                "SELECT a.id, a.name, a.created, a.public_key_pem, k.livemode FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = $1",
-                &[&key_hash],
-            )
-            .await
-            .map_err(pg_err)?;
+        let sql = format!("SELECT {APP_COLUMNS}, k.livemode FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = $1");
+        let rows = conn.client().query(&sql, &[&key_hash]).await.map_err(pg_err)?;
         let Some(r) = rows.first() else { return Ok(None) };
-        let app = App { id: r.try_get(0).map_err(pg_err)?, name: r.try_get(1).map_err(pg_err)?, created: r.try_get(2).map_err(pg_err)?, public_key_pem: r.try_get(3).map_err(pg_err)? };
-        Ok(Some((app, Mode::from_live(r.try_get(4).map_err(pg_err)?))))
+        Ok(Some((app_row(r)?, Mode::from_live(r.try_get(5).map_err(pg_err)?))))
+    }
+
+    async fn app(&self, app_id: &str) -> Result<Option<App>> {
+        let mut conn = self.pool.get().await?;
+        let rows = conn.client().query(&format!("SELECT {APP_COLUMNS} FROM apps a WHERE a.id = $1"), &[&app_id]).await.map_err(pg_err)?;
+        rows.first().map(app_row).transpose()
+    }
+
+    async fn set_app_late_payment(&self, app_id: &str, policy: LatePayment) -> Result<bool> {
+        let mut conn = self.pool.get().await?;
+        let n = conn.client().execute("UPDATE apps SET late_payment = $1 WHERE id = $2", &[&policy.as_str(), &app_id]).await.map_err(pg_err)?;
+        Ok(n == 1)
     }
 
     async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool> {
@@ -204,7 +236,7 @@ impl Store for PostgresStore {
         Ok(rows::into_page(orders, paging.size(), reversed))
     }
 
-    async fn cancel_order(&self, scope: &Scope, id: &str) -> Result<Option<CancelOutcome>> {
+    async fn cancel_order(&self, scope: &Scope, id: &str, now: i64) -> Result<Option<CancelOutcome>> {
         in_transaction!(self, conn, {
             let Some(order) = load_order(&mut conn, scope, id, true).await? else { return Ok(None) };
             if !order.status.accepts_payment() {
@@ -214,7 +246,35 @@ impl Store for PostgresStore {
             conn.exec(rows::CANCEL_ORDER, &scoped(scope, id)).await?;
             conn.exec(rows::CLOSE_PENDING_CHARGES, &scoped(scope, id)).await?;
             let order = load_order(&mut conn, scope, id, false).await?.ok_or_else(|| Problem::internal("canceled order vanished"))?;
+            let object = order_object(&mut conn, scope, order.clone()).await?;
+            emit(&mut conn, scope, ev::ORDER_CANCELED, object, now).await?;
             Ok(Some(CancelOutcome::Canceled { order, closed_charges: closing }))
+        })
+    }
+
+    async fn expired_orders(&self, now: i64, limit: i64) -> Result<Vec<(Scope, String)>> {
+        let mut conn = self.pool.get().await?;
+        conn.query(outbox::EXPIRED_ORDERS, &[SqlParam::Int(now), SqlParam::Int(limit)], |r| {
+            Ok((Scope { app_id: r.text(0)?, mode: Mode::from_live(r.boolean(1)?) }, r.text(2)?))
+        })
+        .await
+    }
+
+    async fn close_expired_order(&self, scope: &Scope, id: &str, now: i64) -> Result<Option<(Order, Vec<Charge>)>> {
+        in_transaction!(self, conn, {
+            let Some(order) = load_order(&mut conn, scope, id, true).await? else { return Ok(None) };
+            if !order.status.accepts_payment() || order.time_expire > now {
+                return Ok(None);
+            }
+            let closing = conn.query(&rows::pending_charges_sql("FOR UPDATE"), &scoped(scope, id), rows::charge).await?;
+            if conn.exec(outbox::CLOSE_ORDER, &with(scoped(scope, id), [SqlParam::Int(now)])).await? != 1 {
+                return Err(Problem::internal("expiry lost under the row lock"));
+            }
+            conn.exec(rows::CLOSE_PENDING_CHARGES, &scoped(scope, id)).await?;
+            let order = load_order(&mut conn, scope, id, false).await?.ok_or_else(|| Problem::internal("closed order vanished"))?;
+            let object = order_object(&mut conn, scope, order.clone()).await?;
+            emit(&mut conn, scope, ev::ORDER_CLOSED, object, now).await?;
+            Ok(Some((order, closing)))
         })
     }
 
@@ -253,27 +313,41 @@ impl Store for PostgresStore {
         in_transaction!(self, conn, {
             let charge = load_charge(&mut conn, scope, charge_id).await?.ok_or_else(|| Problem::not_found("charge", charge_id))?;
             // Lock order first: the same order as cancel and refunds, so they never deadlock.
-            load_order(&mut conn, scope, &charge.order_id, true).await?;
-            let changed = match outcome {
-                ChargeOutcome::Succeeded { transaction_no, time_paid } => {
-                    let n = conn.exec(rows::CHARGE_SUCCEEDED, &with(scoped(scope, charge_id), [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid)])).await?;
-                    if n == 1 {
-                        let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
-                        if conn.exec(rows::ORDER_PAID, &with(scoped(scope, &charge.order_id), paid)).await? != 1 {
-                            return Err(Problem::internal(format!("order {} was not payable while charge {charge_id} was pending", charge.order_id)));
-                        }
-                    }
-                    n
-                }
-                ChargeOutcome::Failed { code, message } => {
-                    conn.exec(rows::CHARGE_FAILED, &with(scoped(scope, charge_id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())])).await?
-                }
-            };
+            let order = load_order(&mut conn, scope, &charge.order_id, true).await?.ok_or_else(|| Problem::internal("charge without order"))?;
             let charge = load_charge(&mut conn, scope, charge_id).await?.ok_or_else(|| Problem::internal("charge vanished"))?;
-            if changed == 0 {
-                return Ok(SettledCharge::NotPending(charge));
+            let settlement = plan_settlement(&order, &charge, matches!(outcome, ChargeOutcome::Succeeded { .. }))?;
+            let order_key = scoped(scope, &order.id);
+            match (&settlement, outcome) {
+                (Settlement::NotPending, _) => return Ok(SettledCharge::NotPending(charge)),
+                (Settlement::Failed, ChargeOutcome::Failed { code, message }) => {
+                    conn.exec(rows::CHARGE_FAILED, &with(scoped(scope, charge_id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())])).await?;
+                }
+                (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid }) => {
+                    let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid)];
+                    let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
+                    let order_sql = if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
+                    if conn.exec(rows::CHARGE_SUCCEEDED, &with(scoped(scope, charge_id), set)).await? != 1 || conn.exec(order_sql, &with(order_key.clone(), paid)).await? != 1 {
+                        return Err(Problem::internal("settlement lost under the row lock"));
+                    }
+                    conn.exec(rows::CLOSE_OTHER_PENDING, &with(order_key, [SqlParam::Text(charge_id.to_string())])).await?;
+                }
+                _ => return Err(Problem::internal("settlement does not match the outcome")),
             }
+            let charge = load_charge(&mut conn, scope, charge_id).await?.ok_or_else(|| Problem::internal("charge vanished"))?;
             let order = load_order(&mut conn, scope, &charge.order_id, false).await?.ok_or_else(|| Problem::internal("order vanished"))?;
+            let now = charge.time_paid.unwrap_or(charge.created);
+            match settlement {
+                Settlement::Paid => {
+                    emit(&mut conn, scope, ev::CHARGE_SUCCEEDED, objects::charge(&charge, None), now).await?;
+                    let object = order_object(&mut conn, scope, order.clone()).await?;
+                    emit(&mut conn, scope, ev::ORDER_SUCCEEDED, object, now).await?;
+                }
+                Settlement::PaidAfterClose => {
+                    let object = order_object(&mut conn, scope, order.clone()).await?;
+                    emit(&mut conn, scope, ev::ORDER_PAID_AFTER_CLOSE, object, now).await?;
+                }
+                _ => {}
+            }
             Ok(SettledCharge::Settled { charge, order })
         })
     }
@@ -319,7 +393,15 @@ impl Store for PostgresStore {
                     }
                 }
             }
-            load_refund(&mut conn, scope, refund_id).await?.ok_or_else(|| Problem::internal("refund vanished"))
+            let done = load_refund(&mut conn, scope, refund_id).await?.ok_or_else(|| Problem::internal("refund vanished"))?;
+            if done.status != refund.status {
+                let (kind, now) = match outcome {
+                    RefundOutcome::Succeeded { time_succeed, .. } => (ev::REFUND_SUCCEEDED, *time_succeed),
+                    RefundOutcome::Failed { .. } => (ev::REFUND_FAILED, done.created),
+                };
+                emit(&mut conn, scope, kind, objects::refund(&done), now).await?;
+            }
+            Ok(done)
         })
     }
 
@@ -332,6 +414,108 @@ impl Store for PostgresStore {
         let mut conn = self.pool.get().await?;
         let (sql, params) = rows::refunds_query(scope, order_id, charge_id, limit);
         Ok(rows::into_page(conn.query(&sql, &params, rows::refund).await?, limit, false))
+    }
+
+    async fn event(&self, scope: &Scope, id: &str) -> Result<Option<Event>> {
+        let mut conn = self.pool.get().await?;
+        conn.query_opt(&outbox::select_event_sql(), &scoped(scope, id), outbox::event).await
+    }
+
+    async fn list_events(&self, scope: &Scope, kind: Option<&str>, created: &CreatedRange, paging: &Paging) -> Result<Page<Event>> {
+        let mut conn = self.pool.get().await?;
+        let (limit, cursor, before) = match paging {
+            Paging::Cursor { limit, starting_after, ending_before } => {
+                let cursor = match starting_after.as_ref().or(ending_before.as_ref()) {
+                    Some(id) => Some(conn.query_opt(outbox::EVENT_SEQ, &scoped(scope, id), |r| r.int(0)).await?.ok_or_else(|| {
+                        Problem::invalid(if starting_after.is_some() { "starting_after" } else { "ending_before" }, format!("No such event: {id}"))
+                    })?),
+                    None => None,
+                };
+                (*limit, cursor, ending_before.is_some())
+            }
+            Paging::Page { per_page, .. } => (*per_page, None, false),
+        };
+        let (sql, params) = outbox::list_events_query(scope, kind, created, limit, cursor, before);
+        Ok(rows::into_page(conn.query(&sql, &params, outbox::event).await?, limit, before))
+    }
+
+    async fn create_endpoint(&self, e: &NewEndpoint) -> Result<()> {
+        in_transaction!(self, conn, {
+            let live = e.scope.mode.is_live();
+            conn.exec(outbox::INSERT_ENDPOINT, &[SqlParam::Text(e.id.clone()), SqlParam::Text(e.scope.app_id.clone()), SqlParam::Bool(live), SqlParam::Int(e.created), SqlParam::Text(e.url.clone()), SqlParam::Text(e.secret.clone()), SqlParam::Bool(e.types.is_none())]).await?;
+            for t in e.types.iter().flatten() {
+                conn.exec(outbox::INSERT_ENDPOINT_TYPE, &[SqlParam::Text(e.id.clone()), SqlParam::Text(t.clone())]).await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn endpoints(&self, scope: &Scope) -> Result<Vec<Endpoint>> {
+        let mut conn = self.pool.get().await?;
+        let params = [SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
+        let found = conn.query(outbox::LIST_ENDPOINTS, &params, |r| Ok((r.text(0)?, r.int(1)?, r.boolean(2)?, r.text(3)?, r.boolean(4)?))).await?;
+        let mut out = Vec::with_capacity(found.len());
+        for (id, created, livemode, url, all) in found {
+            let types = if all { None } else { Some(conn.query(outbox::ENDPOINT_TYPES, &[SqlParam::Text(id.clone())], |r| r.text(0)).await?) };
+            out.push(Endpoint { id, created, livemode, url, types });
+        }
+        Ok(out)
+    }
+
+    async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<bool> {
+        in_transaction!(self, conn, {
+            if conn.exec(outbox::DELETE_ENDPOINT, &scoped(scope, id)).await? != 1 {
+                return Ok(false);
+            }
+            conn.exec(outbox::DROP_ENDPOINT_DELIVERIES, &[SqlParam::Text(id.to_string())]).await?;
+            Ok(true)
+        })
+    }
+
+    async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<DueDelivery>> {
+        let mut conn = self.pool.get().await?;
+        // One statement: SKIP LOCKED lets several nodes claim disjoint sets at once.
+        let claimed = conn
+            .query(&outbox::claim_sql("FOR UPDATE SKIP LOCKED"), &[SqlParam::Int(now), SqlParam::Int(lease_until), SqlParam::Int(limit)], |r| {
+                Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?))
+            })
+            .await?;
+        let mut out = Vec::with_capacity(claimed.len());
+        for (seq, event_id, endpoint_id, attempts) in claimed {
+            let (url, secret) = conn
+                .query_opt(outbox::DELIVERY_TARGET, &[SqlParam::Text(endpoint_id.clone())], |r| Ok((r.text(0)?, r.text(1)?)))
+                .await?
+                .ok_or_else(|| Problem::internal("delivery without endpoint"))?;
+            let event = conn.query_opt(outbox::EVENT_BY_ID, &[SqlParam::Text(event_id)], outbox::event).await?.ok_or_else(|| Problem::internal("delivery without event"))?;
+            out.push(DueDelivery { seq, endpoint_id, url, secret, attempts, event });
+        }
+        Ok(out)
+    }
+
+    async fn record_attempt(&self, delivery_seq: i64, attempt: &Attempt, result: AttemptResult) -> Result<()> {
+        in_transaction!(self, conn, {
+            conn.exec(outbox::INSERT_ATTEMPT, &outbox::attempt_params(delivery_seq, attempt)).await?;
+            conn.exec(outbox::DELIVERY_DONE, &outbox::done_params(delivery_seq, result, attempt.attempted_at)).await?;
+            Ok(())
+        })
+    }
+
+    async fn deliveries(&self, scope: &Scope, event_id: &str) -> Result<Vec<DeliveryView>> {
+        let mut conn = self.pool.get().await?;
+        let found = conn.query(outbox::DELIVERIES_OF_EVENT, &scoped(scope, event_id), |r| Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?, r.int(4)?))).await?;
+        let mut out = Vec::with_capacity(found.len());
+        for (seq, endpoint_id, status, attempts, next_attempt_at) in found {
+            let log = conn.query(outbox::ATTEMPTS_OF_DELIVERY, &[SqlParam::Int(seq)], outbox::attempt).await?;
+            out.push(DeliveryView { endpoint_id, status, attempts, next_attempt_at, log });
+        }
+        Ok(out)
+    }
+
+    async fn resend_event(&self, scope: &Scope, event_id: &str, now: i64) -> Result<u64> {
+        let mut conn = self.pool.get().await?;
+        let event = conn.query_opt(&outbox::select_event_sql(), &scoped(scope, event_id), outbox::event).await?.ok_or_else(|| Problem::not_found("event", event_id))?;
+        let params = [SqlParam::Text(event.id), SqlParam::Int(now), SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Text(event.kind)];
+        conn.exec(outbox::RESEND, &params).await
     }
 
     async fn idempotency_begin(&self, scope: &Scope, key: &str, fingerprint: &[u8], now: i64) -> Result<IdempotencyBegin> {

@@ -6,7 +6,12 @@ mod conn;
 use async_trait::async_trait;
 use conn::{exec, query, query_opt, sql_err, Db};
 use paygate_domain::paging::{OrderFilter, Page, Paging};
-use paygate_domain::{plan_refund, App, Charge, Mode, Order, Problem, Refund, Scope};
+use paygate_domain::events::{self as ev, Event};
+use paygate_domain::objects::{self, OrderView};
+use paygate_domain::paging::CreatedRange;
+use paygate_domain::{plan_refund, plan_settlement, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope, Settlement};
+use paygate_store::outbox;
+use serde_json::Value;
 use paygate_store::rows::{self, scoped, with, SqlParam};
 use paygate_store::*;
 use rusqlite::Connection;
@@ -42,6 +47,27 @@ fn load_refund(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Refu
     query_opt(conn, &rows::select_refund_sql(""), &scoped(scope, id), rows::refund)
 }
 
+/// Records an event and queues its deliveries in the current transaction.
+fn emit(conn: &Connection, scope: &Scope, kind: &str, object: Value, now: i64) -> Result<()> {
+    let event = outbox::new_event(scope, kind, object, now)?;
+    for (sql, params) in outbox::event_statements(&event) {
+        exec(conn, sql, &params)?;
+    }
+    Ok(())
+}
+
+fn order_object(conn: &Connection, scope: &Scope, order: Order) -> Result<Value> {
+    let charges = query(conn, &rows::charges_of_order_sql(), &scoped(scope, &order.id), rows::charge)?;
+    Ok(objects::order(&OrderView { order, charges }))
+}
+
+const APP_COLUMNS: &str = "a.id, a.name, a.created, a.public_key_pem, a.late_payment";
+
+fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
+    let policy: String = r.get(4)?;
+    Ok(App { id: r.get(0)?, name: r.get(1)?, created: r.get(2)?, public_key_pem: r.get(3)?, late_payment: LatePayment::parse(&policy).unwrap_or_default() })
+}
+
 fn existing_order_no_conflict(conn: &Connection, order: &Order) -> Result<Problem> {
     Ok(match query_opt(conn, rows::ORDER_BY_MERCHANT_NO, &rows::merchant_no_params(order), |r| r.text(0))? {
         Some(id) => rows::duplicate_order(&order.merchant_order_no, &id),
@@ -73,14 +99,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn server_secret(&self) -> Result<Vec<u8>> {
-        let mut fresh = [0u8; 32];
-        getrandom::getrandom(&mut fresh).map_err(Problem::internal)?;
+    async fn setting(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>> {
+        let (name, fresh) = (name.to_string(), fresh.to_vec());
         self.db
             .write(move |conn| {
-                conn.execute("INSERT INTO settings (name, value) VALUES ('server_secret', ?1) ON CONFLICT (name) DO NOTHING", [fresh.to_vec()])
-                    .map_err(sql_err)?;
-                conn.query_row("SELECT value FROM settings WHERE name = 'server_secret'", [], |r| r.get(0)).map_err(sql_err)
+                conn.execute("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING", rusqlite::params![name, fresh]).map_err(sql_err)?;
+                conn.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0)).map_err(sql_err)
             })
             .await
     }
@@ -90,8 +114,8 @@ impl Store for SqliteStore {
         self.db
             .write(move |conn| {
                 conn.execute(
-                    "INSERT INTO apps (id, name, created, public_key_pem) VALUES (?1, ?2, ?3, ?4)",
-                    rusqlite::params![app.id, app.name, app.created, app.public_key_pem],
+                    "INSERT INTO apps (id, name, created, public_key_pem, late_payment) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![app.id, app.name, app.created, app.public_key_pem, app.late_payment.as_str()],
                 )
                 .map_err(sql_err)?;
                 for k in keys {
@@ -114,20 +138,32 @@ impl Store for SqliteStore {
         let key_hash = key_hash.to_vec();
         self.db
             .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT a.id, a.name, a.created, a.public_key_pem, k.livemode FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = ?1",
-                    )
-                    .map_err(sql_err)?;
+                let sql = format!("SELECT {APP_COLUMNS}, k.livemode FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = ?1");
+                let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
                 let mut rows = stmt.query([key_hash]).map_err(sql_err)?;
                 match rows.next().map_err(sql_err)? {
                     None => Ok(None),
-                    Some(r) => Ok(Some((
-                        App { id: r.get(0).map_err(sql_err)?, name: r.get(1).map_err(sql_err)?, created: r.get(2).map_err(sql_err)?, public_key_pem: r.get(3).map_err(sql_err)? },
-                        Mode::from_live(r.get(4).map_err(sql_err)?),
-                    ))),
+                    Some(r) => Ok(Some((app_row(r).map_err(sql_err)?, Mode::from_live(r.get(5).map_err(sql_err)?)))),
                 }
             })
+            .await
+    }
+
+    async fn app(&self, app_id: &str) -> Result<Option<App>> {
+        let app_id = app_id.to_string();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&format!("SELECT {APP_COLUMNS} FROM apps a WHERE a.id = ?1")).map_err(sql_err)?;
+                let mut rows = stmt.query([app_id]).map_err(sql_err)?;
+                rows.next().map_err(sql_err)?.map(app_row).transpose().map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn set_app_late_payment(&self, app_id: &str, policy: LatePayment) -> Result<bool> {
+        let app_id = app_id.to_string();
+        self.db
+            .write(move |conn| conn.execute("UPDATE apps SET late_payment = ?1 WHERE id = ?2", rusqlite::params![policy.as_str(), app_id]).map(|n| n == 1).map_err(sql_err))
             .await
     }
 
@@ -177,7 +213,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn cancel_order(&self, scope: &Scope, id: &str) -> Result<Option<CancelOutcome>> {
+    async fn cancel_order(&self, scope: &Scope, id: &str, now: i64) -> Result<Option<CancelOutcome>> {
         let (scope, id) = (scope.clone(), id.to_string());
         self.db
             .write(move |conn| {
@@ -185,9 +221,36 @@ impl Store for SqliteStore {
                 if exec(conn, rows::CANCEL_ORDER, &scoped(&scope, &id))? == 1 {
                     exec(conn, rows::CLOSE_PENDING_CHARGES, &scoped(&scope, &id))?;
                     let order = load_order(conn, &scope, &id)?.ok_or_else(|| Problem::internal("canceled order vanished"))?;
+                    emit(conn, &scope, ev::ORDER_CANCELED, order_object(conn, &scope, order.clone())?, now)?;
                     return Ok(Some(CancelOutcome::Canceled { order, closed_charges: closing }));
                 }
                 Ok(load_order(conn, &scope, &id)?.map(CancelOutcome::NotCancelable))
+            })
+            .await
+    }
+
+    async fn expired_orders(&self, now: i64, limit: i64) -> Result<Vec<(Scope, String)>> {
+        self.db
+            .read(move |conn| {
+                query(conn, outbox::EXPIRED_ORDERS, &[SqlParam::Int(now), SqlParam::Int(limit)], |r| {
+                    Ok((Scope { app_id: r.text(0)?, mode: Mode::from_live(r.boolean(1)?) }, r.text(2)?))
+                })
+            })
+            .await
+    }
+
+    async fn close_expired_order(&self, scope: &Scope, id: &str, now: i64) -> Result<Option<(Order, Vec<Charge>)>> {
+        let (scope, id) = (scope.clone(), id.to_string());
+        self.db
+            .write(move |conn| {
+                let closing = query(conn, &rows::pending_charges_sql(""), &scoped(&scope, &id), rows::charge)?;
+                if exec(conn, outbox::CLOSE_ORDER, &with(scoped(&scope, &id), [SqlParam::Int(now)]))? != 1 {
+                    return Ok(None);
+                }
+                exec(conn, rows::CLOSE_PENDING_CHARGES, &scoped(&scope, &id))?;
+                let order = load_order(conn, &scope, &id)?.ok_or_else(|| Problem::internal("closed order vanished"))?;
+                emit(conn, &scope, ev::ORDER_CLOSED, order_object(conn, &scope, order.clone())?, now)?;
+                Ok(Some((order, closing)))
             })
             .await
     }
@@ -231,28 +294,37 @@ impl Store for SqliteStore {
         self.db
             .write(move |conn| {
                 let charge = load_charge(conn, &scope, &id)?.ok_or_else(|| Problem::not_found("charge", &id))?;
-                let changed = match &outcome {
-                    ChargeOutcome::Succeeded { transaction_no, time_paid } => {
-                        let n = exec(conn, rows::CHARGE_SUCCEEDED, &with(scoped(&scope, &id), [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid)]))?;
-                        if n == 1 {
-                            let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
-                            if exec(conn, rows::ORDER_PAID, &with(scoped(&scope, &charge.order_id), paid))? != 1 {
-                                // Only pending charges of a created order exist (cancel closes them in
-                                // the same transaction), so this is a broken invariant, not a race.
-                                return Err(Problem::internal(format!("order {} was not payable while charge {id} was pending", charge.order_id)));
-                            }
+                let order = load_order(conn, &scope, &charge.order_id)?.ok_or_else(|| Problem::internal("charge without order"))?;
+                let succeeded = matches!(outcome, ChargeOutcome::Succeeded { .. });
+                let settlement = plan_settlement(&order, &charge, succeeded)?;
+                let order_key = scoped(&scope, &order.id);
+                match (&settlement, &outcome) {
+                    (Settlement::NotPending, _) => return Ok(SettledCharge::NotPending(charge)),
+                    (Settlement::Failed, ChargeOutcome::Failed { code, message }) => {
+                        exec(conn, rows::CHARGE_FAILED, &with(scoped(&scope, &id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())]))?;
+                    }
+                    (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid }) => {
+                        let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid)];
+                        let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
+                        let order_sql = if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
+                        if exec(conn, rows::CHARGE_SUCCEEDED, &with(scoped(&scope, &id), set))? != 1 || exec(conn, order_sql, &with(order_key.clone(), paid))? != 1 {
+                            return Err(Problem::internal("settlement lost under the single writer"));
                         }
-                        n
+                        exec(conn, rows::CLOSE_OTHER_PENDING, &with(order_key, [SqlParam::Text(id.clone())]))?;
                     }
-                    ChargeOutcome::Failed { code, message } => {
-                        exec(conn, rows::CHARGE_FAILED, &with(scoped(&scope, &id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())]))?
-                    }
-                };
-                let charge = load_charge(conn, &scope, &id)?.ok_or_else(|| Problem::internal("charge vanished"))?;
-                if changed == 0 {
-                    return Ok(SettledCharge::NotPending(charge));
+                    _ => return Err(Problem::internal("settlement does not match the outcome")),
                 }
+                let charge = load_charge(conn, &scope, &id)?.ok_or_else(|| Problem::internal("charge vanished"))?;
                 let order = load_order(conn, &scope, &charge.order_id)?.ok_or_else(|| Problem::internal("order vanished"))?;
+                let now = charge.time_paid.unwrap_or(charge.created);
+                match settlement {
+                    Settlement::Paid => {
+                        emit(conn, &scope, ev::CHARGE_SUCCEEDED, objects::charge(&charge, None), now)?;
+                        emit(conn, &scope, ev::ORDER_SUCCEEDED, order_object(conn, &scope, order.clone())?, now)?;
+                    }
+                    Settlement::PaidAfterClose => emit(conn, &scope, ev::ORDER_PAID_AFTER_CLOSE, order_object(conn, &scope, order.clone())?, now)?,
+                    _ => {}
+                }
                 Ok(SettledCharge::Settled { charge, order })
             })
             .await
@@ -301,7 +373,15 @@ impl Store for SqliteStore {
                         }
                     }
                 }
-                load_refund(conn, &scope, &id)?.ok_or_else(|| Problem::internal("refund vanished"))
+                let done = load_refund(conn, &scope, &id)?.ok_or_else(|| Problem::internal("refund vanished"))?;
+                if done.status != refund.status {
+                    let (kind, now) = match &outcome {
+                        RefundOutcome::Succeeded { time_succeed, .. } => (ev::REFUND_SUCCEEDED, *time_succeed),
+                        RefundOutcome::Failed { .. } => (ev::REFUND_FAILED, done.created),
+                    };
+                    emit(conn, &scope, kind, objects::refund(&done), now)?;
+                }
+                Ok(done)
             })
             .await
     }
@@ -314,6 +394,134 @@ impl Store for SqliteStore {
     async fn refunds(&self, scope: &Scope, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> Result<Page<Refund>> {
         let (sql, params) = rows::refunds_query(scope, order_id, charge_id, limit);
         self.db.read(move |conn| Ok(rows::into_page(query(conn, &sql, &params, rows::refund)?, limit, false))).await
+    }
+
+    async fn event(&self, scope: &Scope, id: &str) -> Result<Option<Event>> {
+        let (scope, id) = (scope.clone(), id.to_string());
+        self.db.read(move |conn| query_opt(conn, &outbox::select_event_sql(), &scoped(&scope, &id), outbox::event)).await
+    }
+
+    async fn list_events(&self, scope: &Scope, kind: Option<&str>, created: &CreatedRange, paging: &Paging) -> Result<Page<Event>> {
+        let (scope, kind, created, paging) = (scope.clone(), kind.map(str::to_string), created.clone(), paging.clone());
+        self.db
+            .read(move |conn| {
+                let (limit, cursor, before) = match &paging {
+                    Paging::Cursor { limit, starting_after, ending_before } => {
+                        let cursor = match starting_after.as_ref().or(ending_before.as_ref()) {
+                            Some(id) => Some(query_opt(conn, outbox::EVENT_SEQ, &scoped(&scope, id), |r| r.int(0))?.ok_or_else(|| {
+                                Problem::invalid(if starting_after.is_some() { "starting_after" } else { "ending_before" }, format!("No such event: {id}"))
+                            })?),
+                            None => None,
+                        };
+                        (*limit, cursor, ending_before.is_some())
+                    }
+                    Paging::Page { per_page, .. } => (*per_page, None, false),
+                };
+                let (sql, params) = outbox::list_events_query(&scope, kind.as_deref(), &created, limit, cursor, before);
+                Ok(rows::into_page(query(conn, &sql, &params, outbox::event)?, limit, before))
+            })
+            .await
+    }
+
+    async fn create_endpoint(&self, endpoint: &NewEndpoint) -> Result<()> {
+        let e = endpoint.clone();
+        self.db
+            .write(move |conn| {
+                let live = e.scope.mode.is_live();
+                exec(conn, outbox::INSERT_ENDPOINT, &[SqlParam::Text(e.id.clone()), SqlParam::Text(e.scope.app_id.clone()), SqlParam::Bool(live), SqlParam::Int(e.created), SqlParam::Text(e.url.clone()), SqlParam::Text(e.secret.clone()), SqlParam::Bool(e.types.is_none())])?;
+                for t in e.types.iter().flatten() {
+                    exec(conn, outbox::INSERT_ENDPOINT_TYPE, &[SqlParam::Text(e.id.clone()), SqlParam::Text(t.clone())])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn endpoints(&self, scope: &Scope) -> Result<Vec<Endpoint>> {
+        let scope = scope.clone();
+        self.db
+            .read(move |conn| {
+                let params = [SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
+                let found = query(conn, outbox::LIST_ENDPOINTS, &params, |r| Ok((r.text(0)?, r.int(1)?, r.boolean(2)?, r.text(3)?, r.boolean(4)?)))?;
+                found
+                    .into_iter()
+                    .map(|(id, created, livemode, url, all)| {
+                        let types = if all { None } else { Some(query(conn, outbox::ENDPOINT_TYPES, &[SqlParam::Text(id.clone())], |r| r.text(0))?) };
+                        Ok(Endpoint { id, created, livemode, url, types })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<bool> {
+        let (scope, id) = (scope.clone(), id.to_string());
+        self.db
+            .write(move |conn| {
+                if exec(conn, outbox::DELETE_ENDPOINT, &scoped(&scope, &id))? != 1 {
+                    return Ok(false);
+                }
+                exec(conn, outbox::DROP_ENDPOINT_DELIVERIES, &[SqlParam::Text(id)])?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<DueDelivery>> {
+        self.db
+            .write(move |conn| {
+                let claimed = query(conn, &outbox::claim_sql(""), &[SqlParam::Int(now), SqlParam::Int(lease_until), SqlParam::Int(limit)], |r| {
+                    Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?))
+                })?;
+                claimed
+                    .into_iter()
+                    .map(|(seq, event_id, endpoint_id, attempts)| {
+                        let (url, secret) = query_opt(conn, outbox::DELIVERY_TARGET, &[SqlParam::Text(endpoint_id.clone())], |r| Ok((r.text(0)?, r.text(1)?)))?
+                            .ok_or_else(|| Problem::internal("delivery without endpoint"))?;
+                        let event = query_opt(conn, outbox::EVENT_BY_ID, &[SqlParam::Text(event_id)], outbox::event)?.ok_or_else(|| Problem::internal("delivery without event"))?;
+                        Ok(DueDelivery { seq, endpoint_id, url, secret, attempts, event })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn record_attempt(&self, delivery_seq: i64, attempt: &Attempt, result: AttemptResult) -> Result<()> {
+        let attempt = attempt.clone();
+        self.db
+            .write(move |conn| {
+                exec(conn, outbox::INSERT_ATTEMPT, &outbox::attempt_params(delivery_seq, &attempt))?;
+                exec(conn, outbox::DELIVERY_DONE, &outbox::done_params(delivery_seq, result, attempt.attempted_at))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn deliveries(&self, scope: &Scope, event_id: &str) -> Result<Vec<DeliveryView>> {
+        let (scope, id) = (scope.clone(), event_id.to_string());
+        self.db
+            .read(move |conn| {
+                let found = query(conn, outbox::DELIVERIES_OF_EVENT, &scoped(&scope, &id), |r| Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?, r.int(4)?)))?;
+                found
+                    .into_iter()
+                    .map(|(seq, endpoint_id, status, attempts, next_attempt_at)| {
+                        let log = query(conn, outbox::ATTEMPTS_OF_DELIVERY, &[SqlParam::Int(seq)], outbox::attempt)?;
+                        Ok(DeliveryView { endpoint_id, status, attempts, next_attempt_at, log })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn resend_event(&self, scope: &Scope, event_id: &str, now: i64) -> Result<u64> {
+        let (scope, id) = (scope.clone(), event_id.to_string());
+        self.db
+            .write(move |conn| {
+                let event = query_opt(conn, &outbox::select_event_sql(), &scoped(&scope, &id), outbox::event)?.ok_or_else(|| Problem::not_found("event", &id))?;
+                let params = [SqlParam::Text(event.id), SqlParam::Int(now), SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Text(event.kind)];
+                Ok(exec(conn, outbox::RESEND, &params)? as u64)
+            })
+            .await
     }
 
     async fn idempotency_begin(&self, scope: &Scope, key: &str, fingerprint: &[u8], now: i64) -> Result<IdempotencyBegin> {

@@ -3,11 +3,14 @@
 //! Every object lookup takes a [`Scope`]; there is no unscoped read of merchant data except
 //! [`Store::find_test_charge`] for the operator's `paygate sandbox pay` command.
 
+pub mod outbox;
 pub mod rows;
 
 use async_trait::async_trait;
-use paygate_domain::paging::{OrderFilter, Page, Paging};
-use paygate_domain::{Amount, App, Charge, Mode, Order, Problem, Refund, Scope};
+use paygate_domain::events::Event;
+use paygate_domain::paging::{CreatedRange, OrderFilter, Page, Paging};
+use paygate_domain::{Amount, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope};
+pub use outbox::{Attempt, AttemptResult, DeliveryView, DueDelivery, Endpoint, NewEndpoint};
 
 pub type Result<T> = std::result::Result<T, Problem>;
 
@@ -93,20 +96,30 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; safe to call from several nodes at once.
     async fn migrate(&self) -> Result<()>;
-    /// A random secret created once per database, keying the API-key hashes.
-    async fn server_secret(&self) -> Result<Vec<u8>>;
+    /// A value created once per database (the API-key hashing secret, the platform signing
+    /// key): `fresh` is stored if the name is new, and whatever is stored is returned, so nodes
+    /// racing at first start agree.
+    async fn setting(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>>;
 
     async fn create_app(&self, app: &App, keys: &[ApiKeyRecord]) -> Result<()>;
     async fn count_apps(&self) -> Result<i64>;
     async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<(App, Mode)>>;
     async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool>;
+    async fn set_app_late_payment(&self, app_id: &str, policy: LatePayment) -> Result<bool>;
+    async fn app(&self, app_id: &str) -> Result<Option<App>>;
 
     /// Fails with a `Conflict` naming the existing order when its merchant_order_no is taken.
     async fn insert_order(&self, order: &Order) -> Result<()>;
     async fn order(&self, scope: &Scope, id: &str) -> Result<Option<Order>>;
     async fn list_orders(&self, scope: &Scope, filter: &OrderFilter, paging: &Paging) -> Result<Page<Order>>;
-    /// Created → canceled, closing its pending charges, in one transaction. `None` if not found.
-    async fn cancel_order(&self, scope: &Scope, id: &str) -> Result<Option<CancelOutcome>>;
+    /// Created → canceled, closing its pending charges, with an `order.canceled` event, in one
+    /// transaction. `None` if not found.
+    async fn cancel_order(&self, scope: &Scope, id: &str, now: i64) -> Result<Option<CancelOutcome>>;
+    /// Unpaid orders past `time_expire`, any app: the worker's expiry sweep.
+    async fn expired_orders(&self, now: i64, limit: i64) -> Result<Vec<(Scope, String)>>;
+    /// Created and expired → closed, closing its pending charges, with `order.closed`.
+    /// `None` when the order is no longer open (paid or closed meanwhile).
+    async fn close_expired_order(&self, scope: &Scope, id: &str, now: i64) -> Result<Option<(Order, Vec<Charge>)>>;
 
     /// Inserts a pending charge if the order still accepts payment, closing any other pending
     /// charge of the order in the same transaction.
@@ -117,7 +130,8 @@ pub trait Store: Send + Sync + 'static {
     async fn find_charge(&self, scope: &Scope, reference: &str) -> Result<Option<Charge>>;
     /// The same lookup across all apps, test mode only: the operator's sandbox command.
     async fn find_test_charge(&self, reference: &str) -> Result<Option<Charge>>;
-    /// Pending → succeeded (order created → paid) or pending → failed, atomically.
+    /// Applies a channel's answer as `plan_settlement` decides — paid (with `charge.succeeded`
+    /// and `order.succeeded`), paid after close (`order.paid_after_close`), or failed — atomically.
     async fn settle_charge(&self, scope: &Scope, charge_id: &str, outcome: &ChargeOutcome) -> Result<SettledCharge>;
 
     /// Reserves the refund amount on the order (conditional update) and inserts a pending refund.
@@ -127,6 +141,18 @@ pub trait Store: Send + Sync + 'static {
     async fn refund(&self, scope: &Scope, id: &str) -> Result<Option<Refund>>;
     /// Refunds of an order (`charge_id = None`) or of one charge, newest first.
     async fn refunds(&self, scope: &Scope, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> Result<Page<Refund>>;
+
+    async fn event(&self, scope: &Scope, id: &str) -> Result<Option<Event>>;
+    async fn list_events(&self, scope: &Scope, kind: Option<&str>, created: &CreatedRange, paging: &Paging) -> Result<Page<Event>>;
+    async fn create_endpoint(&self, endpoint: &NewEndpoint) -> Result<()>;
+    async fn endpoints(&self, scope: &Scope) -> Result<Vec<Endpoint>>;
+    async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<bool>;
+    /// Leases up to `limit` due deliveries until `lease_until`; each goes to one claimer only.
+    async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<DueDelivery>>;
+    async fn record_attempt(&self, delivery_seq: i64, attempt: &Attempt, result: AttemptResult) -> Result<()>;
+    async fn deliveries(&self, scope: &Scope, event_id: &str) -> Result<Vec<DeliveryView>>;
+    /// Queues a new delivery of the event to every endpoint subscribed now; returns how many.
+    async fn resend_event(&self, scope: &Scope, event_id: &str, now: i64) -> Result<u64>;
 
     async fn idempotency_begin(&self, scope: &Scope, key: &str, fingerprint: &[u8], now: i64) -> Result<IdempotencyBegin>;
     async fn idempotency_complete(&self, scope: &Scope, key: &str, status: u16, body: &[u8]) -> Result<()>;

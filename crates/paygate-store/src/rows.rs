@@ -80,8 +80,14 @@ pub const CLOSE_PENDING_CHARGES: &str =
     "UPDATE charges SET status = 'closed' WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'pending'";
 pub const CANCEL_ORDER: &str =
     "UPDATE orders SET status = 'canceled' WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created'";
+/// A closed charge can still succeed at the channel (money taken late); see `plan_settlement`.
 pub const CHARGE_SUCCEEDED: &str = "UPDATE charges SET status = 'succeeded', transaction_no = $4, time_paid = $5 \
-    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
+    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status IN ('pending', 'closed')";
+/// Once a charge pays the order, its other pending charges can no longer succeed normally.
+pub const CLOSE_OTHER_PENDING: &str = "UPDATE charges SET status = 'closed' \
+    WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'pending' AND id <> $4";
+pub const ORDER_PAID_LATE: &str = "UPDATE orders SET status = 'paid_after_close', amount_paid = $4, time_paid = $5 \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status IN ('closed', 'canceled')";
 pub const CHARGE_FAILED: &str = "UPDATE charges SET status = 'failed', failure_code = $4, failure_msg = $5 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
 /// Only a created order becomes paid; the amount is the charge's.
@@ -89,7 +95,7 @@ pub const ORDER_PAID: &str = "UPDATE orders SET status = 'paid', amount_paid = $
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created'";
 /// The reservation: succeeds only while the bound still holds, whatever ran before it.
 pub const RESERVE_REFUND: &str = "UPDATE orders SET refund_reserved = refund_reserved + $4, has_refunds = TRUE \
-    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status IN ('paid', 'refunded') \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status IN ('paid', 'refunded', 'paid_after_close') \
     AND amount_paid - refund_reserved >= $4";
 pub const REFUND_SUCCEEDED: &str = "UPDATE refunds SET status = 'succeeded', transaction_no = $4, time_succeed = $5 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
@@ -97,7 +103,7 @@ pub const REFUND_FAILED: &str = "UPDATE refunds SET status = 'failed', failure_c
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
 /// Counts a succeeded refund; the order reads `refunded` once everything paid went back.
 pub const ORDER_REFUND_COUNTED: &str = "UPDATE orders SET amount_refunded = amount_refunded + $4, \
-    status = CASE WHEN amount_refunded + $4 = amount_paid THEN 'refunded' ELSE status END \
+    status = CASE WHEN status = 'paid' AND amount_refunded + $4 = amount_paid THEN 'refunded' ELSE status END \
     WHERE app_id = $1 AND livemode = $2 AND id = $3";
 pub const CHARGE_REFUND_COUNTED: &str = "UPDATE charges SET amount_refunded = amount_refunded + $4 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3";

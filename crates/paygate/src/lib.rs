@@ -52,20 +52,27 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     pub app: Arc<Paygate>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
+    /// Stops accepting, lets in-flight requests and the worker's current sweep finish.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
     }
 }
 
-pub async fn serve(listen: &str, app: Arc<Paygate>) -> Result<Running, Problem> {
+/// Serves the HTTP API; with `worker`, also runs the background worker in this process.
+pub async fn serve(listen: &str, app: Arc<Paygate>, worker: Option<paygate_worker::Settings>) -> Result<Running, Problem> {
     let listener = TcpListener::bind(listen).await.map_err(|e| Problem::invalid("listen", format!("Cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(Problem::internal)?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(paygate_http::serve(listener, app.clone(), stopped));
-    Ok(Running { addr, app, stop, task })
+    let mut tasks = vec![tokio::spawn(paygate_http::serve(listener, app.clone(), stopped.clone()))];
+    if let Some(settings) = worker {
+        tasks.push(tokio::spawn(paygate_worker::Worker::new(app.clone(), settings).run(stopped)));
+    }
+    Ok(Running { addr, app, stop, tasks })
 }

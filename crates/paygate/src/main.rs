@@ -11,11 +11,18 @@ use std::sync::Arc;
 const USAGE: &str = "paygate — a self-hosted payment order gateway (Ping++-compatible /v1 API)
 
 USAGE:
-  paygate serve [--listen ADDR] [--database URL]
+  paygate serve [--listen ADDR] [--database URL] [--no-worker]
+  paygate worker [--database URL]
   paygate migrate [--database URL]
   paygate app create --name NAME [--public-key-file PEM] [--json] [--database URL]
   paygate app set-public-key APP_ID (--public-key-file PEM | --none) [--database URL]
+  paygate app set-late-payment APP_ID (refund | hold) [--database URL]
   paygate sandbox pay CH_ID [--fail] [--database URL]
+  paygate webhook create --app APP_ID --url URL [--events TYPE,TYPE] [--live] [--json] [--database URL]
+  paygate webhook list --app APP_ID [--live] [--database URL]
+  paygate webhook delete --app APP_ID WE_ID [--live] [--database URL]
+  paygate webhook public-key [--database URL]
+  paygate events resend --app APP_ID EVT_ID [--live] [--database URL]
 
 Defaults: --listen 127.0.0.1:8080 (env PAYGATE_LISTEN),
           --database sqlite://paygate.db (env PAYGATE_DATABASE_URL; or postgres://USER@HOST/DB)";
@@ -34,7 +41,7 @@ impl Args {
             if let Some(name) = arg.strip_prefix("--") {
                 let (name, value) = match name.split_once('=') {
                     Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                    None if matches!(name, "json" | "fail" | "none" | "help" | "version") => (name.to_string(), None),
+                    None if matches!(name, "json" | "fail" | "none" | "help" | "version" | "live" | "no-worker") => (name.to_string(), None),
                     None => (name.to_string(), Some(it.next().ok_or_else(|| format!("--{name} needs a value"))?)),
                 };
                 options.push((name, value));
@@ -86,6 +93,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match command.as_slice() {
             ["serve"] => serve(&args).await,
+            ["worker"] => worker(&args).await,
+            ["app", "set-late-payment", app_id, policy] => set_late_payment(&args, app_id, policy).await,
+            ["webhook", "create"] => webhook_create(&args).await,
+            ["webhook", "list"] => webhook_list(&args).await,
+            ["webhook", "delete", id] => webhook_delete(&args, id).await,
+            ["webhook", "public-key"] => webhook_public_key(&args).await,
+            ["events", "resend", id] => events_resend(&args, id).await,
             ["migrate"] => migrate(&args).await,
             ["app", "create"] => app_create(&args).await,
             ["app", "set-public-key", app_id] => set_public_key(&args, app_id).await,
@@ -118,7 +132,7 @@ async fn open(args: &Args) -> Result<Arc<paygate_core::Paygate>, Result<Problem,
 }
 
 async fn serve(args: &Args) -> CmdResult {
-    args.check_known(&["listen", "database"]).map_err(Err)?;
+    args.check_known(&["listen", "database", "no-worker"]).map_err(Err)?;
     let listen = args.opt("listen").or_else(|| std::env::var("PAYGATE_LISTEN").ok()).unwrap_or_else(|| DEFAULT_LISTEN.into());
     let app = open(args).await?;
     if app.store.count_apps().await.map_err(Ok)? == 0 {
@@ -128,7 +142,8 @@ async fn serve(args: &Args) -> CmdResult {
         println!("  live secret key: {}", keys.live_secret_key);
         println!("Keep these keys: they are stored only as hashes and cannot be shown again.");
     }
-    let running = paygate::serve(&listen, app.clone()).await.map_err(Ok)?;
+    let worker = (!args.flag("no-worker")).then(paygate_worker::Settings::default);
+    let running = paygate::serve(&listen, app.clone(), worker).await.map_err(Ok)?;
     eprintln!("paygate: serving on http://{} with {} ({})", running.addr, app.store.backend(), redact(&args.database()));
     wait_for_signal().await;
     eprintln!("paygate: shutting down, finishing in-flight requests");
@@ -196,5 +211,83 @@ async fn sandbox_pay(args: &Args, charge: &str) -> CmdResult {
     let app = open(args).await?;
     let (charge, order) = app.sandbox_pay_any(charge, result).await.map_err(Ok)?;
     println!("charge {} {}; order {} {}", charge.id, charge.status.as_str(), order.id, order.status.as_str());
+    Ok(())
+}
+
+async fn worker(args: &Args) -> CmdResult {
+    args.check_known(&["database"]).map_err(Err)?;
+    let app = open(args).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(paygate_worker::Worker::new(app.clone(), paygate_worker::Settings::default()).run(stopped));
+    eprintln!("paygate: worker running on {} ({})", app.store.backend(), redact(&args.database()));
+    wait_for_signal().await;
+    eprintln!("paygate: worker finishing its current sweep");
+    let _ = stop.send(true);
+    let _ = task.await;
+    Ok(())
+}
+
+async fn set_late_payment(args: &Args, app_id: &str, policy: &str) -> CmdResult {
+    args.check_known(&["database"]).map_err(Err)?;
+    let policy = paygate_domain::LatePayment::parse(policy).ok_or_else(|| Err(format!("late payment policy must be 'refund' or 'hold', got '{policy}'")))?;
+    let app = open(args).await?;
+    app.set_app_late_payment(app_id, policy).await.map_err(Ok)?;
+    eprintln!("paygate: app {app_id} now handles late payments with '{}'", policy.as_str());
+    Ok(())
+}
+
+async fn caller(args: &Args, app: &paygate_core::Paygate) -> Result<paygate_core::Caller, Result<Problem, String>> {
+    let app_id = args.opt("app").ok_or_else(|| Err("this command needs --app APP_ID".to_string()))?;
+    let mode = paygate_domain::Mode::from_live(args.flag("live"));
+    app.caller_for(&app_id, mode).await.map_err(Ok)
+}
+
+async fn webhook_create(args: &Args) -> CmdResult {
+    args.check_known(&["app", "url", "events", "live", "json", "database"]).map_err(Err)?;
+    let url = args.opt("url").ok_or_else(|| Err("webhook create needs --url URL".to_string()))?;
+    let types = args.opt("events").map(|e| e.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect());
+    let app = open(args).await?;
+    let caller = caller(args, &app).await?;
+    let (endpoint, secret) = app.create_endpoint(&caller, &url, types).await.map_err(Ok)?;
+    if args.flag("json") {
+        println!("{}", serde_json::json!({"id": endpoint.id, "url": endpoint.url, "livemode": endpoint.livemode, "events": endpoint.types, "secret": secret}));
+    } else {
+        println!("endpoint: {}\nurl:      {}\nsecret:   {secret}\n(the secret is shown only now)", endpoint.id, endpoint.url);
+    }
+    Ok(())
+}
+
+async fn webhook_list(args: &Args) -> CmdResult {
+    args.check_known(&["app", "live", "database"]).map_err(Err)?;
+    let app = open(args).await?;
+    let caller = caller(args, &app).await?;
+    for e in app.endpoints(&caller).await.map_err(Ok)? {
+        println!("{}\t{}\t{}", e.id, e.url, e.types.map(|t| t.join(",")).unwrap_or_else(|| "*".into()));
+    }
+    Ok(())
+}
+
+async fn webhook_delete(args: &Args, id: &str) -> CmdResult {
+    args.check_known(&["app", "live", "database"]).map_err(Err)?;
+    let app = open(args).await?;
+    let caller = caller(args, &app).await?;
+    app.delete_endpoint(&caller, id).await.map_err(Ok)?;
+    eprintln!("paygate: deleted {id}");
+    Ok(())
+}
+
+async fn webhook_public_key(args: &Args) -> CmdResult {
+    args.check_known(&["database"]).map_err(Err)?;
+    let app = open(args).await?;
+    print!("{}", app.platform_public_key_pem().await.map_err(Ok)?);
+    Ok(())
+}
+
+async fn events_resend(args: &Args, id: &str) -> CmdResult {
+    args.check_known(&["app", "live", "database"]).map_err(Err)?;
+    let app = open(args).await?;
+    let caller = caller(args, &app).await?;
+    let queued = app.resend_event(&caller, id).await.map_err(Ok)?;
+    println!("{id}: {queued} deliveries queued");
     Ok(())
 }

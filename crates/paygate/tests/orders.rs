@@ -100,9 +100,6 @@ fn cancel_rules(backend: Backend) {
     let ch = paying["charges"]["data"][0]["id"].as_str().unwrap().to_string();
     let (st, canceled) = s.put(&k.test, &format!("/v1/orders/{id}"), json!({"status": "canceled"}));
     assert_eq!((st, &canceled["status"]), (200, &json!("canceled")), "{canceled}");
-    // Its pending charge was closed with it: a late sandbox success cannot mark it paid.
-    let (st, late) = s.post(&k.test, &format!("/v1/sandbox/charges/{ch}/pay"), json!({"result": "success"}));
-    assert_eq!((st, &late["error"]["code"]), (400, &json!("charge_not_pending")));
     let (st, err) = s.post(&k.test, &format!("/v1/orders/{id}/pay"), json!({"channel": "wx_pub_qr"}));
     assert_eq!((st, &err["error"]["code"]), (400, &json!("order_not_payable")));
     // Canceling again is harmless; a paid order cannot be canceled.
@@ -112,20 +109,42 @@ fn cancel_rules(backend: Backend) {
     assert_eq!((st, &err["error"]["code"]), (400, &json!("order_not_cancelable")));
     let (st, err) = s.put(&k.test, &format!("/v1/orders/{id}"), json!({"status": "paid"}));
     assert_eq!((st, &err["error"]["param"]), (400, &json!("status")));
-    // A second pay supersedes the first pending charge.
+
+    // Its pending charge was closed with the order, so money arriving for it now is a late
+    // payment: never a normal success, refunded automatically by default.
+    let (st, late) = s.post(&k.test, &format!("/v1/sandbox/charges/{ch}/pay"), json!({"result": "success"}));
+    assert_eq!(st, 200, "{late}");
+    let (_, after) = s.get(&k.test, &format!("/v1/orders/{id}"));
+    assert_eq!(after["status"], "paid_after_close");
+    assert_eq!(after["paid"], false, "late money never reads as a sale");
+    assert_eq!((after["amount_paid"].as_i64(), after["amount_refunded"].as_i64()), (Some(100), Some(100)));
+    assert_eq!(s.get(&k.test, &format!("/v1/orders?app={}&paid=true", k.app)).1["data"].as_array().unwrap().len(), 1, "only c2 is a sale");
+
+    // A superseded (closed) charge that still succeeds pays an order that is still open; the
+    // newer pending charge is closed in its place.
     let o3 = s.create_order(&k, &k.test, "c3", 100, json!({}));
     let id3 = o3["id"].as_str().unwrap();
     let (_, first) = s.post(&k.test, &format!("/v1/orders/{id3}/pay"), json!({"channel": "alipay"}));
     let first_ch = first["charges"]["data"][0]["id"].as_str().unwrap().to_string();
     let (_, second) = s.post(&k.test, &format!("/v1/orders/{id3}/pay"), json!({"channel": "wx"}));
     assert_eq!(second["charges"]["data"].as_array().unwrap().len(), 2);
-    let (st, _) = s.post(&k.test, &format!("/v1/sandbox/charges/{first_ch}/pay"), json!({"result": "success"}));
-    assert_eq!(st, 400, "a superseded charge can no longer succeed");
-    // A failed sandbox payment leaves the order payable.
     let second_ch = second["charges"]["data"][0]["id"].as_str().unwrap().to_string();
-    let (_, failed) = s.post(&k.test, &format!("/v1/sandbox/charges/{second_ch}/pay"), json!({"result": "fail"}));
+    assert_eq!(s.post(&k.test, &format!("/v1/sandbox/charges/{first_ch}/pay"), json!({"result": "success"})).0, 200);
+    let (_, o3) = s.get(&k.test, &format!("/v1/orders/{id3}"));
+    assert_eq!(o3["status"], "paid");
+    let (st, err) = s.post(&k.test, &format!("/v1/sandbox/charges/{second_ch}/pay"), json!({"result": "success"}));
+    assert_eq!((st, &err["error"]["code"]), (409, &json!("order_already_paid")), "a second success on a paid order is refused");
+
+    // A failed sandbox payment leaves the order payable.
+    let o4 = s.create_order(&k, &k.test, "c4", 100, json!({}));
+    let id4 = o4["id"].as_str().unwrap();
+    let (_, paying) = s.post(&k.test, &format!("/v1/orders/{id4}/pay"), json!({"channel": "wx"}));
+    let ch4 = paying["charges"]["data"][0]["id"].as_str().unwrap().to_string();
+    let (_, failed) = s.post(&k.test, &format!("/v1/sandbox/charges/{ch4}/pay"), json!({"result": "fail"}));
     assert_eq!((failed["paid"].as_bool(), failed["failure_code"].as_str()), (Some(false), Some("sandbox_declined")));
-    assert_eq!(s.get(&k.test, &format!("/v1/orders/{id3}")).1["status"], "created");
+    assert_eq!(s.get(&k.test, &format!("/v1/orders/{id4}")).1["status"], "created");
+    let (st, again) = s.post(&k.test, &format!("/v1/sandbox/charges/{ch4}/pay"), json!({"result": "success"}));
+    assert_eq!((st, &again["error"]["code"]), (400, &json!("charge_not_pending")));
 }
 
 fn concurrent_refunds_never_exceed_paid(backend: Backend) {

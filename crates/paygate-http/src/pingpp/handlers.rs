@@ -1,6 +1,7 @@
 //! `/v1` routes: parse the request into core inputs, call the core, render.
 
-use super::{render, Answer};
+use super::Answer;
+use paygate_domain::objects as render;
 use crate::request::{Incoming, JsonBody};
 use hyper::{Method, StatusCode};
 use paygate_core::orders::{OrderInput, PayInput};
@@ -56,13 +57,14 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
             let (charge, _order) = app.sandbox_pay(caller, reference, result).await?;
             ok(render::charge(&charge, None))
         }
+        _ if let Some(answer) = super::webhooks::dispatch(app, caller, req, path).await => answer,
         _ if known_path(path) => Err(Problem::new(ProblemKind::InvalidRequest, "method_not_allowed", format!("{} is not supported on {}.", req.method, req.path))),
         _ => Err(Problem::new(ProblemKind::NotFound, "route_not_found", format!("Unrecognized request URL ({} {}).", req.method, req.path))),
     }
 }
 
 fn known_path(path: &[&str]) -> bool {
-    matches!(path.first(), Some(&"orders") | Some(&"charges")) && path.len() <= 4
+    matches!(path.first(), Some(&"orders" | &"charges" | &"events" | &"webhook_endpoints" | &"webhook_public_key")) && path.len() <= 4
 }
 
 fn ok(value: serde_json::Value) -> Answer {

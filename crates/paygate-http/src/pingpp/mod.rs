@@ -2,7 +2,7 @@
 //! signatures, Idempotency-Key on every POST/PUT, `{"error":{…}}` errors.
 
 mod handlers;
-mod render;
+mod webhooks;
 
 use crate::request::{self, Incoming};
 use crate::HttpResponse;

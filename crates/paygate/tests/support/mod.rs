@@ -104,7 +104,7 @@ impl TestServer {
         let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000)));
         let (app, running) = rt.block_on(async {
             let app = paygate::start(&database_url, clock.clone()).await.expect("paygate starts");
-            let running = paygate::serve("127.0.0.1:0", app.clone()).await.expect("listens");
+            let running = paygate::serve("127.0.0.1:0", app.clone(), None).await.expect("listens");
             (app, running)
         });
         let base = format!("http://{}", running.addr);

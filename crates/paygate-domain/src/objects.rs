@@ -1,9 +1,16 @@
-//! Ping++ object shapes (seed 004's order example is the reference). Amounts are fen integers.
+//! The native object shapes, which are Ping++'s (seed 004's order example is the reference):
+//! what `/v1` answers and what events carry as `data.object`. Amounts are fen integers.
 
-use paygate_core::orders::OrderView;
-use paygate_domain::paging::Page;
-use paygate_domain::{Charge, ChargeStatus, Refund, RefundStatus};
+use crate::paging::Page;
+use crate::{Charge, ChargeStatus, Order, Refund, RefundStatus};
 use serde_json::{json, Value};
+
+/// An order with its charges, newest charge first: what the order endpoints render.
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    pub order: Order,
+    pub charges: Vec<Charge>,
+}
 
 pub fn list(url: &str, has_more: bool, data: Vec<Value>) -> Value {
     json!({"object": "list", "url": url, "has_more": has_more, "data": data})

@@ -1,0 +1,182 @@
+//! Events, webhook endpoints and deliveries as stored: shared SQL and types. An event row and
+//! its deliveries are inserted by the same transaction as the state change they describe.
+
+use crate::rows::{RowLike, SqlParam};
+use crate::Result;
+use paygate_domain::events::Event;
+use paygate_domain::ids::IdKind;
+use paygate_domain::{Mode, Problem, Scope};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    pub id: String,
+    pub scope: Scope,
+    pub created: i64,
+    pub url: String,
+    pub secret: String,
+    /// `None`: every event type.
+    pub types: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub id: String,
+    pub created: i64,
+    pub livemode: bool,
+    pub url: String,
+    pub types: Option<Vec<String>>,
+}
+
+/// A delivery a worker has claimed, with everything needed to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub seq: i64,
+    pub endpoint_id: String,
+    pub url: String,
+    pub secret: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub attempted_at: i64,
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_snippet: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    Delivered,
+    RetryAt(i64),
+    GiveUp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryView {
+    pub endpoint_id: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub log: Vec<Attempt>,
+}
+
+pub fn new_event(scope: &Scope, kind: &str, object: Value, now: i64) -> Result<Event> {
+    let mut random = [0u8; 32];
+    getrandom::getrandom(&mut random).map_err(Problem::internal)?;
+    Ok(Event { id: IdKind::Event.generate(&random), app_id: scope.app_id.clone(), mode: scope.mode, created: now, kind: kind.into(), object, pending_webhooks: 0 })
+}
+
+pub const INSERT_EVENT: &str = "INSERT INTO events (id, app_id, livemode, created, type, data) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// One pending delivery per live endpoint of the event's app and mode that subscribes to it.
+pub const FAN_OUT: &str = "INSERT INTO deliveries (event_id, endpoint_id, created, status, attempts, next_attempt_at) \
+    SELECT $1, e.id, $2, 'pending', 0, $2 FROM webhook_endpoints e \
+    WHERE e.app_id = $3 AND e.livemode = $4 AND NOT e.deleted \
+    AND (e.all_events OR EXISTS (SELECT 1 FROM webhook_endpoint_events t WHERE t.endpoint_id = e.id AND t.type = $5))";
+
+/// The statements that record `event` and queue its deliveries, in the caller's transaction.
+pub fn event_statements(e: &Event) -> [(&'static str, Vec<SqlParam>); 2] {
+    use SqlParam::*;
+    [
+        (INSERT_EVENT, vec![Text(e.id.clone()), Text(e.app_id.clone()), Bool(e.mode.is_live()), Int(e.created), Text(e.kind.clone()), Text(e.object.to_string())]),
+        (FAN_OUT, vec![Text(e.id.clone()), Int(e.created), Text(e.app_id.clone()), Bool(e.mode.is_live()), Text(e.kind.clone())]),
+    ]
+}
+
+pub const EVENT_COLUMNS: &str = "id, app_id, livemode, created, type, data, \
+    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id AND d.status = 'pending')";
+
+pub fn event(r: &dyn RowLike) -> Result<Event> {
+    Ok(Event {
+        id: r.text(0)?,
+        app_id: r.text(1)?,
+        mode: Mode::from_live(r.boolean(2)?),
+        created: r.int(3)?,
+        kind: r.text(4)?,
+        object: serde_json::from_str(&r.text(5)?).map_err(|e| Problem::internal(format!("stored event JSON: {e}")))?,
+        pending_webhooks: r.int(6)?,
+    })
+}
+
+pub fn select_event_sql() -> String {
+    format!("SELECT {EVENT_COLUMNS} FROM events WHERE app_id = $1 AND livemode = $2 AND id = $3")
+}
+
+pub const EVENT_SEQ: &str = "SELECT seq FROM events WHERE app_id = $1 AND livemode = $2 AND id = $3";
+
+/// Events newest first, filtered by type and `created`, paged by cursor (`cursor_seq` as for orders).
+pub fn list_events_query(scope: &Scope, kind: Option<&str>, created: &paygate_domain::paging::CreatedRange, limit: i64, cursor_seq: Option<i64>, ending_before: bool) -> (String, Vec<SqlParam>) {
+    let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
+    let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE app_id = $1 AND livemode = $2");
+    let mut push = |clause: String, p: SqlParam, sql: &mut String| {
+        params.push(p);
+        sql.push_str(&format!(" AND {clause} ${}", params.len()));
+    };
+    if let Some(k) = kind {
+        push("type =".into(), SqlParam::Text(k.into()), &mut sql);
+    }
+    for (op, v) in [(">", created.gt), (">=", created.gte), ("<", created.lt), ("<=", created.lte)] {
+        if let Some(v) = v {
+            push(format!("created {op}"), SqlParam::Int(v), &mut sql);
+        }
+    }
+    if let Some(seq) = cursor_seq {
+        push(format!("seq {}", if ending_before { ">" } else { "<" }), SqlParam::Int(seq), &mut sql);
+    }
+    sql.push_str(&format!(" ORDER BY seq {} LIMIT {}", if ending_before { "ASC" } else { "DESC" }, limit + 1));
+    (sql, params)
+}
+
+pub const INSERT_ENDPOINT: &str = "INSERT INTO webhook_endpoints (id, app_id, livemode, created, url, secret, all_events) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const INSERT_ENDPOINT_TYPE: &str = "INSERT INTO webhook_endpoint_events (endpoint_id, type) VALUES ($1, $2)";
+pub const ENDPOINT_TYPES: &str = "SELECT type FROM webhook_endpoint_events WHERE endpoint_id = $1 ORDER BY type";
+pub const LIST_ENDPOINTS: &str = "SELECT id, created, livemode, url, all_events FROM webhook_endpoints WHERE app_id = $1 AND livemode = $2 AND NOT deleted ORDER BY seq";
+pub const DELETE_ENDPOINT: &str = "UPDATE webhook_endpoints SET deleted = TRUE WHERE app_id = $1 AND livemode = $2 AND id = $3 AND NOT deleted";
+/// Deliveries still queued for a deleted endpoint are dropped with it.
+pub const DROP_ENDPOINT_DELIVERIES: &str = "UPDATE deliveries SET status = 'failed' WHERE endpoint_id = $1 AND status = 'pending'";
+
+/// Claims due deliveries by setting a lease. PostgreSQL adds `FOR UPDATE SKIP LOCKED` to the inner
+/// select so several nodes claim disjoint sets; SQLite's single writer makes it atomic as is.
+pub fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE deliveries SET lease_until = $2 WHERE seq IN (SELECT seq FROM deliveries WHERE status = 'pending' \
+         AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at, seq LIMIT $3 {lock}) \
+         RETURNING seq, event_id, endpoint_id, attempts"
+    )
+}
+pub const DELIVERY_TARGET: &str = "SELECT url, secret FROM webhook_endpoints WHERE id = $1";
+pub const EVENT_BY_ID: &str = "SELECT id, app_id, livemode, created, type, data, \
+    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id AND d.status = 'pending') FROM events WHERE id = $1";
+pub const INSERT_ATTEMPT: &str = "INSERT INTO delivery_attempts (delivery_seq, attempted_at, status_code, latency_ms, error, response_snippet) VALUES ($1, $2, $3, $4, $5, $6)";
+pub const DELIVERY_DONE: &str = "UPDATE deliveries SET status = $2, attempts = attempts + 1, lease_until = NULL, next_attempt_at = $3 WHERE seq = $1";
+pub const DELIVERIES_OF_EVENT: &str = "SELECT d.seq, d.endpoint_id, d.status, d.attempts, d.next_attempt_at FROM deliveries d \
+    JOIN events e ON e.id = d.event_id WHERE e.app_id = $1 AND e.livemode = $2 AND e.id = $3 ORDER BY d.seq";
+pub const ATTEMPTS_OF_DELIVERY: &str = "SELECT attempted_at, status_code, latency_ms, error, response_snippet FROM delivery_attempts WHERE delivery_seq = $1 ORDER BY seq";
+/// A manual resend queues a fresh delivery for every endpoint that would receive the event now.
+pub const RESEND: &str = FAN_OUT;
+
+pub fn attempt_params(seq: i64, a: &Attempt) -> Vec<SqlParam> {
+    use SqlParam::*;
+    vec![Int(seq), Int(a.attempted_at), OptInt(a.status_code), Int(a.latency_ms), OptText(a.error.clone()), OptText(a.response_snippet.clone())]
+}
+
+pub fn done_params(seq: i64, result: AttemptResult, now: i64) -> Vec<SqlParam> {
+    let (status, next) = match result {
+        AttemptResult::Delivered => ("delivered", now),
+        AttemptResult::RetryAt(at) => ("pending", at),
+        AttemptResult::GiveUp => ("failed", now),
+    };
+    vec![SqlParam::Int(seq), SqlParam::Text(status.into()), SqlParam::Int(next)]
+}
+
+pub fn attempt(r: &dyn RowLike) -> Result<Attempt> {
+    Ok(Attempt { attempted_at: r.int(0)?, status_code: r.opt_int(1)?, latency_ms: r.int(2)?, error: r.opt_text(3)?, response_snippet: r.opt_text(4)? })
+}
+
+pub const EXPIRED_ORDERS: &str = "SELECT app_id, livemode, id FROM orders WHERE status = 'created' AND time_expire <= $1 ORDER BY time_expire LIMIT $2";
+pub const CLOSE_ORDER: &str = "UPDATE orders SET status = 'closed' WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created' AND time_expire <= $4";
