@@ -6,7 +6,7 @@ mod request;
 mod sandbox_page;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -59,9 +59,9 @@ async fn handle(app: Arc<Paygate>, peer: SocketAddr, req: Request<Incoming>) -> 
     let task = tokio::spawn(async move {
         let (parts, body) = req.into_parts();
         let close = sends_body_on_connect(&parts.headers);
-        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => return request::too_large(),
+        let body = match read_body(body).await {
+            Some(bytes) => bytes,
+            None => return request::too_large(),
         };
         let mut response = route(&app, Req::new(parts, body, peer)).await;
         if close {
@@ -78,6 +78,29 @@ async fn handle(app: Arc<Paygate>, peer: SocketAddr, req: Request<Incoming>) -> 
 /// working unchanged; every other client keeps its keep-alive connection.
 fn sends_body_on_connect(headers: &hyper::HeaderMap) -> bool {
     headers.get(hyper::header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.starts_with("Pingpp/v1 NodeBindings/"))
+}
+
+/// Past this, an oversized body is no longer drained and the connection is simply closed.
+const DRAIN_LIMIT: usize = 16 * MAX_BODY_BYTES;
+
+/// The body, or `None` when it exceeds [`MAX_BODY_BYTES`]. An oversized body is still read (and
+/// dropped) up to [`DRAIN_LIMIT`], so a client that sends its whole body before reading the
+/// answer gets the 413 instead of a broken pipe.
+async fn read_body(mut body: Incoming) -> Option<Bytes> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return None };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY_BYTES {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                return None;
+            }
+        }
+    }
+    (seen <= MAX_BODY_BYTES).then(|| buf.freeze())
 }
 
 async fn route(app: &Paygate, req: Req) -> HttpResponse {

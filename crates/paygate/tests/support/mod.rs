@@ -3,6 +3,8 @@
 //! required: without it the Postgres half fails loudly instead of skipping.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use paygate_core::{Clock, Paygate};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
