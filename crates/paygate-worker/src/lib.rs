@@ -32,6 +32,21 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// Defaults, with `PAYGATE_WORKER_LEASE_SECONDS` and `PAYGATE_WORKER_POLL_MS` overriding.
+    pub fn from_env() -> Settings {
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let mut s = Settings::default();
+        if let Some(lease) = var("PAYGATE_WORKER_LEASE_SECONDS") {
+            s.lease_seconds = lease.max(1) as i64;
+        }
+        if let Some(poll) = var("PAYGATE_WORKER_POLL_MS") {
+            s.poll = Duration::from_millis(poll.max(10));
+        }
+        s
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Sweep {
     pub delivered: usize,

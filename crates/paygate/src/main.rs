@@ -142,7 +142,7 @@ async fn serve(args: &Args) -> CmdResult {
         println!("  live secret key: {}", keys.live_secret_key);
         println!("Keep these keys: they are stored only as hashes and cannot be shown again.");
     }
-    let worker = (!args.flag("no-worker")).then(paygate_worker::Settings::default);
+    let worker = (!args.flag("no-worker")).then(paygate_worker::Settings::from_env);
     let running = paygate::serve(&listen, app.clone(), worker).await.map_err(Ok)?;
     eprintln!("paygate: serving on http://{} with {} ({})", running.addr, app.store.backend(), redact(&args.database()));
     wait_for_signal().await;
@@ -218,7 +218,7 @@ async fn worker(args: &Args) -> CmdResult {
     args.check_known(&["database"]).map_err(Err)?;
     let app = open(args).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(paygate_worker::Worker::new(app.clone(), paygate_worker::Settings::default()).run(stopped));
+    let task = tokio::spawn(paygate_worker::Worker::new(app.clone(), paygate_worker::Settings::from_env()).run(stopped));
     eprintln!("paygate: worker running on {} ({})", app.store.backend(), redact(&args.database()));
     wait_for_signal().await;
     eprintln!("paygate: worker finishing its current sweep");

@@ -114,6 +114,19 @@ impl TestServer {
         TestServer { rt, app, clock, base, database_url, running: Some(running), pg_schema }
     }
 
+    /// A second node on the same database (its own process state, its own port).
+    pub fn attach(database_url: &str) -> TestServer {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000)));
+        let (app, running) = rt.block_on(async {
+            let app = paygate::start(database_url, clock.clone()).await.expect("paygate starts");
+            let running = paygate::serve("127.0.0.1:0", app.clone(), None).await.expect("listens");
+            (app, running)
+        });
+        let base = format!("http://{}", running.addr);
+        TestServer { rt, app, clock, base, database_url: database_url.to_string(), running: Some(running), pg_schema: None }
+    }
+
     pub fn create_app(&self, name: &str) -> Keys {
         let keys = self.rt.block_on(self.app.create_app(name, None)).unwrap();
         Keys { app: keys.app.id, test: keys.test_secret_key, live: keys.live_secret_key }
