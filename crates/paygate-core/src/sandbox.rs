@@ -82,3 +82,18 @@ impl Paygate {
         self.store.order(scope, &order.id).await?.ok_or_else(|| Problem::internal("order vanished"))
     }
 }
+
+impl Paygate {
+    /// Refunds late money that a crash left unreturned (the refund normally follows the late
+    /// payment at once). Returns how many orders were refunded.
+    pub async fn refund_unreturned_late_payments(&self, limit: i64) -> Result<usize, Problem> {
+        let mut done = 0;
+        for (scope, id) in self.store.late_payments_to_refund(limit).await? {
+            if let Some(order) = self.store.order(&scope, &id).await? {
+                self.after_late_payment(&scope, order).await?;
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+}

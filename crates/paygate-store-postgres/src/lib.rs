@@ -492,12 +492,22 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn record_attempt(&self, delivery_seq: i64, attempt: &Attempt, result: AttemptResult) -> Result<()> {
+    async fn record_attempts(&self, attempts: &[(i64, Attempt, AttemptResult)]) -> Result<()> {
         in_transaction!(self, conn, {
-            conn.exec(outbox::INSERT_ATTEMPT, &outbox::attempt_params(delivery_seq, attempt)).await?;
-            conn.exec(outbox::DELIVERY_DONE, &outbox::done_params(delivery_seq, result, attempt.attempted_at)).await?;
+            for (seq, attempt, result) in attempts {
+                conn.exec(outbox::INSERT_ATTEMPT, &outbox::attempt_params(*seq, attempt)).await?;
+                conn.exec(outbox::DELIVERY_DONE, &outbox::done_params(*seq, *result, attempt.attempted_at)).await?;
+            }
             Ok(())
         })
+    }
+
+    async fn late_payments_to_refund(&self, limit: i64) -> Result<Vec<(Scope, String)>> {
+        let mut conn = self.pool.get().await?;
+        conn.query(outbox::LATE_PAYMENTS_TO_REFUND, &[SqlParam::Int(limit)], |r| {
+            Ok((Scope { app_id: r.text(0)?, mode: Mode::from_live(r.boolean(1)?) }, r.text(2)?))
+        })
+        .await
     }
 
     async fn deliveries(&self, scope: &Scope, event_id: &str) -> Result<Vec<DeliveryView>> {

@@ -486,13 +486,25 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record_attempt(&self, delivery_seq: i64, attempt: &Attempt, result: AttemptResult) -> Result<()> {
-        let attempt = attempt.clone();
+    async fn record_attempts(&self, attempts: &[(i64, Attempt, AttemptResult)]) -> Result<()> {
+        let attempts = attempts.to_vec();
         self.db
             .write(move |conn| {
-                exec(conn, outbox::INSERT_ATTEMPT, &outbox::attempt_params(delivery_seq, &attempt))?;
-                exec(conn, outbox::DELIVERY_DONE, &outbox::done_params(delivery_seq, result, attempt.attempted_at))?;
+                for (seq, attempt, result) in &attempts {
+                    exec(conn, outbox::INSERT_ATTEMPT, &outbox::attempt_params(*seq, attempt))?;
+                    exec(conn, outbox::DELIVERY_DONE, &outbox::done_params(*seq, *result, attempt.attempted_at))?;
+                }
                 Ok(())
+            })
+            .await
+    }
+
+    async fn late_payments_to_refund(&self, limit: i64) -> Result<Vec<(Scope, String)>> {
+        self.db
+            .read(move |conn| {
+                query(conn, outbox::LATE_PAYMENTS_TO_REFUND, &[SqlParam::Int(limit)], |r| {
+                    Ok((Scope { app_id: r.text(0)?, mode: Mode::from_live(r.boolean(1)?) }, r.text(2)?))
+                })
             })
             .await
     }

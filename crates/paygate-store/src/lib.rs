@@ -149,7 +149,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<bool>;
     /// Leases up to `limit` due deliveries until `lease_until`; each goes to one claimer only.
     async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<DueDelivery>>;
-    async fn record_attempt(&self, delivery_seq: i64, attempt: &Attempt, result: AttemptResult) -> Result<()>;
+    /// Records a sweep's attempts and each delivery's next state, in one transaction.
+    async fn record_attempts(&self, attempts: &[(i64, Attempt, AttemptResult)]) -> Result<()>;
+    /// Orders holding late money that their app wants returned and that is not (fully) being
+    /// refunded yet: the worker's safety net for a crash between a late payment and its refund.
+    async fn late_payments_to_refund(&self, limit: i64) -> Result<Vec<(Scope, String)>>;
     async fn deliveries(&self, scope: &Scope, event_id: &str) -> Result<Vec<DeliveryView>>;
     /// Queues a new delivery of the event to every endpoint subscribed now; returns how many.
     async fn resend_event(&self, scope: &Scope, event_id: &str, now: i64) -> Result<u64>;

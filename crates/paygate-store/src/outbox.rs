@@ -180,3 +180,6 @@ pub fn attempt(r: &dyn RowLike) -> Result<Attempt> {
 
 pub const EXPIRED_ORDERS: &str = "SELECT app_id, livemode, id FROM orders WHERE status = 'created' AND time_expire <= $1 ORDER BY time_expire LIMIT $2";
 pub const CLOSE_ORDER: &str = "UPDATE orders SET status = 'closed' WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created' AND time_expire <= $4";
+
+pub const LATE_PAYMENTS_TO_REFUND: &str = "SELECT o.app_id, o.livemode, o.id FROM orders o JOIN apps a ON a.id = o.app_id \
+    WHERE o.status = 'paid_after_close' AND o.refund_reserved < o.amount_paid AND a.late_payment = 'refund' LIMIT $1";

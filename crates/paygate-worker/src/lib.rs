@@ -102,31 +102,41 @@ impl Worker {
     /// One sweep: expire orders, then deliver what is due now.
     pub async fn tick(&self) -> Result<Sweep, Problem> {
         let mut sweep = Sweep { expired_orders: self.app.expire_due_orders(100).await?, ..Sweep::default() };
+        self.app.refund_unreturned_late_payments(100).await?;
         let now = self.app.now();
         let due = self.app.store.claim_deliveries(now, now + self.settings.lease_seconds, self.settings.batch).await?;
+        if due.is_empty() {
+            return Ok(sweep);
+        }
+        let key = self.app.platform_key().await?;
         let mut sending = tokio::task::JoinSet::new();
         for delivery in due {
-            let body = delivery.event.render().to_string();
-            let headers = self.app.webhook_signatures(body.as_bytes(), &delivery.secret, now).await?;
-            let agent = self.agent.clone();
+            let (agent, key) = (self.agent.clone(), key.clone());
             sending.spawn_blocking(move || {
+                let body = delivery.event.render().to_string();
+                let headers = paygate_core::webhooks::webhook_signatures(&key, body.as_bytes(), &delivery.secret, now);
                 let sent = send(&agent, &delivery.url, &body, &headers);
                 (delivery, sent)
             });
         }
+        let mut records = Vec::new();
         while let Some(joined) = sending.join_next().await {
             let (delivery, sent) = joined.map_err(Problem::internal)?;
-            let result = self.record(&delivery, sent).await?;
+            let (attempt, result) = self.judge(&delivery, sent)?;
             match result {
                 AttemptResult::Delivered => sweep.delivered += 1,
                 AttemptResult::RetryAt(_) => sweep.retrying += 1,
                 AttemptResult::GiveUp => sweep.failed += 1,
             }
+            records.push((delivery.seq, attempt, result));
         }
+        // One transaction for the whole sweep: one commit instead of one per delivery.
+        self.app.store.record_attempts(&records).await?;
         Ok(sweep)
     }
 
-    async fn record(&self, delivery: &DueDelivery, sent: Sent) -> Result<AttemptResult, Problem> {
+    /// The attempt as logged, and what happens to the delivery next.
+    fn judge(&self, delivery: &DueDelivery, sent: Sent) -> Result<(Attempt, AttemptResult), Problem> {
         let now = self.app.now();
         let made = delivery.attempts + 1;
         let result = if sent.status.is_some_and(|s| (200..300).contains(&s)) {
@@ -140,8 +150,7 @@ impl Worker {
             }
         };
         let attempt = Attempt { attempted_at: now, status_code: sent.status.map(i64::from), latency_ms: sent.latency_ms, error: sent.error, response_snippet: sent.snippet };
-        self.app.store.record_attempt(delivery.seq, &attempt, result).await?;
-        Ok(result)
+        Ok((attempt, result))
     }
 }
 

@@ -4,6 +4,8 @@
 //!   loadgen retrieve BASE KEY IDS_IN CLIENTS SECONDS        — GET /v1/orders/{id}
 //!   loadgen sqlite-insert PATH SECONDS                      — raw single-row inserts (WAL, FULL)
 //!   loadgen sqlite-select PATH CLIENTS SECONDS              — raw primary-key selects
+//!   loadgen payments BASE KEY APP CLIENTS COUNT             — times completing COUNT sandbox payments
+//!   loadgen receive PORT EXPECTED                           — a webhook receiver; rate of the first EXPECTED
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -116,6 +118,105 @@ fn main() {
                 let _ = stmt.query_row([(i as i64 * 7919) % max + 1], |r| r.get::<_, String>(1));
             });
             report("sqlite_raw_select", &mut lat, secs);
+        }
+        "payments" => {
+            let (base, key, app, clients, count): (String, String, String, usize, usize) = (a(1), a(2), a(3), a(4).parse().unwrap(), a(5).parse().unwrap());
+            let agents: Vec<ureq::Agent> = (0..clients).map(|_| agent()).collect();
+            let auth = format!("Bearer {key}");
+            let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+            // Untimed: orders with an open charge each.
+            let charges = Mutex::new(Vec::new());
+            let next = AtomicU64::new(0);
+            std::thread::scope(|s| {
+                for agent in &agents {
+                    let (charges, next, auth, run, base, app) = (&charges, &next, &auth, &run, &base, &app);
+                    s.spawn(move || loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        if i >= count {
+                            break;
+                        }
+                        let body = format!("{{\"app\":\"{app}\",\"merchant_order_no\":\"p{run}{i}\",\"amount\":100,\"currency\":\"cny\",\"subject\":\"b\",\"body\":\"b\"}}");
+                        let text = agent.post(&format!("{base}/v1/orders")).set("authorization", auth).send_string(&body).unwrap().into_string().unwrap();
+                        let id = text.split("\"id\":\"").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
+                        let text = agent.post(&format!("{base}/v1/orders/{id}/pay")).set("authorization", auth).send_string("{\"channel\":\"alipay_qr\"}").unwrap().into_string().unwrap();
+                        let ch = text.split("\"id\":\"ch_").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
+                        charges.lock().unwrap().push(format!("ch_{ch}"));
+                    });
+                }
+            });
+            let charges = charges.into_inner().unwrap();
+            let next = AtomicU64::new(0);
+            let lat = Mutex::new(Vec::new());
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for agent in &agents {
+                    let (charges, next, auth, base, lat) = (&charges, &next, &auth, &base, &lat);
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                            let Some(ch) = charges.get(i) else { break };
+                            let t = Instant::now();
+                            agent.post(&format!("{base}/v1/sandbox/charges/{ch}/pay")).set("authorization", auth).send_string("{\"result\":\"success\"}").expect("payment completes");
+                            mine.push(t.elapsed().as_micros() as u64);
+                        }
+                        lat.lock().unwrap().extend(mine);
+                    });
+                }
+            });
+            report("http_pay_complete", &mut lat.into_inner().unwrap(), start.elapsed().as_secs_f64());
+        }
+        "receive" => {
+            use std::io::{BufRead, BufReader, Read, Write};
+            let (port, expected): (u16, usize) = (a(1).parse().unwrap(), a(2).parse().unwrap());
+            let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+            let seen = Arc::new(AtomicU64::new(0));
+            let first = Arc::new(Mutex::new(None::<Instant>));
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let first_seen = first.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let (seen, first, tx) = (seen.clone(), first_seen.clone(), tx.clone());
+                    std::thread::spawn(move || {
+                        let mut reader = BufReader::new(stream.try_clone().unwrap());
+                        let mut stream = stream;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let mut len = 0usize;
+                            loop {
+                                let mut h = String::new();
+                                if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                let h = h.trim_end().to_ascii_lowercase();
+                                if h.is_empty() {
+                                    break;
+                                }
+                                if let Some(v) = h.strip_prefix("content-length:") {
+                                    len = v.trim().parse().unwrap_or(0);
+                                }
+                            }
+                            let mut body = vec![0; len];
+                            if reader.read_exact(&mut body).is_err() {
+                                return;
+                            }
+                            first.lock().unwrap().get_or_insert_with(Instant::now);
+                            if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err() {
+                                return;
+                            }
+                            if seen.fetch_add(1, Ordering::SeqCst) + 1 == expected as u64 {
+                                let _ = tx.send(());
+                            }
+                        }
+                    });
+                }
+            });
+            rx.recv_timeout(Duration::from_secs(600)).expect("all expected webhooks arrived");
+            let elapsed = first.lock().unwrap().unwrap().elapsed().as_secs_f64();
+            println!("{{\"name\":\"webhook_delivery\",\"ops\":{expected},\"seconds\":{elapsed:.2},\"per_second\":{:.0}}}", expected as f64 / elapsed);
         }
         other => panic!("unknown mode {other}"),
     }

@@ -252,4 +252,19 @@ fn expiry_and_late_payment(backend: Backend) {
     assert_eq!((o2["status"].as_str(), o2["amount_paid"].as_i64(), o2["amount_refunded"].as_i64()), (Some("paid_after_close"), Some(100), Some(0)));
     // …and can refund it by hand.
     assert_eq!(s.post(&held.test, &format!("/v1/orders/{id2}/order_refunds"), json!({})).0, 200);
+
+    // A crash between a late payment and its automatic refund: the store recorded the late
+    // money (as the settlement does) but nothing refunded it. The next worker sweep does.
+    let o3 = s.create_order(&k, &k.test, "x-3", 100, json!({}));
+    let id3 = o3["id"].as_str().unwrap().to_string();
+    let (_, paying) = s.post(&k.test, &format!("/v1/orders/{id3}/pay"), json!({"channel": "wx"}));
+    let ch3 = paying["charges"]["data"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(s.put(&k.test, &format!("/v1/orders/{id3}"), json!({"status": "canceled"})).0, 200);
+    let scope = paygate_domain::Scope { app_id: k.app.clone(), mode: paygate_domain::Mode::Test };
+    let outcome = paygate_store::ChargeOutcome::Succeeded { transaction_no: "late-crash".into(), time_paid: s.clock.now_for_tests() };
+    s.rt.block_on(s.app.store.settle_charge(&scope, &ch3, &outcome)).unwrap();
+    assert_eq!(s.get(&k.test, &format!("/v1/orders/{id3}")).1["amount_refunded"], 0);
+    s.rt.block_on(w.tick()).unwrap();
+    let (_, o3) = s.get(&k.test, &format!("/v1/orders/{id3}"));
+    assert_eq!((o3["status"].as_str(), o3["amount_refunded"].as_i64()), (Some("paid_after_close"), Some(100)));
 }
