@@ -160,3 +160,54 @@ fn kill_9_loses_no_acknowledged_payment_or_event(backend: Backend) {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+both!(sigterm_drains_in_flight_deliveries);
+
+fn sigterm_drains_in_flight_deliveries(backend: Backend) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = support::fresh_database(&rt, backend);
+    let out = Command::new(env!("CARGO_BIN_EXE_paygate")).args(["app", "create", "--name", "term", "--json", "--database", &db]).output().unwrap();
+    let app: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (key, app_id) = (app["test_secret_key"].as_str().unwrap().to_string(), app["id"].as_str().unwrap().to_string());
+    // A receiver that takes 1.5 s to answer.
+    let rx = Receiver::start(Box::new(|_| {
+        std::thread::sleep(Duration::from_millis(1500));
+        (200, None)
+    }));
+    let (mut server, base) = start(&db);
+    let agent = ureq::agent();
+    assert_eq!(call(&agent, "POST", &format!("{base}/v1/webhook_endpoints"), &key, json!({"url": rx.url, "events": ["order.canceled"]})).unwrap().0, 200);
+    let order = json!({"app": app_id, "merchant_order_no": "term-1", "amount": 100, "currency": "cny", "subject": "s", "body": "b"});
+    let (_, o) = call(&agent, "POST", &format!("{base}/v1/orders"), &key, order).unwrap();
+    let id = o["id"].as_str().unwrap().to_string();
+    assert_eq!(call(&agent, "PUT", &format!("{base}/v1/orders/{id}"), &key, json!({"status": "canceled"})).unwrap().0, 200);
+    // Wait until the delivery is on the wire, then SIGTERM.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rx.count() == 0 {
+        assert!(Instant::now() < deadline, "delivery started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "clean exit after draining: {status:?}");
+    // Restarted without a worker: the attempt was recorded as delivered before the exit.
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_paygate"))
+        .args(["serve", "--no-worker", "--listen", &format!("127.0.0.1:{port}"), "--database", &db])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    while ureq::get(&format!("{base}/healthz")).call().is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, events) = call(&agent, "GET", &format!("{base}/v1/events?type=order.canceled"), &key, Value::Null).unwrap();
+    let evt = events["data"][0]["id"].as_str().unwrap();
+    let (_, d) = call(&agent, "GET", &format!("{base}/v1/events/{evt}/deliveries"), &key, Value::Null).unwrap();
+    assert_eq!((d["data"][0]["status"].as_str(), d["data"][0]["attempts"].as_i64()), (Some("delivered"), Some(1)), "{d}");
+    assert_eq!(rx.count(), 1);
+    server.kill().unwrap();
+    let _ = server.wait();
+}
