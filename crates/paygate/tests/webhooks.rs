@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::receiver::Receiver;
 use support::{Backend, Keys, TestServer};
 
-both!(events_are_recorded_and_delivered_signed, retries_follow_the_schedule, gives_up_after_sixteen_attempts, endpoint_input_is_validated, expiry_and_late_payment);
+both!(https_endpoints_go_through_tls, events_are_recorded_and_delivered_signed, retries_follow_the_schedule, gives_up_after_sixteen_attempts, endpoint_input_is_validated, expiry_and_late_payment);
 
 fn worker(s: &TestServer) -> Worker {
     Worker::new(s.app.clone(), Settings { timeout: Duration::from_secs(5), ..Settings::default() })
@@ -267,4 +267,23 @@ fn expiry_and_late_payment(backend: Backend) {
     s.rt.block_on(w.tick()).unwrap();
     let (_, o3) = s.get(&k.test, &format!("/v1/orders/{id3}"));
     assert_eq!((o3["status"].as_str(), o3["amount_refunded"].as_i64()), (Some("paid_after_close"), Some(100)));
+}
+
+fn https_endpoints_go_through_tls(backend: Backend) {
+    let s = TestServer::start(backend);
+    let k = s.create_app("shop");
+    let plain = Receiver::always(200);
+    // The same socket, addressed as https: the TLS handshake fails, is logged, and is retried.
+    endpoint(&s, &k, &plain.url.replace("http://", "https://"), json!(["order.canceled"]));
+    let order = s.create_order(&k, &k.test, "tls-1", 100, json!({}));
+    assert_eq!(s.put(&k.test, &format!("/v1/orders/{}", order["id"].as_str().unwrap()), json!({"status": "canceled"})).0, 200);
+    let sweep = s.rt.block_on(worker(&s).tick()).unwrap();
+    assert_eq!(sweep.retrying, 1);
+    assert_eq!(plain.count(), 0, "nothing was sent in clear text to an https endpoint");
+    let evt = s.get(&k.test, "/v1/events").1["data"][0]["id"].as_str().unwrap().to_string();
+    let (_, d) = s.get(&k.test, &format!("/v1/events/{evt}/deliveries"));
+    let attempt = &d["data"][0]["attempt_log"][0];
+    assert!(attempt["status_code"].is_null());
+    assert!(!attempt["error"].as_str().unwrap().is_empty(), "{attempt}");
+    assert_eq!(d["data"][0]["status"], "pending");
 }
