@@ -2,6 +2,7 @@
 //! validation. Nothing here does IO (no clock, no randomness, no database); callers pass those in.
 
 pub mod events;
+pub mod fees;
 pub mod ids;
 pub mod model;
 pub mod money;

@@ -42,6 +42,11 @@ impl Amount {
         self.0
     }
 
+    /// Yuan with two decimals, e.g. `0.01`, for faces that speak yuan strings.
+    pub fn yuan(self) -> String {
+        format!("{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+
     pub fn checked_sub(self, other: Amount) -> Option<Amount> {
         self.0.checked_sub(other.0).filter(|v| *v >= 0).map(Amount)
     }
@@ -91,6 +96,13 @@ mod tests {
         let a = Amount::from_stored(5);
         assert_eq!(a.checked_sub(Amount::from_stored(6)), None);
         assert_eq!(a.checked_sub(Amount::from_stored(5)), Some(Amount::ZERO));
+    }
+
+    #[test]
+    fn yuan_strings() {
+        assert_eq!(Amount::from_stored(1).yuan(), "0.01");
+        assert_eq!(Amount::from_stored(100).yuan(), "1.00");
+        assert_eq!(Amount::from_stored(123_456).yuan(), "1234.56");
     }
 
     #[test]
