@@ -3,10 +3,12 @@
 //! what a channel answered.
 
 mod sandbox;
+pub mod wechat;
 
-pub use sandbox::Sandbox;
+pub use sandbox::{Sandbox, SandboxWechat};
 
 use async_trait::async_trait;
+use paygate_domain::shares::ProfitShare;
 use paygate_domain::{Amount, Charge, Mode, Problem, ProblemKind, Refund, PINGPP_CHANNELS};
 use serde_json::Value;
 use std::sync::Arc;
@@ -41,6 +43,21 @@ pub trait Channel: Send + Sync {
     /// Closes an unpaid payment so it can no longer succeed at the channel.
     async fn close(&self, charge: &Charge) -> Result<(), Problem>;
     async fn refund(&self, charge: &Charge, refund: &Refund) -> Result<RefundResult, Problem>;
+    /// Splits part of a paid charge to receivers; answers the channel's number for the split.
+    async fn share(&self, charge: &Charge, share: &ProfitShare) -> Result<ShareResult, Problem>;
+    /// Ends sharing of a charge: the channel releases what is still frozen to the merchant.
+    async fn finish_sharing(&self, charge: &Charge) -> Result<(), Problem>;
+    /// Takes `amount` of a share back from its receivers (分账回退).
+    async fn return_share(&self, charge: &Charge, share: &ProfitShare, amount: Amount) -> Result<bool, Problem>;
+    /// What the channel notifies when a payment succeeds, kept with the charge (WeChat's
+    /// notification for WeChat channels; `None` when the channel sends nothing worth keeping).
+    fn payment_notification(&self, charge: &Charge, transaction_no: &str, time_paid: i64) -> Option<Value>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareResult {
+    Succeeded { channel_order_no: String },
+    Failed { message: String },
 }
 
 /// Picks the channel that serves a Ping++ channel name in a mode.
@@ -55,6 +72,10 @@ impl Default for Channels {
 }
 
 impl Channels {
+    pub fn sandbox(&self) -> Arc<Sandbox> {
+        self.sandbox.clone()
+    }
+
     pub fn resolve(&self, mode: Mode, channel: &str) -> Result<Arc<dyn Channel>, Problem> {
         if !PINGPP_CHANNELS.contains(&channel) {
             return Err(Problem::invalid("channel", format!("Unknown channel '{channel}'. Known channels: {}.", PINGPP_CHANNELS.join(", "))));

@@ -27,6 +27,8 @@ pub struct NewAppKeys {
     pub app: App,
     pub test_secret_key: String,
     pub live_secret_key: String,
+    /// The app's 知晓云 client ids (`X-Hydrogen-Client-ID`), one per mode.
+    pub hserve_clients: Vec<(String, Mode)>,
 }
 
 pub(crate) struct KeyHasher {
@@ -39,7 +41,13 @@ impl KeyHasher {
         KeyHasher { secret, cache: Mutex::new(HashMap::new()) }
     }
 
-    fn hash(&self, key: &str) -> [u8; 32] {
+    pub(crate) fn clear_cache(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
+    }
+
+    pub(crate) fn hash(&self, key: &str) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
         mac.update(key.as_bytes());
         mac.finalize().into_bytes().into()
@@ -57,13 +65,14 @@ impl Paygate {
         if let Some(pem) = &public_key_pem {
             crate::signature::parse_public_key(pem)?;
         }
-        let app = App { id: IdKind::App.generate(&random32()?), name, created: self.now(), public_key_pem, late_payment: Default::default() };
+        let app = App { id: IdKind::App.generate(&random32()?), name, created: self.now(), public_key_pem, late_payment: Default::default(), max_share_bps: paygate_domain::shares::DEFAULT_MAX_SHARE_BPS };
         let test_secret_key = generate_secret_key(false, &random32()?);
         let live_secret_key = generate_secret_key(true, &random32()?);
         let keys = [(&test_secret_key, Mode::Test), (&live_secret_key, Mode::Live)]
             .map(|(key, mode)| ApiKeyRecord { key_hash: self.keys.hash(key).to_vec(), mode, hint: hint(key) });
-        self.store.create_app(&app, &keys).await?;
-        Ok(NewAppKeys { app, test_secret_key, live_secret_key })
+        let hserve_clients = vec![(crate::hex(&random32()?[..10]), Mode::Test), (crate::hex(&random32()?[..10]), Mode::Live)];
+        self.store.create_app(&app, &keys, &hserve_clients).await?;
+        Ok(NewAppKeys { app, test_secret_key, live_secret_key, hserve_clients })
     }
 
     pub async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<(), Problem> {

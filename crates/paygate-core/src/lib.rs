@@ -2,10 +2,12 @@
 //! state changes in the store, money movement in the channels; this crate sequences them.
 
 pub mod auth;
+pub mod hserve;
 pub mod idempotency;
 pub mod orders;
 pub mod refunds;
 pub mod sandbox;
+pub mod shares;
 pub mod signature;
 pub mod webhooks;
 
@@ -34,7 +36,7 @@ pub struct Paygate {
     pub store: Arc<dyn Store>,
     pub channels: Channels,
     pub clock: Arc<dyn Clock>,
-    keys: auth::KeyHasher,
+    pub(crate) keys: auth::KeyHasher,
     platform_key: tokio_free_once::Once<rsa::RsaPrivateKey>,
 }
 
@@ -74,6 +76,20 @@ pub(crate) fn random32() -> Result<[u8; 32], Problem> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).map_err(Problem::internal)?;
     Ok(bytes)
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `n` random characters from `[0-9A-Za-z]`, the shape of 知晓云's trade and transaction numbers.
+pub(crate) fn random_alnum(n: usize) -> Result<String, Problem> {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        out.extend(random32()?.iter().filter(|b| **b < 248).map(|b| ALPHABET[(*b as usize) % 62] as char).take(n - out.len()));
+    }
+    Ok(out)
 }
 
 /// `yymmdd` of a unix time (UTC), for order ids; civil-from-days after Howard Hinnant.

@@ -26,6 +26,8 @@ pub struct OrderInput {
     pub metadata: Value,
     pub receipt_app: Option<String>,
     pub service_app: Option<String>,
+    /// WeChat profit sharing will be requested for this order (the channel freezes the funds).
+    pub profit_sharing: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +50,13 @@ fn own_app(caller: &Caller, param: &str, value: Option<String>) -> Result<String
 
 impl Paygate {
     pub async fn create_order(&self, caller: &Caller, input: OrderInput, peer_ip: &str) -> Result<OrderView, Problem> {
+        let order = self.new_order(caller, input, peer_ip)?;
+        self.store.insert_order(&order).await?;
+        Ok(OrderView { order, charges: Vec::new() })
+    }
+
+    /// A validated, not yet stored order.
+    pub(crate) fn new_order(&self, caller: &Caller, input: OrderInput, peer_ip: &str) -> Result<Order, Problem> {
         let now = self.now();
         let amount = Amount::positive("amount", input.amount)?;
         let coupon_amount = Amount::non_negative("coupon_amount", input.coupon_amount.unwrap_or(0))?;
@@ -83,9 +92,11 @@ impl Paygate {
             metadata: validate::metadata(&input.metadata)?,
             receipt_app: own_app(caller, "receipt_app", input.receipt_app)?,
             service_app: own_app(caller, "service_app", input.service_app)?,
+            profit_sharing: input.profit_sharing,
+            share_reserved: Amount::ZERO,
+            sharing_finished: false,
         };
-        self.store.insert_order(&order).await?;
-        Ok(OrderView { order, charges: Vec::new() })
+        Ok(order)
     }
 
     pub async fn order(&self, caller: &Caller, id: &str) -> Result<OrderView, Problem> {
@@ -170,31 +181,7 @@ impl Paygate {
                 base_url: &input.base_url,
             })
             .await?;
-        let charge = Charge {
-            id: charge_id,
-            order_id: order.id.clone(),
-            app_id: order.app_id.clone(),
-            mode: order.mode,
-            created: self.now(),
-            status: ChargeStatus::Pending,
-            channel: input.channel,
-            channel_order_no,
-            amount: order.actual_amount,
-            amount_refunded: Amount::ZERO,
-            currency: order.currency,
-            client_ip: order.client_ip.clone(),
-            subject: order.subject.clone(),
-            body: order.body.clone(),
-            extra,
-            credential,
-            time_paid: None,
-            time_expire: order.time_expire,
-            transaction_no: None,
-            failure_code: None,
-            failure_msg: None,
-            metadata: order.metadata.clone().unwrap_or(Value::Object(Default::default())),
-            description: order.description.clone(),
-        };
+        let charge = pending_charge(&order, charge_id, input.channel, channel_order_no, extra, credential, self.now());
         let opened = self.store.open_charge(&caller.scope, &charge).await?;
         self.close_at_channels(&opened.superseded).await;
         self.order(caller, &order.id).await
@@ -234,5 +221,35 @@ impl Paygate {
             }
         }
         Ok(closed)
+    }
+}
+
+/// A new pending charge for the whole of `order`.
+pub(crate) fn pending_charge(order: &Order, id: String, channel: String, channel_order_no: String, extra: Value, credential: Value, now: i64) -> Charge {
+    Charge {
+        id,
+        order_id: order.id.clone(),
+        app_id: order.app_id.clone(),
+        mode: order.mode,
+        created: now,
+        status: ChargeStatus::Pending,
+        channel,
+        channel_order_no,
+        amount: order.actual_amount,
+        amount_refunded: Amount::ZERO,
+        currency: order.currency,
+        client_ip: order.client_ip.clone(),
+        subject: order.subject.clone(),
+        body: order.body.clone(),
+        extra,
+        credential,
+        time_paid: None,
+        time_expire: order.time_expire,
+        transaction_no: None,
+        failure_code: None,
+        failure_msg: None,
+        metadata: order.metadata.clone().unwrap_or(Value::Object(Default::default())),
+        description: order.description.clone(),
+        notification: None,
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::{random32, Caller, Paygate};
 use paygate_domain::{Charge, Order, Problem, ProblemKind, Scope};
+use paygate_channels::Channel;
 use paygate_store::{ChargeOutcome, SettledCharge};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +42,13 @@ impl Paygate {
     async fn settle_sandbox(&self, scope: &Scope, charge: &Charge, result: SandboxResult) -> Result<(Charge, Order), Problem> {
         let outcome = match result {
             SandboxResult::Success => {
-                let digits: String = random32()?.iter().take(20).map(|b| char::from(b'0' + b % 10)).collect();
-                ChargeOutcome::Succeeded { transaction_no: format!("sbx{digits}"), time_paid: self.now() }
+                let digits: String = random32()?.iter().take(24).map(|b| char::from(b'0' + b % 10)).collect();
+                // WeChat transaction ids are 28 digits starting 4200; others get a visible sandbox prefix.
+                let transaction_no =
+                    if paygate_domain::shares::is_wechat_channel(&charge.channel) { format!("4200{digits}") } else { format!("sbx{}", &digits[..20]) };
+                let time_paid = self.now();
+                let notification = self.channels.sandbox().payment_notification(charge, &transaction_no, time_paid);
+                ChargeOutcome::Succeeded { transaction_no, time_paid, notification }
             }
             SandboxResult::Fail => ChargeOutcome::Failed { code: "sandbox_declined".into(), message: "The payer declined the payment in the sandbox.".into() },
         };

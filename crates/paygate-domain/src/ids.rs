@@ -10,6 +10,7 @@ pub enum IdKind {
     Refund,
     Event,
     Endpoint,
+    ProfitShare,
 }
 
 impl IdKind {
@@ -20,6 +21,7 @@ impl IdKind {
             IdKind::Refund => "re_",
             IdKind::Event => "evt_",
             IdKind::Endpoint => "we_",
+            IdKind::ProfitShare => "ps_",
         }
     }
 

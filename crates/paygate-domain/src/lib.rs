@@ -9,6 +9,7 @@ pub mod money;
 pub mod objects;
 pub mod paging;
 pub mod problem;
+pub mod shares;
 pub mod validate;
 
 pub use model::*;

@@ -43,6 +43,8 @@ pub struct App {
     /// PEM of the merchant's RSA public key; when set, requests must be signed.
     pub public_key_pem: Option<String>,
     pub late_payment: LatePayment,
+    /// The most profit sharing may take of what was paid (minus refunds), in basis points.
+    pub max_share_bps: i64,
 }
 
 /// What paygate does with money that arrives after an order was closed or canceled.
@@ -153,6 +155,12 @@ pub struct Order {
     pub metadata: Option<Value>,
     pub receipt_app: String,
     pub service_app: String,
+    /// Created for WeChat profit sharing (the channel then freezes the funds for sharing).
+    pub profit_sharing: bool,
+    /// Pending + succeeded profit shares not yet returned. A refund needs this to be zero.
+    pub share_reserved: Amount,
+    /// No more shares: a WeChat single share ended it, or the merchant finished it.
+    pub sharing_finished: bool,
 }
 
 impl Order {
@@ -219,6 +227,8 @@ pub struct Charge {
     pub failure_msg: Option<String>,
     pub metadata: Value,
     pub description: Option<String>,
+    /// What the channel reported when the payment succeeded (WeChat's payment notification).
+    pub notification: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,6 +298,17 @@ pub fn plan_refund(order: &Order, charge: Option<&Charge>, requested: Option<Amo
         if charge.status != ChargeStatus::Succeeded {
             return Err(Problem::new(crate::ProblemKind::InvalidRequest, "charge_not_paid", format!("Charge {} has not succeeded, so it cannot be refunded.", charge.id)));
         }
+    }
+    if order.share_reserved > Amount::ZERO {
+        return Err(Problem::new(
+            crate::ProblemKind::InvalidRequest,
+            "profit_shares_unreturned",
+            format!(
+                "Order {} has {} fen shared with profit-sharing receivers; return the shares (分账回退) first, then refund.",
+                order.id,
+                order.share_reserved.fen()
+            ),
+        ));
     }
     let refundable = order.refundable();
     if refundable == Amount::ZERO {

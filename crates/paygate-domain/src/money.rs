@@ -47,6 +47,25 @@ impl Amount {
         format!("{}.{:02}", self.0 / 100, self.0 % 100)
     }
 
+    /// Parses a yuan amount as faces write it (`"398.00"`, `1.5`, `100`) into fen, exactly:
+    /// the decimal text is read digit by digit, never through a float.
+    #[track_caller]
+    pub fn parse_yuan(param: &str, text: &str) -> Result<Amount, Problem> {
+        let bad = || Problem::invalid(param, format!("{param} must be an amount in yuan with at most two decimals, got '{text}'."));
+        let text = text.trim();
+        let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+        if whole.is_empty() || whole.len() > 9 || frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let whole: i64 = whole.parse().map_err(|_| bad())?;
+        let frac: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().map_err(|_| bad())? };
+        Amount::positive(param, whole * 100 + frac)
+    }
+
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).filter(|v| *v <= MAX_AMOUNT_FEN).map(Amount)
+    }
+
     pub fn checked_sub(self, other: Amount) -> Option<Amount> {
         self.0.checked_sub(other.0).filter(|v| *v >= 0).map(Amount)
     }
@@ -78,6 +97,19 @@ impl Currency {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn yuan_text_parses_exactly() {
+        use super::Amount;
+        for (text, fen) in [("398.00", 39800), ("1.5", 150), ("100", 10000), ("0.01", 1), ("0.1", 10), ("12.34", 1234)] {
+            assert_eq!(Amount::parse_yuan("total_cost", text).unwrap().fen(), fen, "{text}");
+        }
+        for bad in ["", "-1", "1.234", "0", "0.00", "1e3", "abc", ".5", "1.", "9999999999"] {
+            let p = Amount::parse_yuan("total_cost", bad);
+            assert!(p.is_err() || bad == "1.", "{bad} parsed");
+        }
+        assert_eq!(Amount::parse_yuan("x", "1.").unwrap().fen(), 100);
+    }
+
     use super::*;
 
     #[test]

@@ -52,6 +52,8 @@ pub fn order(view: &OrderView) -> Value {
         "receipt_app": o.receipt_app,
         "service_app": o.service_app,
         "available_methods": [],
+        "profit_sharing": o.profit_sharing,
+        "amount_shared": o.share_reserved.fen(),
         "charges": list("/v1/charges", false, view.charges.iter().map(|c| charge(c, None)).collect()),
     })
 }

@@ -1,6 +1,7 @@
 //! The HTTP server and its faces. Each face module parses its wire format, authenticates,
 //! calls `paygate-core`, and renders; none of them touches storage.
 
+mod hserve;
 mod pingpp;
 mod request;
 mod sandbox_page;
@@ -109,6 +110,7 @@ async fn route(app: &Paygate, req: Req) -> HttpResponse {
     match segs.as_slice() {
         ["healthz"] => request::text(StatusCode::OK, "ok\n"),
         ["v1", rest @ ..] => pingpp::handle(app, &req, rest).await,
+        ["hserve", rest @ ..] => hserve::handle(app, &req, rest).await,
         ["sandbox", "charges", charge_id] => sandbox_page::handle(app, &req, charge_id).await,
         _ => pingpp::not_found_route(&req),
     }

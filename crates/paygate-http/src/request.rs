@@ -165,6 +165,14 @@ impl JsonBody {
         }
     }
 
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, Problem> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(Problem::invalid(name, format!("{name} must be true or false."))),
+        }
+    }
+
     pub fn required_int(&self, name: &str) -> Result<i64, Problem> {
         self.int(name)?.ok_or_else(|| Problem::missing(name))
     }

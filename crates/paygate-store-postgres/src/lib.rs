@@ -3,7 +3,9 @@
 //! (`FOR UPDATE`) — the one lock order (order, then its charges/refunds) means no deadlocks —
 //! and then applies conditional updates that re-check their own preconditions.
 
+mod hserve;
 mod pool;
+mod shares;
 
 use async_trait::async_trait;
 use paygate_domain::paging::{OrderFilter, Page, Paging};
@@ -18,7 +20,10 @@ use paygate_store::*;
 use pool::{is_unique_violation, pg_err, Conn, Pool};
 use std::sync::Arc;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_hserve_and_shares.sql")),
+];
 /// Serialises migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x7061_7967_6174_65;
 
@@ -35,6 +40,7 @@ impl PostgresStore {
     }
 }
 
+#[macro_export]
 macro_rules! in_transaction {
     ($store:expr, $conn:ident, $body:block) => {{
         let mut $conn = $store.pool.get().await?;
@@ -55,7 +61,7 @@ macro_rules! in_transaction {
 
 
 /// Records an event and queues its deliveries in the current transaction.
-async fn emit(conn: &mut Conn, scope: &Scope, kind: &str, object: Value, now: i64) -> Result<()> {
+pub(crate) async fn emit(conn: &mut Conn, scope: &Scope, kind: &str, object: Value, now: i64) -> Result<()> {
     let event = outbox::new_event(scope, kind, object, now)?;
     for (sql, params) in outbox::event_statements(&event) {
         conn.exec(sql, &params).await?;
@@ -63,14 +69,14 @@ async fn emit(conn: &mut Conn, scope: &Scope, kind: &str, object: Value, now: i6
     Ok(())
 }
 
-async fn order_object(conn: &mut Conn, scope: &Scope, order: Order) -> Result<Value> {
+pub(crate) async fn order_object(conn: &mut Conn, scope: &Scope, order: Order) -> Result<Value> {
     let charges = conn.query(&rows::charges_of_order_sql(), &scoped(scope, &order.id), rows::charge).await?;
     Ok(objects::order(&OrderView { order, charges }))
 }
 
-const APP_COLUMNS: &str = "a.id, a.name, a.created, a.public_key_pem, a.late_payment";
+pub(crate) const APP_COLUMNS: &str = "a.id, a.name, a.created, a.public_key_pem, a.late_payment, a.max_share_bps";
 
-fn app_row(r: &tokio_postgres::Row) -> Result<App> {
+pub(crate) fn app_row(r: &tokio_postgres::Row) -> Result<App> {
     let policy: String = r.try_get(4).map_err(pg_err)?;
     Ok(App {
         id: r.try_get(0).map_err(pg_err)?,
@@ -78,19 +84,20 @@ fn app_row(r: &tokio_postgres::Row) -> Result<App> {
         created: r.try_get(2).map_err(pg_err)?,
         public_key_pem: r.try_get(3).map_err(pg_err)?,
         late_payment: LatePayment::parse(&policy).unwrap_or_default(),
+        max_share_bps: r.try_get(5).map_err(pg_err)?,
     })
 }
 
-async fn load_order(conn: &mut Conn, scope: &Scope, id: &str, lock: bool) -> Result<Option<Order>> {
+pub(crate) async fn load_order(conn: &mut Conn, scope: &Scope, id: &str, lock: bool) -> Result<Option<Order>> {
     let sql = rows::select_order_sql(if lock { "FOR UPDATE" } else { "" });
     conn.query_opt(&sql, &scoped(scope, id), rows::order).await
 }
 
-async fn load_charge(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Charge>> {
+pub(crate) async fn load_charge(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Charge>> {
     conn.query_opt(&rows::select_charge_sql(""), &scoped(scope, id), rows::charge).await
 }
 
-async fn load_refund(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Refund>> {
+pub(crate) async fn load_refund(conn: &mut Conn, scope: &Scope, id: &str) -> Result<Option<Refund>> {
     conn.query_opt(&rows::select_refund_sql(""), &scoped(scope, id), rows::refund).await
 }
 
@@ -145,7 +152,7 @@ impl Store for PostgresStore {
         row.try_get(0).map_err(pg_err)
     }
 
-    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord]) -> Result<()> {
+    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)]) -> Result<()> {
         in_transaction!(self, conn, {
             conn.client()
                 .execute(
@@ -163,6 +170,9 @@ impl Store for PostgresStore {
                     .await
                     .map_err(pg_err)?;
             }
+            for (client_id, mode) in hserve_clients {
+                conn.exec(paygate_store::hserve::INSERT_CLIENT, &[SqlParam::Text(client_id.clone()), SqlParam::Text(app.id.clone()), SqlParam::Bool(mode.is_live())]).await?;
+            }
             Ok(())
         })
     }
@@ -177,7 +187,7 @@ impl Store for PostgresStore {
         let sql = format!("SELECT {APP_COLUMNS}, k.livemode FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = $1");
         let rows = conn.client().query(&sql, &[&key_hash]).await.map_err(pg_err)?;
         let Some(r) = rows.first() else { return Ok(None) };
-        Ok(Some((app_row(r)?, Mode::from_live(r.try_get(5).map_err(pg_err)?))))
+        Ok(Some((app_row(r)?, Mode::from_live(r.try_get(6).map_err(pg_err)?))))
     }
 
     async fn app(&self, app_id: &str) -> Result<Option<App>> {
@@ -322,8 +332,8 @@ impl Store for PostgresStore {
                 (Settlement::Failed, ChargeOutcome::Failed { code, message }) => {
                     conn.exec(rows::CHARGE_FAILED, &with(scoped(scope, charge_id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())])).await?;
                 }
-                (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid }) => {
-                    let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid)];
+                (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid, notification }) => {
+                    let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid), SqlParam::OptText(notification.as_ref().map(|n| n.to_string()))];
                     let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
                     let order_sql = if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
                     if conn.exec(rows::CHARGE_SUCCEEDED, &with(scoped(scope, charge_id), set)).await? != 1 || conn.exec(order_sql, &with(order_key.clone(), paid)).await? != 1 {

@@ -2,6 +2,8 @@
 //! [`conn`]), so every trait method's read-decide-write runs with no other writer in between.
 
 mod conn;
+mod hserve;
+mod shares;
 
 use async_trait::async_trait;
 use conn::{exec, query, query_opt, sql_err, Db};
@@ -16,7 +18,10 @@ use paygate_store::rows::{self, scoped, with, SqlParam};
 use paygate_store::*;
 use rusqlite::Connection;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_hserve_and_shares.sql")),
+];
 
 pub struct SqliteStore {
     db: Db,
@@ -35,20 +40,20 @@ impl SqliteStore {
 }
 
 
-fn load_order(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Order>> {
+pub(crate) fn load_order(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Order>> {
     query_opt(conn, &rows::select_order_sql(""), &scoped(scope, id), rows::order)
 }
 
-fn load_charge(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Charge>> {
+pub(crate) fn load_charge(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Charge>> {
     query_opt(conn, &rows::select_charge_sql(""), &scoped(scope, id), rows::charge)
 }
 
-fn load_refund(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Refund>> {
+pub(crate) fn load_refund(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Refund>> {
     query_opt(conn, &rows::select_refund_sql(""), &scoped(scope, id), rows::refund)
 }
 
 /// Records an event and queues its deliveries in the current transaction.
-fn emit(conn: &Connection, scope: &Scope, kind: &str, object: Value, now: i64) -> Result<()> {
+pub(crate) fn emit(conn: &Connection, scope: &Scope, kind: &str, object: Value, now: i64) -> Result<()> {
     let event = outbox::new_event(scope, kind, object, now)?;
     for (sql, params) in outbox::event_statements(&event) {
         exec(conn, sql, &params)?;
@@ -56,16 +61,16 @@ fn emit(conn: &Connection, scope: &Scope, kind: &str, object: Value, now: i64) -
     Ok(())
 }
 
-fn order_object(conn: &Connection, scope: &Scope, order: Order) -> Result<Value> {
+pub(crate) fn order_object(conn: &Connection, scope: &Scope, order: Order) -> Result<Value> {
     let charges = query(conn, &rows::charges_of_order_sql(), &scoped(scope, &order.id), rows::charge)?;
     Ok(objects::order(&OrderView { order, charges }))
 }
 
-const APP_COLUMNS: &str = "a.id, a.name, a.created, a.public_key_pem, a.late_payment";
+pub(crate) const APP_COLUMNS: &str = "a.id, a.name, a.created, a.public_key_pem, a.late_payment, a.max_share_bps";
 
-fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
+pub(crate) fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
     let policy: String = r.get(4)?;
-    Ok(App { id: r.get(0)?, name: r.get(1)?, created: r.get(2)?, public_key_pem: r.get(3)?, late_payment: LatePayment::parse(&policy).unwrap_or_default() })
+    Ok(App { id: r.get(0)?, name: r.get(1)?, created: r.get(2)?, public_key_pem: r.get(3)?, late_payment: LatePayment::parse(&policy).unwrap_or_default(), max_share_bps: r.get(5)? })
 }
 
 fn existing_order_no_conflict(conn: &Connection, order: &Order) -> Result<Problem> {
@@ -109,8 +114,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord]) -> Result<()> {
-        let (app, keys) = (app.clone(), keys.to_vec());
+    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)]) -> Result<()> {
+        let (app, keys, clients) = (app.clone(), keys.to_vec(), hserve_clients.to_vec());
         self.db
             .write(move |conn| {
                 conn.execute(
@@ -124,6 +129,9 @@ impl Store for SqliteStore {
                         rusqlite::params![k.key_hash, app.id, k.mode.is_live(), k.hint],
                     )
                     .map_err(sql_err)?;
+                }
+                for (client_id, mode) in clients {
+                    exec(conn, paygate_store::hserve::INSERT_CLIENT, &[SqlParam::Text(client_id), SqlParam::Text(app.id.clone()), SqlParam::Bool(mode.is_live())])?;
                 }
                 Ok(())
             })
@@ -143,7 +151,7 @@ impl Store for SqliteStore {
                 let mut rows = stmt.query([key_hash]).map_err(sql_err)?;
                 match rows.next().map_err(sql_err)? {
                     None => Ok(None),
-                    Some(r) => Ok(Some((app_row(r).map_err(sql_err)?, Mode::from_live(r.get(5).map_err(sql_err)?)))),
+                    Some(r) => Ok(Some((app_row(r).map_err(sql_err)?, Mode::from_live(r.get(6).map_err(sql_err)?)))),
                 }
             })
             .await
@@ -303,8 +311,8 @@ impl Store for SqliteStore {
                     (Settlement::Failed, ChargeOutcome::Failed { code, message }) => {
                         exec(conn, rows::CHARGE_FAILED, &with(scoped(&scope, &id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())]))?;
                     }
-                    (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid }) => {
-                        let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid)];
+                    (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid, notification }) => {
+                        let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid), SqlParam::OptText(notification.as_ref().map(|n| n.to_string()))];
                         let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
                         let order_sql = if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
                         if exec(conn, rows::CHARGE_SUCCEEDED, &with(scoped(&scope, &id), set))? != 1 || exec(conn, order_sql, &with(order_key.clone(), paid))? != 1 {

@@ -3,14 +3,18 @@
 //! Every object lookup takes a [`Scope`]; there is no unscoped read of merchant data except
 //! [`Store::find_test_charge`] for the operator's `paygate sandbox pay` command.
 
+pub mod hserve;
 pub mod outbox;
 pub mod rows;
+pub mod shares;
 
 use async_trait::async_trait;
 use paygate_domain::events::Event;
 use paygate_domain::paging::{CreatedRange, OrderFilter, Page, Paging};
 use paygate_domain::{Amount, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope};
+pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
 pub use outbox::{Attempt, AttemptResult, DeliveryView, DueDelivery, Endpoint, NewEndpoint};
+pub use shares::{ShareOutcome, ShareRequest, ShareReserved, ShareStore};
 
 pub type Result<T> = std::result::Result<T, Problem>;
 
@@ -40,7 +44,8 @@ pub struct OpenedCharge {
 
 #[derive(Debug, Clone)]
 pub enum ChargeOutcome {
-    Succeeded { transaction_no: String, time_paid: i64 },
+    /// `notification`: what the channel reported, kept with the charge (WeChat's notify body).
+    Succeeded { transaction_no: String, time_paid: i64, notification: Option<serde_json::Value> },
     Failed { code: String, message: String },
 }
 
@@ -91,7 +96,9 @@ pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
 pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 60;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+/// The whole contract; the 知晓云 records and profit sharing are their own traits, implemented
+/// in their own file by each backend.
+pub trait Store: HserveStore + ShareStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; safe to call from several nodes at once.
@@ -101,7 +108,8 @@ pub trait Store: Send + Sync + 'static {
     /// racing at first start agree.
     async fn setting(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>>;
 
-    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord]) -> Result<()>;
+    /// The app with its keys and its 知晓云 client ids (`(client_id, mode)`), in one transaction.
+    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)]) -> Result<()>;
     async fn count_apps(&self) -> Result<i64>;
     async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<(App, Mode)>>;
     async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool>;

@@ -30,20 +30,20 @@ pub enum SqlParam {
 
 pub const ORDER_COLUMNS: &str = "id, app_id, livemode, created, status, uid, merchant_order_no, amount, coupon_amount, \
     actual_amount, amount_paid, amount_refunded, refund_reserved, has_refunds, currency, subject, body, client_ip, \
-    time_paid, time_expire, description, metadata, receipt_app, service_app";
+    time_paid, time_expire, description, metadata, receipt_app, service_app, profit_sharing, share_reserved, sharing_finished";
 
 pub const CHARGE_COLUMNS: &str = "id, order_id, app_id, livemode, created, status, channel, channel_order_no, amount, \
     amount_refunded, currency, client_ip, subject, body, extra, credential, time_paid, time_expire, transaction_no, \
-    failure_code, failure_msg, metadata, description";
+    failure_code, failure_msg, metadata, description, notification";
 
 pub const REFUND_COLUMNS: &str = "id, order_id, charge_id, app_id, livemode, created, status, amount, refund_no, \
     description, metadata, time_succeed, transaction_no, failure_code, failure_msg";
 
 pub fn insert_order_sql() -> String {
-    format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({})", placeholders(24))
+    format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({})", placeholders(27))
 }
 pub fn insert_charge_sql() -> String {
-    format!("INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({})", placeholders(23))
+    format!("INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({})", placeholders(24))
 }
 pub fn insert_refund_sql() -> String {
     format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({})", placeholders(15))
@@ -66,13 +66,17 @@ pub fn pending_charges_sql(lock: &str) -> String {
 pub fn find_charge_sql() -> String {
     format!(
         "SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 \
-         AND (id = $3 OR channel_order_no = $3 OR transaction_no = $3) ORDER BY seq DESC LIMIT 1"
+         AND (id = $3 OR channel_order_no = $3 OR transaction_no = $3 \
+         OR channel_order_no = (SELECT trade_no FROM hserve_orders WHERE app_id = $1 AND livemode = $2 AND transaction_no = $3)) \
+         ORDER BY seq DESC LIMIT 1"
     )
 }
 pub fn find_test_charge_sql() -> String {
     format!(
         "SELECT {CHARGE_COLUMNS} FROM charges WHERE livemode = FALSE \
-         AND (id = $1 OR channel_order_no = $1 OR transaction_no = $1) ORDER BY seq DESC LIMIT 1"
+         AND (id = $1 OR channel_order_no = $1 OR transaction_no = $1 \
+         OR channel_order_no = (SELECT trade_no FROM hserve_orders WHERE livemode = FALSE AND transaction_no = $1)) \
+         ORDER BY seq DESC LIMIT 1"
     )
 }
 
@@ -81,7 +85,7 @@ pub const CLOSE_PENDING_CHARGES: &str =
 pub const CANCEL_ORDER: &str =
     "UPDATE orders SET status = 'canceled' WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created'";
 /// A closed charge can still succeed at the channel (money taken late); see `plan_settlement`.
-pub const CHARGE_SUCCEEDED: &str = "UPDATE charges SET status = 'succeeded', transaction_no = $4, time_paid = $5 \
+pub const CHARGE_SUCCEEDED: &str = "UPDATE charges SET status = 'succeeded', transaction_no = $4, time_paid = $5, notification = $6 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status IN ('pending', 'closed')";
 /// Once a charge pays the order, its other pending charges can no longer succeed normally.
 pub const CLOSE_OTHER_PENDING: &str = "UPDATE charges SET status = 'closed' \
@@ -96,7 +100,7 @@ pub const ORDER_PAID: &str = "UPDATE orders SET status = 'paid', amount_paid = $
 /// The reservation: succeeds only while the bound still holds, whatever ran before it.
 pub const RESERVE_REFUND: &str = "UPDATE orders SET refund_reserved = refund_reserved + $4, has_refunds = TRUE \
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status IN ('paid', 'refunded', 'paid_after_close') \
-    AND amount_paid - refund_reserved >= $4";
+    AND amount_paid - refund_reserved >= $4 AND share_reserved = 0";
 pub const REFUND_SUCCEEDED: &str = "UPDATE refunds SET status = 'succeeded', transaction_no = $4, time_succeed = $5 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
 pub const REFUND_FAILED: &str = "UPDATE refunds SET status = 'failed', failure_code = $4, failure_msg = $5 \
@@ -147,6 +151,9 @@ pub fn order_params(o: &Order) -> Vec<SqlParam> {
         OptText(o.metadata.as_ref().map(|m| m.to_string())),
         Text(o.receipt_app.clone()),
         Text(o.service_app.clone()),
+        Bool(o.profit_sharing),
+        Int(o.share_reserved.fen()),
+        Bool(o.sharing_finished),
     ]
 }
 
@@ -176,6 +183,7 @@ pub fn charge_params(c: &Charge) -> Vec<SqlParam> {
         opt_text(&c.failure_msg),
         Text(c.metadata.to_string()),
         opt_text(&c.description),
+        OptText(c.notification.as_ref().map(|n| n.to_string())),
     ]
 }
 
@@ -246,6 +254,9 @@ pub fn order(r: &dyn RowLike) -> Result<Order> {
         metadata: json(r.opt_text(21)?)?,
         receipt_app: r.text(22)?,
         service_app: r.text(23)?,
+        profit_sharing: r.boolean(24)?,
+        share_reserved: Amount::from_stored(r.int(25)?),
+        sharing_finished: r.boolean(26)?,
     })
 }
 
@@ -275,6 +286,7 @@ pub fn charge(r: &dyn RowLike) -> Result<Charge> {
         failure_msg: r.opt_text(20)?,
         metadata: json(Some(r.text(21)?))?.unwrap_or(Value::Null),
         description: r.opt_text(22)?,
+        notification: json(r.opt_text(23)?)?,
     })
 }
 

@@ -17,6 +17,8 @@ USAGE:
   paygate app create --name NAME [--public-key-file PEM] [--json] [--database URL]
   paygate app set-public-key APP_ID (--public-key-file PEM | --none) [--database URL]
   paygate app set-late-payment APP_ID (refund | hold) [--database URL]
+  paygate app set-max-share APP_ID PERCENT [--database URL]      (profit sharing cap, default 30)
+  paygate app hserve-clients APP_ID [--database URL]             (知晓云 client ids, test and live)
   paygate sandbox pay CH_ID [--fail] [--database URL]
   paygate webhook create --app APP_ID --url URL [--events TYPE,TYPE] [--live] [--json] [--database URL]
   paygate webhook list --app APP_ID [--live] [--database URL]
@@ -95,6 +97,8 @@ fn main() -> ExitCode {
             ["serve"] => serve(&args).await,
             ["worker"] => worker(&args).await,
             ["app", "set-late-payment", app_id, policy] => set_late_payment(&args, app_id, policy).await,
+            ["app", "set-max-share", app_id, percent] => set_max_share(&args, app_id, percent).await,
+            ["app", "hserve-clients", app_id] => hserve_clients(&args, app_id).await,
             ["webhook", "create"] => webhook_create(&args).await,
             ["webhook", "list"] => webhook_list(&args).await,
             ["webhook", "delete", id] => webhook_delete(&args, id).await,
@@ -140,6 +144,7 @@ async fn serve(args: &Args) -> CmdResult {
         println!("Created the first app {} ({}).", keys.app.id, keys.app.name);
         println!("  test secret key: {}", keys.test_secret_key);
         println!("  live secret key: {}", keys.live_secret_key);
+        println!("  知晓云 client id (test): {}", client_id(&keys, paygate_domain::Mode::Test));
         println!("Keep these keys: they are stored only as hashes and cannot be shown again.");
     }
     let worker = (!args.flag("no-worker")).then(paygate_worker::Settings::from_env);
@@ -185,10 +190,35 @@ async fn app_create(args: &Args) -> CmdResult {
         let out = serde_json::json!({
             "id": keys.app.id, "name": keys.app.name, "created": keys.app.created,
             "test_secret_key": keys.test_secret_key, "live_secret_key": keys.live_secret_key,
+            "hserve_test_client_id": client_id(&keys, paygate_domain::Mode::Test),
+            "hserve_live_client_id": client_id(&keys, paygate_domain::Mode::Live),
         });
         println!("{out}");
     } else {
         println!("app:             {}\ntest secret key: {}\nlive secret key: {}", keys.app.id, keys.test_secret_key, keys.live_secret_key);
+        println!("知晓云 client id: {} (test), {} (live)", client_id(&keys, paygate_domain::Mode::Test), client_id(&keys, paygate_domain::Mode::Live));
+    }
+    Ok(())
+}
+
+fn client_id(keys: &paygate_core::NewAppKeys, mode: paygate_domain::Mode) -> String {
+    keys.hserve_clients.iter().find(|(_, m)| *m == mode).map(|(id, _)| id.clone()).unwrap_or_default()
+}
+
+async fn set_max_share(args: &Args, app_id: &str, percent: &str) -> CmdResult {
+    args.check_known(&["database"]).map_err(Err)?;
+    let percent: i64 = percent.parse().map_err(|_| Err(format!("PERCENT must be an integer 0..=100, got '{percent}'")))?;
+    let app = open(args).await?;
+    app.set_app_max_share(app_id, percent).await.map_err(Ok)?;
+    eprintln!("paygate: app {app_id} may share at most {percent}% of what was paid");
+    Ok(())
+}
+
+async fn hserve_clients(args: &Args, app_id: &str) -> CmdResult {
+    args.check_known(&["database"]).map_err(Err)?;
+    let app = open(args).await?;
+    for (id, mode) in app.store.hserve_clients(app_id).await.map_err(Ok)? {
+        println!("{id} {}", paygate_core::hserve::mode_name(mode));
     }
     Ok(())
 }

@@ -58,6 +58,7 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
             ok(render::charge(&charge, None))
         }
         _ if let Some(answer) = super::webhooks::dispatch(app, caller, req, path).await => answer,
+        _ if let Some(answer) = super::shares::dispatch(app, caller, req, path).await => answer,
         _ if known_path(path) => Err(Problem::new(ProblemKind::InvalidRequest, "method_not_allowed", format!("{} is not supported on {}.", req.method, req.path))),
         _ => Err(Problem::new(ProblemKind::NotFound, "route_not_found", format!("Unrecognized request URL ({} {}).", req.method, req.path))),
     }
@@ -88,6 +89,7 @@ async fn create_order(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer 
         metadata: b.value("metadata"),
         receipt_app: b.string("receipt_app")?,
         service_app: b.string("service_app")?,
+        profit_sharing: b.boolean("profit_sharing")?.unwrap_or(false),
     };
     let view = app.create_order(caller, input, &req.peer.ip().to_string()).await?;
     ok(render::order(&view))

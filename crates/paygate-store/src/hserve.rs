@@ -1,0 +1,431 @@
+//! Storage for the 知晓云 (hserve) face: client ids, end users and their sessions, and the
+//! payment records that face lists. The face builds a [`RecordQuery`] (field conditions, no SQL);
+//! the SQL for it is written here once for both backends.
+
+use crate::rows::{self, RowLike, SqlParam};
+use crate::Result;
+use async_trait::async_trait;
+use paygate_domain::{App, Charge, Mode, Order, Problem, Scope};
+
+#[async_trait]
+pub trait HserveStore: Send + Sync {
+    async fn hserve_client(&self, client_id: &str) -> Result<Option<(App, Mode)>>;
+    async fn hserve_clients(&self, app_id: &str) -> Result<Vec<(String, Mode)>>;
+    /// Fails with a `Conflict` when the username is taken in the scope.
+    async fn create_hserve_user(&self, scope: &Scope, username: Option<&str>, password_hash: Option<&str>, anonymous: bool, now: i64) -> Result<HserveUser>;
+    async fn hserve_user_by_name(&self, scope: &Scope, username: &str) -> Result<Option<HserveUser>>;
+    async fn hserve_user(&self, scope: &Scope, id: i64) -> Result<Option<HserveUser>>;
+    async fn create_hserve_session(&self, token_hash: &[u8], scope: &Scope, user_id: i64, expires: i64) -> Result<()>;
+    /// `(scope, user id)` of a session that has not expired at `now`.
+    async fn hserve_session(&self, token_hash: &[u8], now: i64) -> Result<Option<(Scope, i64)>>;
+    async fn delete_hserve_session(&self, token_hash: &[u8]) -> Result<bool>;
+    /// The order, its (pending) charge and the record's metadata, in one transaction; returns the record id.
+    async fn insert_payment_record(&self, order: &Order, charge: &Charge, meta: &RecordMeta) -> Result<i64>;
+    /// A page of records and the total count; `user` restricts to one end user's records.
+    async fn payment_records(&self, scope: &Scope, user: Option<i64>, query: &RecordQuery) -> Result<(Vec<PaymentRecord>, i64)>;
+    /// By record id, trade_no or transaction_no.
+    async fn payment_record(&self, scope: &Scope, user: Option<i64>, reference: &str) -> Result<Option<PaymentRecord>>;
+
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HserveUser {
+    pub id: i64,
+    pub created: i64,
+    pub username: Option<String>,
+    /// PBKDF2 record (`pbkdf2-sha256$iterations$salt$hash`), none for anonymous users.
+    pub password_hash: Option<String>,
+    pub anonymous: bool,
+}
+
+/// What a payment record holds beyond the core order and charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// 知晓云's own serial number for the payment.
+    pub transaction_no: String,
+    /// The number sent to the channel (out_trade_no): what the merchant reconciles by.
+    pub trade_no: String,
+    /// `weixin_tenpay`, `alipay` or `qpay`: the family the list filters by.
+    pub gateway_type: String,
+    /// The exact gateway type the payment was made with (`weixin_tenpay_native`, …).
+    pub trade_type: String,
+    pub created_by: Option<i64>,
+    pub merchandise_description: String,
+    pub merchandise_schema_id: Option<i64>,
+    pub merchandise_record_id: Option<String>,
+    /// JSON text, as the client sent it.
+    pub merchandise_snapshot: String,
+    pub ip_address: String,
+}
+
+/// One payment record as the face renders it.
+#[derive(Debug, Clone)]
+pub struct PaymentRecord {
+    /// The record's integer id (the order's sequence number).
+    pub id: i64,
+    pub order: Order,
+    pub charge: Charge,
+    pub meta: RecordMeta,
+}
+
+/// The fields a record query may filter or sort on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Id,
+    CreatedAt,
+    PaidAt,
+    Status,
+    RefundStatus,
+    TradeNo,
+    TransactionNo,
+    GatewayType,
+    MerchandiseRecordId,
+    MerchandiseSchemaId,
+    MerchandiseDescription,
+    CreatedById,
+    TotalCost,
+    IpAddress,
+}
+
+impl Field {
+    pub fn parse(name: &str) -> Option<Field> {
+        Some(match name {
+            "id" => Field::Id,
+            "created_at" => Field::CreatedAt,
+            "paid_at" => Field::PaidAt,
+            "status" => Field::Status,
+            "refund_status" => Field::RefundStatus,
+            "trade_no" => Field::TradeNo,
+            "transaction_no" => Field::TransactionNo,
+            "gateway_type" => Field::GatewayType,
+            "merchandise_record_id" => Field::MerchandiseRecordId,
+            "merchandise_schema_id" => Field::MerchandiseSchemaId,
+            "merchandise_description" => Field::MerchandiseDescription,
+            "created_by_id" | "created_by" => Field::CreatedById,
+            "total_cost" => Field::TotalCost,
+            "ip_address" => Field::IpAddress,
+            _ => return None,
+        })
+    }
+
+    /// The column, for the fields that are one column.
+    fn column(self) -> &'static str {
+        match self {
+            Field::Id => "o.seq",
+            Field::CreatedAt => "o.created",
+            Field::PaidAt => "o.time_paid",
+            Field::TradeNo => "h.trade_no",
+            Field::TransactionNo => "h.transaction_no",
+            Field::GatewayType => "h.gateway_type",
+            Field::MerchandiseRecordId => "h.merchandise_record_id",
+            Field::MerchandiseSchemaId => "h.merchandise_schema_id",
+            Field::MerchandiseDescription => "h.merchandise_description",
+            Field::CreatedById => "h.created_by",
+            Field::TotalCost => "o.actual_amount",
+            Field::IpAddress => "h.ip_address",
+            // Derived: see `derived_predicate`.
+            Field::Status | Field::RefundStatus => "",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    In,
+    NotIn,
+    IsNull,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    Int(i64),
+    Text(String),
+    Null,
+    List(Vec<Operand>),
+    Bool(bool),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Field { field: Field, op: Op, value: Operand },
+    And(Vec<Condition>),
+    Or(Vec<Condition>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordQuery {
+    pub condition: Condition,
+    /// `(field, descending)`; empty = newest first.
+    pub order_by: Vec<(Field, bool)>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// `o.` + ORDER_COLUMNS, `c.` + CHARGE_COLUMNS, then the meta columns: one row per record.
+fn select_columns() -> String {
+    let prefixed = |cols: &str, p: &str| cols.split(", ").map(|c| format!("{p}{}", c.trim())).collect::<Vec<_>>().join(", ");
+    format!(
+        "o.seq, {}, {}, h.transaction_no, h.trade_no, h.gateway_type, h.trade_type, h.created_by, h.merchandise_description, \
+         h.merchandise_schema_id, h.merchandise_record_id, h.merchandise_snapshot, h.ip_address",
+        prefixed(rows::ORDER_COLUMNS, "o."),
+        prefixed(rows::CHARGE_COLUMNS, "c.")
+    )
+}
+
+const FROM: &str = "FROM hserve_orders h JOIN orders o ON o.id = h.order_id JOIN charges c ON c.channel_order_no = h.trade_no";
+const ORDER_WIDTH: usize = 27;
+const CHARGE_WIDTH: usize = 24;
+
+/// A row read from column `offset` on, so the shared mappers serve a joined row.
+struct Shifted<'a>(&'a dyn RowLike, usize);
+
+impl RowLike for Shifted<'_> {
+    fn text(&self, i: usize) -> Result<String> {
+        self.0.text(i + self.1)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        self.0.opt_text(i + self.1)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        self.0.int(i + self.1)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.0.opt_int(i + self.1)
+    }
+    fn boolean(&self, i: usize) -> Result<bool> {
+        self.0.boolean(i + self.1)
+    }
+}
+
+pub fn record(r: &dyn RowLike) -> Result<PaymentRecord> {
+    let order = rows::order(&Shifted(r, 1))?;
+    let charge = rows::charge(&Shifted(r, 1 + ORDER_WIDTH))?;
+    let m = 1 + ORDER_WIDTH + CHARGE_WIDTH;
+    Ok(PaymentRecord {
+        id: r.int(0)?,
+        order,
+        charge,
+        meta: RecordMeta {
+            transaction_no: r.text(m)?,
+            trade_no: r.text(m + 1)?,
+            gateway_type: r.text(m + 2)?,
+            trade_type: r.text(m + 3)?,
+            created_by: r.opt_int(m + 4)?,
+            merchandise_description: r.text(m + 5)?,
+            merchandise_schema_id: r.opt_int(m + 6)?,
+            merchandise_record_id: r.opt_text(m + 7)?,
+            merchandise_snapshot: r.text(m + 8)?,
+            ip_address: r.text(m + 9)?,
+        },
+    })
+}
+
+pub const INSERT_META: &str = "INSERT INTO hserve_orders (order_id, app_id, livemode, transaction_no, trade_no, gateway_type, trade_type, \
+    created_by, merchandise_description, merchandise_schema_id, merchandise_record_id, merchandise_snapshot, ip_address) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+pub fn meta_params(scope: &Scope, order_id: &str, m: &RecordMeta) -> Vec<SqlParam> {
+    vec![
+        SqlParam::Text(order_id.to_string()),
+        SqlParam::Text(scope.app_id.clone()),
+        SqlParam::Bool(scope.mode.is_live()),
+        SqlParam::Text(m.transaction_no.clone()),
+        SqlParam::Text(m.trade_no.clone()),
+        SqlParam::Text(m.gateway_type.clone()),
+        SqlParam::Text(m.trade_type.clone()),
+        SqlParam::OptInt(m.created_by),
+        SqlParam::Text(m.merchandise_description.clone()),
+        SqlParam::OptInt(m.merchandise_schema_id),
+        SqlParam::OptText(m.merchandise_record_id.clone()),
+        SqlParam::Text(m.merchandise_snapshot.clone()),
+        SqlParam::Text(m.ip_address.clone()),
+    ]
+}
+
+/// The page and the count query for `query` within `scope`, restricted to `user` when set.
+pub fn records_queries(scope: &Scope, user: Option<i64>, query: &RecordQuery) -> Result<((String, Vec<SqlParam>), (String, Vec<SqlParam>))> {
+    let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
+    let mut filter = String::from("h.app_id = $1 AND h.livemode = $2");
+    if let Some(u) = user {
+        params.push(SqlParam::Int(u));
+        filter.push_str(&format!(" AND h.created_by = ${}", params.len()));
+    }
+    let cond = predicate(&query.condition, &mut params)?;
+    filter.push_str(&format!(" AND ({cond})"));
+    let mut order = query
+        .order_by
+        .iter()
+        .map(|(f, desc)| match f.column() {
+            "" => Err(Problem::invalid("order_by", "order_by cannot sort by status or refund_status.")),
+            col => Ok(format!("{col} {}", if *desc { "DESC" } else { "ASC" })),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    order.push("o.seq DESC".into());
+    let count = format!("SELECT COUNT(*) FROM hserve_orders h JOIN orders o ON o.id = h.order_id WHERE {filter}");
+    let count_params = params.clone();
+    // Bound, not inlined: statement caches then hold one entry per filter shape.
+    params.push(SqlParam::Int(query.limit));
+    params.push(SqlParam::Int(query.offset));
+    let n = params.len();
+    let page = format!("SELECT {} {FROM} WHERE {filter} ORDER BY {} LIMIT ${} OFFSET ${n}", select_columns(), order.join(", "), n - 1);
+    Ok(((page, params), (count, count_params)))
+}
+
+/// One record by its id, trade number or 知晓云 transaction number, within the scope.
+pub fn record_by_reference(scope: &Scope, user: Option<i64>, reference: &str) -> (String, Vec<SqlParam>) {
+    let mut params = rows::scoped(scope, reference);
+    let by_id = reference.parse::<i64>().ok();
+    params.push(SqlParam::OptInt(by_id));
+    let mut sql = format!("SELECT {} {FROM} WHERE h.app_id = $1 AND h.livemode = $2 AND (h.transaction_no = $3 OR h.trade_no = $3 OR o.seq = $4)", select_columns());
+    if let Some(u) = user {
+        params.push(SqlParam::Int(u));
+        sql.push_str(&format!(" AND h.created_by = ${}", params.len()));
+    }
+    (sql, params)
+}
+
+fn predicate(c: &Condition, params: &mut Vec<SqlParam>) -> Result<String> {
+    match c {
+        Condition::And(list) if list.is_empty() => Ok("TRUE".into()),
+        Condition::Or(list) if list.is_empty() => Ok("FALSE".into()),
+        Condition::And(list) => Ok(list.iter().map(|c| predicate(c, params).map(|p| format!("({p})"))).collect::<Result<Vec<_>>>()?.join(" AND ")),
+        Condition::Or(list) => Ok(list.iter().map(|c| predicate(c, params).map(|p| format!("({p})"))).collect::<Result<Vec<_>>>()?.join(" OR ")),
+        Condition::Field { field, op, value } => field_predicate(*field, *op, value, params),
+    }
+}
+
+fn bind(value: &Operand, params: &mut Vec<SqlParam>) -> Result<String> {
+    params.push(match value {
+        Operand::Int(i) => SqlParam::Int(*i),
+        Operand::Text(t) => SqlParam::Text(t.clone()),
+        Operand::Bool(b) => SqlParam::Bool(*b),
+        Operand::Null | Operand::List(_) => return Err(Problem::internal("cannot bind a list or null")),
+    });
+    Ok(format!("${}", params.len()))
+}
+
+fn field_predicate(field: Field, op: Op, value: &Operand, params: &mut Vec<SqlParam>) -> Result<String> {
+    if matches!(field, Field::Status | Field::RefundStatus) {
+        return derived_predicate(field, op, value);
+    }
+    let col = field.column();
+    // The gateway family filter also accepts an exact gateway type (weixin_tenpay_native).
+    let col = match (field, value) {
+        (Field::GatewayType, Operand::Text(t)) if t.matches('_').count() >= 2 || t.starts_with("alipay_") || t == "qpay_native" => "h.trade_type",
+        _ => col,
+    };
+    Ok(match (op, value) {
+        (Op::IsNull, Operand::Bool(true)) => format!("{col} IS NULL"),
+        (Op::IsNull, _) => format!("{col} IS NOT NULL"),
+        (Op::Eq, Operand::Null) => format!("{col} IS NULL"),
+        (Op::Ne, Operand::Null) => format!("{col} IS NOT NULL"),
+        (Op::In | Op::NotIn, Operand::List(items)) => {
+            if items.is_empty() {
+                return Ok(if op == Op::In { "FALSE".into() } else { "TRUE".into() });
+            }
+            let binds = items.iter().map(|v| bind(v, params)).collect::<Result<Vec<_>>>()?;
+            format!("{col} {} ({})", if op == Op::In { "IN" } else { "NOT IN" }, binds.join(", "))
+        }
+        (op, v) => {
+            let sym = match op {
+                Op::Eq => "=",
+                Op::Ne => "<>",
+                Op::Gt => ">",
+                Op::Gte => ">=",
+                Op::Lt => "<",
+                Op::Lte => "<=",
+                _ => return Err(Problem::invalid("where", "in/nin need a list.")),
+            };
+            let p = bind(v, params)?;
+            format!("{col} {sym} {p}")
+        }
+    })
+}
+
+/// `status` and `refund_status` are read off the order's money columns.
+fn derived_predicate(field: Field, op: Op, value: &Operand) -> Result<String> {
+    let one = |v: &Operand| -> Result<String> {
+        let text = match v {
+            Operand::Text(t) => t.as_str(),
+            Operand::Null => "",
+            _ => return Err(Problem::invalid(field_name(field), format!("{} must be a string.", field_name(field)))),
+        };
+        Ok(match (field, text) {
+            (Field::Status, "success") => "o.status IN ('paid', 'refunded')",
+            (Field::Status, "pending") => "o.status = 'created'",
+            (Field::Status, "closed") => "o.status IN ('closed', 'canceled', 'paid_after_close')",
+            (Field::RefundStatus, "complete") => "(o.amount_paid > 0 AND o.amount_refunded = o.amount_paid)",
+            (Field::RefundStatus, "partial") => "(o.amount_refunded > 0 AND o.amount_refunded < o.amount_paid)",
+            (Field::RefundStatus, "failed") => "(o.has_refunds AND o.amount_refunded = 0 AND o.refund_reserved = 0)",
+            (Field::RefundStatus, "" | " ") => "(NOT o.has_refunds)",
+            (Field::Status, other) => return Err(Problem::invalid("status", format!("status must be 'pending' or 'success' (or 'closed'), got '{other}'."))),
+            (_, other) => {
+                return Err(Problem::invalid("refund_status", format!("refund_status must be 'complete', 'partial', 'failed' or '', got '{other}'.")))
+            }
+        }
+        .to_string())
+    };
+    match (op, value) {
+        (Op::Eq, v) => one(v),
+        (Op::Ne, v) => Ok(format!("NOT {}", one(v)?)),
+        (Op::In | Op::NotIn, Operand::List(items)) if items.is_empty() => Ok(if op == Op::In { "FALSE".into() } else { "TRUE".into() }),
+        (Op::In, Operand::List(items)) => Ok(format!("({})", items.iter().map(one).collect::<Result<Vec<_>>>()?.join(" OR "))),
+        (Op::NotIn, Operand::List(items)) => Ok(format!("NOT ({})", items.iter().map(one).collect::<Result<Vec<_>>>()?.join(" OR "))),
+        _ => Err(Problem::invalid(field_name(field), format!("{} can only be compared with =, != or in.", field_name(field)))),
+    }
+}
+
+fn field_name(field: Field) -> &'static str {
+    if field == Field::Status {
+        "status"
+    } else {
+        "refund_status"
+    }
+}
+
+pub const USER_COLUMNS: &str = "id, created, username, password_hash, anonymous";
+
+pub fn user(r: &dyn RowLike) -> Result<HserveUser> {
+    Ok(HserveUser { id: r.int(0)?, created: r.int(1)?, username: r.opt_text(2)?, password_hash: r.opt_text(3)?, anonymous: r.boolean(4)? })
+}
+
+/// Returns no row when the username is taken (anonymous users have none, so never collide).
+pub const INSERT_USER: &str = "INSERT INTO hserve_users (app_id, livemode, created, username, password_hash, anonymous) \
+    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (app_id, livemode, username) DO NOTHING RETURNING id";
+
+pub fn new_user_params(scope: &Scope, username: Option<&str>, password_hash: Option<&str>, anonymous: bool, now: i64) -> Vec<SqlParam> {
+    vec![
+        SqlParam::Text(scope.app_id.clone()),
+        SqlParam::Bool(scope.mode.is_live()),
+        SqlParam::Int(now),
+        SqlParam::OptText(username.map(str::to_string)),
+        SqlParam::OptText(password_hash.map(str::to_string)),
+        SqlParam::Bool(anonymous),
+    ]
+}
+
+/// The user an insert made, or the conflict its taken username is.
+pub fn inserted_user(id: Option<i64>, username: Option<&str>, password_hash: Option<&str>, anonymous: bool, now: i64) -> Result<HserveUser> {
+    match id {
+        Some(id) => Ok(HserveUser { id, created: now, username: username.map(str::to_string), password_hash: password_hash.map(str::to_string), anonymous }),
+        None => Err(Problem::conflict("username_taken", format!("The username '{}' is already registered.", username.unwrap_or_default())).with_param("username")),
+    }
+}
+pub fn user_by_name_sql() -> String {
+    format!("SELECT {USER_COLUMNS} FROM hserve_users WHERE app_id = $1 AND livemode = $2 AND username = $3")
+}
+pub fn user_by_id_sql() -> String {
+    format!("SELECT {USER_COLUMNS} FROM hserve_users WHERE app_id = $1 AND livemode = $2 AND id = $3")
+}
+pub const INSERT_SESSION: &str = "INSERT INTO hserve_sessions (token_hash, user_id, app_id, livemode, expires) VALUES ($1, $2, $3, $4, $5)";
+pub const SESSION: &str = "SELECT app_id, livemode, user_id FROM hserve_sessions WHERE token_hash = $1 AND expires > $2";
+pub const DELETE_SESSION: &str = "DELETE FROM hserve_sessions WHERE token_hash = $1";
+pub const CLIENT_APP: &str = "SELECT app_id, livemode FROM hserve_clients WHERE client_id = $1";
+pub const CLIENTS_OF_APP: &str = "SELECT client_id, livemode FROM hserve_clients WHERE app_id = $1 ORDER BY livemode";
+pub const INSERT_CLIENT: &str = "INSERT INTO hserve_clients (client_id, app_id, livemode) VALUES ($1, $2, $3)";
