@@ -97,6 +97,8 @@ pub struct Keys {
     pub app: String,
     pub test: String,
     pub live: String,
+    /// The app's test-mode 知晓云 client id.
+    pub client_id: String,
 }
 
 impl TestServer {
@@ -129,7 +131,8 @@ impl TestServer {
 
     pub fn create_app(&self, name: &str) -> Keys {
         let keys = self.rt.block_on(self.app.create_app(name, None)).unwrap();
-        Keys { app: keys.app.id, test: keys.test_secret_key, live: keys.live_secret_key }
+        let client_id = keys.hserve_clients.iter().find(|(_, m)| *m == paygate_domain::Mode::Test).map(|(id, _)| id.clone()).unwrap();
+        Keys { app: keys.app.id, test: keys.test_secret_key, live: keys.live_secret_key, client_id }
     }
 
     pub fn get(&self, key: &str, path: &str) -> (u16, Value) {
