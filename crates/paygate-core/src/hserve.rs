@@ -302,8 +302,26 @@ impl Paygate {
     }
 
     /// A server-side share of a record named by trade_no, through the native sharing core.
-    pub async fn hserve_share(&self, caller: &HserveCaller, trade_no: &str, input: crate::shares::ShareInput) -> Result<(paygate_domain::shares::ProfitShare, PaymentRecord), Problem> {
+    /// `appid` is the WeChat app the merchant believes it shares from: it must be the one the
+    /// payment was made with (in test mode, the app's sandbox WeChat identity).
+    pub async fn hserve_share(
+        &self,
+        caller: &HserveCaller,
+        trade_no: &str,
+        appid: Option<&str>,
+        input: crate::shares::ShareInput,
+    ) -> Result<(paygate_domain::shares::ProfitShare, PaymentRecord), Problem> {
         let server = caller.server()?.clone();
+        if input.kind != paygate_domain::shares::ShareKind::Alipay {
+            let expected = SandboxWechat::of(&server.app.id).appid;
+            match appid {
+                None => return Err(Problem::missing("appid")),
+                Some(a) if a != expected => {
+                    return Err(Problem::invalid("appid", format!("appid '{a}' is not the WeChat app this merchant's payments are made with ({expected}).")))
+                }
+                Some(_) => {}
+            }
+        }
         let record = self.record_by(caller, &RecordRef::TradeNo(trade_no.to_string())).await?;
         let share = self.share_order(&server, &record.order.id, input).await?;
         Ok((share, record))

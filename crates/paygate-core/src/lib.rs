@@ -92,18 +92,9 @@ pub(crate) fn random_alnum(n: usize) -> Result<String, Problem> {
     Ok(out)
 }
 
-/// `yymmdd` of a unix time (UTC), for order ids; civil-from-days after Howard Hinnant.
+/// `yymmdd` of a unix time (UTC), for order ids.
 pub(crate) fn yymmdd(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    let (y, m, d, _) = paygate_domain::civil(unix);
     format!("{:02}{:02}{:02}", y % 100, m, d)
 }
 

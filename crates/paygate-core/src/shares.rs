@@ -50,7 +50,7 @@ impl Paygate {
             Ok(ShareResult::Failed { message }) => ShareOutcome::Failed { message },
             Err(problem) => ShareOutcome::Failed { message: problem.message },
         };
-        let share = self.store.finish_share(&caller.scope, &share.id, &outcome).await?;
+        let share = self.store.finish_share(&caller.scope, &share.id, &outcome, self.now()).await?;
         if let ShareOutcome::Failed { message } = outcome {
             return Err(Problem::new(ProblemKind::Channel, "share_failed", format!("The channel refused profit share {}: {message}", share.id)));
         }
@@ -83,7 +83,7 @@ impl Paygate {
             Ok(channel) => channel.return_share(&charge, &share, amount).await.unwrap_or(false),
             Err(_) => false,
         };
-        let share = self.store.finish_share_return(&caller.scope, &share.id, amount, returned).await?;
+        let share = self.store.finish_share_return(&caller.scope, &share.id, amount, returned, self.now()).await?;
         if !returned {
             return Err(Problem::new(ProblemKind::Channel, "share_return_failed", format!("The channel did not return {} fen of share {}.", amount.fen(), share.id)));
         }

@@ -9,9 +9,22 @@ pub const ORDER_CLOSED: &str = "order.closed";
 pub const ORDER_PAID_AFTER_CLOSE: &str = "order.paid_after_close";
 pub const REFUND_SUCCEEDED: &str = "refund.succeeded";
 pub const REFUND_FAILED: &str = "refund.failed";
+pub const PROFIT_SHARING_SUCCEEDED: &str = "profit_sharing.succeeded";
+pub const PROFIT_SHARING_FAILED: &str = "profit_sharing.failed";
+pub const PROFIT_SHARING_RETURNED: &str = "profit_sharing.returned";
 
-pub const EVENT_TYPES: &[&str] =
-    &[ORDER_SUCCEEDED, CHARGE_SUCCEEDED, ORDER_CANCELED, ORDER_CLOSED, ORDER_PAID_AFTER_CLOSE, REFUND_SUCCEEDED, REFUND_FAILED];
+pub const EVENT_TYPES: &[&str] = &[
+    ORDER_SUCCEEDED,
+    CHARGE_SUCCEEDED,
+    ORDER_CANCELED,
+    ORDER_CLOSED,
+    ORDER_PAID_AFTER_CLOSE,
+    REFUND_SUCCEEDED,
+    REFUND_FAILED,
+    PROFIT_SHARING_SUCCEEDED,
+    PROFIT_SHARING_FAILED,
+    PROFIT_SHARING_RETURNED,
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

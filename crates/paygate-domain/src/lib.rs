@@ -15,3 +15,18 @@ pub mod validate;
 pub use model::*;
 pub use money::{Amount, Currency};
 pub use problem::{Problem, ProblemKind};
+
+/// `(year, month, day, seconds into the day)` of a unix time, in the proleptic Gregorian calendar
+/// (civil-from-days after Howard Hinnant). Callers shift `unix` for a time zone first.
+pub fn civil(unix: i64) -> (i64, i64, i64, i64) {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d, secs)
+}

@@ -2,7 +2,8 @@
 //! then applies the conditional updates shared in `paygate_store::shares`.
 
 use crate::pool::{pg_err, Conn};
-use crate::{in_transaction, load_order, PostgresStore};
+use crate::{emit, in_transaction, load_order, PostgresStore};
+use paygate_domain::events as ev;
 use async_trait::async_trait;
 use paygate_domain::shares::{plan_return, plan_share, ProfitShare, ShareKind};
 use paygate_domain::{Amount, Order, Problem, Scope};
@@ -46,21 +47,27 @@ impl ShareStore for PostgresStore {
         }
     }
 
-    async fn finish_share(&self, scope: &Scope, share_id: &str, outcome: &ShareOutcome) -> Result<ProfitShare> {
+    async fn finish_share(&self, scope: &Scope, share_id: &str, outcome: &ShareOutcome, now: i64) -> Result<ProfitShare> {
         in_transaction!(self, conn, {
             let share = lock_share(&mut conn, scope, share_id).await?;
-            match outcome {
+            let changed = match outcome {
                 ShareOutcome::Succeeded { channel_order_no } => {
-                    conn.exec(sh::SHARE_SUCCEEDED, &with(scoped(scope, share_id), [SqlParam::Text(channel_order_no.clone())])).await?;
+                    conn.exec(sh::SHARE_SUCCEEDED, &with(scoped(scope, share_id), [SqlParam::Text(channel_order_no.clone())])).await? == 1
                 }
                 ShareOutcome::Failed { message } => {
-                    if conn.exec(sh::SHARE_FAILED, &with(scoped(scope, share_id), [SqlParam::Text(message.clone())])).await? == 1 {
+                    let failed = conn.exec(sh::SHARE_FAILED, &with(scoped(scope, share_id), [SqlParam::Text(message.clone())])).await? == 1;
+                    if failed {
                         let single = SqlParam::Bool(share.kind == ShareKind::WechatSingle);
                         conn.exec(sh::RELEASE_SHARE, &with(scoped(scope, &share.order_id), [SqlParam::Int(share.amount.fen()), single])).await?;
                     }
+                    failed
                 }
+            };
+            let done = load_share(&mut conn, scope, share_id).await?.ok_or_else(|| Problem::internal("share vanished"))?;
+            if changed {
+                emit(&mut conn, scope, sh::outcome_event(outcome), done.to_json(), now).await?;
             }
-            load_share(&mut conn, scope, share_id).await?.ok_or_else(|| Problem::internal("share vanished"))
+            Ok(done)
         })
     }
 
@@ -82,7 +89,7 @@ impl ShareStore for PostgresStore {
         })
     }
 
-    async fn finish_share_return(&self, scope: &Scope, share_id: &str, amount: Amount, succeeded: bool) -> Result<ProfitShare> {
+    async fn finish_share_return(&self, scope: &Scope, share_id: &str, amount: Amount, succeeded: bool, now: i64) -> Result<ProfitShare> {
         in_transaction!(self, conn, {
             let share = lock_share(&mut conn, scope, share_id).await?;
             let fen = [SqlParam::Int(amount.fen())];
@@ -92,7 +99,11 @@ impl ShareStore for PostgresStore {
             } else {
                 conn.exec(sh::RETURN_FAILED, &with(scoped(scope, share_id), fen)).await?;
             }
-            load_share(&mut conn, scope, share_id).await?.ok_or_else(|| Problem::internal("share vanished"))
+            let done = load_share(&mut conn, scope, share_id).await?.ok_or_else(|| Problem::internal("share vanished"))?;
+            if succeeded {
+                emit(&mut conn, scope, ev::PROFIT_SHARING_RETURNED, done.to_json(), now).await?;
+            }
+            Ok(done)
         })
     }
 

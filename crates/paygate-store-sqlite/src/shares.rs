@@ -2,7 +2,8 @@
 //! and the conditional update that applies it (SQL shared in `paygate_store::shares`).
 
 use crate::conn::{exec, query, query_opt, sql_err};
-use crate::{load_order, SqliteStore};
+use crate::{emit, load_order, SqliteStore};
+use paygate_domain::events as ev;
 use async_trait::async_trait;
 use paygate_domain::shares::{plan_return, plan_share, ProfitShare, ShareKind};
 use paygate_domain::{Amount, Order, Problem, Scope};
@@ -42,23 +43,29 @@ impl ShareStore for SqliteStore {
             .await
     }
 
-    async fn finish_share(&self, scope: &Scope, share_id: &str, outcome: &ShareOutcome) -> Result<ProfitShare> {
+    async fn finish_share(&self, scope: &Scope, share_id: &str, outcome: &ShareOutcome, now: i64) -> Result<ProfitShare> {
         let (scope, id, outcome) = (scope.clone(), share_id.to_string(), outcome.clone());
         self.db
             .write(move |conn| {
                 let share = load_share(conn, &scope, &id)?.ok_or_else(|| Problem::not_found("profit_sharing", &id))?;
-                match &outcome {
+                let changed = match &outcome {
                     ShareOutcome::Succeeded { channel_order_no } => {
-                        exec(conn, sh::SHARE_SUCCEEDED, &with(scoped(&scope, &id), [SqlParam::Text(channel_order_no.clone())]))?;
+                        exec(conn, sh::SHARE_SUCCEEDED, &with(scoped(&scope, &id), [SqlParam::Text(channel_order_no.clone())]))? == 1
                     }
                     ShareOutcome::Failed { message } => {
-                        if exec(conn, sh::SHARE_FAILED, &with(scoped(&scope, &id), [SqlParam::Text(message.clone())]))? == 1 {
+                        let failed = exec(conn, sh::SHARE_FAILED, &with(scoped(&scope, &id), [SqlParam::Text(message.clone())]))? == 1;
+                        if failed {
                             let single = SqlParam::Bool(share.kind == ShareKind::WechatSingle);
                             exec(conn, sh::RELEASE_SHARE, &with(scoped(&scope, &share.order_id), [SqlParam::Int(share.amount.fen()), single]))?;
                         }
+                        failed
                     }
+                };
+                let done = load_share(conn, &scope, &id)?.ok_or_else(|| Problem::internal("share vanished"))?;
+                if changed {
+                    emit(conn, &scope, sh::outcome_event(&outcome), done.to_json(), now)?;
                 }
-                load_share(conn, &scope, &id)?.ok_or_else(|| Problem::internal("share vanished"))
+                Ok(done)
             })
             .await
     }
@@ -87,7 +94,7 @@ impl ShareStore for SqliteStore {
             .await
     }
 
-    async fn finish_share_return(&self, scope: &Scope, share_id: &str, amount: Amount, succeeded: bool) -> Result<ProfitShare> {
+    async fn finish_share_return(&self, scope: &Scope, share_id: &str, amount: Amount, succeeded: bool, now: i64) -> Result<ProfitShare> {
         let (scope, id) = (scope.clone(), share_id.to_string());
         self.db
             .write(move |conn| {
@@ -99,7 +106,11 @@ impl ShareStore for SqliteStore {
                 } else {
                     exec(conn, sh::RETURN_FAILED, &with(scoped(&scope, &id), fen))?;
                 }
-                load_share(conn, &scope, &id)?.ok_or_else(|| Problem::internal("share vanished"))
+                let done = load_share(conn, &scope, &id)?.ok_or_else(|| Problem::internal("share vanished"))?;
+                if succeeded {
+                    emit(conn, &scope, ev::PROFIT_SHARING_RETURNED, done.to_json(), now)?;
+                }
+                Ok(done)
             })
             .await
     }

@@ -16,13 +16,15 @@ pub trait ShareStore: Send + Sync {
     /// `plan_share` + `RESERVE_SHARE` + a pending share row.
     async fn reserve_share(&self, scope: &Scope, request: &ShareRequest, max_share_bps: i64) -> Result<ShareReserved>;
     /// Pending → succeeded, or → failed releasing its reservation.
-    async fn finish_share(&self, scope: &Scope, share_id: &str, outcome: &ShareOutcome) -> Result<ProfitShare>;
+    /// With its `profit_sharing.succeeded` / `.failed` event, in the same transaction.
+    async fn finish_share(&self, scope: &Scope, share_id: &str, outcome: &ShareOutcome, now: i64) -> Result<ProfitShare>;
     /// Ends sharing of an order (WeChat 完结分账). `None` if the order does not exist.
     async fn finish_sharing(&self, scope: &Scope, order_id: &str) -> Result<Option<Order>>;
     /// Reserves a return of `amount` (default: all not yet returned) of a succeeded share.
     async fn reserve_share_return(&self, scope: &Scope, share_id: &str, amount: Option<Amount>) -> Result<(ProfitShare, Amount)>;
     /// Counts the return (the order may then be refunded) or releases it.
-    async fn finish_share_return(&self, scope: &Scope, share_id: &str, amount: Amount, succeeded: bool) -> Result<ProfitShare>;
+    /// With a `profit_sharing.returned` event when it succeeded, in the same transaction.
+    async fn finish_share_return(&self, scope: &Scope, share_id: &str, amount: Amount, succeeded: bool, now: i64) -> Result<ProfitShare>;
     async fn share(&self, scope: &Scope, id: &str) -> Result<Option<ProfitShare>>;
     async fn shares_of_order(&self, scope: &Scope, order_id: &str) -> Result<Vec<ProfitShare>>;
 
@@ -169,3 +171,10 @@ pub fn pending_share(scope: &Scope, req: &ShareRequest) -> ProfitShare {
 }
 
 pub const PAID_CHANNEL: &str = "SELECT channel FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'succeeded'";
+
+pub fn outcome_event(outcome: &ShareOutcome) -> &'static str {
+    match outcome {
+        ShareOutcome::Succeeded { .. } => paygate_domain::events::PROFIT_SHARING_SUCCEEDED,
+        ShareOutcome::Failed { .. } => paygate_domain::events::PROFIT_SHARING_FAILED,
+    }
+}

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use support::{Backend, Keys, TestServer};
 
-both!(seed_000_list_shape_and_isolation, refund_by_each_id_and_concurrently, profit_sharing_rules, concurrent_shares_never_exceed_the_cap);
+both!(seed_000_list_shape_and_isolation, refund_by_each_id_and_concurrently, profit_sharing_rules, concurrent_shares_never_exceed_the_cap, hserve_sharing_answers_as_seed_003);
 
 /// An hserve request as the SDK sends it: client id, and a session token or secret key.
 fn hs(s: &TestServer, method: &str, client_id: &str, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -240,6 +240,11 @@ fn profit_sharing_rules(backend: Backend) {
     refused(share(&s, &k, &wx2, multi(1)), "sharing_finished", "finished");
     let (_, list) = s.get(&k.test, &format!("/v1/orders/{wx}/profit_sharings"));
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    // Each settled share is an event, written with it.
+    let (_, events) = s.get(&k.test, "/v1/events?type=profit_sharing.succeeded&limit=100");
+    assert_eq!(events["data"].as_array().unwrap().len(), 4, "one per settled share, none for the replay: {events}");
+    let (_, events) = s.get(&k.test, "/v1/events?type=profit_sharing.returned");
+    assert_eq!(events["data"][0]["data"]["object"]["amount_returned"], 100);
     // Another app cannot see or share this order.
     let other = s.create_app("other");
     let (st, _) = share(&s, &other, &wx2, multi(1));
@@ -261,4 +266,39 @@ fn concurrent_shares_never_exceed_the_cap(backend: Backend) {
     assert_eq!(statuses.iter().filter(|c| **c == 200).count(), 30, "{statuses:?}");
     let (_, o) = s.get(&k.test, &format!("/v1/orders/{order}"));
     assert_eq!(o["amount_shared"], 300);
+}
+
+fn hserve_sharing_answers_as_seed_003(backend: Backend) {
+    let s = TestServer::start(backend);
+    let k = s.create_app("shop");
+    let (user, _) = register(&s, &k, "dave");
+    let wx = pay(&s, &k, &user, "weixin_tenpay_native", json!(10), json!({"profit_sharing": true}));
+    let ali = pay(&s, &k, &user, "alipay_page", json!(10), json!({}));
+    complete(&s, &k, wx["trade_no"].as_str().unwrap());
+    complete(&s, &k, ali["trade_no"].as_str().unwrap());
+    let (_, notify) = hs(&s, "GET", &k.client_id, &user, &format!("/hserve/v2.0/idp/pay/order/{}/", wx["trade_no"].as_str().unwrap()), None);
+    let appid = notify["gateway_extra_info"]["wechat_response"]["appid"].clone();
+    let receivers = receiver("MERCHANT_ID", json!(100));
+    let path = "/hserve/v2.2/idp/pay/wechat/multi-profit-sharing/";
+    let (st, err) = hs(&s, "POST", &k.client_id, &k.test, path, Some(json!({"trade_no": wx["trade_no"], "appid": "wx-someone-else", "receivers": receivers})));
+    assert_eq!((st, err["param"].as_str()), (400, Some("appid")), "{err}");
+    let (st, ok) = hs(&s, "POST", &k.client_id, &k.test, path, Some(json!({"trade_no": wx["trade_no"], "appid": appid, "receivers": receivers})));
+    assert_eq!(st, 200, "{ok}");
+    for field in ["return_code", "appid", "mch_id", "trade_no", "wechat_order_no"] {
+        assert!(ok[field].is_string(), "{field}: {ok}");
+    }
+    assert_eq!((ok["return_code"].as_str(), &ok["appid"]), (Some("SUCCESS"), &appid));
+    let (st, err) = hs(&s, "POST", &k.client_id, &user, path, Some(json!({"trade_no": wx["trade_no"], "appid": appid, "receivers": receivers})));
+    assert_eq!(st, 401, "users cannot share: {err}");
+    let (st, done) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/wechat/profit-sharing/finish/", Some(json!({"trade_no": wx["trade_no"]})));
+    assert_eq!(st, 200, "{done}");
+    let (st, a) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/alipay/profit-sharing/", Some(json!({"trade_no": ali["trade_no"], "receivers": receiver("loginName", json!(300))})));
+    assert_eq!((st, a["return_code"].as_str(), &a["trade_no"]), (200, Some("10000"), &ali["trade_no"]), "{a}");
+    // A refund is refused until the share is returned, then goes through.
+    let (st, err) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/refund/", Some(json!({"trade_no": ali["trade_no"]})));
+    assert!(st == 400 && err["error_msg"].as_str().unwrap().contains("return the shares"), "{err}");
+    let (st, back) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/profit-sharing/return/", Some(json!({"trade_no": ali["trade_no"], "profit_sharing_id": a["profit_sharing_id"]})));
+    assert_eq!(st, 200, "{back}");
+    let (st, refund) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/refund/", Some(json!({"trade_no": ali["trade_no"]})));
+    assert_eq!((st, refund["refund_amount"].as_str()), (201, Some("10.00")), "{refund}");
 }

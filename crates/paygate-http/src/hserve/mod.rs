@@ -231,10 +231,8 @@ async fn share(app: &Paygate, req: &Incoming, which: &str, op: &str) -> Answer {
     let caller = authenticate(app, req).await?;
     let b = body(req)?;
     let trade_no = b.required_string("trade_no")?;
-    if kind != ShareKind::Alipay {
-        b.required_string("appid")?;
-    }
+    let appid = b.string("appid")?;
     let input = ShareInput { kind, receivers: b.value("receivers"), out_order_no: b.string("out_order_no")? };
-    let (share, record) = app.hserve_share(&caller, &trade_no, input).await?;
+    let (share, record) = app.hserve_share(&caller, &trade_no, appid.as_deref(), input).await?;
     Ok((StatusCode::OK, if kind == ShareKind::Alipay { render::alipay_share_answer(&record, &share) } else { render::wechat_share_answer(&record, Some(&share)) }))
 }
