@@ -5,7 +5,7 @@
 mod sandbox;
 pub mod wechat;
 
-pub use sandbox::{Sandbox, SandboxWechat};
+pub use sandbox::{Sandbox, SandboxWechat, HOLD_SECONDS};
 
 use async_trait::async_trait;
 use paygate_domain::shares::ProfitShare;
@@ -52,6 +52,16 @@ pub trait Channel: Send + Sync {
     /// What the channel notifies when a payment succeeds, kept with the charge (WeChat's
     /// notification for WeChat channels; `None` when the channel sends nothing worth keeping).
     fn payment_notification(&self, charge: &Charge, transaction_no: &str, time_paid: i64) -> Option<Value>;
+    /// Asks the channel where a pending payment stands (a cashier's `is_fresh` query).
+    async fn query(&self, charge: &Charge, now: i64) -> Result<PaymentState, Problem>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentState {
+    Paid,
+    /// The payer has not finished (entering a password, USERPAYING).
+    Pending,
+    Failed { code: String, message: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

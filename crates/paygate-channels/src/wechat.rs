@@ -6,6 +6,15 @@ use serde_json::{Map, Value};
 
 /// WeChat Pay v2 `sign` over every non-empty field except `sign` itself.
 pub fn sign_v2(fields: &Map<String, Value>, key: &str) -> String {
+    let mut plain = canonical(fields);
+    plain.push_str("&key=");
+    plain.push_str(key);
+    hex_upper(&Md5::digest(plain.as_bytes()))
+}
+
+/// The string both WeChat v2 and the signed faces (cashier, SaaS query) sign: every non-empty
+/// field but `sign`, sorted by name, as `k=v` joined by `&`; non-string values as compact JSON.
+pub fn canonical(fields: &Map<String, Value>) -> String {
     let mut pairs: Vec<(&String, String)> = fields
         .iter()
         .filter(|(k, _)| k.as_str() != "sign")
@@ -19,10 +28,7 @@ pub fn sign_v2(fields: &Map<String, Value>, key: &str) -> String {
         })
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(b.0));
-    let mut plain = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
-    plain.push_str("&key=");
-    plain.push_str(key);
-    hex_upper(&Md5::digest(plain.as_bytes()))
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
 pub fn hex_upper(bytes: &[u8]) -> String {

@@ -29,6 +29,8 @@ pub struct NewAppKeys {
     pub live_secret_key: String,
     /// The app's 知晓云 client ids (`X-Hydrogen-Client-ID`), one per mode.
     pub hserve_clients: Vec<(String, Mode)>,
+    /// The signed faces' credentials (cashier `open_app_id`/secret/token, SaaS `accessid`/key).
+    pub credentials: Vec<paygate_store::FaceCredential>,
 }
 
 pub(crate) struct KeyHasher {
@@ -71,8 +73,12 @@ impl Paygate {
         let keys = [(&test_secret_key, Mode::Test), (&live_secret_key, Mode::Live)]
             .map(|(key, mode)| ApiKeyRecord { key_hash: self.keys.hash(key).to_vec(), mode, hint: hint(key) });
         let hserve_clients = vec![(crate::hex(&random32()?[..10]), Mode::Test), (crate::hex(&random32()?[..10]), Mode::Live)];
-        self.store.create_app(&app, &keys, &hserve_clients).await?;
-        Ok(NewAppKeys { app, test_secret_key, live_secret_key, hserve_clients })
+        let mut credentials = Vec::new();
+        for mode in [Mode::Test, Mode::Live] {
+            credentials.extend(crate::pos::new_credentials(&Scope { app_id: app.id.clone(), mode })?);
+        }
+        self.store.create_app(&app, &keys, &hserve_clients, &credentials).await?;
+        Ok(NewAppKeys { app, test_secret_key, live_secret_key, hserve_clients, credentials })
     }
 
     pub async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<(), Problem> {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod hserve;
 pub mod idempotency;
 pub mod orders;
+pub mod pos;
 pub mod refunds;
 pub mod sandbox;
 pub mod shares;

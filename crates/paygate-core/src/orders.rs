@@ -251,5 +251,7 @@ pub(crate) fn pending_charge(order: &Order, id: String, channel: String, channel
         metadata: order.metadata.clone().unwrap_or(Value::Object(Default::default())),
         description: order.description.clone(),
         notification: None,
+        settlement: None,
+        member_id: None,
     }
 }

@@ -39,7 +39,7 @@ impl Paygate {
         self.settle_sandbox(&scope, &charge, result).await
     }
 
-    async fn settle_sandbox(&self, scope: &Scope, charge: &Charge, result: SandboxResult) -> Result<(Charge, Order), Problem> {
+    pub(crate) async fn settle_sandbox(&self, scope: &Scope, charge: &Charge, result: SandboxResult) -> Result<(Charge, Order), Problem> {
         let outcome = match result {
             SandboxResult::Success => {
                 let digits: String = random32()?.iter().take(24).map(|b| char::from(b'0' + b % 10)).collect();
@@ -48,7 +48,8 @@ impl Paygate {
                     if paygate_domain::shares::is_wechat_channel(&charge.channel) { format!("4200{digits}") } else { format!("sbx{}", &digits[..20]) };
                 let time_paid = self.now();
                 let notification = self.channels.sandbox().payment_notification(charge, &transaction_no, time_paid);
-                ChargeOutcome::Succeeded { transaction_no, time_paid, notification }
+                let settlement = Some(self.settlement_for(scope, charge).await?.to_json());
+                ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement }
             }
             SandboxResult::Fail => ChargeOutcome::Failed { code: "sandbox_declined".into(), message: "The payer declined the payment in the sandbox.".into() },
         };

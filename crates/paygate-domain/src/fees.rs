@@ -1,5 +1,5 @@
-//! Channel fees and fee subsidies (seed 002), in fen. The core of issue 5's fee fields; the
-//! faces that show them (cashier, SaaS WeChat-Pay query) are not built yet.
+//! Channel fees and fee subsidies (seed 002), in fen. Computed when a payment succeeds
+//! (`pos::settle`) and shown by the cashier and SaaS WeChat-Pay query faces.
 //!
 //! Rules:
 //! - A rate is in basis points (1 bp = 0.01 %; WeChat's usual 0.6 % is 60 bp), 0..=10 000.
@@ -15,6 +15,22 @@
 use crate::{Amount, Problem};
 
 pub const BASIS_POINTS_PER_UNIT: i64 = 10_000;
+
+/// The families a fee rate is set for.
+pub const FAMILIES: &[&str] = &["wechat", "alipay", "balance", "other"];
+
+/// Which fee rate a Ping++ channel name pays.
+pub fn family(channel: &str) -> &'static str {
+    if crate::shares::is_wechat_channel(channel) {
+        "wechat"
+    } else if crate::shares::is_alipay_channel(channel) {
+        "alipay"
+    } else if channel == "balance" {
+        "balance"
+    } else {
+        "other"
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeeRate(i64);

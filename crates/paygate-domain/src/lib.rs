@@ -8,6 +8,7 @@ pub mod model;
 pub mod money;
 pub mod objects;
 pub mod paging;
+pub mod pos;
 pub mod problem;
 pub mod shares;
 pub mod validate;

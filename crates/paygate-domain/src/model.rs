@@ -229,6 +229,10 @@ pub struct Charge {
     pub description: Option<String>,
     /// What the channel reported when the payment succeeded (WeChat's payment notification).
     pub notification: Option<Value>,
+    /// The settlement of a succeeded charge: fee, subsidy, discounts ([`crate::pos::Settlement`]).
+    pub settlement: Option<Value>,
+    /// The member whose wallet paid (balance payments).
+    pub member_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

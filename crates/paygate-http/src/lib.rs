@@ -1,8 +1,10 @@
 //! The HTTP server and its faces. Each face module parses its wire format, authenticates,
 //! calls `paygate-core`, and renders; none of them touches storage.
 
+mod cashier;
 mod hserve;
 mod pingpp;
+mod saas;
 mod request;
 mod sandbox_page;
 
@@ -111,6 +113,8 @@ async fn route(app: &Paygate, req: Req) -> HttpResponse {
         ["healthz"] => request::text(StatusCode::OK, "ok\n"),
         ["v1", rest @ ..] => pingpp::handle(app, &req, rest).await,
         ["hserve", rest @ ..] => hserve::handle(app, &req, rest).await,
+        ["api", "v2", "cashier", op] if req.method == hyper::Method::POST => cashier::handle(app, &req, op).await,
+        ["api", "v1", "pay", "wx", "query"] if req.method == hyper::Method::POST => saas::handle(app, &req).await,
         ["sandbox", "charges", charge_id] => sandbox_page::handle(app, &req, charge_id).await,
         _ => pingpp::not_found_route(&req),
     }

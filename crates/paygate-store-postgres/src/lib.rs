@@ -4,6 +4,7 @@
 //! and then applies conditional updates that re-check their own preconditions.
 
 mod hserve;
+mod pos;
 mod pool;
 mod shares;
 
@@ -23,6 +24,7 @@ use std::sync::Arc;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_hserve_and_shares.sql")),
+    (3, include_str!("../migrations/0003_pos_fees_wallet.sql")),
 ];
 /// Serialises migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x7061_7967_6174_65;
@@ -152,7 +154,7 @@ impl Store for PostgresStore {
         row.try_get(0).map_err(pg_err)
     }
 
-    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)]) -> Result<()> {
+    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)], credentials: &[FaceCredential]) -> Result<()> {
         in_transaction!(self, conn, {
             conn.client()
                 .execute(
@@ -172,6 +174,9 @@ impl Store for PostgresStore {
             }
             for (client_id, mode) in hserve_clients {
                 conn.exec(paygate_store::hserve::INSERT_CLIENT, &[SqlParam::Text(client_id.clone()), SqlParam::Text(app.id.clone()), SqlParam::Bool(mode.is_live())]).await?;
+            }
+            for c in credentials {
+                conn.exec(paygate_store::pos::INSERT_CREDENTIAL, &paygate_store::pos::credential_params(c)).await?;
             }
             Ok(())
         })
@@ -332,8 +337,8 @@ impl Store for PostgresStore {
                 (Settlement::Failed, ChargeOutcome::Failed { code, message }) => {
                     conn.exec(rows::CHARGE_FAILED, &with(scoped(scope, charge_id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())])).await?;
                 }
-                (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid, notification }) => {
-                    let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid), SqlParam::OptText(notification.as_ref().map(|n| n.to_string()))];
+                (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement: money }) => {
+                    let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid), SqlParam::OptText(notification.as_ref().map(|n| n.to_string())), SqlParam::OptText(money.as_ref().map(|n| n.to_string()))];
                     let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
                     let order_sql = if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
                     if conn.exec(rows::CHARGE_SUCCEEDED, &with(scoped(scope, charge_id), set)).await? != 1 || conn.exec(order_sql, &with(order_key.clone(), paid)).await? != 1 {
@@ -393,7 +398,10 @@ impl Store for PostgresStore {
                     let set = [SqlParam::OptText(transaction_no.clone()), SqlParam::Int(*time_succeed)];
                     if conn.exec(rows::REFUND_SUCCEEDED, &with(scoped(scope, refund_id), set)).await? == 1 {
                         conn.exec(rows::ORDER_REFUND_COUNTED, &with(scoped(scope, &refund.order_id), [amount.clone()])).await?;
-                        conn.exec(rows::CHARGE_REFUND_COUNTED, &with(scoped(scope, &refund.charge_id), [amount])).await?;
+                        conn.exec(rows::CHARGE_REFUND_COUNTED, &with(scoped(scope, &refund.charge_id), [amount.clone()])).await?;
+                        let wallet = with(scoped(scope, &refund.charge_id), [amount, SqlParam::Text(refund_id.to_string()), SqlParam::Int(*time_succeed)]);
+                        conn.exec(rows::WALLET_REFUND_CREDIT, &wallet[..4]).await?;
+                        conn.exec(rows::WALLET_REFUND_RECORD, &wallet).await?;
                     }
                 }
                 RefundOutcome::Failed { code, message } => {

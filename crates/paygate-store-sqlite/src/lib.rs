@@ -3,6 +3,7 @@
 
 mod conn;
 mod hserve;
+mod pos;
 mod shares;
 
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_hserve_and_shares.sql")),
+    (3, include_str!("../migrations/0003_pos_fees_wallet.sql")),
 ];
 
 pub struct SqliteStore {
@@ -114,8 +116,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)]) -> Result<()> {
-        let (app, keys, clients) = (app.clone(), keys.to_vec(), hserve_clients.to_vec());
+    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)], credentials: &[FaceCredential]) -> Result<()> {
+        let (app, keys, clients, credentials) = (app.clone(), keys.to_vec(), hserve_clients.to_vec(), credentials.to_vec());
         self.db
             .write(move |conn| {
                 conn.execute(
@@ -132,6 +134,9 @@ impl Store for SqliteStore {
                 }
                 for (client_id, mode) in clients {
                     exec(conn, paygate_store::hserve::INSERT_CLIENT, &[SqlParam::Text(client_id), SqlParam::Text(app.id.clone()), SqlParam::Bool(mode.is_live())])?;
+                }
+                for c in &credentials {
+                    exec(conn, paygate_store::pos::INSERT_CREDENTIAL, &paygate_store::pos::credential_params(c))?;
                 }
                 Ok(())
             })
@@ -311,8 +316,8 @@ impl Store for SqliteStore {
                     (Settlement::Failed, ChargeOutcome::Failed { code, message }) => {
                         exec(conn, rows::CHARGE_FAILED, &with(scoped(&scope, &id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())]))?;
                     }
-                    (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid, notification }) => {
-                        let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid), SqlParam::OptText(notification.as_ref().map(|n| n.to_string()))];
+                    (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement: money }) => {
+                        let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid), SqlParam::OptText(notification.as_ref().map(|n| n.to_string())), SqlParam::OptText(money.as_ref().map(|n| n.to_string()))];
                         let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
                         let order_sql = if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
                         if exec(conn, rows::CHARGE_SUCCEEDED, &with(scoped(&scope, &id), set))? != 1 || exec(conn, order_sql, &with(order_key.clone(), paid))? != 1 {
@@ -371,7 +376,10 @@ impl Store for SqliteStore {
                         let set = [SqlParam::OptText(transaction_no.clone()), SqlParam::Int(*time_succeed)];
                         if exec(conn, rows::REFUND_SUCCEEDED, &with(scoped(&scope, &id), set))? == 1 {
                             exec(conn, rows::ORDER_REFUND_COUNTED, &with(scoped(&scope, &refund.order_id), [amount.clone()]))?;
-                            exec(conn, rows::CHARGE_REFUND_COUNTED, &with(scoped(&scope, &refund.charge_id), [amount]))?;
+                            exec(conn, rows::CHARGE_REFUND_COUNTED, &with(scoped(&scope, &refund.charge_id), [amount.clone()]))?;
+                            let wallet = with(scoped(&scope, &refund.charge_id), [amount, SqlParam::Text(id.clone()), SqlParam::Int(*time_succeed)]);
+                            exec(conn, rows::WALLET_REFUND_CREDIT, &wallet[..4])?;
+                            exec(conn, rows::WALLET_REFUND_RECORD, &wallet)?;
                         }
                     }
                     RefundOutcome::Failed { code, message } => {

@@ -179,8 +179,9 @@ fn select_columns() -> String {
 }
 
 const FROM: &str = "FROM hserve_orders h JOIN orders o ON o.id = h.order_id JOIN charges c ON c.channel_order_no = h.trade_no";
-const ORDER_WIDTH: usize = 27;
-const CHARGE_WIDTH: usize = 24;
+fn width(columns: &str) -> usize {
+    columns.split(',').count()
+}
 
 /// A row read from column `offset` on, so the shared mappers serve a joined row.
 struct Shifted<'a>(&'a dyn RowLike, usize);
@@ -205,8 +206,9 @@ impl RowLike for Shifted<'_> {
 
 pub fn record(r: &dyn RowLike) -> Result<PaymentRecord> {
     let order = rows::order(&Shifted(r, 1))?;
-    let charge = rows::charge(&Shifted(r, 1 + ORDER_WIDTH))?;
-    let m = 1 + ORDER_WIDTH + CHARGE_WIDTH;
+    let order_width = width(rows::ORDER_COLUMNS);
+    let charge = rows::charge(&Shifted(r, 1 + order_width))?;
+    let m = 1 + order_width + width(rows::CHARGE_COLUMNS);
     Ok(PaymentRecord {
         id: r.int(0)?,
         order,

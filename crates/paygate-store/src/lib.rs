@@ -5,6 +5,7 @@
 
 pub mod hserve;
 pub mod outbox;
+pub mod pos;
 pub mod rows;
 pub mod shares;
 
@@ -14,6 +15,7 @@ use paygate_domain::paging::{CreatedRange, OrderFilter, Page, Paging};
 use paygate_domain::{Amount, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope};
 pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
 pub use outbox::{Attempt, AttemptResult, DeliveryView, DueDelivery, Endpoint, NewEndpoint};
+pub use pos::{BalanceTransaction, FaceCredential, Member, PosMeta, PosRecord, PosRef, PosStore};
 pub use shares::{ShareOutcome, ShareRequest, ShareReserved, ShareStore};
 
 pub type Result<T> = std::result::Result<T, Problem>;
@@ -45,7 +47,8 @@ pub struct OpenedCharge {
 #[derive(Debug, Clone)]
 pub enum ChargeOutcome {
     /// `notification`: what the channel reported, kept with the charge (WeChat's notify body).
-    Succeeded { transaction_no: String, time_paid: i64, notification: Option<serde_json::Value> },
+    /// `settlement`: the fee picture computed at success ([`paygate_domain::pos::Settlement`]).
+    Succeeded { transaction_no: String, time_paid: i64, notification: Option<serde_json::Value>, settlement: Option<serde_json::Value> },
     Failed { code: String, message: String },
 }
 
@@ -98,7 +101,7 @@ pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 60;
 #[async_trait]
 /// The whole contract; the 知晓云 records and profit sharing are their own traits, implemented
 /// in their own file by each backend.
-pub trait Store: HserveStore + ShareStore + Send + Sync + 'static {
+pub trait Store: HserveStore + ShareStore + PosStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; safe to call from several nodes at once.
@@ -108,8 +111,9 @@ pub trait Store: HserveStore + ShareStore + Send + Sync + 'static {
     /// racing at first start agree.
     async fn setting(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>>;
 
-    /// The app with its keys and its 知晓云 client ids (`(client_id, mode)`), in one transaction.
-    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)]) -> Result<()>;
+    /// The app with its keys, its 知晓云 client ids (`(client_id, mode)`) and its signed faces'
+    /// credentials, in one transaction.
+    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)], credentials: &[FaceCredential]) -> Result<()>;
     async fn count_apps(&self) -> Result<i64>;
     async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<(App, Mode)>>;
     async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool>;

@@ -34,7 +34,7 @@ pub const ORDER_COLUMNS: &str = "id, app_id, livemode, created, status, uid, mer
 
 pub const CHARGE_COLUMNS: &str = "id, order_id, app_id, livemode, created, status, channel, channel_order_no, amount, \
     amount_refunded, currency, client_ip, subject, body, extra, credential, time_paid, time_expire, transaction_no, \
-    failure_code, failure_msg, metadata, description, notification";
+    failure_code, failure_msg, metadata, description, notification, settlement, member_id";
 
 pub const REFUND_COLUMNS: &str = "id, order_id, charge_id, app_id, livemode, created, status, amount, refund_no, \
     description, metadata, time_succeed, transaction_no, failure_code, failure_msg";
@@ -43,7 +43,7 @@ pub fn insert_order_sql() -> String {
     format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({})", placeholders(27))
 }
 pub fn insert_charge_sql() -> String {
-    format!("INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({})", placeholders(24))
+    format!("INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({})", placeholders(26))
 }
 pub fn insert_refund_sql() -> String {
     format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({})", placeholders(15))
@@ -85,7 +85,7 @@ pub const CLOSE_PENDING_CHARGES: &str =
 pub const CANCEL_ORDER: &str =
     "UPDATE orders SET status = 'canceled' WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created'";
 /// A closed charge can still succeed at the channel (money taken late); see `plan_settlement`.
-pub const CHARGE_SUCCEEDED: &str = "UPDATE charges SET status = 'succeeded', transaction_no = $4, time_paid = $5, notification = $6 \
+pub const CHARGE_SUCCEEDED: &str = "UPDATE charges SET status = 'succeeded', transaction_no = $4, time_paid = $5, notification = $6, settlement = $7 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status IN ('pending', 'closed')";
 /// Once a charge pays the order, its other pending charges can no longer succeed normally.
 pub const CLOSE_OTHER_PENDING: &str = "UPDATE charges SET status = 'closed' \
@@ -111,6 +111,13 @@ pub const ORDER_REFUND_COUNTED: &str = "UPDATE orders SET amount_refunded = amou
     WHERE app_id = $1 AND livemode = $2 AND id = $3";
 pub const CHARGE_REFUND_COUNTED: &str = "UPDATE charges SET amount_refunded = amount_refunded + $4 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3";
+/// A refund of a wallet payment goes back to the wallet, in the refund's own transaction: `$3` is
+/// the charge, `$4` the amount, `$5` the refund id, `$6` now. No-ops for other charges.
+pub const WALLET_REFUND_CREDIT: &str = "UPDATE members SET balance = balance + $4 \
+    WHERE id = (SELECT member_id FROM charges WHERE app_id = $1 AND livemode = $2 AND id = $3)";
+pub const WALLET_REFUND_RECORD: &str = "INSERT INTO balance_transactions (member_id, app_id, livemode, created, kind, amount, balance_after, reference) \
+    SELECT m.id, CAST($1 AS TEXT), CAST($2 AS BOOLEAN), CAST($6 AS BIGINT), 'refund', CAST($4 AS BIGINT), m.balance, CAST($5 AS TEXT) FROM members m \
+    WHERE m.id = (SELECT member_id FROM charges WHERE app_id = $1 AND livemode = $2 AND id = $3)";
 pub const ORDER_REFUND_RELEASED: &str = "UPDATE orders SET refund_reserved = refund_reserved - $4 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3";
 pub const SUCCEEDED_CHARGE_OF_ORDER: &str =
@@ -184,6 +191,8 @@ pub fn charge_params(c: &Charge) -> Vec<SqlParam> {
         Text(c.metadata.to_string()),
         opt_text(&c.description),
         OptText(c.notification.as_ref().map(|n| n.to_string())),
+        OptText(c.settlement.as_ref().map(|n| n.to_string())),
+        OptInt(c.member_id),
     ]
 }
 
@@ -287,6 +296,8 @@ pub fn charge(r: &dyn RowLike) -> Result<Charge> {
         metadata: json(Some(r.text(21)?))?.unwrap_or(Value::Null),
         description: r.opt_text(22)?,
         notification: json(r.opt_text(23)?)?,
+        settlement: json(r.opt_text(24)?)?,
+        member_id: r.opt_int(25)?,
     })
 }
 

@@ -19,6 +19,8 @@ USAGE:
   paygate app set-late-payment APP_ID (refund | hold) [--database URL]
   paygate app set-max-share APP_ID PERCENT [--database URL]      (profit sharing cap, default 30)
   paygate app hserve-clients APP_ID [--database URL]             (知晓云 client ids, test and live)
+  paygate app credentials APP_ID [--database URL]                (cashier and SaaS-query signing credentials)
+  paygate app set-fee-rate APP_ID (wechat|alipay|balance|other) BASIS_POINTS [--live] [--database URL]
   paygate sandbox pay CH_ID [--fail] [--database URL]
   paygate webhook create --app APP_ID --url URL [--events TYPE,TYPE] [--live] [--json] [--database URL]
   paygate webhook list --app APP_ID [--live] [--database URL]
@@ -99,6 +101,8 @@ fn main() -> ExitCode {
             ["app", "set-late-payment", app_id, policy] => set_late_payment(&args, app_id, policy).await,
             ["app", "set-max-share", app_id, percent] => set_max_share(&args, app_id, percent).await,
             ["app", "hserve-clients", app_id] => hserve_clients(&args, app_id).await,
+            ["app", "credentials", app_id] => credentials(&args, app_id).await,
+            ["app", "set-fee-rate", app_id, family, bp] => set_fee_rate(&args, app_id, family, bp).await,
             ["webhook", "create"] => webhook_create(&args).await,
             ["webhook", "list"] => webhook_list(&args).await,
             ["webhook", "delete", id] => webhook_delete(&args, id).await,
@@ -192,6 +196,7 @@ async fn app_create(args: &Args) -> CmdResult {
             "test_secret_key": keys.test_secret_key, "live_secret_key": keys.live_secret_key,
             "hserve_test_client_id": client_id(&keys, paygate_domain::Mode::Test),
             "hserve_live_client_id": client_id(&keys, paygate_domain::Mode::Live),
+            "credentials": keys.credentials.iter().map(credential_json).collect::<Vec<_>>(),
         });
         println!("{out}");
     } else {
@@ -203,6 +208,32 @@ async fn app_create(args: &Args) -> CmdResult {
 
 fn client_id(keys: &paygate_core::NewAppKeys, mode: paygate_domain::Mode) -> String {
     keys.hserve_clients.iter().find(|(_, m)| *m == mode).map(|(id, _)| id.clone()).unwrap_or_default()
+}
+
+fn credential_json(c: &paygate_store::FaceCredential) -> serde_json::Value {
+    serde_json::json!({
+        "face": c.face, "livemode": c.scope.mode.is_live(), "public_id": c.public_id, "secret": c.secret, "token": c.token,
+    })
+}
+
+async fn credentials(args: &Args, app_id: &str) -> CmdResult {
+    args.check_known(&["database"]).map_err(Err)?;
+    let app = open(args).await?;
+    for c in app.store.face_credentials(app_id).await.map_err(Ok)? {
+        println!("{}", credential_json(&c));
+    }
+    Ok(())
+}
+
+async fn set_fee_rate(args: &Args, app_id: &str, family: &str, bp: &str) -> CmdResult {
+    args.check_known(&["database", "live"]).map_err(Err)?;
+    let bp: i64 = bp.parse().map_err(|_| Err(format!("BASIS_POINTS must be an integer 0..=10000, got '{bp}'")))?;
+    let app = open(args).await?;
+    let mode = if args.flag("live") { paygate_domain::Mode::Live } else { paygate_domain::Mode::Test };
+    let caller = app.caller_for(app_id, mode).await.map_err(Ok)?;
+    app.set_fee_rate(&caller, family, bp).await.map_err(Ok)?;
+    eprintln!("paygate: app {app_id} pays {bp} basis points on {family} ({})", paygate_core::hserve::mode_name(mode));
+    Ok(())
 }
 
 async fn set_max_share(args: &Args, app_id: &str, percent: &str) -> CmdResult {

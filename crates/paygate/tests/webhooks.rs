@@ -261,7 +261,7 @@ fn expiry_and_late_payment(backend: Backend) {
     let ch3 = paying["charges"]["data"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(s.put(&k.test, &format!("/v1/orders/{id3}"), json!({"status": "canceled"})).0, 200);
     let scope = paygate_domain::Scope { app_id: k.app.clone(), mode: paygate_domain::Mode::Test };
-    let outcome = paygate_store::ChargeOutcome::Succeeded { transaction_no: "late-crash".into(), time_paid: s.clock.now_for_tests(), notification: None };
+    let outcome = paygate_store::ChargeOutcome::Succeeded { transaction_no: "late-crash".into(), time_paid: s.clock.now_for_tests(), notification: None, settlement: None };
     s.rt.block_on(s.app.store.settle_charge(&scope, &ch3, &outcome)).unwrap();
     assert_eq!(s.get(&k.test, &format!("/v1/orders/{id3}")).1["amount_refunded"], 0);
     s.rt.block_on(w.tick()).unwrap();

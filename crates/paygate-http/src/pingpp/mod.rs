@@ -2,6 +2,7 @@
 //! signatures, Idempotency-Key on every POST/PUT, `{"error":{…}}` errors.
 
 mod handlers;
+mod members;
 mod shares;
 mod webhooks;
 

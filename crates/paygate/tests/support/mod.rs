@@ -99,6 +99,10 @@ pub struct Keys {
     pub live: String,
     /// The app's test-mode 知晓云 client id.
     pub client_id: String,
+    /// Test-mode cashier credential: (open_app_id, secret, token).
+    pub cashier: (String, String, String),
+    /// Test-mode SaaS query credential: (accessid, key).
+    pub saas: (String, String),
 }
 
 impl TestServer {
@@ -132,7 +136,16 @@ impl TestServer {
     pub fn create_app(&self, name: &str) -> Keys {
         let keys = self.rt.block_on(self.app.create_app(name, None)).unwrap();
         let client_id = keys.hserve_clients.iter().find(|(_, m)| *m == paygate_domain::Mode::Test).map(|(id, _)| id.clone()).unwrap();
-        Keys { app: keys.app.id, test: keys.test_secret_key, live: keys.live_secret_key, client_id }
+        let cred = |face: &str| keys.credentials.iter().find(|c| c.face == face && !c.scope.mode.is_live()).cloned().unwrap();
+        let (c, s) = (cred("cashier"), cred("saas"));
+        Keys {
+            app: keys.app.id,
+            test: keys.test_secret_key,
+            live: keys.live_secret_key,
+            client_id,
+            cashier: (c.public_id, c.secret, c.token.unwrap_or_default()),
+            saas: (s.public_id, s.secret),
+        }
     }
 
     pub fn get(&self, key: &str, path: &str) -> (u16, Value) {

@@ -1,0 +1,371 @@
+//! Point of sale: what a cashier does around seed 001's query — take a scanned payment code
+//! (WeChat, Alipay, or a member's wallet code), query (optionally asking the channel again),
+//! refund and reverse (撤销) — plus members and their wallets, fee rates, the settlement computed
+//! when any payment succeeds, and the signed envelopes of the cashier and SaaS faces.
+
+use crate::orders::{pending_charge, OrderInput};
+use crate::refunds::RefundInput;
+use crate::sandbox::SandboxResult;
+use crate::{random32, Caller, Paygate};
+use hmac::{Hmac, Mac};
+use paygate_channels::{wechat, PaymentState};
+use paygate_domain::fees::{self, FeeRate};
+use paygate_domain::ids::IdKind;
+use paygate_domain::pos::{self, Discounts, Settlement};
+use paygate_domain::{Amount, Charge, ChargeStatus, OrderStatus, Problem, ProblemKind, Refund, Scope};
+use paygate_store::{BalanceTransaction, FaceCredential, Member, PosMeta, PosRecord, PosRef};
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// Signed envelopes older or newer than this are refused (seconds).
+pub const TIMESTAMP_WINDOW: i64 = 300;
+
+fn digits(n: usize) -> Result<String, Problem> {
+    let mut out = String::new();
+    while out.len() < n {
+        out.extend(random32()?.iter().filter(|b| **b < 250).map(|b| char::from(b'0' + b % 10)).take(n - out.len()));
+    }
+    Ok(out)
+}
+
+/// A fresh cashier credential and SaaS credential for one app and mode.
+pub(crate) fn new_credentials(scope: &Scope) -> Result<Vec<FaceCredential>, Problem> {
+    Ok(vec![
+        FaceCredential {
+            public_id: format!("kd{}", digits(14)?),
+            face: "cashier".into(),
+            scope: scope.clone(),
+            secret: crate::hex(&random32()?[..16]),
+            token: Some(format!("UT{}", crate::hex(&random32()?[..16]).to_uppercase())),
+        },
+        FaceCredential {
+            public_id: format!("ac{}", crate::random_alnum(14)?.to_lowercase()),
+            face: "saas".into(),
+            scope: scope.clone(),
+            secret: crate::hex(&random32()?[..16]).to_uppercase(),
+            token: None,
+        },
+    ])
+}
+
+/// How a signed envelope is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignType {
+    /// `lowercase hex MD5(canonical + "&key=" + secret)` (cashier) — uppercase on the SaaS face.
+    Md5,
+    /// `lowercase hex HMAC-SHA256(secret, canonical)`.
+    HmacSha256,
+}
+
+impl SignType {
+    pub fn parse(s: &str) -> Result<SignType, Problem> {
+        match s.to_ascii_uppercase().as_str() {
+            "MD5" => Ok(SignType::Md5),
+            "HMAC-SHA256" | "HMAC_SHA256" | "HMACSHA256" => Ok(SignType::HmacSha256),
+            other => Err(Problem::invalid("sign_type", format!("sign_type must be MD5 or HMAC-SHA256, got '{other}'."))),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            SignType::Md5 => "MD5",
+            SignType::HmacSha256 => "HMAC-SHA256",
+        }
+    }
+}
+
+pub fn sign(fields: &Map<String, Value>, secret: &str, sign_type: SignType) -> String {
+    match sign_type {
+        SignType::Md5 => wechat::sign_v2(fields, secret).to_lowercase(),
+        SignType::HmacSha256 => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+            mac.update(wechat::canonical(fields).as_bytes());
+            crate::hex(&mac.finalize().into_bytes())
+        }
+    }
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// A scanned payment code, by its shape: WeChat codes are 18 digits starting 10–15, Alipay codes
+/// 16–24 digits starting 25–30, member wallet codes 18 digits starting 99.
+fn code_kind(code: &str) -> Result<&'static str, Problem> {
+    let all_digits = !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit());
+    let prefix: u32 = code.get(..2).and_then(|p| p.parse().ok()).unwrap_or(0);
+    match (all_digits, code.len(), prefix) {
+        (true, 18, 10..=15) => Ok("wechat"),
+        (true, 16..=24, 25..=30) => Ok("alipay"),
+        (true, 18, 99) => Ok("member"),
+        _ => Err(Problem::invalid("auth_code", "auth_code is not a WeChat, Alipay or member payment code.")),
+    }
+}
+
+/// A cashier's scanned-code payment request.
+#[derive(Debug, Clone, Default)]
+pub struct CodePayment {
+    pub out_trade_no: String,
+    pub total_fee: i64,
+    pub auth_code: String,
+    pub subject: Option<String>,
+    pub attach: String,
+    pub discounts: Discounts,
+    pub pre_fee_subsidy: Option<i64>,
+    pub fee_subsidy_party: Option<String>,
+    pub goods_detail: Value,
+}
+
+impl Paygate {
+    /// Checks a signed envelope: known public id of the right face, fresh timestamp (when the
+    /// face sends one), token, signature (constant time), and that the signature is new.
+    pub async fn verify_envelope(
+        &self,
+        face: &str,
+        public_id: &str,
+        fields: &Map<String, Value>,
+        signature: Option<&str>,
+        sign_type: SignType,
+        timestamp: Option<i64>,
+        token: Option<&str>,
+    ) -> Result<(Caller, FaceCredential), Problem> {
+        let (cred, app) = self.store.face_credential(public_id).await?.filter(|(c, _)| c.face == face).ok_or_else(|| {
+            Problem::authentication(format!("Unknown {}.", if face == "cashier" { "open_app_id" } else { "accessid" })).with_param(if face == "cashier" { "open_app_id" } else { "accessid" })
+        })?;
+        let signature = signature.filter(|s| !s.is_empty()).ok_or_else(|| Problem::authentication("The request is not signed: sign is required.").with_param("sign"))?;
+        let now = self.now();
+        if let Some(ts) = timestamp {
+            if (now - ts).abs() > TIMESTAMP_WINDOW {
+                return Err(Problem::authentication(format!("timestamp {ts} is outside the {TIMESTAMP_WINDOW}-second window around the server time {now}.")).with_param("timestamp"));
+            }
+        }
+        if let Some(expected) = &cred.token {
+            if !token.is_some_and(|t| same(t, expected)) {
+                return Err(Problem::authentication("The token does not belong to this open_app_id.").with_param("token"));
+            }
+        }
+        let mut computed = sign(fields, &cred.secret, sign_type);
+        if face == "saas" {
+            computed = computed.to_uppercase();
+        }
+        if !same(&computed, signature) {
+            return Err(Problem::authentication("The signature does not match the request.").with_param("sign"));
+        }
+        if timestamp.is_some() && !self.store.remember_signature(public_id, signature, now, now - 2 * TIMESTAMP_WINDOW).await? {
+            return Err(Problem::authentication("This request was already received (replay).").with_param("sign"));
+        }
+        Ok((Caller { scope: cred.scope.clone(), app }, cred))
+    }
+
+    /// The settlement of `charge` as it succeeds now: the app's fee rate for its channel family,
+    /// and, for point-of-sale payments, the order's discounts and pre-declared subsidy.
+    pub(crate) async fn settlement_for(&self, scope: &Scope, charge: &Charge) -> Result<Settlement, Problem> {
+        let rate = FeeRate::basis_points("rate_bp", self.store.fee_rate(scope, fees::family(&charge.channel)).await?.unwrap_or(0))?;
+        Ok(match self.store.pos_record(scope, &PosRef::ChannelTradeNo(charge.channel_order_no.clone())).await? {
+            Some(r) => pos::settle(r.order.amount, &r.meta.discounts, rate, r.meta.pre_fee_subsidy, r.meta.fee_subsidy_party.clone()),
+            None => pos::settle(charge.amount, &Discounts::default(), rate, None, None),
+        })
+    }
+
+    pub async fn set_fee_rate(&self, caller: &Caller, family: &str, rate_bp: i64) -> Result<(), Problem> {
+        if !fees::FAMILIES.contains(&family) {
+            return Err(Problem::invalid("channel", format!("channel must be one of {}, got '{family}'.", fees::FAMILIES.join(", "))));
+        }
+        let rate = FeeRate::basis_points("rate_bp", rate_bp)?;
+        self.store.set_fee_rate(&caller.scope, family, rate.bp()).await
+    }
+
+    /// A scanned-code payment: WeChat/Alipay through their channel (the sandbox in test mode),
+    /// a member code through the wallet, all or nothing.
+    pub async fn pay_by_code(&self, caller: &Caller, input: CodePayment, peer_ip: &str) -> Result<PosRecord, Problem> {
+        let kind = code_kind(&input.auth_code)?;
+        let origin = Amount::positive("total_fee", input.total_fee)?;
+        input.discounts.check(origin)?;
+        let out_trade_no = paygate_domain::validate::merchant_order_no(&input.out_trade_no).map_err(|p| Problem::invalid("out_trade_no", p.message.replace("merchant_order_no", "out_trade_no")))?;
+        let attach = paygate_domain::validate::text("attach", &input.attach, 127).or_else(|e| if input.attach.is_empty() { Ok(String::new()) } else { Err(e) })?;
+        let pre_fee_subsidy = input.pre_fee_subsidy.map(|v| Amount::non_negative("pre_fee_subsidy_amount", v)).transpose()?;
+        if !(input.goods_detail.is_array() || input.goods_detail.is_null()) {
+            return Err(Problem::invalid("goods_detail", "goods_detail must be a list."));
+        }
+        let member = match kind {
+            "member" => Some(self.store.member_by_pay_code(&caller.scope, &input.auth_code).await?.ok_or_else(|| Problem::invalid("auth_code", "No member has this payment code."))?),
+            _ => None,
+        };
+        let channel = match kind {
+            "wechat" => "wx_pub_scan",
+            "alipay" => "alipay_scan",
+            _ => "balance",
+        };
+        let pay_no = format!("6{}", digits(17)?);
+        let subject = input.subject.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "收银台付款".into());
+        let mut order = self.new_order(
+            caller,
+            OrderInput {
+                merchant_order_no: pay_no.clone(),
+                amount: origin.fen(),
+                coupon_amount: Some(input.discounts.total().fen()),
+                currency: "cny".into(),
+                body: subject.clone(),
+                subject,
+                ..Default::default()
+            },
+            peer_ip,
+        )?;
+        let meta = PosMeta {
+            pay_no,
+            out_trade_no,
+            attach,
+            discounts: input.discounts.clone(),
+            pre_fee_subsidy,
+            fee_subsidy_party: input.fee_subsidy_party.clone(),
+            member_id: member.as_ref().map(|m| m.id),
+            auth_code_kind: kind.to_string(),
+            reversed: false,
+            goods_detail: if input.goods_detail.is_null() { json!([]) } else { input.goods_detail.clone() },
+        };
+        let hold = match &input.auth_code[input.auth_code.len() - 4..] {
+            "0000" => Some("short"),
+            "9999" => Some("forever"),
+            _ => None,
+        };
+        let extra = match hold {
+            Some(h) if kind != "member" => json!({"sandbox_hold": h}),
+            _ => json!({}),
+        };
+        let channel_order_no = format!("{}{}", order.id, digits(6)?);
+        let mut charge = pending_charge(&order, IdKind::Charge.generate(&random32()?), channel.to_string(), channel_order_no, extra, json!({"object": "credential"}), self.now());
+        if let Some(m) = &member {
+            // The wallet moves money itself: debit, settle and record in one transaction.
+            let now = self.now();
+            let transaction_no = format!("wlt{}", digits(20)?);
+            charge.member_id = Some(m.id);
+            charge.status = ChargeStatus::Succeeded;
+            charge.transaction_no = Some(transaction_no);
+            charge.time_paid = Some(now);
+            let rate = FeeRate::basis_points("rate_bp", self.store.fee_rate(&caller.scope, "balance").await?.unwrap_or(0))?;
+            charge.settlement = Some(pos::settle(origin, &meta.discounts, rate, pre_fee_subsidy, meta.fee_subsidy_party.clone()).to_json());
+            order.status = OrderStatus::Paid;
+            order.amount_paid = order.actual_amount;
+            order.time_paid = Some(now);
+            self.store.insert_wallet_payment(&order, &charge, &meta, now).await?;
+        } else {
+            self.channels.resolve(caller.scope.mode, channel)?;
+            self.store.insert_pos_payment(&order, &charge, &meta).await?;
+            let code = &input.auth_code;
+            if code.ends_with("4444") {
+                self.settle_sandbox(&caller.scope, &charge, SandboxResult::Fail).await?;
+            } else if hold.is_none() {
+                self.settle_sandbox(&caller.scope, &charge, SandboxResult::Success).await?;
+            }
+        }
+        self.pos_record(caller, &PosRef::PayNo(meta.pay_no), false).await
+    }
+
+    /// A point-of-sale payment; with `fresh`, a pending one is first asked about at its channel.
+    pub async fn pos_record(&self, caller: &Caller, by: &PosRef, fresh: bool) -> Result<PosRecord, Problem> {
+        let (param, value) = match by {
+            PosRef::PayNo(v) => ("pay_no", v),
+            PosRef::OutTradeNo(v) => ("out_trade_no", v),
+            PosRef::ChannelTradeNo(v) => ("channel_trade_no", v),
+        };
+        let record = self.store.pos_record(&caller.scope, by).await?.ok_or_else(|| Problem::not_found("order", value).with_param(param))?;
+        if fresh && record.charge.status == ChargeStatus::Pending && record.order.status == OrderStatus::Created {
+            let channel = self.channels.resolve(record.charge.mode, &record.charge.channel)?;
+            if channel.query(&record.charge, self.now()).await? == PaymentState::Paid {
+                // Already settled by a concurrent query or notification: that is fine.
+                let _ = self.settle_sandbox(&caller.scope, &record.charge, SandboxResult::Success).await;
+            }
+            return self.store.pos_record(&caller.scope, by).await?.ok_or_else(|| Problem::internal("record vanished"));
+        }
+        Ok(record)
+    }
+
+    pub async fn pos_refund(&self, caller: &Caller, by: &PosRef, amount: Option<i64>, reason: Option<String>) -> Result<(Refund, PosRecord), Problem> {
+        let record = self.pos_record(caller, by, false).await?;
+        let input = RefundInput { amount, description: reason, metadata: Value::Null };
+        let refund = self.refund(caller, Some(&record.order.id), None, input).await?;
+        Ok((refund, self.pos_record(caller, by, false).await?))
+    }
+
+    /// 撤销: a payment still in progress is closed; a paid one is refunded in full.
+    pub async fn pos_reverse(&self, caller: &Caller, by: &PosRef) -> Result<PosRecord, Problem> {
+        let record = self.pos_record(caller, by, false).await?;
+        match record.order.status {
+            OrderStatus::Created => {
+                self.cancel_order(caller, &record.order.id).await?;
+            }
+            OrderStatus::Paid if record.order.refund_reserved == Amount::ZERO => {
+                let input = RefundInput { amount: None, description: Some("撤销 (reversal)".into()), metadata: Value::Null };
+                self.refund(caller, Some(&record.order.id), None, input).await?;
+            }
+            _ => {
+                return Err(Problem::new(
+                    ProblemKind::InvalidRequest,
+                    "not_reversible",
+                    format!("Payment {} is {} and can no longer be reversed; refund it instead.", record.meta.pay_no, record.order.status.as_str()),
+                ))
+            }
+        }
+        self.store.mark_reversed(&caller.scope, &record.order.id).await?;
+        self.pos_record(caller, by, false).await
+    }
+
+    pub async fn create_member(&self, caller: &Caller, member_no: &str, phone: &str, name: &str) -> Result<Member, Problem> {
+        let member = Member {
+            id: 0,
+            created: self.now(),
+            member_no: paygate_domain::validate::text("member_no", member_no, 32)?,
+            phone: paygate_domain::validate::text("phone", phone, 20)?,
+            name: paygate_domain::validate::text("name", name, 64)?,
+            pay_code: format!("99{}", digits(16)?),
+            balance: Amount::ZERO,
+        };
+        self.store.create_member(&caller.scope, &member).await
+    }
+
+    pub async fn member(&self, caller: &Caller, id: &str) -> Result<Member, Problem> {
+        let id_num = id.parse::<i64>().map_err(|_| Problem::not_found("member", id))?;
+        self.store.member(&caller.scope, id_num).await?.ok_or_else(|| Problem::not_found("member", id))
+    }
+
+    pub async fn top_up(&self, caller: &Caller, id: &str, amount: i64) -> Result<Member, Problem> {
+        let member = self.member(caller, id).await?;
+        let amount = Amount::positive("amount", amount)?;
+        let reference = format!("topup_{}", crate::random_alnum(20)?);
+        self.store.top_up(&caller.scope, member.id, amount, &reference, self.now()).await
+    }
+
+    pub async fn balance_transactions(&self, caller: &Caller, id: &str, limit: i64) -> Result<Vec<BalanceTransaction>, Problem> {
+        let member = self.member(caller, id).await?;
+        self.store.balance_transactions(&caller.scope, member.id, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_told_apart_by_shape() {
+        assert_eq!(code_kind("134567890123456789").unwrap(), "wechat");
+        assert_eq!(code_kind("280000000000000000").unwrap(), "alipay");
+        assert_eq!(code_kind("990000000000000001").unwrap(), "member");
+        for bad in ["", "12345", "190000000000000000", "13456789012345678x"] {
+            assert_eq!(code_kind(bad).unwrap_err().param.as_deref(), Some("auth_code"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn both_sign_types_cover_every_field() {
+        let mut fields = Map::new();
+        fields.insert("open_app_id".into(), json!("kd100020200220"));
+        fields.insert("biz_content".into(), json!("{\"pay_no\":\"1\"}"));
+        let md5 = sign(&fields, "secret", SignType::Md5);
+        assert_eq!(md5, wechat::sign_v2(&fields, "secret").to_lowercase());
+        let hmac = sign(&fields, "secret", SignType::HmacSha256);
+        assert_eq!(hmac.len(), 64);
+        fields.insert("biz_content".into(), json!("{\"pay_no\":\"2\"}"));
+        assert_ne!(sign(&fields, "secret", SignType::Md5), md5);
+        assert_ne!(sign(&fields, "secret", SignType::HmacSha256), hmac);
+    }
+}

@@ -1,0 +1,199 @@
+//! The SaaS WeChat-Pay query face (seed 002): `POST /api/v1/pay/wx/query` with `accessid`, one
+//! of `trade_no` / `out_trade_no` / `channel_trade_no` (trade_no wins), and an uppercase MD5
+//! `sign`. Amounts are yuan strings; WeChat's native fields travel in `attach`. See docs/cashier.md.
+
+use crate::request::{self, Incoming};
+use crate::HttpResponse;
+use hyper::StatusCode;
+use paygate_channels::{wechat, SandboxWechat};
+use paygate_core::pos::SignType;
+use paygate_core::Paygate;
+use paygate_domain::fees::FeeRate;
+use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem, ProblemKind};
+use paygate_store::{FaceCredential, PosRecord, PosRef};
+use serde_json::{json, Map, Value};
+
+pub(crate) async fn handle(app: &Paygate, req: &Incoming) -> HttpResponse {
+    let mut cred = None;
+    let result = async {
+        let mut fields = match serde_json::from_slice::<Value>(&req.body) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(Problem::invalid("body", "The request must be a JSON object {accessid, trade_no | out_trade_no | channel_trade_no, sign}.")),
+        };
+        let signature = fields.remove("sign");
+        let accessid = fields.get("accessid").and_then(Value::as_str).ok_or_else(|| Problem::missing("accessid"))?.to_string();
+        let timestamp = match fields.get("timestamp") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s)) => Some(s.parse().map_err(|_| Problem::invalid("timestamp", "timestamp must be unix seconds."))?),
+            Some(_) => return Err(Problem::invalid("timestamp", "timestamp must be unix seconds.")),
+        };
+        let (caller, c) = app.verify_envelope("saas", &accessid, &fields, signature.as_ref().and_then(Value::as_str), SignType::Md5, timestamp, None).await?;
+        cred = Some(c);
+        let text = |name: &str| fields.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        let by = if let Some(v) = text("trade_no") {
+            PosRef::PayNo(v)
+        } else if let Some(v) = text("out_trade_no") {
+            PosRef::OutTradeNo(v)
+        } else if let Some(v) = text("channel_trade_no") {
+            PosRef::ChannelTradeNo(v)
+        } else {
+            return Err(Problem::invalid("trade_no", "Send trade_no, out_trade_no or channel_trade_no."));
+        };
+        let record = app.pos_record(&caller, &by, false).await?;
+        if record.meta.auth_code_kind != "wechat" {
+            return Err(Problem::not_found("WeChat Pay payment", &record.meta.pay_no));
+        }
+        Ok(render(&record))
+    }
+    .await;
+    answer(result, cred.as_ref())
+}
+
+fn answer(result: Result<Map<String, Value>, Problem>, cred: Option<&FaceCredential>) -> HttpResponse {
+    let (status, mut out) = match result {
+        Ok(fields) => (StatusCode::OK, fields),
+        Err(problem) => {
+            let (status, code) = match problem.kind {
+                ProblemKind::Authentication => (StatusCode::UNAUTHORIZED, 40001),
+                ProblemKind::NotFound => (StatusCode::NOT_FOUND, 40004),
+                ProblemKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 50000),
+                _ => (StatusCode::BAD_REQUEST, 40002),
+            };
+            let msg = if problem.is_internal() {
+                crate::pingpp::log_problem(&problem);
+                "An internal error occurred; it has been logged.".to_string()
+            } else {
+                problem.message.clone()
+            };
+            let mut m = Map::new();
+            m.insert("return_code".into(), json!(code));
+            m.insert("error_code".into(), json!(problem.code));
+            m.insert("error_msg".into(), json!(msg));
+            m.insert("param".into(), json!(problem.param));
+            (status, m)
+        }
+    };
+    let signature = cred.map(|c| paygate_core::pos::sign(&out, &c.secret, SignType::Md5).to_uppercase()).unwrap_or_default();
+    out.insert("sign".into(), json!(signature));
+    request::json(status, Value::Object(out).to_string().into_bytes())
+}
+
+/// `(trade_status, trade_state, trade_state_desc)`.
+fn states(r: &PosRecord) -> (&'static str, &'static str, &'static str) {
+    if r.meta.reversed {
+        return ("2", "REVOKED", "已撤销");
+    }
+    match (r.order.status, r.charge.status) {
+        (OrderStatus::Paid | OrderStatus::Refunded, _) if r.order.amount_refunded > Amount::ZERO => ("1", "REFUND", "转入退款"),
+        (OrderStatus::Paid | OrderStatus::Refunded, _) => ("1", "SUCCESS", "支付成功"),
+        (OrderStatus::Created, ChargeStatus::Pending) => ("3", "USERPAYING", "用户支付中"),
+        (OrderStatus::Created, ChargeStatus::Failed) => ("2", "PAYERROR", "支付失败"),
+        (OrderStatus::Closed, _) => ("4", "CLOSED", "已关闭"),
+        (OrderStatus::Canceled, _) => ("2", "CLOSED", "已关闭"),
+        _ => ("2", "NOTPAY", "未支付"),
+    }
+}
+
+fn yuan(fen: i64) -> String {
+    Amount::from_stored(fen).yuan()
+}
+
+/// WeChat `promotion_detail` entries for the order's discounts: no-recharge discounts are
+/// `DISCOUNT` (免充值), pre-recharge and channel-funded ones `COUPON` (充值型).
+fn promotions(r: &PosRecord) -> Vec<Value> {
+    let d = &r.meta.discounts;
+    let entry = |id: usize, name: &str, kind: &str, amount: Amount, who: &str| {
+        let mut e = json!({"promotion_id": format!("{}{id}", &r.meta.pay_no[..10]), "name": name, "scope": "GLOBAL", "type": kind,
+            "amount": amount.fen().to_string(), "activity_id": format!("{}", 9_310_000 + id),
+            "wxpay_contribute": "0", "merchant_contribute": "0", "other_contribute": "0"});
+        e[who] = json!(amount.fen().to_string());
+        e
+    };
+    [
+        (d.m, if d.mch_desc.is_empty() { "商家优惠" } else { d.mch_desc.as_str() }, "DISCOUNT", "merchant_contribute"),
+        (d.y, "预充值优惠", "COUPON", "merchant_contribute"),
+        (d.p, "微信支付优惠", "COUPON", "wxpay_contribute"),
+        (d.kd, if d.kd_desc.is_empty() { "平台优惠" } else { d.kd_desc.as_str() }, "DISCOUNT", "other_contribute"),
+    ]
+    .into_iter()
+    .enumerate()
+    .filter(|(_, (amount, ..))| *amount > Amount::ZERO)
+    .map(|(i, (amount, name, kind, who))| entry(i + 1, name, kind, amount, who))
+    .collect()
+}
+
+fn render(r: &PosRecord) -> Map<String, Value> {
+    let (trade_status, trade_state, trade_state_desc) = states(r);
+    let s = r.charge.settlement.clone().unwrap_or_default();
+    let paid = r.charge.status == ChargeStatus::Succeeded;
+    let id = SandboxWechat::of(&r.order.app_id);
+    let openid = r.charge.notification.as_ref().and_then(|n| n["openid"].as_str()).map(str::to_string).unwrap_or_else(|| format!("o{}", &r.order.id[..18]));
+    let time_end = r.charge.time_paid.map(wechat::beijing_time).unwrap_or_default();
+    let coupons = r.meta.discounts.y.fen() + r.meta.discounts.p.fen();
+    let mut native = Map::new();
+    for (k, v) in [
+        ("sub_appid", json!(id.appid)),
+        ("sub_mch_id", json!(id.mch_id)),
+        ("nonce_str", json!(&r.charge.id[3..])),
+        ("result_code", json!(if r.charge.status == ChargeStatus::Failed { "FAIL" } else { "SUCCESS" })),
+        ("device_info", json!("")),
+        ("openid", json!(openid)),
+        ("sub_openid", json!("")),
+        ("trade_type", json!("MICROPAY")),
+        ("trade_state", json!(trade_state)),
+        ("bank_type", json!("OTHERS")),
+        ("promotion_detail", json!(Value::Array(promotions(r)).to_string())),
+        ("total_fee", json!(r.order.amount.fen())),
+        ("fee_type", json!("CNY")),
+        ("settlement_total_fee", json!((r.order.amount.fen() - r.meta.discounts.m.fen()).to_string())),
+        ("cash_fee", json!(r.order.actual_amount.fen().to_string())),
+        ("cash_fee_type", json!("CNY")),
+        ("transaction_id", json!(r.charge.transaction_no.clone().unwrap_or_default())),
+        ("out_trade_no", json!(r.charge.channel_order_no)),
+        ("time_end", json!(time_end)),
+        ("trade_state_desc", json!(trade_state_desc)),
+        ("coupon_fee", json!(coupons.to_string())),
+        ("goods_detail", r.meta.goods_detail.clone()),
+    ] {
+        native.insert(k.into(), v);
+    }
+    if r.charge.status == ChargeStatus::Failed {
+        native.insert("err_code".into(), json!(r.charge.failure_code.clone().unwrap_or_default().to_uppercase()));
+        native.insert("err_code_des".into(), json!(r.charge.failure_msg.clone().unwrap_or_default()));
+    }
+    let native_sign = wechat::sign_v2(&native, &id.key);
+    native.insert("sign".into(), json!(native_sign));
+
+    let mut out = Map::new();
+    let rate = FeeRate::basis_points("rate", s["rate_bp"].as_i64().unwrap_or(0)).map(FeeRate::percent).unwrap_or_default();
+    for (k, v) in [
+        ("trade_no", json!(r.meta.pay_no)),
+        ("out_trade_no", json!(r.meta.out_trade_no)),
+        ("channel_trade_no", json!(r.charge.channel_order_no)),
+        ("total_amount", json!(r.order.amount.yuan())),
+        ("rate", json!(rate)),
+        ("fee", json!(yuan(s["channel_fee"].as_i64().unwrap_or(0)))),
+        ("trade_status", json!(trade_status)),
+        ("appid", json!(id.appid)),
+        ("openid", json!(if paid { openid } else { String::new() })),
+        ("weixin_no", json!(r.charge.transaction_no.clone().unwrap_or_default())),
+        ("refunded_amount", json!(r.order.amount_refunded.yuan())),
+        ("remanent_amount", json!(r.order.refundable().yuan())),
+        ("attach", Value::Object(native)),
+        ("return_code", json!(10000)),
+    ] {
+        out.insert(k.into(), v);
+    }
+    if r.charge.status == ChargeStatus::Failed {
+        out.insert("error_code".into(), json!(r.charge.failure_code.clone().unwrap_or_default()));
+        out.insert("error_msg".into(), json!(r.charge.failure_msg.clone().unwrap_or_default()));
+    }
+    if let Some(pre) = r.meta.pre_fee_subsidy {
+        out.insert("fee_subsidy_party".into(), json!(r.meta.fee_subsidy_party.clone().unwrap_or_default()));
+        out.insert("pre_fee_subsidy_amount".into(), json!(pre.yuan()));
+        out.insert("real_fee_subsidy_amount".into(), json!(yuan(s["real_fee_subsidy"].as_i64().unwrap_or(0))));
+        out.insert("real_fee_amount".into(), json!(yuan(s["real_fee"].as_i64().unwrap_or(0))));
+    }
+    out
+}
