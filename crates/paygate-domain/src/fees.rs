@@ -102,6 +102,7 @@ pub fn refund_return(amount: Amount, rate: FeeRate, pre_subsidy: Option<Amount>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Cases;
 
     fn fen(v: i64) -> Amount {
         Amount::from_stored(v)
@@ -127,17 +128,6 @@ mod tests {
         assert_eq!(rate.percent(), "0.60%");
         assert!(FeeRate::basis_points("rate", 10_001).is_err());
         assert!(FeeRate::basis_points("rate", -1).is_err());
-    }
-
-    /// xorshift64*: deterministic cases without a property-testing dependency.
-    struct Cases(u64);
-    impl Cases {
-        fn next(&mut self, below: i64) -> i64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below as u64) as i64
-        }
     }
 
     #[test]

@@ -31,3 +31,18 @@ pub fn civil(unix: i64) -> (i64, i64, i64, i64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (yoe + era * 400 + i64::from(m <= 2), m, d, secs)
 }
+
+/// Deterministic pseudo-random cases for property tests (xorshift64*), without a dependency.
+#[cfg(test)]
+pub(crate) struct Cases(pub u64);
+
+#[cfg(test)]
+impl Cases {
+    /// A value in `0..below` (`below` ≥ 1).
+    pub fn next(&mut self, below: i64) -> i64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below.max(1) as u64) as i64
+    }
+}

@@ -106,6 +106,7 @@ impl Settlement {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Cases;
 
     fn fen(v: i64) -> Amount {
         Amount::from_stored(v)
@@ -124,17 +125,6 @@ mod tests {
         assert_eq!(s.channel.fee, fen(59), "0.6 % of 98.00 yuan is 58.8 fen → 59");
         assert_eq!((s.channel.real_subsidy, s.channel.real_fee, s.channel.received), (fen(20), fen(39), fen(9_761)));
         assert_eq!(s.to_json()["discount_info"]["mch_discount_fee"], 300);
-    }
-
-    /// xorshift64*: deterministic cases without a property-testing dependency.
-    struct Cases(u64);
-    impl Cases {
-        fn next(&mut self, below: i64) -> i64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below.max(1) as u64) as i64
-        }
     }
 
     #[test]

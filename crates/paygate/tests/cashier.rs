@@ -192,6 +192,18 @@ fn paying_fresh_query_and_reverse(backend: Backend) {
     s.clock.advance(1);
     let (st, again) = cashier(&s, &k, "reverse", json!({"out_trade_no": "paid"}));
     assert_eq!((st, &again["sub_code"]), (400, &json!("not_reversible")), "{again}");
+    // Canceled from the back office: CANCEL. Never completed and expired (24 h): TIMEOUT.
+    let (_, to_cancel) = cashier(&s, &k, "pay", json!({"out_trade_no": "to-cancel", "total_fee": 100, "auth_code": "134567890123459999"}));
+    let (st, _) = s.put(&k.test, &format!("/v1/orders/{}", to_cancel["data"]["order_no"].as_str().unwrap()), json!({"status": "canceled"}));
+    assert_eq!(st, 200);
+    let (_, canceled) = cashier(&s, &k, "query", json!({"out_trade_no": "to-cancel"}));
+    assert_eq!((canceled["data"]["status"].as_str(), canceled["data"]["status_name"].as_str()), (Some("CANCEL"), Some("已取消")));
+    cashier(&s, &k, "pay", json!({"out_trade_no": "abandoned", "total_fee": 100, "auth_code": "134567890123459999"}));
+    s.clock.advance(24 * 3600 + 1);
+    let worker = paygate_worker::Worker::new(s.app.clone(), paygate_worker::Settings::default());
+    s.rt.block_on(worker.tick()).unwrap();
+    let (_, expired) = cashier(&s, &k, "query", json!({"out_trade_no": "abandoned"}));
+    assert_eq!((expired["data"]["status"].as_str(), expired["data"]["status_name"].as_str()), (Some("TIMEOUT"), Some("已超时")));
 }
 
 fn saas(s: &TestServer, k: &Keys, mut body: Map<String, Value>) -> (u16, Value) {
@@ -273,6 +285,13 @@ fn seed_002_query_with_fees_and_subsidies(backend: Backend) {
     let (st, _) = saas(&s, &k, obj(json!({"trade_no": alipay["data"]["pay_no"]})));
     assert_eq!(st, 404, "the WeChat-Pay face shows WeChat payments only");
     let _ = two;
+    // Seed 002's own example values: a 0.01-yuan payment, nothing refunded.
+    let (_, cent) = cashier(&s, &k, "pay", json!({"out_trade_no": "740941632410065", "total_fee": 1, "auth_code": "134567890123456782"}));
+    let (_, q4) = saas(&s, &k, obj(json!({"trade_no": cent["data"]["pay_no"]})));
+    for (field, value) in [("total_amount", "0.01"), ("trade_status", "1"), ("remanent_amount", "0.01"), ("refunded_amount", "0.00"), ("out_trade_no", "740941632410065")] {
+        assert_eq!(q4[field], json!(value), "{field}: {q4}");
+    }
+    assert!(q4.get("pre_fee_subsidy_amount").is_none(), "subsidy fields only when one was declared: {q4}");
 }
 
 fn wallet_never_goes_negative(backend: Backend) {
