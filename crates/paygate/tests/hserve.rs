@@ -74,6 +74,15 @@ fn seed_000_list_shape_and_isolation(backend: Backend) {
     assert_eq!((wechat["total_fee"].as_str(), wechat["trade_type"].as_str(), wechat["fee_type"].as_str()), (Some("39800"), Some("JSAPI"), Some("CNY")));
     assert_eq!(wechat["out_trade_no"], js["trade_no"]);
 
+    // order_by and keys shape the list.
+    let (_, sorted) = hs(&s, "GET", &k.client_id, &alice, "/hserve/v2.2/idp/pay/order/?order_by=-total_cost&keys=total_cost,trade_no", None);
+    let costs: Vec<&str> = sorted["objects"].as_array().unwrap().iter().map(|o| o["total_cost"].as_str().unwrap()).collect();
+    assert_eq!(costs, ["398.00", "1.00", "0.50"]);
+    assert_eq!(sorted["objects"][0].as_object().unwrap().len(), 2, "{sorted}");
+    let (_, without) = hs(&s, "GET", &k.client_id, &alice, "/hserve/v2.2/idp/pay/order/?order_by=total_cost&keys=-gateway_extra_info", None);
+    assert_eq!(without["objects"][0]["total_cost"], "0.50");
+    assert!(without["objects"][0].get("gateway_extra_info").is_none() && without["objects"][0].get("trade_no").is_some());
+
     // Bad filters are 400s naming the field, in the face's own error shape.
     for (query, param) in [("status=paid", "status"), ("refund_status=x", "refund_status"), ("limit=0", "limit"), ("paid_at__gte=soon", "paid_at__gte"), ("colour=red", "colour")] {
         let (st, err) = hs(&s, "GET", &k.client_id, &alice, &format!("/hserve/v2.2/idp/pay/order/?{query}"), None);
