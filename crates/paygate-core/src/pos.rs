@@ -116,19 +116,26 @@ pub struct CodePayment {
     pub goods_detail: Value,
 }
 
+/// A signed request as a face received it.
+#[derive(Debug, Clone)]
+pub struct Envelope<'a> {
+    /// `cashier` or `saas`.
+    pub face: &'a str,
+    pub public_id: &'a str,
+    /// Every field but `sign`.
+    pub fields: &'a Map<String, Value>,
+    pub signature: Option<&'a str>,
+    pub sign_type: SignType,
+    /// Checked against the window (and the replay cache) when the face sends one.
+    pub timestamp: Option<i64>,
+    pub token: Option<&'a str>,
+}
+
 impl Paygate {
     /// Checks a signed envelope: known public id of the right face, fresh timestamp (when the
     /// face sends one), token, signature (constant time), and that the signature is new.
-    pub async fn verify_envelope(
-        &self,
-        face: &str,
-        public_id: &str,
-        fields: &Map<String, Value>,
-        signature: Option<&str>,
-        sign_type: SignType,
-        timestamp: Option<i64>,
-        token: Option<&str>,
-    ) -> Result<(Caller, FaceCredential), Problem> {
+    pub async fn verify_envelope(&self, e: &Envelope<'_>) -> Result<(Caller, FaceCredential), Problem> {
+        let Envelope { face, public_id, fields, signature, sign_type, timestamp, token } = e.clone();
         let (cred, app) = self.store.face_credential(public_id).await?.filter(|(c, _)| c.face == face).ok_or_else(|| {
             Problem::authentication(format!("Unknown {}.", if face == "cashier" { "open_app_id" } else { "accessid" })).with_param(if face == "cashier" { "open_app_id" } else { "accessid" })
         })?;

@@ -5,7 +5,7 @@
 use crate::request::{self, Incoming};
 use crate::HttpResponse;
 use hyper::StatusCode;
-use paygate_core::pos::{CodePayment, SignType};
+use paygate_core::pos::{CodePayment, Envelope, SignType};
 use paygate_core::Paygate;
 use paygate_domain::pos::Discounts;
 use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem, ProblemKind};
@@ -76,8 +76,16 @@ async fn verify(app: &Paygate, envelope: &Map<String, Value>, sign_type: SignTyp
     .ok_or_else(|| Problem::invalid("timestamp", "timestamp (unix seconds) is required."))?;
     let mut fields = envelope.clone();
     let signature = fields.remove("sign");
-    app.verify_envelope("cashier", open_app_id, &fields, signature.as_ref().and_then(Value::as_str), sign_type, Some(timestamp), envelope.get("token").and_then(Value::as_str))
-        .await
+    app.verify_envelope(&Envelope {
+        face: "cashier",
+        public_id: open_app_id,
+        fields: &fields,
+        signature: signature.as_ref().and_then(Value::as_str),
+        sign_type,
+        timestamp: Some(timestamp),
+        token: envelope.get("token").and_then(Value::as_str),
+    })
+    .await
 }
 
 fn code(problem: &Problem) -> (StatusCode, i64) {

@@ -6,7 +6,7 @@ use crate::request::{self, Incoming};
 use crate::HttpResponse;
 use hyper::StatusCode;
 use paygate_channels::{wechat, SandboxWechat};
-use paygate_core::pos::SignType;
+use paygate_core::pos::{Envelope, SignType};
 use paygate_core::Paygate;
 use paygate_domain::fees::FeeRate;
 use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem, ProblemKind};
@@ -28,7 +28,8 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming) -> HttpResponse {
             Some(Value::String(s)) => Some(s.parse().map_err(|_| Problem::invalid("timestamp", "timestamp must be unix seconds."))?),
             Some(_) => return Err(Problem::invalid("timestamp", "timestamp must be unix seconds.")),
         };
-        let (caller, c) = app.verify_envelope("saas", &accessid, &fields, signature.as_ref().and_then(Value::as_str), SignType::Md5, timestamp, None).await?;
+        let envelope = Envelope { face: "saas", public_id: &accessid, fields: &fields, signature: signature.as_ref().and_then(Value::as_str), sign_type: SignType::Md5, timestamp, token: None };
+        let (caller, c) = app.verify_envelope(&envelope).await?;
         cred = Some(c);
         let text = |name: &str| fields.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
         let by = if let Some(v) = text("trade_no") {

@@ -250,8 +250,11 @@ pub fn meta_params(scope: &Scope, order_id: &str, m: &RecordMeta) -> Vec<SqlPara
     ]
 }
 
+/// SQL text and its parameters.
+pub type Statement = (String, Vec<SqlParam>);
+
 /// The page and the count query for `query` within `scope`, restricted to `user` when set.
-pub fn records_queries(scope: &Scope, user: Option<i64>, query: &RecordQuery) -> Result<((String, Vec<SqlParam>), (String, Vec<SqlParam>))> {
+pub fn records_queries(scope: &Scope, user: Option<i64>, query: &RecordQuery) -> Result<(Statement, Statement)> {
     let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
     let mut filter = String::from("h.app_id = $1 AND h.livemode = $2");
     if let Some(u) = user {

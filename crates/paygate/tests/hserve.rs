@@ -6,7 +6,14 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use support::{Backend, Keys, TestServer};
 
-both!(seed_000_list_shape_and_isolation, refund_by_each_id_and_concurrently, profit_sharing_rules, concurrent_shares_never_exceed_the_cap, hserve_sharing_answers_as_seed_003);
+both!(
+    seed_000_list_shape_and_isolation,
+    refund_by_each_id_and_concurrently,
+    profit_sharing_rules,
+    concurrent_shares_never_exceed_the_cap,
+    hserve_sharing_answers_as_seed_003,
+    shares_and_refunds_racing_keep_both_rules
+);
 
 /// An hserve request as the SDK sends it: client id, and a session token or secret key.
 fn hs(s: &TestServer, method: &str, client_id: &str, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -310,4 +317,37 @@ fn hserve_sharing_answers_as_seed_003(backend: Backend) {
     assert_eq!(st, 200, "{back}");
     let (st, refund) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/refund/", Some(json!({"trade_no": ali["trade_no"]})));
     assert_eq!((st, refund["refund_amount"].as_str()), (201, Some("10.00")), "{refund}");
+}
+
+/// Shares and refunds of one order at once: a refund needs no unreturned share, a share is
+/// capped by what is paid and not refunded. Whatever the interleaving, the end state obeys both.
+fn shares_and_refunds_racing_keep_both_rules(backend: Backend) {
+    let s = TestServer::start(backend);
+    let k = s.create_app("shop");
+    let order = paid(&s, &k, "ps-mixed", 1000, "wx_pub", true);
+    let s = Arc::new(s);
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            let (s, k, order) = (s.clone(), k.clone(), order.clone());
+            std::thread::spawn(move || {
+                if i % 2 == 0 {
+                    ("share", share(&s, &k, &order, json!({"type": "wechat_multi", "receivers": receiver("PERSONAL_OPENID", json!(10))})).0)
+                } else {
+                    ("refund", s.post(&k.test, &format!("/v1/orders/{order}/order_refunds"), json!({"amount": 10})).0)
+                }
+            })
+        })
+        .collect();
+    let results: Vec<(&str, u16)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(results.iter().all(|(_, st)| *st == 200 || *st == 400), "{results:?}");
+    let won = |kind: &str| results.iter().filter(|(k, st)| *k == kind && *st == 200).count() as i64;
+    let (_, o) = s.get(&k.test, &format!("/v1/orders/{order}"));
+    let (shared, refunded) = (o["amount_shared"].as_i64().unwrap(), o["amount_refunded"].as_i64().unwrap());
+    assert_eq!((shared, refunded), (won("share") * 10, won("refund") * 10), "{o}");
+    assert!(shared * 10_000 <= (1000 - refunded) * 3000, "shared {shared} exceeds 30 % of {}", 1000 - refunded);
+    assert!(shared > 0 || refunded > 0);
+    // Once a share went out, refunds are refused until it comes back.
+    if shared > 0 {
+        refused(s.post(&k.test, &format!("/v1/orders/{order}/order_refunds"), json!({"amount": 10})), "profit_shares_unreturned", "return the shares");
+    }
 }
