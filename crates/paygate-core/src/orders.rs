@@ -100,9 +100,10 @@ impl Paygate {
     }
 
     pub async fn order(&self, caller: &Caller, id: &str) -> Result<OrderView, Problem> {
-        let order = self.find_order(caller, id).await?;
-        let charges = self.store.charges_of_order(&caller.scope, &order.id).await?;
-        Ok(OrderView { order, charges })
+        if !paygate_domain::ids::is_order_id(id) {
+            return Err(Problem::not_found("order", id));
+        }
+        self.store.order_view(&caller.scope, id).await?.ok_or_else(|| Problem::not_found("order", id))
     }
 
     async fn find_order(&self, caller: &Caller, id: &str) -> Result<Order, Problem> {

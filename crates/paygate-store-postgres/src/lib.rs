@@ -233,6 +233,11 @@ impl Store for PostgresStore {
         load_order(&mut conn, scope, id, false).await
     }
 
+    async fn order_view(&self, scope: &Scope, id: &str) -> Result<Option<OrderView>> {
+        let mut conn = self.pool.get().await?;
+        Ok(rows::into_order_view(conn.query(&rows::order_view_sql(), &scoped(scope, id), rows::order_and_charge).await?))
+    }
+
     async fn list_orders(&self, scope: &Scope, filter: &OrderFilter, paging: &Paging) -> Result<Page<Order>> {
         let mut conn = self.pool.get().await?;
         let cursor = match paging {

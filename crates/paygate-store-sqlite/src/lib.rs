@@ -204,6 +204,11 @@ impl Store for SqliteStore {
         self.db.read(move |conn| load_order(conn, &scope, &id)).await
     }
 
+    async fn order_view(&self, scope: &Scope, id: &str) -> Result<Option<OrderView>> {
+        let (scope, id) = (scope.clone(), id.to_string());
+        self.db.read(move |conn| Ok(rows::into_order_view(query(conn, &rows::order_view_sql(), &scoped(&scope, &id), rows::order_and_charge)?))).await
+    }
+
     async fn list_orders(&self, scope: &Scope, filter: &OrderFilter, paging: &Paging) -> Result<Page<Order>> {
         let (scope, filter, paging) = (scope.clone(), filter.clone(), paging.clone());
         self.db

@@ -2,7 +2,7 @@
 //! payment records that face lists. The face builds a [`RecordQuery`] (field conditions, no SQL);
 //! the SQL for it is written here once for both backends.
 
-use crate::rows::{self, RowLike, SqlParam};
+use crate::rows::{self, RowLike, Shifted, SqlParam};
 use crate::Result;
 use async_trait::async_trait;
 use paygate_domain::{App, Charge, Mode, Order, Problem, Scope};
@@ -169,46 +169,21 @@ pub struct RecordQuery {
 
 /// `o.` + ORDER_COLUMNS, `c.` + CHARGE_COLUMNS, then the meta columns: one row per record.
 fn select_columns() -> String {
-    let prefixed = |cols: &str, p: &str| cols.split(", ").map(|c| format!("{p}{}", c.trim())).collect::<Vec<_>>().join(", ");
     format!(
         "o.seq, {}, {}, h.transaction_no, h.trade_no, h.gateway_type, h.trade_type, h.created_by, h.merchandise_description, \
          h.merchandise_schema_id, h.merchandise_record_id, h.merchandise_snapshot, h.ip_address",
-        prefixed(rows::ORDER_COLUMNS, "o."),
-        prefixed(rows::CHARGE_COLUMNS, "c.")
+        rows::prefixed(rows::ORDER_COLUMNS, "o."),
+        rows::prefixed(rows::CHARGE_COLUMNS, "c.")
     )
 }
 
 const FROM: &str = "FROM hserve_orders h JOIN orders o ON o.id = h.order_id JOIN charges c ON c.channel_order_no = h.trade_no";
-fn width(columns: &str) -> usize {
-    columns.split(',').count()
-}
-
-/// A row read from column `offset` on, so the shared mappers serve a joined row.
-struct Shifted<'a>(&'a dyn RowLike, usize);
-
-impl RowLike for Shifted<'_> {
-    fn text(&self, i: usize) -> Result<String> {
-        self.0.text(i + self.1)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>> {
-        self.0.opt_text(i + self.1)
-    }
-    fn int(&self, i: usize) -> Result<i64> {
-        self.0.int(i + self.1)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
-        self.0.opt_int(i + self.1)
-    }
-    fn boolean(&self, i: usize) -> Result<bool> {
-        self.0.boolean(i + self.1)
-    }
-}
 
 pub fn record(r: &dyn RowLike) -> Result<PaymentRecord> {
     let order = rows::order(&Shifted(r, 1))?;
-    let order_width = width(rows::ORDER_COLUMNS);
+    let order_width = rows::width(rows::ORDER_COLUMNS);
     let charge = rows::charge(&Shifted(r, 1 + order_width))?;
-    let m = 1 + order_width + width(rows::CHARGE_COLUMNS);
+    let m = 1 + order_width + rows::width(rows::CHARGE_COLUMNS);
     Ok(PaymentRecord {
         id: r.int(0)?,
         order,

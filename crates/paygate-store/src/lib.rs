@@ -123,6 +123,8 @@ pub trait Store: HserveStore + ShareStore + PosStore + Send + Sync + 'static {
     /// Fails with a `Conflict` naming the existing order when its merchant_order_no is taken.
     async fn insert_order(&self, order: &Order) -> Result<()>;
     async fn order(&self, scope: &Scope, id: &str) -> Result<Option<Order>>;
+    /// The order and its charges (newest first) in one query.
+    async fn order_view(&self, scope: &Scope, id: &str) -> Result<Option<paygate_domain::objects::OrderView>>;
     async fn list_orders(&self, scope: &Scope, filter: &OrderFilter, paging: &Paging) -> Result<Page<Order>>;
     /// Created → canceled, closing its pending charges, with an `order.canceled` event, in one
     /// transaction. `None` if not found.

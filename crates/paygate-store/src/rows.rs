@@ -443,3 +443,60 @@ pub fn duplicate_order(merchant_order_no: &str, existing_id: &str) -> Problem {
     Problem::conflict("duplicate_merchant_order_no", format!("merchant_order_no '{merchant_order_no}' is already used by order {existing_id}."))
         .with_param("merchant_order_no")
 }
+
+/// A row read from column `offset` on, so the shared mappers serve a joined row.
+pub struct Shifted<'a>(pub &'a dyn RowLike, pub usize);
+
+impl RowLike for Shifted<'_> {
+    fn text(&self, i: usize) -> Result<String> {
+        self.0.text(i + self.1)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        self.0.opt_text(i + self.1)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        self.0.int(i + self.1)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.0.opt_int(i + self.1)
+    }
+    fn boolean(&self, i: usize) -> Result<bool> {
+        self.0.boolean(i + self.1)
+    }
+}
+
+/// `id, app_id` → `o.id, o.app_id`.
+pub fn prefixed(columns: &str, prefix: &str) -> String {
+    columns.split(',').map(|c| format!("{prefix}{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
+pub fn width(columns: &str) -> usize {
+    columns.split(',').count()
+}
+
+/// An order and its charges, newest first, in one round trip (a row per charge; one row with
+/// NULL charge columns when it has none).
+pub fn order_view_sql() -> String {
+    format!(
+        "SELECT {}, {} FROM orders o LEFT JOIN charges c ON c.order_id = o.id \
+         WHERE o.app_id = $1 AND o.livemode = $2 AND o.id = $3 ORDER BY c.seq DESC",
+        prefixed(ORDER_COLUMNS, "o."),
+        prefixed(CHARGE_COLUMNS, "c.")
+    )
+}
+
+pub fn order_and_charge(r: &dyn RowLike) -> Result<(Order, Option<Charge>)> {
+    let at = width(ORDER_COLUMNS);
+    let charge = match r.opt_text(at)? {
+        Some(_) => Some(charge(&Shifted(r, at))?),
+        None => None,
+    };
+    Ok((order(r)?, charge))
+}
+
+pub fn into_order_view(rows: Vec<(Order, Option<Charge>)>) -> Option<paygate_domain::objects::OrderView> {
+    let mut rows = rows.into_iter();
+    let (order, first) = rows.next()?;
+    let charges = first.into_iter().chain(rows.filter_map(|(_, c)| c)).collect();
+    Some(paygate_domain::objects::OrderView { order, charges })
+}

@@ -6,6 +6,8 @@
 //!   loadgen sqlite-select PATH CLIENTS SECONDS              — raw primary-key selects
 //!   loadgen payments BASE KEY APP CLIENTS COUNT             — times completing COUNT sandbox payments
 //!   loadgen receive PORT EXPECTED                           — a webhook receiver; rate of the first EXPECTED
+//!   loadgen wallet BASE OPEN_APP_ID SECRET TOKEN PAY_CODE CLIENTS SECONDS
+//!                                                           — cashier wallet payments (MD5-signed envelopes)
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -165,6 +167,24 @@ fn main() {
                 }
             });
             report("http_pay_complete", &mut lat.into_inner().unwrap(), start.elapsed().as_secs_f64());
+        }
+        "wallet" => {
+            use md5::{Digest, Md5};
+            let (base, open_app_id, secret, token, code) = (a(1), a(2), a(3), a(4), a(5));
+            let (clients, seconds): (usize, u64) = (a(6).parse().unwrap(), a(7).parse().unwrap());
+            let agents: Vec<ureq::Agent> = (0..clients).map(|_| agent()).collect();
+            let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+            let (mut lat, secs) = drive(clients, seconds, |c, i| {
+                let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                let biz = format!("{{\"out_trade_no\":\"w{run}{i}\",\"total_fee\":1,\"auth_code\":\"{code}\"}}");
+                // docs/cashier.md: sorted name=value pairs, then &key=SECRET, lowercase MD5.
+                let canonical = format!("biz_content={biz}&open_app_id={open_app_id}&sign_type=MD5&timestamp={ts}&token={token}");
+                let sign: String = Md5::digest(format!("{canonical}&key={secret}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+                let body = serde_json::json!({"open_app_id": open_app_id, "timestamp": ts, "sign_type": "MD5", "token": token, "biz_content": biz, "sign": sign});
+                let text = agents[c].post(&format!("{base}/api/v2/cashier/pay")).send_string(&body.to_string()).expect("wallet payment succeeds").into_string().unwrap();
+                assert!(text.contains("PAYED_SUCC"), "{text}");
+            });
+            report("http_wallet_pay", &mut lat, secs);
         }
         "receive" => {
             use std::io::{BufRead, BufReader, Read, Write};
