@@ -121,6 +121,14 @@ fn seed_000_list_shape_and_isolation(backend: Backend) {
     assert_eq!(st, 201);
     let (st, _) = hs(&s, "GET", &k.client_id, &alice, "/hserve/v2.2/idp/pay/order/", None);
     assert_eq!(st, 401);
+    // Sessions expire after 30 days.
+    let (carol, _) = register(&s, &k, "carol");
+    s.clock.advance(paygate_core::hserve::SESSION_SECONDS - 1);
+    let (st, _) = hs(&s, "GET", &k.client_id, &carol, "/hserve/v2.2/idp/pay/order/", None);
+    assert_eq!(st, 200);
+    s.clock.advance(1);
+    let (st, err) = hs(&s, "GET", &k.client_id, &carol, "/hserve/v2.2/idp/pay/order/", None);
+    assert_eq!(st, 401, "{err}");
     // Browsers may call from another origin.
     let (st, headers, _) = s.raw("OPTIONS", "", "/hserve/v2.2/idp/pay/order/", None, &[("origin", "http://shop.example"), ("access-control-request-method", "GET")]);
     assert_eq!((st, headers), (204, None));
