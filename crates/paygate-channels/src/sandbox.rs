@@ -13,8 +13,10 @@ use sha2::{Digest, Sha256};
 
 pub struct Sandbox;
 
-/// A payment-code payment the sandbox holds with `extra.sandbox_hold = "short"` succeeds at the
-/// channel this long after it was opened; `"forever"` never does (the payer walked away).
+/// What the sandbox channel does with a scanned-code payment (`extra.sandbox_outcome`), as a
+/// real channel keeps its own state: `paid` at once, `declined`, `held` (the payer enters a
+/// password; paid [`HOLD_SECONDS`] later), or `abandoned` (never paid). A query answers from it,
+/// so a payment whose result was not recorded (a crash) is found again by asking.
 pub const HOLD_SECONDS: i64 = 5;
 
 /// The WeChat identity the sandbox gives an app: stable, derived from the app id, test-only.
@@ -81,8 +83,10 @@ impl Channel for Sandbox {
     }
 
     async fn query(&self, charge: &Charge, now: i64) -> Result<PaymentState, Problem> {
-        Ok(match charge.extra.get("sandbox_hold").and_then(Value::as_str) {
-            Some("short") if now >= charge.created + HOLD_SECONDS => PaymentState::Paid,
+        Ok(match charge.extra.get("sandbox_outcome").and_then(Value::as_str) {
+            Some("paid") => PaymentState::Paid,
+            Some("held") if now >= charge.created + HOLD_SECONDS => PaymentState::Paid,
+            Some("declined") => PaymentState::Failed { code: "sandbox_declined".into(), message: "The payer's code was declined in the sandbox.".into() },
             _ => PaymentState::Pending,
         })
     }

@@ -230,15 +230,14 @@ impl Paygate {
             reversed: false,
             goods_detail: if input.goods_detail.is_null() { json!([]) } else { input.goods_detail.clone() },
         };
-        let hold = match &input.auth_code[input.auth_code.len() - 4..] {
-            "0000" => Some("short"),
-            "9999" => Some("forever"),
-            _ => None,
+        // The sandbox decides by the code's last four digits (docs/cashier.md).
+        let outcome = match &input.auth_code[input.auth_code.len() - 4..] {
+            "0000" => "held",
+            "9999" => "abandoned",
+            "4444" => "declined",
+            _ => "paid",
         };
-        let extra = match hold {
-            Some(h) if kind != "member" => json!({"sandbox_hold": h}),
-            _ => json!({}),
-        };
+        let extra = if kind == "member" { json!({}) } else { json!({"sandbox_outcome": outcome}) };
         let channel_order_no = format!("{}{}", order.id, digits(6)?);
         let mut charge = pending_charge(&order, IdKind::Charge.generate(&random32()?), channel.to_string(), channel_order_no, extra, json!({"object": "credential"}), self.now());
         if let Some(m) = &member {
@@ -258,12 +257,9 @@ impl Paygate {
         } else {
             self.channels.resolve(caller.scope.mode, channel)?;
             self.store.insert_pos_payment(&order, &charge, &meta).await?;
-            let code = &input.auth_code;
-            if code.ends_with("4444") {
-                self.settle_sandbox(&caller.scope, &charge, SandboxResult::Fail).await?;
-            } else if hold.is_none() {
-                self.settle_sandbox(&caller.scope, &charge, SandboxResult::Success).await?;
-            }
+            // Ask the channel at once, as a cashier does after a scan; what is still in progress
+            // stays PAYING until a later (fresh) query.
+            return self.pos_record(caller, &PosRef::PayNo(meta.pay_no), true).await;
         }
         self.pos_record(caller, &PosRef::PayNo(meta.pay_no), false).await
     }
@@ -278,9 +274,14 @@ impl Paygate {
         let record = self.store.pos_record(&caller.scope, by).await?.ok_or_else(|| Problem::not_found("order", value).with_param(param))?;
         if fresh && record.charge.status == ChargeStatus::Pending && record.order.status == OrderStatus::Created {
             let channel = self.channels.resolve(record.charge.mode, &record.charge.channel)?;
-            if channel.query(&record.charge, self.now()).await? == PaymentState::Paid {
+            let result = match channel.query(&record.charge, self.now()).await? {
+                PaymentState::Paid => Some(SandboxResult::Success),
+                PaymentState::Failed { .. } => Some(SandboxResult::Fail),
+                PaymentState::Pending => None,
+            };
+            if let Some(result) = result {
                 // Already settled by a concurrent query or notification: that is fine.
-                let _ = self.settle_sandbox(&caller.scope, &record.charge, SandboxResult::Success).await;
+                let _ = self.settle_sandbox(&caller.scope, &record.charge, result).await;
             }
             return self.store.pos_record(&caller.scope, by).await?.ok_or_else(|| Problem::internal("record vanished"));
         }
