@@ -43,10 +43,10 @@ impl KeyHasher {
         KeyHasher { secret, cache: Mutex::new(HashMap::new()) }
     }
 
-    pub(crate) fn clear_cache(&self) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.clear();
-        }
+    /// Forgets every cached caller: an app's settings changed.
+    pub(crate) fn clear_cache(&self) -> Result<(), Problem> {
+        self.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?.clear();
+        Ok(())
     }
 
     pub(crate) fn hash(&self, key: &str) -> [u8; 32] {
@@ -88,8 +88,7 @@ impl Paygate {
         if !self.store.set_app_public_key(app_id, pem).await? {
             return Err(Problem::not_found("app", app_id));
         }
-        self.keys.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?.clear();
-        Ok(())
+        self.keys.clear_cache()
     }
 
     /// Resolves a secret key to its app and mode. Unknown keys and malformed keys get the same
@@ -125,8 +124,7 @@ impl Paygate {
         if !self.store.set_app_late_payment(app_id, policy).await? {
             return Err(Problem::not_found("app", app_id));
         }
-        self.keys.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?.clear();
-        Ok(())
+        self.keys.clear_cache()
     }
 }
 

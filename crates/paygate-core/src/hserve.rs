@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use paygate_channels::wechat;
 use paygate_channels::{PaymentRequest, SandboxWechat};
 use paygate_domain::ids::IdKind;
-use paygate_domain::{Amount, Mode, Problem, ProblemKind, Refund, Scope};
+use paygate_domain::{Amount, Problem, ProblemKind, Refund, Scope};
 use paygate_store::{HserveUser, PaymentRecord, RecordMeta, RecordQuery};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
@@ -384,15 +384,6 @@ fn pbkdf2(password: &[u8], salt: &[u8], rounds: u32) -> [u8; 32] {
         out.iter_mut().zip(u.iter()).for_each(|(o, x)| *o ^= x);
     }
     out
-}
-
-/// The hserve face's mode is the client id's; nothing else may pick it.
-pub fn mode_name(mode: Mode) -> &'static str {
-    if mode.is_live() {
-        "live"
-    } else {
-        "test"
-    }
 }
 
 #[cfg(test)]

@@ -83,14 +83,25 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `n` random characters from `[0-9A-Za-z]`, the shape of 知晓云's trade and transaction numbers.
-pub(crate) fn random_alnum(n: usize) -> Result<String, Problem> {
-    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// `n` random characters from `alphabet`, without modulo bias (bytes past the last whole
+/// multiple of the alphabet's length are skipped).
+fn random_chars(alphabet: &[u8], n: usize) -> Result<String, Problem> {
+    let limit = 256 - 256 % alphabet.len();
     let mut out = String::with_capacity(n);
     while out.len() < n {
-        out.extend(random32()?.iter().filter(|b| **b < 248).map(|b| ALPHABET[(*b as usize) % 62] as char).take(n - out.len()));
+        out.extend(random32()?.iter().filter(|b| usize::from(**b) < limit).map(|b| alphabet[usize::from(*b) % alphabet.len()] as char).take(n - out.len()));
     }
     Ok(out)
+}
+
+/// `n` random characters from `[0-9A-Za-z]`, the shape of 知晓云's trade and transaction numbers.
+pub(crate) fn random_alnum(n: usize) -> Result<String, Problem> {
+    random_chars(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", n)
+}
+
+/// `n` random decimal digits.
+pub(crate) fn random_digits(n: usize) -> Result<String, Problem> {
+    random_chars(b"0123456789", n)
 }
 
 /// `yymmdd` of a unix time (UTC), for order ids.

@@ -21,19 +21,11 @@ use subtle::ConstantTimeEq;
 /// Signed envelopes older or newer than this are refused (seconds).
 pub const TIMESTAMP_WINDOW: i64 = 300;
 
-fn digits(n: usize) -> Result<String, Problem> {
-    let mut out = String::new();
-    while out.len() < n {
-        out.extend(random32()?.iter().filter(|b| **b < 250).map(|b| char::from(b'0' + b % 10)).take(n - out.len()));
-    }
-    Ok(out)
-}
-
 /// A fresh cashier credential and SaaS credential for one app and mode.
 pub(crate) fn new_credentials(scope: &Scope) -> Result<Vec<FaceCredential>, Problem> {
     Ok(vec![
         FaceCredential {
-            public_id: format!("kd{}", digits(14)?),
+            public_id: format!("kd{}", crate::random_digits(14)?),
             face: "cashier".into(),
             scope: scope.clone(),
             secret: crate::hex(&random32()?[..16]),
@@ -64,12 +56,6 @@ impl SignType {
             "MD5" => Ok(SignType::Md5),
             "HMAC-SHA256" | "HMAC_SHA256" | "HMACSHA256" => Ok(SignType::HmacSha256),
             other => Err(Problem::invalid("sign_type", format!("sign_type must be MD5 or HMAC-SHA256, got '{other}'."))),
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            SignType::Md5 => "MD5",
-            SignType::HmacSha256 => "HMAC-SHA256",
         }
     }
 }
@@ -136,9 +122,13 @@ impl Paygate {
     /// face sends one), token, signature (constant time), and that the signature is new.
     pub async fn verify_envelope(&self, e: &Envelope<'_>) -> Result<(Caller, FaceCredential), Problem> {
         let Envelope { face, public_id, fields, signature, sign_type, timestamp, token } = e.clone();
-        let (cred, app) = self.store.face_credential(public_id).await?.filter(|(c, _)| c.face == face).ok_or_else(|| {
-            Problem::authentication(format!("Unknown {}.", if face == "cashier" { "open_app_id" } else { "accessid" })).with_param(if face == "cashier" { "open_app_id" } else { "accessid" })
-        })?;
+        let id_field = if face == "cashier" { "open_app_id" } else { "accessid" };
+        let (cred, app) = self
+            .store
+            .face_credential(public_id)
+            .await?
+            .filter(|(c, _)| c.face == face)
+            .ok_or_else(|| Problem::authentication(format!("Unknown {id_field}.")).with_param(id_field))?;
         let signature = signature.filter(|s| !s.is_empty()).ok_or_else(|| Problem::authentication("The request is not signed: sign is required.").with_param("sign"))?;
         let now = self.now();
         if let Some(ts) = timestamp {
@@ -164,12 +154,21 @@ impl Paygate {
         Ok((Caller { scope: cred.scope.clone(), app }, cred))
     }
 
+    /// The rate in force now for a channel's family (0 when none was set).
+    async fn fee_rate(&self, scope: &Scope, channel: &str) -> Result<FeeRate, Problem> {
+        FeeRate::basis_points("rate_bp", self.store.fee_rate(scope, fees::family(channel)).await?.unwrap_or(0))
+    }
+
     /// The settlement of `charge` as it succeeds now: the app's fee rate for its channel family,
-    /// and, for point-of-sale payments, the order's discounts and pre-declared subsidy.
+    /// and, for point-of-sale payments, the order's discounts and pre-declared subsidy. The payer
+    /// pays the origin minus the discounts, so the origin is the charge plus them.
     pub(crate) async fn settlement_for(&self, scope: &Scope, charge: &Charge) -> Result<Settlement, Problem> {
-        let rate = FeeRate::basis_points("rate_bp", self.store.fee_rate(scope, fees::family(&charge.channel)).await?.unwrap_or(0))?;
-        Ok(match self.store.pos_record(scope, &PosRef::ChannelTradeNo(charge.channel_order_no.clone())).await? {
-            Some(r) => pos::settle(r.order.amount, &r.meta.discounts, rate, r.meta.pre_fee_subsidy, r.meta.fee_subsidy_party.clone()),
+        let rate = self.fee_rate(scope, &charge.channel).await?;
+        Ok(match self.store.pos_meta(scope, &PosRef::ChannelTradeNo(charge.channel_order_no.clone())).await? {
+            Some(m) => {
+                let origin = charge.amount.checked_add(m.discounts.total()).ok_or_else(|| Problem::internal("discounts overflow the order amount"))?;
+                pos::settle(origin, &m.discounts, rate, m.pre_fee_subsidy, m.fee_subsidy_party)
+            }
             None => pos::settle(charge.amount, &Discounts::default(), rate, None, None),
         })
     }
@@ -203,7 +202,7 @@ impl Paygate {
             "alipay" => "alipay_scan",
             _ => "balance",
         };
-        let pay_no = format!("6{}", digits(17)?);
+        let pay_no = format!("6{}", crate::random_digits(17)?);
         let subject = input.subject.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "收银台付款".into());
         let mut order = self.new_order(
             caller,
@@ -238,17 +237,18 @@ impl Paygate {
             _ => "paid",
         };
         let extra = if kind == "member" { json!({}) } else { json!({"sandbox_outcome": outcome}) };
-        let channel_order_no = format!("{}{}", order.id, digits(6)?);
+        let channel_order_no = format!("{}{}", order.id, crate::random_digits(6)?);
         let mut charge = pending_charge(&order, IdKind::Charge.generate(&random32()?), channel.to_string(), channel_order_no, extra, json!({"object": "credential"}), self.now());
+        let is_wallet = member.is_some();
         if let Some(m) = &member {
             // The wallet moves money itself: debit, settle and record in one transaction.
             let now = self.now();
-            let transaction_no = format!("wlt{}", digits(20)?);
+            let transaction_no = format!("wlt{}", crate::random_digits(20)?);
             charge.member_id = Some(m.id);
             charge.status = ChargeStatus::Succeeded;
             charge.transaction_no = Some(transaction_no);
             charge.time_paid = Some(now);
-            let rate = FeeRate::basis_points("rate_bp", self.store.fee_rate(&caller.scope, "balance").await?.unwrap_or(0))?;
+            let rate = self.fee_rate(&caller.scope, channel).await?;
             charge.settlement = Some(pos::settle(origin, &meta.discounts, rate, pre_fee_subsidy, meta.fee_subsidy_party.clone()).to_json());
             order.status = OrderStatus::Paid;
             order.amount_paid = order.actual_amount;
@@ -257,11 +257,10 @@ impl Paygate {
         } else {
             self.channels.resolve(caller.scope.mode, channel)?;
             self.store.insert_pos_payment(&order, &charge, &meta).await?;
-            // Ask the channel at once, as a cashier does after a scan; what is still in progress
-            // stays PAYING until a later (fresh) query.
-            return self.pos_record(caller, &PosRef::PayNo(meta.pay_no), true).await;
         }
-        self.pos_record(caller, &PosRef::PayNo(meta.pay_no), false).await
+        // A channel payment is asked about at once, as a cashier does after a scan; what is
+        // still in progress stays PAYING until a later (fresh) query. A wallet payment is final.
+        self.pos_record(caller, &PosRef::PayNo(meta.pay_no), !is_wallet).await
     }
 
     /// A point-of-sale payment; with `fresh`, a pending one is first asked about at its channel.
@@ -325,7 +324,7 @@ impl Paygate {
             member_no: paygate_domain::validate::text("member_no", member_no, 32)?,
             phone: paygate_domain::validate::text("phone", phone, 20)?,
             name: paygate_domain::validate::text("name", name, 64)?,
-            pay_code: format!("99{}", digits(16)?),
+            pay_code: format!("99{}", crate::random_digits(16)?),
             balance: Amount::ZERO,
         };
         self.store.create_member(&caller.scope, &member).await

@@ -1,6 +1,6 @@
 //! Completing sandbox payments: what a payer pressing "pay" or "fail" does in test mode.
 
-use crate::{random32, Caller, Paygate};
+use crate::{Caller, Paygate};
 use paygate_domain::{Charge, Order, Problem, ProblemKind, Scope};
 use paygate_channels::Channel;
 use paygate_store::{ChargeOutcome, SettledCharge};
@@ -42,7 +42,7 @@ impl Paygate {
     pub(crate) async fn settle_sandbox(&self, scope: &Scope, charge: &Charge, result: SandboxResult) -> Result<(Charge, Order), Problem> {
         let outcome = match result {
             SandboxResult::Success => {
-                let digits: String = random32()?.iter().take(24).map(|b| char::from(b'0' + b % 10)).collect();
+                let digits = crate::random_digits(24)?;
                 // WeChat transaction ids are 28 digits starting 4200; others get a visible sandbox prefix.
                 let transaction_no =
                     if paygate_domain::shares::is_wechat_channel(&charge.channel) { format!("4200{digits}") } else { format!("sbx{}", &digits[..20]) };

@@ -5,6 +5,7 @@ use crate::{random32, Caller, Paygate};
 use paygate_channels::ShareResult;
 use paygate_domain::ids::IdKind;
 use paygate_domain::shares::{self, ProfitShare, ShareKind};
+use paygate_domain::objects::OrderView;
 use paygate_domain::{validate, Amount, Charge, Order, Problem, ProblemKind};
 use paygate_store::{ShareOutcome, ShareRequest, ShareReserved};
 use serde_json::Value;
@@ -20,7 +21,8 @@ pub struct ShareInput {
 
 impl Paygate {
     pub async fn share_order(&self, caller: &Caller, order_id: &str, input: ShareInput) -> Result<ProfitShare, Problem> {
-        let order = self.order(caller, order_id).await?.order;
+        let view = self.order(caller, order_id).await?;
+        let order = &view.order;
         let receivers = shares::receivers(input.kind, &input.receivers)?;
         let amount = shares::total(&receivers)?;
         let out_order_no = match input.out_order_no {
@@ -36,13 +38,13 @@ impl Paygate {
             amount,
             created: self.now(),
         };
-        let (share, _channel) = match self.store.reserve_share(&caller.scope, &request, caller.app.max_share_bps).await? {
+        let share = match self.store.reserve_share(&caller.scope, &request, caller.app.max_share_bps).await? {
             ShareReserved::Existing(share) => return Ok(share),
-            ShareReserved::New { share, channel } => (share, channel),
+            ShareReserved::New(share) => share,
         };
-        let charge = self.paid_charge(caller, &order).await?;
+        let charge = paid_charge(&view)?;
         let answer = match self.channels.resolve(charge.mode, &charge.channel) {
-            Ok(channel) => channel.share(&charge, &share).await,
+            Ok(channel) => channel.share(charge, &share).await,
             Err(e) => Err(e),
         };
         let outcome = match answer {
@@ -59,7 +61,8 @@ impl Paygate {
 
     /// Ends WeChat multi-sharing (完结分账): what was not shared is released to the merchant.
     pub async fn finish_sharing(&self, caller: &Caller, order_id: &str) -> Result<Order, Problem> {
-        let order = self.order(caller, order_id).await?.order;
+        let view = self.order(caller, order_id).await?;
+        let order = &view.order;
         if !order.profit_sharing {
             return Err(Problem::new(
                 ProblemKind::InvalidRequest,
@@ -67,8 +70,8 @@ impl Paygate {
                 format!("Order {} was not created with profit_sharing: true; there is no WeChat sharing to finish.", order.id),
             ));
         }
-        let charge = self.paid_charge(caller, &order).await?;
-        self.channels.resolve(charge.mode, &charge.channel)?.finish_sharing(&charge).await?;
+        let charge = paid_charge(&view)?;
+        self.channels.resolve(charge.mode, &charge.channel)?.finish_sharing(charge).await?;
         self.store.finish_sharing(&caller.scope, &order.id).await?.ok_or_else(|| Problem::not_found("order", order_id))
     }
 
@@ -77,10 +80,10 @@ impl Paygate {
         let share = self.share_of_order(caller, order_id, share_id).await?;
         let amount = amount.map(|a| Amount::positive("amount", a)).transpose()?;
         let (share, amount) = self.store.reserve_share_return(&caller.scope, &share.id, amount).await?;
-        let order = self.order(caller, order_id).await?.order;
-        let charge = self.paid_charge(caller, &order).await?;
+        let view = self.order(caller, order_id).await?;
+        let charge = paid_charge(&view)?;
         let returned = match self.channels.resolve(charge.mode, &charge.channel) {
-            Ok(channel) => channel.return_share(&charge, &share, amount).await.unwrap_or(false),
+            Ok(channel) => channel.return_share(charge, &share, amount).await.unwrap_or(false),
             Err(_) => false,
         };
         let share = self.store.finish_share_return(&caller.scope, &share.id, amount, returned, self.now()).await?;
@@ -106,15 +109,6 @@ impl Paygate {
             .ok_or_else(|| Problem::not_found("profit_sharing", share_id))
     }
 
-    async fn paid_charge(&self, caller: &Caller, order: &Order) -> Result<Charge, Problem> {
-        self.store
-            .charges_of_order(&caller.scope, &order.id)
-            .await?
-            .into_iter()
-            .find(|c| c.status == paygate_domain::ChargeStatus::Succeeded)
-            .ok_or_else(|| Problem::new(ProblemKind::InvalidRequest, "order_not_paid", format!("Order {} has no successful payment.", order.id)))
-    }
-
     pub async fn set_app_max_share(&self, app_id: &str, percent: i64) -> Result<(), Problem> {
         if !(0..=100).contains(&percent) {
             return Err(Problem::invalid("percent", "The maximum share must be between 0 and 100 percent."));
@@ -122,7 +116,14 @@ impl Paygate {
         if !self.store.set_app_max_share(app_id, percent * 100).await? {
             return Err(Problem::not_found("app", app_id));
         }
-        self.keys.clear_cache();
-        Ok(())
+        self.keys.clear_cache()
     }
+}
+
+/// The charge that paid the order (an order is paid by at most one).
+fn paid_charge(view: &OrderView) -> Result<&Charge, Problem> {
+    view.charges
+        .iter()
+        .find(|c| c.status == paygate_domain::ChargeStatus::Succeeded)
+        .ok_or_else(|| Problem::new(ProblemKind::InvalidRequest, "order_not_paid", format!("Order {} has no successful payment.", view.order.id)))
 }

@@ -18,6 +18,13 @@ impl Mode {
     pub fn is_live(self) -> bool {
         self == Mode::Live
     }
+    /// `test` or `live`, as operators read it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Test => "test",
+            Mode::Live => "live",
+        }
+    }
     pub fn from_live(live: bool) -> Mode {
         if live {
             Mode::Live

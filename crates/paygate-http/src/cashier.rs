@@ -104,13 +104,8 @@ fn answer(result: Result<Value, Problem>, cred: Option<&FaceCredential>, sign_ty
         Ok(data) => (StatusCode::OK, json!({"code": 0, "data": data, "msg": "success", "succeed": true})),
         Err(problem) => {
             let (status, code) = code(&problem);
-            let msg = if problem.is_internal() {
-                crate::pingpp::log_problem(&problem);
-                "An internal error occurred; it has been logged.".to_string()
-            } else {
-                problem.message.clone()
-            };
-            (status, json!({"code": code, "msg": msg, "sub_code": problem.code, "param": problem.param, "succeed": false}))
+            let problem = crate::pingpp::public_problem(&problem);
+            (status, json!({"code": code, "msg": problem.message, "sub_code": problem.code, "param": problem.param, "succeed": false}))
         }
     };
     let mut out = Map::new();

@@ -61,16 +61,11 @@ fn answer(result: Result<Map<String, Value>, Problem>, cred: Option<&FaceCredent
                 ProblemKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 50000),
                 _ => (StatusCode::BAD_REQUEST, 40002),
             };
-            let msg = if problem.is_internal() {
-                crate::pingpp::log_problem(&problem);
-                "An internal error occurred; it has been logged.".to_string()
-            } else {
-                problem.message.clone()
-            };
+            let problem = crate::pingpp::public_problem(&problem);
             let mut m = Map::new();
             m.insert("return_code".into(), json!(code));
             m.insert("error_code".into(), json!(problem.code));
-            m.insert("error_msg".into(), json!(msg));
+            m.insert("error_msg".into(), json!(problem.message));
             m.insert("param".into(), json!(problem.param));
             (status, m)
         }

@@ -8,10 +8,6 @@ use paygate_store::hserve::{self as h, HserveStore, HserveUser, PaymentRecord, R
 use paygate_store::rows::{self, SqlParam};
 use paygate_store::Result;
 
-fn scope_params(scope: &Scope) -> Vec<SqlParam> {
-    vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())]
-}
-
 #[async_trait]
 impl HserveStore for PostgresStore {
     async fn hserve_client(&self, client_id: &str) -> Result<Option<(App, Mode)>> {
@@ -40,8 +36,7 @@ impl HserveStore for PostgresStore {
 
     async fn hserve_user(&self, scope: &Scope, id: i64) -> Result<Option<HserveUser>> {
         let mut conn = self.pool.get().await?;
-        let mut params = scope_params(scope);
-        params.push(SqlParam::Int(id));
+        let params = rows::scoped_int(scope, id);
         conn.query_opt(&h::user_by_id_sql(), &params, h::user).await
     }
 

@@ -12,9 +12,13 @@ use paygate_store::pos::{self as p, BalanceTransaction, FaceCredential, Member, 
 use paygate_store::rows::{self, scoped, SqlParam};
 use paygate_store::{Result, Store};
 
-async fn record(conn: &mut Conn, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>> {
+async fn meta(conn: &mut Conn, scope: &Scope, by: &PosRef) -> Result<Option<(String, PosMeta)>> {
     let (sql, params) = p::meta_query(scope, by);
-    let Some((order_id, meta)) = conn.query_opt(&sql, &params, p::meta).await? else { return Ok(None) };
+    conn.query_opt(&sql, &params, p::meta).await
+}
+
+async fn record(conn: &mut Conn, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>> {
+    let Some((order_id, meta)) = meta(conn, scope, by).await? else { return Ok(None) };
     let order = load_order(conn, scope, &order_id, false).await?.ok_or_else(|| Problem::internal("record without order"))?;
     let charge = conn.query_opt(&rows::charges_of_order_sql(), &scoped(scope, &order_id), rows::charge).await?.ok_or_else(|| Problem::internal("record without charge"))?;
     let member = match meta.member_id {
@@ -120,6 +124,11 @@ impl PosStore for PostgresStore {
     async fn pos_record(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>> {
         let mut conn = self.pool.get().await?;
         record(&mut conn, scope, by).await
+    }
+
+    async fn pos_meta(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosMeta>> {
+        let mut conn = self.pool.get().await?;
+        Ok(meta(&mut conn, scope, by).await?.map(|(_, m)| m))
     }
 
     async fn mark_reversed(&self, scope: &Scope, order_id: &str) -> Result<()> {

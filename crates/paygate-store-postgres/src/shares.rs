@@ -38,7 +38,7 @@ impl ShareStore for PostgresStore {
             }
             let share = sh::pending_share(scope, req);
             conn.exec(&sh::insert_share_sql(), &sh::share_params(&share)).await?;
-            Ok(ShareReserved::New { share, channel: channel.unwrap_or_default() })
+            Ok(ShareReserved::New(share))
         });
         // The same out_order_no on another order raced past the lookup: the unique index decides.
         match outcome {

@@ -1,16 +1,12 @@
 //! The 知晓云 face's storage on SQLite (SQL shared in `paygate_store::hserve`).
 
-use crate::conn::{exec, query, query_opt, sql_err};
+use crate::conn::{exec, query, query_opt, sql_err, sqlite_sql};
 use crate::{app_row, SqliteStore, APP_COLUMNS};
 use async_trait::async_trait;
 use paygate_domain::{App, Charge, Mode, Order, Problem, Scope};
 use paygate_store::hserve::{self as h, HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
 use paygate_store::rows::{self, SqlParam};
 use paygate_store::Result;
-
-fn scope_params(scope: &Scope) -> Vec<SqlParam> {
-    vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())]
-}
 
 #[async_trait]
 impl HserveStore for SqliteStore {
@@ -46,8 +42,7 @@ impl HserveStore for SqliteStore {
     }
 
     async fn hserve_user(&self, scope: &Scope, id: i64) -> Result<Option<HserveUser>> {
-        let mut params = scope_params(scope);
-        params.push(SqlParam::Int(id));
+        let params = rows::scoped_int(scope, id);
         self.db.read(move |conn| query_opt(conn, &h::user_by_id_sql(), &params, h::user)).await
     }
 
@@ -55,7 +50,7 @@ impl HserveStore for SqliteStore {
         let (hash, scope) = (token_hash.to_vec(), scope.clone());
         self.db
             .write(move |conn| {
-                conn.execute(&h::INSERT_SESSION.replace('$', "?"), rusqlite::params![hash, user_id, scope.app_id, scope.mode.is_live(), expires]).map_err(sql_err)?;
+                conn.execute(&sqlite_sql(h::INSERT_SESSION), rusqlite::params![hash, user_id, scope.app_id, scope.mode.is_live(), expires]).map_err(sql_err)?;
                 Ok(())
             })
             .await
@@ -65,7 +60,7 @@ impl HserveStore for SqliteStore {
         let hash = token_hash.to_vec();
         self.db
             .read(move |conn| {
-                let mut stmt = conn.prepare_cached(&h::SESSION.replace('$', "?")).map_err(sql_err)?;
+                let mut stmt = conn.prepare_cached(&sqlite_sql(h::SESSION)).map_err(sql_err)?;
                 let mut found = stmt.query(rusqlite::params![hash, now]).map_err(sql_err)?;
                 match found.next().map_err(sql_err)? {
                     None => Ok(None),
@@ -80,7 +75,7 @@ impl HserveStore for SqliteStore {
 
     async fn delete_hserve_session(&self, token_hash: &[u8]) -> Result<bool> {
         let hash = token_hash.to_vec();
-        self.db.write(move |conn| conn.execute(&h::DELETE_SESSION.replace('$', "?"), rusqlite::params![hash]).map(|n| n > 0).map_err(sql_err)).await
+        self.db.write(move |conn| conn.execute(&sqlite_sql(h::DELETE_SESSION), rusqlite::params![hash]).map(|n| n > 0).map_err(sql_err)).await
     }
 
     async fn insert_payment_record(&self, order: &Order, charge: &Charge, meta: &RecordMeta) -> Result<i64> {

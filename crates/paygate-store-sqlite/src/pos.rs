@@ -13,9 +13,13 @@ use paygate_store::rows::{self, scoped, SqlParam};
 use paygate_store::{Result, Store};
 use rusqlite::Connection;
 
-fn record(conn: &Connection, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>> {
+fn meta(conn: &Connection, scope: &Scope, by: &PosRef) -> Result<Option<(String, PosMeta)>> {
     let (sql, params) = p::meta_query(scope, by);
-    let Some((order_id, meta)) = query_opt(conn, &sql, &params, p::meta)? else { return Ok(None) };
+    query_opt(conn, &sql, &params, p::meta)
+}
+
+fn record(conn: &Connection, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>> {
+    let Some((order_id, meta)) = meta(conn, scope, by)? else { return Ok(None) };
     let order = load_order(conn, scope, &order_id)?.ok_or_else(|| Problem::internal("record without order"))?;
     let charge = query_opt(conn, &rows::charges_of_order_sql(), &scoped(scope, &order_id), rows::charge)?.ok_or_else(|| Problem::internal("record without charge"))?;
     let member = match meta.member_id {
@@ -130,6 +134,11 @@ impl PosStore for SqliteStore {
     async fn pos_record(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>> {
         let (scope, by) = (scope.clone(), by.clone());
         self.db.read(move |conn| record(conn, &scope, &by)).await
+    }
+
+    async fn pos_meta(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosMeta>> {
+        let (scope, by) = (scope.clone(), by.clone());
+        self.db.read(move |conn| Ok(meta(conn, &scope, &by)?.map(|(_, m)| m))).await
     }
 
     async fn mark_reversed(&self, scope: &Scope, order_id: &str) -> Result<()> {

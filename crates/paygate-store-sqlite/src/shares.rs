@@ -1,7 +1,7 @@
 //! Profit sharing on SQLite: every decision runs on the single writer, between reading the order
 //! and the conditional update that applies it (SQL shared in `paygate_store::shares`).
 
-use crate::conn::{exec, query, query_opt, sql_err};
+use crate::conn::{exec, query, query_opt, sql_err, sqlite_sql};
 use crate::{emit, load_order, SqliteStore};
 use paygate_domain::events as ev;
 use async_trait::async_trait;
@@ -38,7 +38,7 @@ impl ShareStore for SqliteStore {
                 }
                 let share = sh::pending_share(&scope, &req);
                 exec(conn, &sh::insert_share_sql(), &sh::share_params(&share))?;
-                Ok(ShareReserved::New { share, channel: channel.unwrap_or_default() })
+                Ok(ShareReserved::New(share))
             })
             .await
     }
@@ -128,7 +128,7 @@ impl ShareStore for SqliteStore {
     async fn set_app_max_share(&self, app_id: &str, bps: i64) -> Result<bool> {
         let app_id = app_id.to_string();
         self.db
-            .write(move |conn| conn.execute(&sh::SET_MAX_SHARE.replace('$', "?"), rusqlite::params![bps, app_id]).map(|n| n == 1).map_err(sql_err))
+            .write(move |conn| conn.execute(&sqlite_sql(sh::SET_MAX_SHARE), rusqlite::params![bps, app_id]).map(|n| n == 1).map_err(sql_err))
             .await
     }
 }

@@ -102,6 +102,8 @@ pub trait PosStore: Send + Sync {
     /// transaction and the success events. A balance that does not cover it writes nothing.
     async fn insert_wallet_payment(&self, order: &Order, charge: &Charge, meta: &PosMeta, now: i64) -> Result<()>;
     async fn pos_record(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>>;
+    /// Only the record's own row (discounts, subsidy, …): what settling a payment needs.
+    async fn pos_meta(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosMeta>>;
     async fn mark_reversed(&self, scope: &Scope, order_id: &str) -> Result<()>;
 }
 
@@ -198,9 +200,7 @@ pub fn balance_transaction(r: &dyn RowLike) -> Result<BalanceTransaction> {
 }
 
 pub fn member_scoped(scope: &Scope, member_id: i64, more: impl IntoIterator<Item = SqlParam>) -> Vec<SqlParam> {
-    let mut p = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Int(member_id)];
-    p.extend(more);
-    p
+    rows::with(rows::scoped_int(scope, member_id), more)
 }
 
 pub const INSERT_META: &str = "INSERT INTO pos_orders (order_id, app_id, livemode, pay_no, out_trade_no, attach, discounts, pre_fee_subsidy, \

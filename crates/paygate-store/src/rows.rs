@@ -427,6 +427,11 @@ pub fn scoped(scope: &Scope, id: &str) -> Vec<SqlParam> {
     vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Text(id.to_string())]
 }
 
+/// `(app_id, livemode, id)` for tables keyed by an integer id.
+pub fn scoped_int(scope: &Scope, id: i64) -> Vec<SqlParam> {
+    vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Int(id)]
+}
+
 pub fn with(mut params: Vec<SqlParam>, more: impl IntoIterator<Item = SqlParam>) -> Vec<SqlParam> {
     params.extend(more);
     params

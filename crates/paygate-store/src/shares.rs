@@ -46,7 +46,7 @@ pub struct ShareRequest {
 #[derive(Debug, Clone)]
 pub enum ShareReserved {
     /// A new pending share; the caller asks the channel and then finishes it.
-    New { share: ProfitShare, channel: String },
+    New(ProfitShare),
     /// The out_order_no was used before for this very request: here is that share.
     Existing(ProfitShare),
 }

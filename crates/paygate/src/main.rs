@@ -232,7 +232,7 @@ async fn set_fee_rate(args: &Args, app_id: &str, family: &str, bp: &str) -> CmdR
     let mode = if args.flag("live") { paygate_domain::Mode::Live } else { paygate_domain::Mode::Test };
     let caller = app.caller_for(app_id, mode).await.map_err(Ok)?;
     app.set_fee_rate(&caller, family, bp).await.map_err(Ok)?;
-    eprintln!("paygate: app {app_id} pays {bp} basis points on {family} ({})", paygate_core::hserve::mode_name(mode));
+    eprintln!("paygate: app {app_id} pays {bp} basis points on {family} ({})", mode.name());
     Ok(())
 }
 
@@ -249,7 +249,7 @@ async fn hserve_clients(args: &Args, app_id: &str) -> CmdResult {
     args.check_known(&["database"]).map_err(Err)?;
     let app = open(args).await?;
     for (id, mode) in app.store.hserve_clients(app_id).await.map_err(Ok)? {
-        println!("{id} {}", paygate_core::hserve::mode_name(mode));
+        println!("{id} {}", mode.name());
     }
     Ok(())
 }

@@ -59,13 +59,8 @@ fn error_response(problem: &Problem) -> HttpResponse {
         ProblemKind::Channel => StatusCode::PAYMENT_REQUIRED,
         ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let (code, message) = if problem.is_internal() {
-        crate::pingpp::log_problem(problem);
-        ("internal_error", "An internal error occurred; it has been logged.".to_string())
-    } else {
-        (problem.code, problem.message.clone())
-    };
-    let body = json!({"error_msg": message, "message": message, "error_code": code, "param": problem.param});
+    let problem = crate::pingpp::public_problem(problem);
+    let body = json!({"error_msg": problem.message, "message": problem.message, "error_code": problem.code, "param": problem.param});
     request::json(status, body.to_string().into_bytes())
 }
 

@@ -105,15 +105,21 @@ pub(crate) fn log_problem(problem: &Problem) {
     eprintln!("paygate: error: {problem}");
 }
 
+/// What a client may see of a problem, in any face: an internal one is logged and replaced by
+/// a message that reveals nothing of it.
+pub(crate) fn public_problem(problem: &Problem) -> Problem {
+    if problem.is_internal() {
+        log_problem(problem);
+        return Problem::internal("An internal error occurred; it has been logged.");
+    }
+    problem.clone()
+}
+
 fn encode(answer: Answer) -> (StatusCode, Vec<u8>) {
     match answer {
         Ok((status, value)) => (status, value.to_string().into_bytes()),
         Err(problem) => {
-            if problem.is_internal() {
-                log_problem(&problem);
-                let hidden = Problem::internal("An internal error occurred; it has been logged.");
-                return (StatusCode::INTERNAL_SERVER_ERROR, problem_json(&hidden).to_string().into_bytes());
-            }
+            let problem = public_problem(&problem);
             (status_of(&problem), problem_json(&problem).to_string().into_bytes())
         }
     }
