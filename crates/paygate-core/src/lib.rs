@@ -10,6 +10,7 @@ pub mod refunds;
 pub mod sandbox;
 pub mod shares;
 pub mod signature;
+pub mod throttle;
 pub mod webhooks;
 
 use paygate_channels::Channels;
@@ -32,12 +33,42 @@ impl Clock for SystemClock {
     }
 }
 
+/// What the operator decided at start (environment or flags, read once by the binary and
+/// passed down): nothing reads the environment per request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Webhook endpoints may be loopback, private, link-local … addresses (and names resolving
+    /// to them). Off by default: such URLs would let any merchant make paygate call services
+    /// that only the host can reach (SSRF). For local development and the test suite.
+    pub webhook_allow_private: bool,
+}
+
+impl Policy {
+    /// `PAYGATE_WEBHOOK_ALLOW_PRIVATE=1` (or `true`) allows private webhook addresses.
+    pub fn from_env() -> Policy {
+        let allow = std::env::var("PAYGATE_WEBHOOK_ALLOW_PRIVATE").unwrap_or_default();
+        Policy { webhook_allow_private: matches!(allow.trim().to_ascii_lowercase().as_str(), "1" | "true") }
+    }
+}
+
+/// What a worker pass over many independent items did. One item's failure is reported here
+/// and never stops the pass for the others.
+#[derive(Debug, Default)]
+pub struct Pass {
+    pub done: usize,
+    /// The item (an order id) and why it failed; the next pass tries it again.
+    pub failed: Vec<(String, Problem)>,
+}
+
 /// The application: one per process, shared by every face and request.
 pub struct Paygate {
     pub store: Arc<dyn Store>,
     pub channels: Channels,
     pub clock: Arc<dyn Clock>,
+    pub policy: Policy,
     pub(crate) keys: auth::KeyHasher,
+    /// Failed 知晓云 logins per client id and username (in memory, per node).
+    pub(crate) logins: throttle::LoginThrottle,
     platform_key: tokio_free_once::Once<rsa::RsaPrivateKey>,
 }
 
@@ -62,10 +93,12 @@ mod tokio_free_once {
 
 impl Paygate {
     /// Migrates the database and loads the per-database key secret.
-    pub async fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Paygate, Problem> {
+    pub async fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: Policy) -> Result<Paygate, Problem> {
         store.migrate().await?;
         let secret = store.setting("server_secret", &random32()?).await?;
-        Ok(Paygate { store, channels: Channels::default(), clock, keys: auth::KeyHasher::new(secret), platform_key: tokio_free_once::Once::new() })
+        let keys = auth::KeyHasher::new(secret);
+        let (logins, platform_key) = (throttle::LoginThrottle::default(), tokio_free_once::Once::new());
+        Ok(Paygate { store, channels: Channels::default(), clock, policy, keys, logins, platform_key })
     }
 
     pub fn now(&self) -> i64 {
@@ -83,25 +116,15 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `n` random characters from `alphabet`, without modulo bias (bytes past the last whole
-/// multiple of the alphabet's length are skipped).
-fn random_chars(alphabet: &[u8], n: usize) -> Result<String, Problem> {
-    let limit = 256 - 256 % alphabet.len();
-    let mut out = String::with_capacity(n);
-    while out.len() < n {
-        out.extend(random32()?.iter().filter(|b| usize::from(**b) < limit).map(|b| alphabet[usize::from(*b) % alphabet.len()] as char).take(n - out.len()));
-    }
-    Ok(out)
-}
-
-/// `n` random characters from `[0-9A-Za-z]`, the shape of 知晓云's trade and transaction numbers.
+/// `n` random characters from `[0-9A-Za-z]`, the shape of 知晓云's trade and transaction numbers
+/// (the domain's one unbiased generator, as for ids and keys).
 pub(crate) fn random_alnum(n: usize) -> Result<String, Problem> {
-    random_chars(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", n)
+    Ok(paygate_domain::ids::random_chars(paygate_domain::ids::BASE62, n, &random32()?))
 }
 
 /// `n` random decimal digits.
 pub(crate) fn random_digits(n: usize) -> Result<String, Problem> {
-    random_chars(b"0123456789", n)
+    Ok(paygate_domain::ids::random_chars(paygate_domain::ids::DIGITS, n, &random32()?))
 }
 
 /// `yymmdd` of a unix time (UTC), for order ids.

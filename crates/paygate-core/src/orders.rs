@@ -1,6 +1,6 @@
 //! Orders and their charges.
 
-use crate::{random32, yymmdd, Caller, Paygate};
+use crate::{random32, yymmdd, Caller, Pass, Paygate};
 use paygate_channels::PaymentRequest;
 use paygate_domain::ids::{generate_order_id, IdKind};
 use paygate_domain::paging::{OrderFilter, Page, Paging};
@@ -208,20 +208,31 @@ impl Paygate {
 
 impl Paygate {
     /// Closes unpaid orders past `time_expire`: at the channel first (so the payer can no longer
-    /// pay), then in the database with an `order.closed` event. Returns how many were closed.
-    pub async fn expire_due_orders(&self, limit: i64) -> Result<usize, Problem> {
+    /// pay), then in the database with an `order.closed` event; `done` counts the orders closed.
+    pub async fn expire_due_orders(&self, limit: i64) -> Result<Pass, Problem> {
         let now = self.now();
-        let mut closed = 0;
+        let mut pass = Pass::default();
         for (scope, id) in self.store.expired_orders(now, limit).await? {
-            let pending: Vec<Charge> = self.store.charges_of_order(&scope, &id).await?.into_iter().filter(|c| c.status == ChargeStatus::Pending).collect();
-            self.close_at_channels(&pending).await;
-            if let Some((_, closed_charges)) = self.store.close_expired_order(&scope, &id, now).await? {
-                // A charge opened between the two steps is closed in the books; close it at its channel too.
-                self.close_at_channels(&closed_charges).await;
-                closed += 1;
+            // One order that cannot be closed now is reported and retried by the next pass; it
+            // never keeps the other due orders open.
+            let closed = async {
+                let charges = self.store.charges_of_order(&scope, &id).await?;
+                let pending: Vec<Charge> = charges.into_iter().filter(|c| c.status == ChargeStatus::Pending).collect();
+                self.close_at_channels(&pending).await;
+                let closed = self.store.close_expired_order(&scope, &id, now).await?;
+                if let Some((_, closed_charges)) = &closed {
+                    // A charge opened between the two steps is closed in the books; close it at its channel too.
+                    self.close_at_channels(closed_charges).await;
+                }
+                Ok::<_, Problem>(closed.is_some())
+            };
+            match closed.await {
+                Ok(true) => pass.done += 1,
+                Ok(false) => {}
+                Err(problem) => pass.failed.push((id, problem)),
             }
         }
-        Ok(closed)
+        Ok(pass)
     }
 }
 

@@ -132,7 +132,7 @@ impl Paygate {
         let signature = signature.filter(|s| !s.is_empty()).ok_or_else(|| Problem::authentication("The request is not signed: sign is required.").with_param("sign"))?;
         let now = self.now();
         if let Some(ts) = timestamp {
-            if (now - ts).abs() > TIMESTAMP_WINDOW {
+            if !paygate_domain::validate::within_window(now, ts, TIMESTAMP_WINDOW) {
                 return Err(Problem::authentication(format!("timestamp {ts} is outside the {TIMESTAMP_WINDOW}-second window around the server time {now}.")).with_param("timestamp"));
             }
         }
@@ -268,6 +268,7 @@ impl Paygate {
         let (param, value) = match by {
             PosRef::PayNo(v) => ("pay_no", v),
             PosRef::OutTradeNo(v) => ("out_trade_no", v),
+            PosRef::OrderNo(v) => ("order_no", v),
             PosRef::ChannelTradeNo(v) => ("channel_trade_no", v),
         };
         let record = self.store.pos_record(&caller.scope, by).await?.ok_or_else(|| Problem::not_found("order", value).with_param(param))?;

@@ -1,7 +1,35 @@
 //! Object ids. Typed by prefix (`app_`, `ch_`, `re_`, `evt_`), or, for orders, the 19-digit
 //! numeric form Ping++ uses. Randomness is passed in: this crate does no IO.
+//!
+//! Every random string paygate makes (ids, secret keys, trade numbers, pay codes) comes from
+//! [`random_chars`]: one generator, without modulo bias.
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+use sha2::{Digest, Sha256};
+
+pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub const DIGITS: &[u8; 10] = b"0123456789";
+
+/// `n` characters drawn uniformly from `alphabet` (2 to 256 symbols) with the 32 random bytes
+/// of `seed`.
+///
+/// A byte picks `alphabet[byte % len]` only when it is below the largest multiple of `len` that
+/// fits in 256; other bytes are skipped, so every character is exactly equally likely (mapping
+/// every byte with `% 62` makes the first 8 characters 25 % more likely than the rest). The bytes
+/// come from SHA-256(seed ‖ block counter), as many blocks as the skips and `n` need, so a fixed
+/// 32-byte seed is enough for any length and the output reveals nothing of the seed itself.
+pub fn random_chars(alphabet: &[u8], n: usize, seed: &[u8; 32]) -> String {
+    assert!((2..=256).contains(&alphabet.len()), "an alphabet has 2 to 256 symbols");
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(n);
+    let mut block = 0u64;
+    while out.len() < n {
+        let bytes = Sha256::new().chain_update(seed).chain_update(block.to_be_bytes()).finalize();
+        block += 1;
+        let usable = bytes.iter().map(|b| usize::from(*b)).filter(|b| *b < limit);
+        out.extend(usable.map(|b| char::from(alphabet[b % alphabet.len()])).take(n - out.len()));
+    }
+    out
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {
@@ -32,13 +60,9 @@ impl IdKind {
         }
     }
 
-    /// Builds an id from random bytes (one byte per character; modulo bias is irrelevant
-    /// for identifiers that are never secrets).
+    /// Builds an id from random bytes.
     pub fn generate(self, random: &[u8; 32]) -> String {
-        let mut id = String::with_capacity(self.prefix().len() + self.body_len());
-        id.push_str(self.prefix());
-        id.extend(random.iter().take(self.body_len()).map(|b| BASE62[(*b as usize) % 62] as char));
-        id
+        format!("{}{}", self.prefix(), random_chars(BASE62, self.body_len(), random))
     }
 
     /// Shape check before touching storage: a malformed id is simply not found.
@@ -50,11 +74,7 @@ impl IdKind {
 
 /// Order ids look like Ping++'s: 19 decimal digits, `2` + yymmdd + 12 random digits.
 pub fn generate_order_id(yymmdd: &str, random: &[u8; 32]) -> String {
-    let mut id = String::with_capacity(19);
-    id.push('2');
-    id.push_str(yymmdd);
-    id.extend(random.iter().take(12).map(|b| char::from(b'0' + b % 10)));
-    id
+    format!("2{yymmdd}{}", random_chars(DIGITS, 12, random))
 }
 
 pub fn is_order_id(id: &str) -> bool {
@@ -63,9 +83,7 @@ pub fn is_order_id(id: &str) -> bool {
 
 /// A secret key: `sk_test_` / `sk_live_` + 32 base62 characters (~190 bits).
 pub fn generate_secret_key(live: bool, random: &[u8; 32]) -> String {
-    let mut key = String::from(if live { "sk_live_" } else { "sk_test_" });
-    key.extend(random.iter().map(|b| BASE62[(*b as usize) % 62] as char));
-    key
+    format!("{}{}", if live { "sk_live_" } else { "sk_test_" }, random_chars(BASE62, 32, random))
 }
 
 #[cfg(test)]
@@ -85,5 +103,24 @@ mod tests {
         let order = generate_order_id("261122", &r);
         assert!(is_order_id(&order), "{order}");
         assert!(generate_secret_key(false, &r).starts_with("sk_test_"));
+        assert_eq!(generate_secret_key(true, &r).len(), 8 + 32);
+    }
+
+    #[test]
+    fn random_chars_are_uniform_and_any_length() {
+        // 62 symbols over 620 000 draws: each expected 10 000 times (σ ≈ 99). With `byte % 62`
+        // the first 8 symbols would come ~12 000 times each.
+        let mut counts = [0u32; 62];
+        for i in 0..1_000u32 {
+            let mut seed = [0u8; 32];
+            seed[..4].copy_from_slice(&i.to_be_bytes());
+            for c in random_chars(BASE62, 620, &seed).bytes() {
+                counts[BASE62.iter().position(|b| *b == c).unwrap()] += 1;
+            }
+        }
+        assert!(counts.iter().all(|c| (9_500..=10_500).contains(c)), "{counts:?}");
+        assert_eq!(random_chars(DIGITS, 1_000, &[0; 32]).len(), 1_000);
+        assert!(random_chars(DIGITS, 40, &[9; 32]).bytes().all(|b| b.is_ascii_digit()));
+        assert_ne!(random_chars(BASE62, 24, &[1; 32]), random_chars(BASE62, 24, &[2; 32]));
     }
 }

@@ -51,15 +51,14 @@ impl Amount {
     /// the decimal text is read digit by digit, never through a float.
     #[track_caller]
     pub fn parse_yuan(param: &str, text: &str) -> Result<Amount, Problem> {
-        let bad = || Problem::invalid(param, format!("{param} must be an amount in yuan with at most two decimals, got '{text}'."));
-        let text = text.trim();
-        let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-        if whole.is_empty() || whole.len() > 9 || frac.len() > 2 || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let whole: i64 = whole.parse().map_err(|_| bad())?;
-        let frac: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().map_err(|_| bad())? };
-        Amount::positive(param, whole * 100 + frac)
+        Amount::positive(param, yuan_fen(param, text)?)
+    }
+
+    /// As [`Amount::parse_yuan`], with zero allowed: what list filters compare with
+    /// (`refund_amount=0`, `total_cost__gt=0`).
+    #[track_caller]
+    pub fn parse_yuan_or_zero(param: &str, text: &str) -> Result<Amount, Problem> {
+        Amount::non_negative(param, yuan_fen(param, text)?)
     }
 
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
@@ -69,6 +68,23 @@ impl Amount {
     pub fn checked_sub(self, other: Amount) -> Option<Amount> {
         self.0.checked_sub(other.0).filter(|v| *v >= 0).map(Amount)
     }
+}
+
+/// Yuan text as fen: at most 9 integer digits and 2 decimals, checked arithmetic throughout.
+#[track_caller]
+fn yuan_fen(param: &str, text: &str) -> Result<i64, Problem> {
+    let bad = || {
+        Problem::invalid(param, format!("{param} must be an amount in yuan with at most two decimals, got '{text}'."))
+    };
+    let text = text.trim();
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 9 || frac.len() > 2 || !digits(whole) || !digits(frac) {
+        return Err(bad());
+    }
+    let whole: i64 = whole.parse().map_err(|_| bad())?;
+    let frac: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<2}").parse().map_err(|_| bad())? };
+    whole.checked_mul(100).and_then(|f| f.checked_add(frac)).ok_or_else(bad)
 }
 
 /// ISO 4217 currency. The channels paygate speaks settle in CNY only, so that is the one
@@ -108,6 +124,12 @@ mod tests {
             assert!(p.is_err() || bad == "1.", "{bad} parsed");
         }
         assert_eq!(Amount::parse_yuan("x", "1.").unwrap().fen(), 100);
+        assert_eq!(Amount::parse_yuan_or_zero("refund_amount", "0").unwrap(), Amount::ZERO);
+        assert_eq!(Amount::parse_yuan_or_zero("refund_amount", "0.00").unwrap(), Amount::ZERO);
+        assert!(Amount::parse_yuan_or_zero("refund_amount", "-0.01").is_err());
+        let too_much = Amount::parse_yuan("x", "999999999.99").unwrap_err();
+        assert_eq!(too_much.param.as_deref(), Some("x"), "above MAX_AMOUNT_FEN");
+        assert_eq!(Amount::parse_yuan("x", "100000000.00").unwrap().fen(), MAX_AMOUNT_FEN);
     }
 
     use super::*;

@@ -7,6 +7,17 @@ pub const DEFAULT_PER_PAGE: i64 = 10;
 pub const MAX_PAGE: i64 = 100_000_000;
 pub const MAX_LIMIT: i64 = 100;
 
+/// A list's `limit`: `default` when absent, else 1 to `max` — out of range is refused, never
+/// clamped, so a client learns its page is not the size it asked for.
+#[track_caller]
+pub fn limit(value: Option<i64>, default: i64, max: i64) -> Result<i64, Problem> {
+    let limit = value.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(Problem::invalid("limit", format!("limit must be between 1 and {max}, got {limit}.")));
+    }
+    Ok(limit)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Paging {
     /// Ping++ `page` (1-based) / `per_page`.
@@ -29,10 +40,7 @@ impl Paging {
     }
 
     pub fn cursor(limit: Option<i64>, starting_after: Option<String>, ending_before: Option<String>) -> Result<Paging, Problem> {
-        let limit = limit.unwrap_or(DEFAULT_PER_PAGE);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(Problem::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}.")));
-        }
+        let limit = self::limit(limit, DEFAULT_PER_PAGE, MAX_LIMIT)?;
         if starting_after.is_some() && ending_before.is_some() {
             return Err(Problem::invalid("ending_before", "starting_after and ending_before cannot be used together."));
         }
@@ -86,5 +94,9 @@ mod tests {
         assert_eq!(Paging::page(None, None).unwrap(), Paging::Page { page: 1, per_page: 10 });
         assert!(Paging::cursor(Some(0), None, None).is_err());
         assert!(Paging::cursor(None, Some("a".into()), Some("b".into())).is_err());
+        for bad in [0, -5, 101, i64::MIN, i64::MAX] {
+            assert_eq!(limit(Some(bad), 20, 100).unwrap_err().param.as_deref(), Some("limit"), "{bad}");
+        }
+        assert_eq!((limit(None, 20, 100).unwrap(), limit(Some(100), 20, 100).unwrap()), (20, 100));
     }
 }

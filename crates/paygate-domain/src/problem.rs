@@ -17,6 +17,15 @@ pub enum ProblemKind {
     Idempotency,
     /// The payment channel refused or is not available (402).
     Channel,
+    /// Too many attempts in a short time (429): login throttling, rate limits.
+    TooManyRequests,
+    /// A dependency (the database) is away for now; retry later (503 with Retry-After).
+    Unavailable,
+    /// The request is malformed at the HTTP level: body too large (413), URI too long (414),
+    /// a body that never finished arriving (408). The code says which.
+    Http(u16),
+    /// The path exists but not with this method (405 with `Allow`).
+    MethodNotAllowed,
     /// Something on our side failed; details are logged, never shown (500).
     Internal,
 }
@@ -73,6 +82,16 @@ impl Problem {
     #[track_caller]
     pub fn internal(detail: impl fmt::Display) -> Self {
         Problem::new(ProblemKind::Internal, "internal_error", format!("{detail}"))
+    }
+
+    #[track_caller]
+    pub fn too_many_requests(message: impl Into<String>) -> Self {
+        Problem::new(ProblemKind::TooManyRequests, "rate_limited", message)
+    }
+
+    #[track_caller]
+    pub fn unavailable(detail: impl fmt::Display) -> Self {
+        Problem::new(ProblemKind::Unavailable, "service_unavailable", format!("{detail}"))
     }
 
     pub fn is_internal(&self) -> bool {

@@ -45,6 +45,12 @@ pub fn client_ip(value: &str) -> Result<String, Problem> {
         .map_err(|_| Problem::invalid("client_ip", format!("client_ip must be an IPv4 or IPv6 address, got '{value}'.")))
 }
 
+/// Whether a timestamp a client sent is at most `window` seconds away from `now`. `abs_diff`
+/// cannot overflow whatever the client sent (`(now - ts).abs()` does for `ts = i64::MIN`).
+pub fn within_window(now: i64, ts: i64, window: i64) -> bool {
+    now.abs_diff(ts) <= window.unsigned_abs()
+}
+
 #[track_caller]
 pub fn time_expire(now: i64, value: i64) -> Result<i64, Problem> {
     if value <= now {
@@ -104,5 +110,14 @@ mod tests {
         assert!(metadata(&json!([1])).is_err());
         assert!(metadata(&json!({"k": {"nested": 1}})).is_err());
         assert_eq!(metadata(&json!(null)).unwrap(), None);
+    }
+
+    #[test]
+    fn windows_take_any_client_number() {
+        assert!(within_window(1_000, 700, 300) && within_window(1_000, 1_300, 300));
+        assert!(!within_window(1_000, 699, 300) && !within_window(1_000, 1_301, 300));
+        assert!(!within_window(1_800_000_000, i64::MIN, 300) && !within_window(1_800_000_000, i64::MAX, 300));
+        assert!(!within_window(i64::MIN, i64::MAX, 300));
+        assert!(time_expire(100, i64::MAX).is_err() && time_expire(100, i64::MIN).is_err());
     }
 }

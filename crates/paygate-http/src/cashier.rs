@@ -30,7 +30,10 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
     let result = async {
         let text = envelope.get("biz_content").and_then(Value::as_str).ok_or_else(|| Problem::missing("biz_content"))?;
         let biz: Map<String, Value> = match serde_json::from_str(text) {
-            Ok(Value::Object(m)) => m,
+            Ok(Value::Object(m)) => {
+                crate::request::reject_nul(&Value::Object(m.clone()), "biz_content")?;
+                m
+            }
             _ => return Err(Problem::invalid("biz_content", "biz_content must be a JSON object written as a string.")),
         };
         let peer = req.peer.ip().to_string();
@@ -41,8 +44,12 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
                 Ok(data(&app.pos_record(&caller, &reference(&biz)?, fresh).await?, &caller.app.name))
             }
             "refund" => {
-                let amount = int(&biz, "refund_fee")?;
-                let (refund, record) = app.pos_refund(&caller, &reference(&biz)?, amount, text_field(&biz, "refund_reason")).await?;
+                let amount = int(&biz, "refund_fee")?.map(|fen| Amount::positive("refund_fee", fen)).transpose()?;
+                let reason = text_field(&biz, "refund_reason");
+                // The core names its own fields; this caller sent refund_fee and refund_reason.
+                let names = [("amount", "refund_fee"), ("description", "refund_reason")];
+                let refunded = app.pos_refund(&caller, &reference(&biz)?, amount.map(Amount::fen), reason).await;
+                let (refund, record) = refunded.map_err(|p| crate::hserve::renamed(p, &names))?;
                 Ok(json!({
                     "pay_no": record.meta.pay_no,
                     "refund_no": refund.refund_no,
@@ -60,9 +67,9 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
 }
 
 fn envelope(req: &Incoming) -> Result<Map<String, Value>, Problem> {
-    match serde_json::from_slice::<Value>(&req.body) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(Problem::invalid("body", "The request must be a JSON envelope {open_app_id, timestamp, sign_type, token, biz_content, sign}.")),
+    match request::json_object(&req.body) {
+        Some(envelope) => envelope,
+        None => Err(Problem::invalid("body", "The request must be a JSON envelope {open_app_id, timestamp, sign_type, token, biz_content, sign}.")),
     }
 }
 
@@ -88,14 +95,9 @@ async fn verify(app: &Paygate, envelope: &Map<String, Value>, sign_type: SignTyp
     .await
 }
 
-fn code(problem: &Problem) -> (StatusCode, i64) {
-    match problem.kind {
-        ProblemKind::Authentication => (StatusCode::UNAUTHORIZED, 40001),
-        ProblemKind::NotFound => (StatusCode::NOT_FOUND, 40004),
-        ProblemKind::InvalidRequest | ProblemKind::Idempotency | ProblemKind::Conflict => (StatusCode::BAD_REQUEST, 40002),
-        ProblemKind::Channel => (StatusCode::PAYMENT_REQUIRED, 40003),
-        ProblemKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 50000),
-    }
+/// A refusal before the caller is identified: unsigned, like every refusal before verification.
+pub(crate) fn refusal(problem: &Problem) -> HttpResponse {
+    answer(Err(problem.clone()), None, SignType::Md5)
 }
 
 /// The raw answer: `result` is JSON text, `sign` covers it (when the caller was identified).
@@ -103,8 +105,8 @@ fn answer(result: Result<Value, Problem>, cred: Option<&FaceCredential>, sign_ty
     let (status, inner) = match result {
         Ok(data) => (StatusCode::OK, json!({"code": 0, "data": data, "msg": "success", "succeed": true})),
         Err(problem) => {
-            let (status, code) = code(&problem);
-            let problem = crate::pingpp::public_problem(&problem);
+            let (status, code) = crate::errors::signed_face_code(problem.kind);
+            let problem = crate::errors::public_problem(&problem);
             (status, json!({"code": code, "msg": problem.message, "sub_code": problem.code, "param": problem.param, "succeed": false}))
         }
     };
@@ -127,13 +129,21 @@ fn int(biz: &Map<String, Value>, name: &str) -> Result<Option<i64>, Problem> {
     }
 }
 
+/// `pay_no` (recommended by seed 001), `order_no` (seed 001's own request example: the
+/// `order_no` its answers carry) or `out_trade_no` (the latest payment with it), in that order.
 fn reference(biz: &Map<String, Value>) -> Result<PosRef, Problem> {
-    if let Some(v) = text_field(biz, "pay_no") {
+    // Numbers are all digits: a client may send them unquoted.
+    let number = |name: &str| {
+        text_field(biz, name).or_else(|| biz.get(name).and_then(Value::as_u64).map(|n| n.to_string()))
+    };
+    if let Some(v) = number("pay_no") {
         Ok(PosRef::PayNo(v))
+    } else if let Some(v) = number("order_no") {
+        Ok(PosRef::OrderNo(v))
     } else if let Some(v) = text_field(biz, "out_trade_no") {
         Ok(PosRef::OutTradeNo(v))
     } else {
-        Err(Problem::invalid("pay_no", "Name the payment: pay_no or out_trade_no."))
+        Err(Problem::invalid("pay_no", "Name the payment: pay_no, order_no or out_trade_no."))
     }
 }
 

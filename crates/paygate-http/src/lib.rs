@@ -1,50 +1,93 @@
 //! The HTTP server and its faces. Each face module parses its wire format, authenticates,
-//! calls `paygate-core`, and renders; none of them touches storage.
+//! calls `paygate-core`, and renders; none of them touches storage. `server` holds the limits
+//! on connections, `routes` which face a path belongs to, `errors` what faces share about
+//! errors.
 
 mod cashier;
+mod errors;
 mod hserve;
 mod pingpp;
-mod saas;
 mod request;
+mod routes;
+mod saas;
 mod sandbox_page;
+mod server;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use paygate_core::Paygate;
+use paygate_domain::{Problem, ProblemKind};
 use request::Incoming as Req;
+use routes::Face;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 pub use request::MAX_BODY_BYTES;
+pub use routes::listed_routes;
+pub use server::Limits;
 
 pub type HttpResponse = Response<Full<Bytes>>;
 
-/// Serves until `shutdown` flips to true, then stops accepting and lets in-flight requests finish.
-pub async fn serve(listener: TcpListener, app: Arc<Paygate>, mut shutdown: watch::Receiver<bool>) {
+/// Longer request targets are refused with 414 in the face's format (hyper's own, much larger
+/// limit answers without a body).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Serves until `shutdown` flips to true, then stops accepting and lets in-flight requests
+/// finish for at most `limits.shutdown_grace` before closing what is left.
+pub async fn serve(listener: TcpListener, app: Arc<Paygate>, limits: Limits, mut shutdown: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = server::RefusalLog::default();
+    let started = Instant::now();
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: say so, and let the backlog wait.
+                        eprintln!("paygate: accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    let _ = stream.try_write(server::OVER_CAPACITY);
+                    refusals.refused(started, limits.max_connections);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let mut conn_shutdown = shutdown.clone();
+                let (app, limits, mut conn_shutdown) = (app.clone(), limits.clone(), shutdown.clone());
                 connections.spawn(async move {
-                    let service = service_fn(move |req| handle(app.clone(), peer, req));
-                    let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
+                    let _slot = slot;
+                    let state = server::ConnState::new();
+                    let io = TokioIo::new(server::Watched::new(stream, state.clone()));
+                    let (service_state, body_timeout) = (state.clone(), limits.body_read_timeout);
+                    let service = service_fn(move |req| {
+                        let in_flight = service_state.request_started();
+                        handle(app.clone(), peer, req, body_timeout, in_flight)
+                    });
+                    let conn = http1::Builder::new().keep_alive(true).serve_connection(io, service);
                     tokio::pin!(conn);
                     tokio::select! {
                         _ = conn.as_mut() => {}
+                        reason = server::watchdog(state.clone(), limits.clone()) => {
+                            eprintln!("paygate: closing connection from {peer}: {reason}");
+                        }
                         _ = conn_shutdown.changed() => {
                             conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
+                            tokio::select! {
+                                _ = conn.as_mut() => {}
+                                _ = server::watchdog(state, limits) => {}
+                            }
                         }
                     }
                 });
@@ -53,26 +96,37 @@ pub async fn serve(listener: TcpListener, app: Arc<Paygate>, mut shutdown: watch
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-    while connections.join_next().await.is_some() {}
+    drop(listener);
+    let drained = tokio::time::timeout(limits.shutdown_grace, async { while connections.join_next().await.is_some() {} });
+    if drained.await.is_err() {
+        eprintln!("paygate: {} connection(s) still open after the shutdown grace period; closing them", connections.len());
+        connections.shutdown().await;
+    }
 }
 
-async fn handle(app: Arc<Paygate>, peer: SocketAddr, req: Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
+async fn handle(
+    app: Arc<Paygate>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    body_timeout: std::time::Duration,
+    in_flight: server::InFlight,
+) -> Result<HttpResponse, std::convert::Infallible> {
     // Run each request to completion on its own task: a client that disconnects mid-refund must
     // not cancel the work between the reservation and the channel's answer.
     let task = tokio::spawn(async move {
+        let _in_flight = in_flight;
         let (parts, body) = req.into_parts();
         let close = sends_body_on_connect(&parts.headers);
-        let body = match read_body(body).await {
-            Some(bytes) => bytes,
-            None => return request::too_large(),
-        };
-        let mut response = route(&app, Req::new(parts, body, peer)).await;
+        let body = tokio::time::timeout(body_timeout, read_body(body)).await;
+        let mut response = route(&app, Req::new(parts, Bytes::new(), peer), body).await;
         if close {
             response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
         }
         response
     });
-    Ok(task.await.unwrap_or_else(|_| request::internal_error()))
+    Ok(task.await.unwrap_or_else(|_| {
+        pingpp::error_response(&Problem::internal("a request handler panicked"))
+    }))
 }
 
 /// The official Ping++ Node SDK (2.x) writes its request body when the socket emits `connect`;
@@ -80,7 +134,10 @@ async fn handle(app: Arc<Paygate>, peer: SocketAddr, req: Request<Incoming>) -> 
 /// request on a connection would hang forever. Closing after each response keeps that SDK
 /// working unchanged; every other client keeps its keep-alive connection.
 fn sends_body_on_connect(headers: &hyper::HeaderMap) -> bool {
-    headers.get(hyper::header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.starts_with("Pingpp/v1 NodeBindings/"))
+    headers
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.starts_with("Pingpp/v1 NodeBindings/"))
 }
 
 /// Past this, an oversized body is no longer drained and the connection is simply closed.
@@ -106,16 +163,68 @@ async fn read_body(mut body: Incoming) -> Option<Bytes> {
     (seen <= MAX_BODY_BYTES).then(|| buf.freeze())
 }
 
-async fn route(app: &Paygate, req: Req) -> HttpResponse {
+/// Everything the router checks before a face's handler runs, then the handler; every refusal
+/// is rendered in the format of the face the request was meant for.
+async fn route(app: &Paygate, mut req: Req, body: Result<Option<Bytes>, tokio::time::error::Elapsed>) -> HttpResponse {
     let segments: Vec<String> = req.segments();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match segs.as_slice() {
-        ["healthz"] => request::text(StatusCode::OK, "ok\n"),
-        ["v1", rest @ ..] => pingpp::handle(app, &req, rest).await,
-        ["hserve", rest @ ..] => hserve::handle(app, &req, rest).await,
-        ["api", "v2", "cashier", op] if req.method == hyper::Method::POST => cashier::handle(app, &req, op).await,
-        ["api", "v1", "pay", "wx", "query"] if req.method == hyper::Method::POST => saas::handle(app, &req).await,
-        ["sandbox", "charges", charge_id] => sandbox_page::handle(app, &req, charge_id).await,
-        _ => pingpp::not_found_route(&req),
+    let (face, rest) = routes::face_of(&segs);
+    // HEAD is GET without the body (hyper leaves the body out of the answer).
+    let head = req.method == Method::HEAD;
+    if head {
+        req.method = Method::GET;
+    }
+    let allowed = face.allowed(rest, routes::known_prefix(&segs));
+    let refusal = match body {
+        Err(_) => Some(Problem::new(ProblemKind::Http(408), "request_timeout", "The request body did not arrive in time.")),
+        Ok(None) => Some(request::too_large()),
+        Ok(Some(bytes)) => {
+            req.body = bytes;
+            None
+        }
+    };
+    let refusal = refusal.or_else(|| {
+        if req.raw_uri.len() > MAX_URI_BYTES {
+            return Some(Problem::new(
+                ProblemKind::Http(414),
+                "uri_too_long",
+                format!("The request URI exceeds {MAX_URI_BYTES} bytes."),
+            ));
+        }
+        if allowed.is_empty() {
+            return Some(errors::route_not_found(&req));
+        }
+        let method_ok = allowed.contains(&req.method) || (head && allowed.contains(&Method::HEAD));
+        if !method_ok {
+            return Some(errors::method_not_allowed(&req, &allowed));
+        }
+        req.check_edge(&segments).err()
+    });
+    let response = match refusal {
+        Some(problem) => errors::render(face, &req, &problem),
+        None => match face {
+            Face::Ops => ops(app, rest).await,
+            Face::Pingpp => pingpp::handle(app, &req, rest).await,
+            Face::Hserve => hserve::handle(app, &req, rest).await,
+            Face::Cashier => cashier::handle(app, &req, rest.first().copied().unwrap_or_default()).await,
+            Face::Saas => saas::handle(app, &req).await,
+            Face::SandboxPage => sandbox_page::handle(app, &req, rest.first().copied().unwrap_or_default()).await,
+        },
+    };
+    errors::finish(response, &allowed)
+}
+
+/// `/healthz`: the process answers (liveness). `/readyz`: it can also reach its database
+/// (readiness: a load balancer sends traffic only to ready nodes).
+async fn ops(app: &Paygate, path: &[&str]) -> HttpResponse {
+    match path {
+        ["readyz"] => match app.store.ready().await {
+            Ok(()) => request::text(StatusCode::OK, "ready\n"),
+            Err(problem) => {
+                errors::log_problem(&problem);
+                request::text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+            }
+        },
+        _ => request::text(StatusCode::OK, "ok\n"),
     }
 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::http::request::Parts;
 use hyper::{Method, Response, StatusCode};
-use paygate_domain::Problem;
+use paygate_domain::{Problem, ProblemKind};
 use serde_json::{Map, Value};
 use std::net::SocketAddr;
 
@@ -37,18 +37,51 @@ impl Incoming {
         }
     }
 
+    /// Path segments, percent-decoded (a `+` in a path is a plus, not a space).
     pub fn segments(&self) -> Vec<String> {
-        self.path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect()
+        self.path.split('/').filter(|s| !s.is_empty()).map(|s| percent_decode(s, false)).collect()
     }
 
+    /// A header as text: UTF-8 is accepted (an `Idempotency-Key: 订单-1` is a key like any
+    /// other); a value that is not UTF-8 reads as absent — use [`Incoming::header_text`] where
+    /// silently ignoring it would be wrong.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        self.headers.get(name).and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+    }
+
+    /// A header that must be UTF-8 text when present: otherwise a 400 naming it.
+    pub fn header_text(&self, name: &str, shown_as: &str) -> Result<Option<&str>, Problem> {
+        match self.headers.get(name) {
+            None => Ok(None),
+            Some(v) => std::str::from_utf8(v.as_bytes())
+                .map(Some)
+                .map_err(|_| Problem::invalid(shown_as, format!("The {shown_as} header must be UTF-8 text."))),
+        }
+    }
+
+    /// Refuses what no field of any face can hold, before a handler sees it: control
+    /// characters in a path segment, NUL anywhere in the query (PostgreSQL text cannot store
+    /// it), other control characters in a query value except tab and line breaks.
+    pub fn check_edge(&self, segments: &[String]) -> Result<(), Problem> {
+        if let Some(seg) = segments.iter().find(|s| s.chars().any(char::is_control)) {
+            let shown: String = seg.chars().filter(|c| !c.is_control()).take(40).collect();
+            return Err(Problem::invalid("path", format!("The path segment '{shown}' contains a control character.")));
+        }
+        for (key, value) in &self.query.0 {
+            if key.chars().any(char::is_control) {
+                return Err(Problem::invalid("query", "A query parameter name contains a control character."));
+            }
+            if value.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+                return Err(Problem::invalid(key, format!("{key} contains a control character (such as NUL).")));
+            }
+        }
+        Ok(())
     }
 
     /// This server as the client reached it, for links to sandbox pages.
     pub fn base_url(&self) -> String {
-        if let Ok(url) = std::env::var("PAYGATE_PUBLIC_URL") {
-            return url.trim_end_matches('/').to_string();
+        if let Some(url) = public_url() {
+            return url.to_string();
         }
         let host = self.header("host").filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)));
         format!("http://{}", host.map(str::to_string).unwrap_or_else(|| "127.0.0.1:8080".into()))
@@ -59,13 +92,20 @@ impl Incoming {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// `PAYGATE_PUBLIC_URL`, read once: the base URL of sandbox pay pages behind a proxy.
+fn public_url() -> Option<&'static str> {
+    static URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    URL.get_or_init(|| std::env::var("PAYGATE_PUBLIC_URL").ok().map(|u| u.trim_end_matches('/').to_string())).as_deref()
+}
+
+/// `%XX` decoding; `plus_is_space` for form-encoded query strings only.
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(b) => {
                     out.push(b);
@@ -90,8 +130,8 @@ impl Query {
             raw.split('&')
                 .filter(|p| !p.is_empty())
                 .map(|pair| match pair.split_once('=') {
-                    Some((k, v)) => (percent_decode(k), percent_decode(v)),
-                    None => (percent_decode(pair), String::new()),
+                    Some((k, v)) => (percent_decode(k, true), percent_decode(v, true)),
+                    None => (percent_decode(pair, true), String::new()),
                 })
                 .collect(),
         )
@@ -133,9 +173,14 @@ impl JsonBody {
             return Ok(JsonBody(Map::new()));
         }
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(map)) => Ok(JsonBody(map)),
-            Ok(_) => Err(Problem::new(paygate_domain::ProblemKind::InvalidRequest, "invalid_json", "The request body must be a JSON object.")),
-            Err(e) => Err(Problem::new(paygate_domain::ProblemKind::InvalidRequest, "invalid_json", format!("The request body is not valid JSON: {e}."))),
+            Ok(Value::Object(map)) => {
+                for (key, value) in &map {
+                    reject_nul(value, key)?;
+                }
+                Ok(JsonBody(map))
+            }
+            Ok(_) => Err(Problem::new(ProblemKind::InvalidRequest, "invalid_json", "The request body must be a JSON object.")),
+            Err(e) => Err(Problem::new(ProblemKind::InvalidRequest, "invalid_json", format!("The request body is not valid JSON: {e}."))),
         }
     }
 
@@ -182,6 +227,32 @@ impl JsonBody {
     }
 }
 
+/// Refuses a NUL character in any string (or key) of `value`, naming where it is
+/// (`receivers[0].account`): no text field can hold one, and PostgreSQL cannot store it.
+pub fn reject_nul(value: &Value, at: &str) -> Result<(), Problem> {
+    let found = |path: &str| Problem::invalid(path, format!("{path} contains a NUL character."));
+    match value {
+        Value::String(s) if s.contains('\0') => Err(found(at)),
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, v)| reject_nul(v, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            let path = format!("{at}.{k}");
+            if k.contains('\0') {
+                return Err(found(&path));
+            }
+            reject_nul(v, &path)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A JSON object body for faces that read it as a map (the signed envelopes), NUL refused.
+pub fn json_object(bytes: &[u8]) -> Option<Result<Map<String, Value>, Problem>> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Some(map.iter().try_for_each(|(k, v)| reject_nul(v, k)).map(|()| map)),
+        _ => None,
+    }
+}
+
 pub fn json(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     Response::builder()
         .status(status)
@@ -194,14 +265,8 @@ pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
     Response::builder().status(status).header("content-type", "text/plain; charset=utf-8").body(Full::new(Bytes::from_static(body.as_bytes()))).expect("static headers are valid")
 }
 
-pub fn too_large() -> HttpResponse {
-    let body = serde_json::json!({"error": {"type": "invalid_request_error", "code": "request_too_large", "message": format!("The request body exceeds {MAX_BODY_BYTES} bytes."), "param": null}});
-    json(StatusCode::PAYLOAD_TOO_LARGE, body.to_string().into_bytes())
-}
-
-pub fn internal_error() -> HttpResponse {
-    let body = serde_json::json!({"error": {"type": "api_error", "code": "internal_error", "message": "An internal error occurred; it has been logged.", "param": null}});
-    json(StatusCode::INTERNAL_SERVER_ERROR, body.to_string().into_bytes())
+pub fn too_large() -> Problem {
+    Problem::new(ProblemKind::Http(413), "request_too_large", format!("The request body exceeds {MAX_BODY_BYTES} bytes."))
 }
 
 #[cfg(test)]
@@ -210,6 +275,7 @@ mod tests {
 
     #[test]
     fn query_decodes_brackets_and_plus() {
+        assert_eq!(percent_decode("a+b%20c", false), "a+b c");
         let q = Query::parse("created%5Bgt%5D=10&uid=a+b&x=%E4%BD%A0&bad=%zz&trail=%4&py=True");
         assert_eq!(q.boolean("py").unwrap(), Some(true));
         assert_eq!(q.get("created[gt]"), Some("10"));
@@ -227,6 +293,8 @@ mod tests {
         assert_eq!(b.string("s").unwrap_err().param.as_deref(), Some("s"));
         assert_eq!(b.required_string("missing").unwrap_err().param.as_deref(), Some("missing"));
         assert!(JsonBody::parse(b"[1]").is_err());
+        let nul = JsonBody::parse(br#"{"receivers": [{"account": "a\u0000b"}]}"#).err().unwrap();
+        assert_eq!(nul.param.as_deref(), Some("receivers[0].account"));
         assert!(JsonBody::parse(b"{").is_err());
     }
 }

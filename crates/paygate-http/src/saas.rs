@@ -9,22 +9,26 @@ use paygate_channels::{wechat, SandboxWechat};
 use paygate_core::pos::{Envelope, SignType};
 use paygate_core::Paygate;
 use paygate_domain::fees::FeeRate;
-use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem, ProblemKind};
+use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem};
 use paygate_store::{FaceCredential, PosRecord, PosRef};
 use serde_json::{json, Map, Value};
 
 pub(crate) async fn handle(app: &Paygate, req: &Incoming) -> HttpResponse {
     let mut cred = None;
     let result = async {
-        let mut fields = match serde_json::from_slice::<Value>(&req.body) {
-            Ok(Value::Object(m)) => m,
-            _ => return Err(Problem::invalid("body", "The request must be a JSON object {accessid, trade_no | out_trade_no | channel_trade_no, sign}.")),
+        let mut fields = match request::json_object(&req.body) {
+            Some(fields) => fields?,
+            None => return Err(Problem::invalid("body", "The request must be a JSON object {accessid, trade_no | out_trade_no | channel_trade_no, sign}.")),
         };
         let signature = fields.remove("sign");
         let accessid = fields.get("accessid").and_then(Value::as_str).ok_or_else(|| Problem::missing("accessid"))?.to_string();
         let timestamp = match fields.get("timestamp") {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => n.as_i64(),
+            // A fraction or a number past i64 is refused, never read as "no timestamp" (which
+            // would skip the window and the replay check).
+            Some(Value::Number(n)) => {
+                Some(n.as_i64().ok_or_else(|| Problem::invalid("timestamp", "timestamp must be unix seconds."))?)
+            }
             Some(Value::String(s)) => Some(s.parse().map_err(|_| Problem::invalid("timestamp", "timestamp must be unix seconds."))?),
             Some(_) => return Err(Problem::invalid("timestamp", "timestamp must be unix seconds.")),
         };
@@ -51,17 +55,17 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming) -> HttpResponse {
     answer(result, cred.as_ref())
 }
 
+/// A refusal before the caller is identified: unsigned.
+pub(crate) fn refusal(problem: &Problem) -> HttpResponse {
+    answer(Err(problem.clone()), None)
+}
+
 fn answer(result: Result<Map<String, Value>, Problem>, cred: Option<&FaceCredential>) -> HttpResponse {
     let (status, mut out) = match result {
         Ok(fields) => (StatusCode::OK, fields),
         Err(problem) => {
-            let (status, code) = match problem.kind {
-                ProblemKind::Authentication => (StatusCode::UNAUTHORIZED, 40001),
-                ProblemKind::NotFound => (StatusCode::NOT_FOUND, 40004),
-                ProblemKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, 50000),
-                _ => (StatusCode::BAD_REQUEST, 40002),
-            };
-            let problem = crate::pingpp::public_problem(&problem);
+            let (status, code) = crate::errors::signed_face_code(problem.kind);
+            let problem = crate::errors::public_problem(&problem);
             let mut m = Map::new();
             m.insert("return_code".into(), json!(code));
             m.insert("error_code".into(), json!(problem.code));
@@ -95,10 +99,23 @@ fn yuan(fen: i64) -> String {
     Amount::from_stored(fen).yuan()
 }
 
-/// WeChat `promotion_detail` entries for the order's discounts: no-recharge discounts are
-/// `DISCOUNT` (免充值), pre-recharge and channel-funded ones `COUPON` (充值型).
-fn promotions(r: &PosRecord) -> Vec<Value> {
+/// The order's discounts as WeChat promotions: `(amount, name, type, contributor)`. WeChat's
+/// types say how a promotion settles: `DISCOUNT` (免充值) stays out of the settlement, `COUPON`
+/// (充值型) settles through it. Here only `m` (the merchant's own give-away) stays out: `fee =
+/// origin − m` is what settles (docs/cashier.md), so `kd` (酷点-funded), `y` (pre-recharged) and
+/// `p` (WeChat-funded) are `COUPON`s.
+fn promotion_kinds(r: &PosRecord) -> [(Amount, &str, &'static str, &'static str); 4] {
     let d = &r.meta.discounts;
+    [
+        (d.m, if d.mch_desc.is_empty() { "商家优惠" } else { d.mch_desc.as_str() }, "DISCOUNT", "merchant_contribute"),
+        (d.y, "预充值优惠", "COUPON", "merchant_contribute"),
+        (d.p, "微信支付优惠", "COUPON", "wxpay_contribute"),
+        (d.kd, if d.kd_desc.is_empty() { "平台优惠" } else { d.kd_desc.as_str() }, "COUPON", "other_contribute"),
+    ]
+}
+
+/// WeChat `promotion_detail` entries for the order's discounts (see [`promotion_kinds`]).
+fn promotions(r: &PosRecord) -> Vec<Value> {
     let entry = |id: usize, name: &str, kind: &str, amount: Amount, who: &str| {
         let mut e = json!({"promotion_id": format!("{}{id}", &r.meta.pay_no[..10]), "name": name, "scope": "GLOBAL", "type": kind,
             "amount": amount.fen().to_string(), "activity_id": format!("{}", 9_310_000 + id),
@@ -106,17 +123,12 @@ fn promotions(r: &PosRecord) -> Vec<Value> {
         e[who] = json!(amount.fen().to_string());
         e
     };
-    [
-        (d.m, if d.mch_desc.is_empty() { "商家优惠" } else { d.mch_desc.as_str() }, "DISCOUNT", "merchant_contribute"),
-        (d.y, "预充值优惠", "COUPON", "merchant_contribute"),
-        (d.p, "微信支付优惠", "COUPON", "wxpay_contribute"),
-        (d.kd, if d.kd_desc.is_empty() { "平台优惠" } else { d.kd_desc.as_str() }, "DISCOUNT", "other_contribute"),
-    ]
-    .into_iter()
-    .enumerate()
-    .filter(|(_, (amount, ..))| *amount > Amount::ZERO)
-    .map(|(i, (amount, name, kind, who))| entry(i + 1, name, kind, amount, who))
-    .collect()
+    promotion_kinds(r)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (amount, ..))| *amount > Amount::ZERO)
+        .map(|(i, (amount, name, kind, who))| entry(i + 1, name, kind, amount, who))
+        .collect()
 }
 
 fn render(r: &PosRecord) -> Map<String, Value> {
@@ -126,7 +138,13 @@ fn render(r: &PosRecord) -> Map<String, Value> {
     let id = SandboxWechat::of(&r.order.app_id);
     let openid = r.charge.notification.as_ref().and_then(|n| n["openid"].as_str()).map(str::to_string).unwrap_or_else(|| format!("o{}", &r.order.id[..18]));
     let time_end = r.charge.time_paid.map(wechat::beijing_time).unwrap_or_default();
-    let coupons = r.meta.discounts.y.fen() + r.meta.discounts.p.fen();
+    // WeChat's definitions: total_fee = cash_fee + coupon_fee (every promotion, both types), and
+    // settlement_total_fee = total_fee − the DISCOUNT (免充值) promotions. Amounts are bounded
+    // fen (≤ 10¹⁰ each), so these sums cannot overflow.
+    let total_fee = r.order.amount.fen();
+    let coupon_fee = total_fee - r.order.actual_amount.fen();
+    let discounts = promotion_kinds(r).into_iter().filter(|(_, _, kind, _)| *kind == "DISCOUNT");
+    let discount_fee: i64 = discounts.map(|(amount, ..)| amount.fen()).sum();
     let mut native = Map::new();
     for (k, v) in [
         ("sub_appid", json!(id.appid)),
@@ -140,16 +158,16 @@ fn render(r: &PosRecord) -> Map<String, Value> {
         ("trade_state", json!(trade_state)),
         ("bank_type", json!("OTHERS")),
         ("promotion_detail", json!(Value::Array(promotions(r)).to_string())),
-        ("total_fee", json!(r.order.amount.fen())),
+        ("total_fee", json!(total_fee)),
         ("fee_type", json!("CNY")),
-        ("settlement_total_fee", json!((r.order.amount.fen() - r.meta.discounts.m.fen()).to_string())),
+        ("settlement_total_fee", json!((total_fee - discount_fee).to_string())),
         ("cash_fee", json!(r.order.actual_amount.fen().to_string())),
         ("cash_fee_type", json!("CNY")),
         ("transaction_id", json!(r.charge.transaction_no.clone().unwrap_or_default())),
         ("out_trade_no", json!(r.charge.channel_order_no)),
         ("time_end", json!(time_end)),
         ("trade_state_desc", json!(trade_state_desc)),
-        ("coupon_fee", json!(coupons.to_string())),
+        ("coupon_fee", json!(coupon_fee.to_string())),
         ("goods_detail", r.meta.goods_detail.clone()),
     ] {
         native.insert(k.into(), v);

@@ -27,7 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_pos_fees_wallet.sql")),
 ];
 /// Serialises migrations when several nodes start at once.
-const MIGRATION_LOCK: i64 = 0x7061_7967_6174_65;
+const MIGRATION_LOCK: i64 = 0x0070_6179_6761_7465;
 
 pub struct PostgresStore {
     pool: Arc<Pool>,
@@ -36,8 +36,12 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// `url` is a libpq-style URL; `pool_size` bounds this node's connections.
     pub fn connect(url: &str, pool_size: usize) -> Result<PostgresStore> {
-        let config: tokio_postgres::Config =
+        let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| Problem::invalid("database", format!("Invalid PostgreSQL URL: {e}")))?;
+        // An unreachable server must fail a request (503) instead of holding it forever.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
         Ok(PostgresStore { pool: Arc::new(Pool::new(config, pool_size.max(1))) })
     }
 }
@@ -180,6 +184,11 @@ impl Store for PostgresStore {
             }
             Ok(())
         })
+    }
+
+    async fn ready(&self) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.query_opt("SELECT 1", &[], |_| Ok(())).await.map(|_| ())
     }
 
     async fn count_apps(&self) -> Result<i64> {
@@ -495,31 +504,41 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<DueDelivery>> {
-        let mut conn = self.pool.get().await?;
-        // One statement: SKIP LOCKED lets several nodes claim disjoint sets at once.
-        let claimed = conn
-            .query(&outbox::claim_sql("FOR UPDATE SKIP LOCKED"), &[SqlParam::Int(now), SqlParam::Int(lease_until), SqlParam::Int(limit)], |r| {
-                Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?))
-            })
-            .await?;
-        let mut out = Vec::with_capacity(claimed.len());
-        for (seq, event_id, endpoint_id, attempts) in claimed {
-            let (url, secret) = conn
-                .query_opt(outbox::DELIVERY_TARGET, &[SqlParam::Text(endpoint_id.clone())], |r| Ok((r.text(0)?, r.text(1)?)))
-                .await?
-                .ok_or_else(|| Problem::internal("delivery without endpoint"))?;
-            let event = conn.query_opt(outbox::EVENT_BY_ID, &[SqlParam::Text(event_id)], outbox::event).await?.ok_or_else(|| Problem::internal("delivery without event"))?;
-            out.push(DueDelivery { seq, endpoint_id, url, secret, attempts, event });
-        }
-        Ok(out)
+    async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DueDelivery>> {
+        in_transaction!(self, conn, {
+            conn.exec(outbox::DROP_ORPHANED_DELIVERIES, &[SqlParam::Int(claim.now)]).await?;
+            // SKIP LOCKED: several nodes claim disjoint sets at once.
+            let row = |r: &dyn rows::RowLike| Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?));
+            let sql = outbox::claim_sql("FOR UPDATE SKIP LOCKED");
+            let claimed = conn.query(&sql, &outbox::claim_params(claim), row).await?;
+            let mut due = Vec::with_capacity(claimed.len());
+            for (seq, event_id, endpoint_id, attempts) in claimed {
+                let endpoint = [SqlParam::Text(endpoint_id.clone())];
+                let target = conn.query_opt(outbox::DELIVERY_TARGET, &endpoint, |r| Ok((r.text(0)?, r.text(1)?)));
+                let target = target.await?;
+                let event = [SqlParam::Text(event_id)];
+                let event = conn.query_opt(outbox::EVENT_BY_ID, &event, |r| Ok(outbox::event(r))).await?;
+                // One unreadable row is failed with its reason; it never fails the claim.
+                match outbox::due_delivery((seq, endpoint_id, attempts), claim, target, event) {
+                    Ok(delivery) => due.push(delivery),
+                    Err(why) => {
+                        for (sql, params) in outbox::unsendable_statements(seq, claim.now, &why) {
+                            conn.exec(sql, &params).await?;
+                        }
+                    }
+                }
+            }
+            Ok(due)
+        })
     }
 
-    async fn record_attempts(&self, attempts: &[(i64, Attempt, AttemptResult)]) -> Result<()> {
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<()> {
         in_transaction!(self, conn, {
-            for (seq, attempt, result) in attempts {
-                conn.exec(outbox::INSERT_ATTEMPT, &outbox::attempt_params(*seq, attempt)).await?;
-                conn.exec(outbox::DELIVERY_DONE, &outbox::done_params(*seq, *result, attempt.attempted_at)).await?;
+            for record in attempts {
+                conn.exec(outbox::INSERT_ATTEMPT, &outbox::attempt_params(record.seq, &record.attempt)).await?;
+                if conn.exec(outbox::DELIVERY_DONE, &outbox::done_params(record)).await? == 0 {
+                    conn.exec(outbox::DELIVERY_ATTEMPT_COUNTED, &outbox::counted_params(record)).await?;
+                }
             }
             Ok(())
         })

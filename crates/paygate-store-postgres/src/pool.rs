@@ -12,15 +12,38 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
 /// The error with its cause chain ("error connecting to server: Connection refused"); the
-/// driver's messages never include the password.
+/// driver's messages never include the password. The database being away (no connection, a
+/// connection lost, the server shutting down or full) is `Unavailable` — a 503 with
+/// `Retry-After`, not a 500 — and text PostgreSQL cannot store (a NUL that got past the
+/// faces) is the client's error, never ours.
+#[track_caller]
 pub fn pg_err(e: tokio_postgres::Error) -> Problem {
+    use tokio_postgres::error::SqlState;
     let mut message = format!("postgres: {e}");
     let mut source = std::error::Error::source(&e);
+    let mut io = false;
     while let Some(cause) = source {
         message.push_str(&format!(": {cause}"));
+        io |= cause.is::<std::io::Error>();
         source = cause.source();
     }
-    Problem::internal(message)
+    let code = e.code();
+    if code == Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE) || code == Some(&SqlState::UNTRANSLATABLE_CHARACTER) {
+        return Problem::invalid("body", "A text field contains a character that cannot be stored (such as NUL).");
+    }
+    let away = e.is_closed()
+        || (code.is_none() && io)
+        || code.is_some_and(|c| {
+            c.code().starts_with("08")
+                || [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW]
+                    .contains(c)
+                || c == &SqlState::TOO_MANY_CONNECTIONS
+        });
+    if away {
+        Problem::unavailable(message)
+    } else {
+        Problem::internal(message)
+    }
 }
 
 pub fn is_unique_violation(e: &tokio_postgres::Error) -> bool {

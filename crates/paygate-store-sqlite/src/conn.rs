@@ -25,8 +25,17 @@ pub struct Db {
     readers: Arc<Mutex<Vec<Connection>>>,
 }
 
+/// A busy, full or unreadable database file is `Unavailable` (503, retry later); anything else
+/// is an internal error.
+#[track_caller]
 pub fn sql_err(e: rusqlite::Error) -> Problem {
-    Problem::internal(format!("sqlite: {e}"))
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked | DiskFull | CannotOpen | SystemIoFailure | OutOfMemory) => {
+            Problem::unavailable(format!("sqlite: {e}"))
+        }
+        _ => Problem::internal(format!("sqlite: {e}")),
+    }
 }
 
 fn open(path: &str, writer: bool) -> Result<Connection> {
@@ -65,7 +74,8 @@ impl Db {
         let job: Job = Box::new(move |conn: Option<&Connection>| {
             let result = match conn {
                 Some(conn) => f(conn),
-                None => Err(Problem::internal("sqlite: could not begin a transaction")),
+                // BEGIN IMMEDIATE fails when the file is locked past busy_timeout or unwritable.
+                None => Err(Problem::unavailable("sqlite: could not begin a transaction")),
             };
             let ok = result.is_ok();
             let deliver: Deliver = Box::new(move |commit| {

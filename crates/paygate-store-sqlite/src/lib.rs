@@ -143,6 +143,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn ready(&self) -> Result<()> {
+        self.db.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(sql_err)).await
+    }
+
     async fn count_apps(&self) -> Result<i64> {
         self.db.read(|conn| conn.query_row("SELECT COUNT(*) FROM apps", [], |r| r.get(0)).map_err(sql_err)).await
     }
@@ -488,32 +492,43 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<DueDelivery>> {
+    async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DueDelivery>> {
+        let claim = *claim;
         self.db
             .write(move |conn| {
-                let claimed = query(conn, &outbox::claim_sql(""), &[SqlParam::Int(now), SqlParam::Int(lease_until), SqlParam::Int(limit)], |r| {
-                    Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?))
-                })?;
-                claimed
-                    .into_iter()
-                    .map(|(seq, event_id, endpoint_id, attempts)| {
-                        let (url, secret) = query_opt(conn, outbox::DELIVERY_TARGET, &[SqlParam::Text(endpoint_id.clone())], |r| Ok((r.text(0)?, r.text(1)?)))?
-                            .ok_or_else(|| Problem::internal("delivery without endpoint"))?;
-                        let event = query_opt(conn, outbox::EVENT_BY_ID, &[SqlParam::Text(event_id)], outbox::event)?.ok_or_else(|| Problem::internal("delivery without event"))?;
-                        Ok(DueDelivery { seq, endpoint_id, url, secret, attempts, event })
-                    })
-                    .collect()
+                exec(conn, outbox::DROP_ORPHANED_DELIVERIES, &[SqlParam::Int(claim.now)])?;
+                let row = |r: &dyn rows::RowLike| Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?));
+                let claimed = query(conn, &outbox::claim_sql(""), &outbox::claim_params(&claim), row)?;
+                let mut due = Vec::with_capacity(claimed.len());
+                for (seq, event_id, endpoint_id, attempts) in claimed {
+                    let endpoint = [SqlParam::Text(endpoint_id.clone())];
+                    let target = query_opt(conn, outbox::DELIVERY_TARGET, &endpoint, |r| Ok((r.text(0)?, r.text(1)?)))?;
+                    let event = [SqlParam::Text(event_id)];
+                    let event = query_opt(conn, outbox::EVENT_BY_ID, &event, |r| Ok(outbox::event(r)))?;
+                    // One unreadable row is failed with its reason; it never fails the claim.
+                    match outbox::due_delivery((seq, endpoint_id, attempts), &claim, target, event) {
+                        Ok(delivery) => due.push(delivery),
+                        Err(why) => {
+                            for (sql, params) in outbox::unsendable_statements(seq, claim.now, &why) {
+                                exec(conn, sql, &params)?;
+                            }
+                        }
+                    }
+                }
+                Ok(due)
             })
             .await
     }
 
-    async fn record_attempts(&self, attempts: &[(i64, Attempt, AttemptResult)]) -> Result<()> {
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<()> {
         let attempts = attempts.to_vec();
         self.db
             .write(move |conn| {
-                for (seq, attempt, result) in &attempts {
-                    exec(conn, outbox::INSERT_ATTEMPT, &outbox::attempt_params(*seq, attempt))?;
-                    exec(conn, outbox::DELIVERY_DONE, &outbox::done_params(*seq, *result, attempt.attempted_at))?;
+                for record in &attempts {
+                    exec(conn, outbox::INSERT_ATTEMPT, &outbox::attempt_params(record.seq, &record.attempt))?;
+                    if exec(conn, outbox::DELIVERY_DONE, &outbox::done_params(record))? == 0 {
+                        exec(conn, outbox::DELIVERY_ATTEMPT_COUNTED, &outbox::counted_params(record))?;
+                    }
                 }
                 Ok(())
             })

@@ -66,6 +66,10 @@ pub struct PaymentRecord {
     pub order: Order,
     pub charge: Charge,
     pub meta: RecordMeta,
+    /// When the record last changed ([`UPDATED`]).
+    pub updated: i64,
+    /// The creator's username (seed 003's `created_by_name`); none for anonymous users and servers.
+    pub created_by_name: Option<String>,
 }
 
 /// The fields a record query may filter or sort on.
@@ -83,7 +87,11 @@ pub enum Field {
     MerchandiseSchemaId,
     MerchandiseDescription,
     CreatedById,
+    CreatedByName,
+    UpdatedAt,
     TotalCost,
+    RefundAmount,
+    MerchandiseSnapshot,
     IpAddress,
 }
 
@@ -102,13 +110,34 @@ impl Field {
             "merchandise_schema_id" => Field::MerchandiseSchemaId,
             "merchandise_description" => Field::MerchandiseDescription,
             "created_by_id" | "created_by" => Field::CreatedById,
+            "created_by_name" => Field::CreatedByName,
+            "updated_at" => Field::UpdatedAt,
             "total_cost" => Field::TotalCost,
+            "refund_amount" => Field::RefundAmount,
+            "merchandise_snapshot" => Field::MerchandiseSnapshot,
             "ip_address" => Field::IpAddress,
             _ => return None,
         })
     }
 
-    /// The column, for the fields that are one column.
+    /// Whether the field can be null (sorting then puts nulls first ascending, last descending).
+    pub fn nullable(self) -> bool {
+        use Field::*;
+        matches!(self, PaidAt | MerchandiseRecordId | MerchandiseSchemaId | CreatedById | CreatedByName)
+    }
+
+    /// Amounts: yuan on the wire, fen in the column.
+    pub fn is_amount(self) -> bool {
+        matches!(self, Field::TotalCost | Field::RefundAmount)
+    }
+
+    /// Integer columns (ids and unix times).
+    pub fn is_int(self) -> bool {
+        use Field::*;
+        matches!(self, Id | CreatedAt | UpdatedAt | PaidAt | MerchandiseSchemaId | CreatedById)
+    }
+
+    /// The column (or expression), for the fields that are not derived from several.
     fn column(self) -> &'static str {
         match self {
             Field::Id => "o.seq",
@@ -121,7 +150,11 @@ impl Field {
             Field::MerchandiseSchemaId => "h.merchandise_schema_id",
             Field::MerchandiseDescription => "h.merchandise_description",
             Field::CreatedById => "h.created_by",
+            Field::CreatedByName => CREATED_BY_NAME,
+            Field::UpdatedAt => UPDATED,
             Field::TotalCost => "o.actual_amount",
+            Field::RefundAmount => "o.amount_refunded",
+            Field::MerchandiseSnapshot => "h.merchandise_snapshot",
             Field::IpAddress => "h.ip_address",
             // Derived: see `derived_predicate`.
             Field::Status | Field::RefundStatus => "",
@@ -167,11 +200,24 @@ pub struct RecordQuery {
     pub offset: i64,
 }
 
+/// When a record last changed: the latest of the times its changes leave in the books — created,
+/// paid (also late), a refund asked (a failed one ends then too) or succeeded, closed at expiry.
+/// Derived rather than stored, so a refund or payment made through any face (`/v1` too) moves it.
+/// A cancel through `/v1` keeps no time of its own and does not move it.
+pub const UPDATED: &str = "(SELECT MAX(t) FROM (SELECT o.created AS t UNION ALL SELECT o.time_paid \
+    UNION ALL SELECT CASE WHEN o.status = 'closed' THEN o.time_expire END \
+    UNION ALL SELECT MAX(r.created) FROM refunds r WHERE r.order_id = o.id \
+    UNION ALL SELECT MAX(r.time_succeed) FROM refunds r WHERE r.order_id = o.id) u)";
+
+/// The creator's username (null for anonymous users and for records the server made).
+pub const CREATED_BY_NAME: &str = "(SELECT u.username FROM hserve_users u WHERE u.id = h.created_by)";
+
 /// `o.` + ORDER_COLUMNS, `c.` + CHARGE_COLUMNS, then the meta columns: one row per record.
 fn select_columns() -> String {
     format!(
         "o.seq, {}, {}, h.transaction_no, h.trade_no, h.gateway_type, h.trade_type, h.created_by, h.merchandise_description, \
-         h.merchandise_schema_id, h.merchandise_record_id, h.merchandise_snapshot, h.ip_address",
+         h.merchandise_schema_id, h.merchandise_record_id, h.merchandise_snapshot, h.ip_address, \
+         {UPDATED}, {CREATED_BY_NAME}",
         rows::prefixed(rows::ORDER_COLUMNS, "o."),
         rows::prefixed(rows::CHARGE_COLUMNS, "c.")
     )
@@ -200,6 +246,8 @@ pub fn record(r: &dyn RowLike) -> Result<PaymentRecord> {
             merchandise_snapshot: r.text(m + 8)?,
             ip_address: r.text(m + 9)?,
         },
+        updated: r.int(m + 10)?,
+        created_by_name: r.opt_text(m + 11)?,
     })
 }
 
@@ -238,14 +286,11 @@ pub fn records_queries(scope: &Scope, user: Option<i64>, query: &RecordQuery) ->
     }
     let cond = predicate(&query.condition, &mut params)?;
     filter.push_str(&format!(" AND ({cond})"));
-    let mut order = query
-        .order_by
-        .iter()
-        .map(|(f, desc)| match f.column() {
-            "" => Err(Problem::invalid("order_by", "order_by cannot sort by status or refund_status.")),
-            col => Ok(format!("{col} {}", if *desc { "DESC" } else { "ASC" })),
-        })
-        .collect::<Result<Vec<_>>>()?;
+    if query.order_by.len() > MAX_ORDER_BY {
+        let n = query.order_by.len();
+        return Err(Problem::invalid("order_by", format!("order_by takes at most {MAX_ORDER_BY} fields, got {n}.")));
+    }
+    let mut order = query.order_by.iter().map(|(f, desc)| order_term(*f, *desc)).collect::<Result<Vec<_>>>()?;
     order.push("o.seq DESC".into());
     let count = format!("SELECT COUNT(*) FROM hserve_orders h JOIN orders o ON o.id = h.order_id WHERE {filter}");
     let count_params = params.clone();
@@ -255,6 +300,26 @@ pub fn records_queries(scope: &Scope, user: Option<i64>, query: &RecordQuery) ->
     let n = params.len();
     let page = format!("SELECT {} {FROM} WHERE {filter} ORDER BY {} LIMIT ${} OFFSET ${n}", select_columns(), order.join(", "), n - 1);
     Ok(((page, params), (count, count_params)))
+}
+
+/// The most fields one `order_by` may name (each is a sort key the database must compare).
+pub const MAX_ORDER_BY: usize = 8;
+
+/// One ORDER BY term. Nulls sort as the smallest value, said explicitly so both databases agree
+/// (it is SQLite's, MySQL's and MongoDB's default, not PostgreSQL's): first ascending, last
+/// descending. 知晓云 documents no order for nulls; this one makes `-paid_at` list the latest
+/// payments first and unpaid records after them.
+fn order_term(f: Field, desc: bool) -> Result<String> {
+    let col = match f.column() {
+        "" => return Err(Problem::invalid("order_by", "order_by cannot sort by status or refund_status.")),
+        col => col,
+    };
+    let nulls = match (f.nullable(), desc) {
+        (false, _) => "",
+        (true, false) => " NULLS FIRST",
+        (true, true) => " NULLS LAST",
+    };
+    Ok(format!("{col} {}{nulls}", if desc { "DESC" } else { "ASC" }))
 }
 
 /// One record by its id, trade number or 知晓云 transaction number, within the scope.
@@ -294,15 +359,14 @@ fn field_predicate(field: Field, op: Op, value: &Operand, params: &mut Vec<SqlPa
     if matches!(field, Field::Status | Field::RefundStatus) {
         return derived_predicate(field, op, value);
     }
+    if field == Field::GatewayType && matches!(op, Op::Eq | Op::Ne | Op::In | Op::NotIn) {
+        return gateway_predicate(op, value, params);
+    }
     let col = field.column();
-    // The gateway family filter also accepts an exact gateway type (weixin_tenpay_native).
-    let col = match (field, value) {
-        (Field::GatewayType, Operand::Text(t)) if t.matches('_').count() >= 2 || t.starts_with("alipay_") || t == "qpay_native" => "h.trade_type",
-        _ => col,
-    };
     Ok(match (op, value) {
         (Op::IsNull, Operand::Bool(true)) => format!("{col} IS NULL"),
-        (Op::IsNull, _) => format!("{col} IS NOT NULL"),
+        (Op::IsNull, Operand::Bool(false)) => format!("{col} IS NOT NULL"),
+        (Op::IsNull, _) => return Err(Problem::invalid("where", "isnull takes true or false.")),
         (Op::Eq, Operand::Null) => format!("{col} IS NULL"),
         (Op::Ne, Operand::Null) => format!("{col} IS NOT NULL"),
         (Op::In | Op::NotIn, Operand::List(items)) => {
@@ -328,36 +392,70 @@ fn field_predicate(field: Field, op: Op, value: &Operand, params: &mut Vec<SqlPa
     })
 }
 
-/// `status` and `refund_status` are read off the order's money columns.
+/// `gateway_type` matches the family (`weixin_tenpay`) or the exact type the payment was made
+/// with (`weixin_tenpay_native`): the two never share a value, so each value is looked for in
+/// both columns — in a list too, where values of both kinds may be mixed.
+fn gateway_predicate(op: Op, value: &Operand, params: &mut Vec<SqlParam>) -> Result<String> {
+    let items = match value {
+        Operand::List(items) => items.as_slice(),
+        one => std::slice::from_ref(one),
+    };
+    if items.is_empty() {
+        return Ok(if op == Op::In { "FALSE".into() } else { "TRUE".into() });
+    }
+    let binds = items.iter().map(|v| bind(v, params)).collect::<Result<Vec<_>>>()?.join(", ");
+    let any = format!("(h.gateway_type IN ({binds}) OR h.trade_type IN ({binds}))");
+    Ok(if matches!(op, Op::Eq | Op::In) { any } else { format!("NOT {any}") })
+}
+
+const REFUND_COMPLETE: &str = "(o.amount_paid > 0 AND o.amount_refunded = o.amount_paid)";
+const REFUND_PARTIAL: &str = "(o.amount_refunded > 0 AND o.amount_refunded < o.amount_paid)";
+const REFUND_FAILED: &str = "(o.has_refunds AND o.amount_refunded = 0 AND o.refund_reserved = 0)";
+
+/// `status` and `refund_status` are read off the order's money columns, exactly as the face
+/// renders them: `refund_status` is null when it is none of complete, partial or failed (no
+/// refund asked, or one still in progress).
 fn derived_predicate(field: Field, op: Op, value: &Operand) -> Result<String> {
+    let name = field_name(field);
     let one = |v: &Operand| -> Result<String> {
         let text = match v {
             Operand::Text(t) => t.as_str(),
             Operand::Null => "",
-            _ => return Err(Problem::invalid(field_name(field), format!("{} must be a string.", field_name(field)))),
+            _ => return Err(Problem::invalid(name, format!("{name} must be a string."))),
         };
         Ok(match (field, text) {
-            (Field::Status, "success") => "o.status IN ('paid', 'refunded')",
-            (Field::Status, "pending") => "o.status = 'created'",
-            (Field::Status, "closed") => "o.status IN ('closed', 'canceled', 'paid_after_close')",
-            (Field::RefundStatus, "complete") => "(o.amount_paid > 0 AND o.amount_refunded = o.amount_paid)",
-            (Field::RefundStatus, "partial") => "(o.amount_refunded > 0 AND o.amount_refunded < o.amount_paid)",
-            (Field::RefundStatus, "failed") => "(o.has_refunds AND o.amount_refunded = 0 AND o.refund_reserved = 0)",
-            (Field::RefundStatus, "" | " ") => "(NOT o.has_refunds)",
+            (Field::Status, "success") => "o.status IN ('paid', 'refunded')".to_string(),
+            (Field::Status, "pending") => "o.status = 'created'".to_string(),
+            (Field::Status, "closed") => "o.status IN ('closed', 'canceled', 'paid_after_close')".to_string(),
+            // A status is never null.
+            (Field::Status, "") if *v == Operand::Null => "FALSE".to_string(),
+            (Field::RefundStatus, "complete") => REFUND_COMPLETE.to_string(),
+            (Field::RefundStatus, "partial") => REFUND_PARTIAL.to_string(),
+            (Field::RefundStatus, "failed") => REFUND_FAILED.to_string(),
+            (Field::RefundStatus, "" | " ") => {
+                format!("NOT ({REFUND_COMPLETE} OR {REFUND_PARTIAL} OR {REFUND_FAILED})")
+            }
             (Field::Status, other) => return Err(Problem::invalid("status", format!("status must be 'pending' or 'success' (or 'closed'), got '{other}'."))),
             (_, other) => {
                 return Err(Problem::invalid("refund_status", format!("refund_status must be 'complete', 'partial', 'failed' or '', got '{other}'.")))
             }
-        }
-        .to_string())
+        })
+    };
+    // Each value once: a long list of repeats would only lengthen the OR chain.
+    let any = |items: &[Operand]| -> Result<String> {
+        let mut parts = items.iter().map(one).collect::<Result<Vec<_>>>()?;
+        parts.sort();
+        parts.dedup();
+        Ok(format!("({})", parts.join(" OR ")))
     };
     match (op, value) {
         (Op::Eq, v) => one(v),
         (Op::Ne, v) => Ok(format!("NOT {}", one(v)?)),
+        (Op::IsNull, Operand::Bool(null)) => Ok(format!("{}{}", if *null { "" } else { "NOT " }, one(&Operand::Null)?)),
         (Op::In | Op::NotIn, Operand::List(items)) if items.is_empty() => Ok(if op == Op::In { "FALSE".into() } else { "TRUE".into() }),
-        (Op::In, Operand::List(items)) => Ok(format!("({})", items.iter().map(one).collect::<Result<Vec<_>>>()?.join(" OR "))),
-        (Op::NotIn, Operand::List(items)) => Ok(format!("NOT ({})", items.iter().map(one).collect::<Result<Vec<_>>>()?.join(" OR "))),
-        _ => Err(Problem::invalid(field_name(field), format!("{} can only be compared with =, != or in.", field_name(field)))),
+        (Op::In, Operand::List(items)) => any(items),
+        (Op::NotIn, Operand::List(items)) => Ok(format!("NOT {}", any(items)?)),
+        _ => Err(Problem::invalid(name, format!("{name} can only be compared with =, !=, in or isnull."))),
     }
 }
 

@@ -14,7 +14,7 @@ use paygate_domain::events::Event;
 use paygate_domain::paging::{CreatedRange, OrderFilter, Page, Paging};
 use paygate_domain::{Amount, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope};
 pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
-pub use outbox::{Attempt, AttemptResult, DeliveryView, DueDelivery, Endpoint, NewEndpoint};
+pub use outbox::{Attempt, AttemptRecord, AttemptResult, Claim, DeliveryView, DueDelivery, Endpoint, NewEndpoint};
 pub use pos::{BalanceTransaction, FaceCredential, Member, PosMeta, PosRecord, PosRef, PosStore};
 pub use shares::{ShareOutcome, ShareRequest, ShareReserved, ShareStore};
 
@@ -52,6 +52,8 @@ pub enum ChargeOutcome {
     Failed { code: String, message: String },
 }
 
+// Both variants are returned once per settlement and consumed at once; boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SettledCharge {
     /// The charge moved out of pending; the order is as it is after that.
@@ -106,6 +108,8 @@ pub trait Store: HserveStore + ShareStore + PosStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; safe to call from several nodes at once.
     async fn migrate(&self) -> Result<()>;
+    /// Answers only if the database does: `/readyz`.
+    async fn ready(&self) -> Result<()>;
     /// A value created once per database (the API-key hashing secret, the platform signing
     /// key): `fresh` is stored if the name is new, and whatever is stored is returned, so nodes
     /// racing at first start agree.
@@ -161,10 +165,12 @@ pub trait Store: HserveStore + ShareStore + PosStore + Send + Sync + 'static {
     async fn create_endpoint(&self, endpoint: &NewEndpoint) -> Result<()>;
     async fn endpoints(&self, scope: &Scope) -> Result<Vec<Endpoint>>;
     async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<bool>;
-    /// Leases up to `limit` due deliveries until `lease_until`; each goes to one claimer only.
-    async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<DueDelivery>>;
-    /// Records a sweep's attempts and each delivery's next state, in one transaction.
-    async fn record_attempts(&self, attempts: &[(i64, Attempt, AttemptResult)]) -> Result<()>;
+    /// Leases due deliveries as `claim` says (per-endpoint limit included); each goes to one
+    /// claimer only, and deliveries of deleted endpoints are dropped, not claimed.
+    async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DueDelivery>>;
+    /// Records finished attempts and each delivery's next state, in one transaction; a verdict
+    /// applies only under the attempt's own lease, to a pending delivery of a live endpoint.
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<()>;
     /// Orders holding late money that their app wants returned and that is not (fully) being
     /// refunded yet: the worker's safety net for a crash between a late payment and its refund.
     async fn late_payments_to_refund(&self, limit: i64) -> Result<Vec<(Scope, String)>>;

@@ -73,6 +73,8 @@ pub enum PosRef {
     PayNo(String),
     /// The latest payment with this number: a merchant may reuse it (seed 001).
     OutTradeNo(String),
+    /// The core order's id, which the cashier's answers show as `order_no` (seed 001).
+    OrderNo(String),
     /// The number sent to the channel (seed 002's `channel_trade_no`).
     ChannelTradeNo(String),
 }
@@ -251,6 +253,7 @@ pub fn meta_query(scope: &Scope, by: &PosRef) -> (String, Vec<SqlParam>) {
     let (clause, value) = match by {
         PosRef::PayNo(v) => ("p.pay_no = $3", v),
         PosRef::OutTradeNo(v) => ("p.out_trade_no = $3", v),
+        PosRef::OrderNo(v) => ("p.order_id = $3", v),
         PosRef::ChannelTradeNo(v) => ("p.order_id = (SELECT order_id FROM charges WHERE app_id = $1 AND livemode = $2 AND channel_order_no = $3)", v),
     };
     (

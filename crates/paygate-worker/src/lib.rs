@@ -1,49 +1,122 @@
 //! The worker: claims due deliveries from the outbox with a lease (PostgreSQL: `FOR UPDATE SKIP
 //! LOCKED`, so several nodes share the work; SQLite: the single writer), POSTs each event,
-//! records the attempt, and schedules the next one; it also closes expired orders. Time comes from
-//! the application's clock, so tests drive the schedule with [`Worker::tick`].
+//! records the attempt, and schedules the next one; it also closes expired orders and returns
+//! late money. Time comes from the application's clock, so tests drive the schedule with
+//! [`Worker::tick`].
+//!
+//! [`Worker::run`] keeps deliveries flowing: up to `max_in_flight` sends at once, claiming more
+//! as slots free up and recording attempts as they finish, never more than `per_endpoint` in
+//! flight for one endpoint, so a slow or dead endpoint delays only itself. One failing item (an
+//! order that cannot be closed, a refund, a delivery) is logged and never stops the others.
 
+use paygate_core::webhooks::webhook_signatures;
 use paygate_core::Paygate;
 use paygate_domain::events::{next_attempt_delay, MAX_ATTEMPTS};
 use paygate_domain::Problem;
-use paygate_store::{Attempt, AttemptResult, DueDelivery};
+use paygate_store::{Attempt, AttemptRecord, AttemptResult, Claim, DueDelivery};
+use std::io::{self, Read};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio::task::{JoinError, JoinSet};
 
 /// At most this much of a receiver's answer is kept in the attempt log.
 pub const SNIPPET_BYTES: usize = 512;
+/// Sends run on tokio's blocking pool, which the SQLite store's reads share: leave it room.
+pub const MAX_IN_FLIGHT_LIMIT: usize = 256;
+/// Orders looked at per expiry or late-refund pass.
+const HOUSEKEEPING_BATCH: i64 = 100;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Pause between sweeps when there was nothing to do.
+    /// Pause between claims when there was nothing to do.
     pub poll: Duration,
-    /// Deliveries claimed (and sent concurrently) per sweep.
+    /// Deliveries claimed at most by one claim (one sweep of [`Worker::tick`]).
     pub batch: i64,
-    /// How long a claim is owned; a crashed worker's claims come free after this.
+    /// Sends in flight at most, all endpoints together.
+    pub max_in_flight: usize,
+    /// Sends in flight at most to one endpoint, counted from the leases (so across nodes too).
+    pub per_endpoint: i64,
+    /// How long a claim is owned; a crashed worker's claims come free after this. Must outlast
+    /// an attempt: see [`Settings::validate`].
     pub lease_seconds: i64,
-    /// Per-attempt timeout.
+    /// Per-attempt timeout, DNS lookup included.
     pub timeout: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { poll: Duration::from_millis(200), batch: 32, lease_seconds: 60, timeout: Duration::from_secs(10) }
+        Settings {
+            poll: Duration::from_millis(200),
+            batch: 32,
+            max_in_flight: 64,
+            per_endpoint: 4,
+            lease_seconds: 60,
+            timeout: Duration::from_secs(10),
+        }
     }
 }
 
 impl Settings {
-    /// Defaults, with `PAYGATE_WORKER_LEASE_SECONDS` and `PAYGATE_WORKER_POLL_MS` overriding.
+    /// Defaults, overridden by `PAYGATE_WORKER_LEASE_SECONDS`, `PAYGATE_WORKER_POLL_MS`,
+    /// `PAYGATE_WORKER_TIMEOUT_MS`, `PAYGATE_WORKER_MAX_IN_FLIGHT` and
+    /// `PAYGATE_WORKER_PER_ENDPOINT`. Read once, at start; check with [`Settings::validate`].
     pub fn from_env() -> Settings {
-        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok());
         let mut s = Settings::default();
         if let Some(lease) = var("PAYGATE_WORKER_LEASE_SECONDS") {
-            s.lease_seconds = lease.max(1) as i64;
+            s.lease_seconds = i64::try_from(lease).unwrap_or(i64::MAX);
         }
         if let Some(poll) = var("PAYGATE_WORKER_POLL_MS") {
             s.poll = Duration::from_millis(poll.max(10));
         }
+        if let Some(timeout) = var("PAYGATE_WORKER_TIMEOUT_MS") {
+            s.timeout = Duration::from_millis(timeout);
+        }
+        if let Some(n) = var("PAYGATE_WORKER_MAX_IN_FLIGHT") {
+            s.max_in_flight = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = var("PAYGATE_WORKER_PER_ENDPOINT") {
+            s.per_endpoint = i64::try_from(n).unwrap_or(i64::MAX);
+        }
         s
+    }
+
+    /// Refuses settings under which a delivery could be sent twice by healthy workers, or not
+    /// at all. The lease must outlast the attempt timeout by more than a second: the clock
+    /// counts whole seconds, so a lease of N seconds may run out N − 1 seconds after the claim,
+    /// and a delivery still on the wire must never be claimed again.
+    pub fn validate(&self) -> Result<(), Problem> {
+        let lease_left = u64::try_from(self.lease_seconds.saturating_sub(1)).unwrap_or(0);
+        if Duration::from_secs(lease_left) <= self.timeout {
+            return Err(Problem::invalid(
+                "PAYGATE_WORKER_LEASE_SECONDS",
+                format!(
+                    "The worker's lease ({} s, PAYGATE_WORKER_LEASE_SECONDS) must exceed the attempt timeout \
+                     ({} ms, PAYGATE_WORKER_TIMEOUT_MS) by more than a second, or a delivery still being sent \
+                     would be claimed and sent again.",
+                    self.lease_seconds,
+                    self.timeout.as_millis()
+                ),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(Problem::invalid("PAYGATE_WORKER_TIMEOUT_MS", "The attempt timeout must be at least 1 ms."));
+        }
+        if !(1..=MAX_IN_FLIGHT_LIMIT).contains(&self.max_in_flight) {
+            return Err(Problem::invalid(
+                "PAYGATE_WORKER_MAX_IN_FLIGHT",
+                format!("Sends in flight must be between 1 and {MAX_IN_FLIGHT_LIMIT}, got {}.", self.max_in_flight),
+            ));
+        }
+        if self.per_endpoint < 1 || self.batch < 1 {
+            return Err(Problem::invalid(
+                "PAYGATE_WORKER_PER_ENDPOINT",
+                "The per-endpoint limit and the claim batch must be at least 1.",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -53,6 +126,21 @@ pub struct Sweep {
     pub retrying: usize,
     pub failed: usize,
     pub expired_orders: usize,
+    pub late_refunds: usize,
+    /// Items that failed and were logged (the next pass tries them again); none stopped the
+    /// others.
+    pub errors: usize,
+}
+
+impl Sweep {
+    fn add(&mut self, other: Sweep) {
+        self.delivered += other.delivered;
+        self.retrying += other.retrying;
+        self.failed += other.failed;
+        self.expired_orders += other.expired_orders;
+        self.late_refunds += other.late_refunds;
+        self.errors += other.errors;
+    }
 }
 
 pub struct Worker {
@@ -61,7 +149,10 @@ pub struct Worker {
     agent: ureq::Agent,
 }
 
+/// What one send did, timed by the application's clock.
 struct Sent {
+    started_at: i64,
+    finished_at: i64,
     status: Option<u16>,
     retry_after: Option<i64>,
     snippet: Option<String>,
@@ -69,28 +160,54 @@ struct Sent {
     latency_ms: i64,
 }
 
+type Sending = JoinSet<(DueDelivery, Sent)>;
+
 impl Worker {
+    /// A worker with `settings` as they are; [`Worker::try_new`] checks them first.
     pub fn new(app: Arc<Paygate>, settings: Settings) -> Worker {
-        let agent = ureq::AgentBuilder::new().timeout(settings.timeout).redirects(0).build();
+        let resolver = GuardedResolver { allow_private: app.policy.webhook_allow_private, timeout: settings.timeout };
+        // Never follow redirects: a 3xx is a failed attempt, never a request to wherever it points.
+        let agent = ureq::AgentBuilder::new().timeout(settings.timeout).redirects(0).resolver(resolver).build();
         Worker { app, settings, agent }
     }
 
-    /// Sweeps until `shutdown` becomes true. A sweep in progress finishes first (SIGTERM drains
-    /// in-flight deliveries); anything claimed but unsent after a crash is re-claimed when its
-    /// lease runs out.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            let busy = match self.tick().await {
-                Ok(sweep) => sweep.delivered + sweep.retrying + sweep.failed + sweep.expired_orders > 0,
-                Err(problem) => {
-                    eprintln!("paygate: worker: {problem}");
-                    false
-                }
-            };
-            if !busy {
+    /// A worker, once [`Settings::validate`] accepts its settings: what a process starts with.
+    pub fn try_new(app: Arc<Paygate>, settings: Settings) -> Result<Worker, Problem> {
+        settings.validate()?;
+        Ok(Worker::new(app, settings))
+    }
+
+    /// Works until `shutdown` becomes true: deliveries flow continuously while expiry and late
+    /// refunds run beside them, so neither waits for the other. On shutdown no more is claimed
+    /// and the sends in flight finish and are recorded (SIGTERM drains); anything claimed but
+    /// unrecorded after a crash is claimed again when its lease runs out.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        tokio::join!(self.keep_house(shutdown.clone()), self.deliver(shutdown));
+    }
+
+    /// One sweep: expire orders and return late money, then claim what is due now (within the
+    /// limits), send it concurrently, and record each attempt — the same steps `run` takes.
+    /// Fails only when nothing could be claimed at all; failing items are counted and logged.
+    pub async fn tick(&self) -> Result<Sweep, Problem> {
+        let mut sweep = self.housekeeping().await;
+        let mut sending = Sending::new();
+        let limit = self.settings.batch.min(i64::try_from(self.settings.max_in_flight).unwrap_or(i64::MAX));
+        self.claim_and_send(&mut sending, limit).await?;
+        let mut finished = Vec::new();
+        while let Some(joined) = sending.join_next().await {
+            finished.push(joined);
+        }
+        sweep.add(self.record(finished).await);
+        Ok(sweep)
+    }
+
+    async fn keep_house(&self, mut shutdown: watch::Receiver<bool>) {
+        while !stopping(&shutdown) {
+            let sweep = self.housekeeping().await;
+            // A full pass means more may be waiting: go again at once. Failures never count,
+            // so a broken order cannot make this spin.
+            let limit = HOUSEKEEPING_BATCH as usize;
+            if sweep.expired_orders < limit && sweep.late_refunds < limit {
                 tokio::select! {
                     _ = tokio::time::sleep(self.settings.poll) => {}
                     _ = shutdown.changed() => {}
@@ -99,64 +216,186 @@ impl Worker {
         }
     }
 
-    /// One sweep: expire orders, then deliver what is due now.
-    pub async fn tick(&self) -> Result<Sweep, Problem> {
-        let mut sweep = Sweep { expired_orders: self.app.expire_due_orders(100).await?, ..Sweep::default() };
-        self.app.refund_unreturned_late_payments(100).await?;
-        let now = self.app.now();
-        let due = self.app.store.claim_deliveries(now, now + self.settings.lease_seconds, self.settings.batch).await?;
-        if due.is_empty() {
-            return Ok(sweep);
+    /// Expiry, then late refunds: each order on its own, failures logged and retried next pass.
+    async fn housekeeping(&self) -> Sweep {
+        let mut sweep = Sweep::default();
+        match self.app.expire_due_orders(HOUSEKEEPING_BATCH).await {
+            Ok(pass) => {
+                sweep.expired_orders = pass.done;
+                sweep.errors += log_failures("closing expired order", pass.failed);
+            }
+            Err(problem) => {
+                eprintln!("paygate: worker: finding expired orders: {problem}");
+                sweep.errors += 1;
+            }
         }
+        match self.app.refund_unreturned_late_payments(HOUSEKEEPING_BATCH).await {
+            Ok(pass) => {
+                sweep.late_refunds = pass.done;
+                sweep.errors += log_failures("refunding late payment of order", pass.failed);
+            }
+            Err(problem) => {
+                eprintln!("paygate: worker: finding late payments to refund: {problem}");
+                sweep.errors += 1;
+            }
+        }
+        sweep
+    }
+
+    /// The dispatcher: keeps up to `max_in_flight` sends going, claims more whenever a slot is
+    /// free (the claim itself holds back endpoints at their limit), and records whatever has
+    /// finished in one transaction. A slow endpoint only ever holds its own slots.
+    async fn deliver(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut sending = Sending::new();
+        let mut draining = false;
+        loop {
+            draining = draining || stopping(&shutdown);
+            let room = self.settings.max_in_flight.saturating_sub(sending.len());
+            let mut more_due = false;
+            if !draining && room > 0 {
+                let asked = self.settings.batch.min(i64::try_from(room).unwrap_or(i64::MAX));
+                match self.claim_and_send(&mut sending, asked).await {
+                    // A full claim means more may be due: claim again at once if there is room.
+                    Ok(claimed) => more_due = claimed as i64 == asked && sending.len() < self.settings.max_in_flight,
+                    Err(problem) => eprintln!("paygate: worker: claiming deliveries: {problem}"),
+                }
+            }
+            if more_due {
+                continue;
+            }
+            if sending.is_empty() {
+                if draining {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(self.settings.poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            // Wait for a send to finish; with slots free, also for new work to come due.
+            let has_room = sending.len() < self.settings.max_in_flight;
+            let first = tokio::select! {
+                joined = sending.join_next() => joined,
+                _ = tokio::time::sleep(self.settings.poll), if has_room && !draining => None,
+                _ = shutdown.changed(), if !draining => None,
+            };
+            let mut finished: Vec<_> = first.into_iter().collect();
+            while let Some(joined) = sending.try_join_next() {
+                finished.push(joined);
+            }
+            if !finished.is_empty() {
+                self.record(finished).await;
+            }
+        }
+    }
+
+    /// Claims up to `limit` due deliveries and starts sending each on the blocking pool.
+    /// Returns how many were claimed.
+    async fn claim_and_send(&self, sending: &mut Sending, limit: i64) -> Result<usize, Problem> {
+        // The key first: nothing is claimed that could not be signed.
         let key = self.app.platform_key().await?;
-        let mut sending = tokio::task::JoinSet::new();
+        let now = self.app.now();
+        let (lease_until, per_endpoint) = (now + self.settings.lease_seconds, self.settings.per_endpoint);
+        let claim = Claim { now, lease_until, limit, per_endpoint };
+        let due = self.app.store.claim_deliveries(&claim).await?;
+        let claimed = due.len();
         for delivery in due {
-            let (agent, key) = (self.agent.clone(), key.clone());
+            let (agent, key, clock) = (self.agent.clone(), key.clone(), self.app.clock.clone());
             sending.spawn_blocking(move || {
+                let started_at = clock.now();
                 let body = delivery.event.render().to_string();
-                let headers = paygate_core::webhooks::webhook_signatures(&key, body.as_bytes(), &delivery.secret, now);
-                let sent = send(&agent, &delivery.url, &body, &headers);
+                let headers = webhook_signatures(&key, body.as_bytes(), &delivery.secret, started_at);
+                let mut sent = send(&agent, &delivery.url, &body, &headers);
+                // The next attempt counts from when this one ended, however long it took.
+                (sent.started_at, sent.finished_at) = (started_at, clock.now());
                 (delivery, sent)
             });
         }
-        let mut records = Vec::new();
-        while let Some(joined) = sending.join_next().await {
-            let (delivery, sent) = joined.map_err(Problem::internal)?;
-            let (attempt, result) = self.judge(&delivery, sent)?;
-            match result {
-                AttemptResult::Delivered => sweep.delivered += 1,
-                AttemptResult::RetryAt(_) => sweep.retrying += 1,
-                AttemptResult::GiveUp => sweep.failed += 1,
-            }
-            records.push((delivery.seq, attempt, result));
-        }
-        // One transaction for the whole sweep: one commit instead of one per delivery.
-        self.app.store.record_attempts(&records).await?;
-        Ok(sweep)
+        Ok(claimed)
     }
 
-    /// The attempt as logged, and what happens to the delivery next.
-    fn judge(&self, delivery: &DueDelivery, sent: Sent) -> Result<(Attempt, AttemptResult), Problem> {
-        let now = self.app.now();
-        let made = delivery.attempts + 1;
-        let result = if sent.status.is_some_and(|s| (200..300).contains(&s)) {
-            AttemptResult::Delivered
-        } else {
-            let mut jitter = [0u8; 1];
-            getrandom::getrandom(&mut jitter).map_err(Problem::internal)?;
-            match next_attempt_delay(made, sent.retry_after, jitter[0]) {
-                Some(delay) if made < MAX_ATTEMPTS => AttemptResult::RetryAt(now + delay),
-                _ => AttemptResult::GiveUp,
+    /// Judges and records finished sends, all in one transaction; if that fails, one by one, so
+    /// a record that cannot be written never loses the others. Unrecorded deliveries keep their
+    /// lease and are sent again when it runs out (at-least-once).
+    async fn record(&self, finished: Vec<Result<(DueDelivery, Sent), JoinError>>) -> Sweep {
+        let mut sweep = Sweep::default();
+        let mut records = Vec::with_capacity(finished.len());
+        for joined in finished {
+            match joined {
+                Ok((delivery, sent)) => {
+                    let record = judge(&delivery, sent);
+                    match record.result {
+                        AttemptResult::Delivered => sweep.delivered += 1,
+                        AttemptResult::RetryAt(_) => sweep.retrying += 1,
+                        AttemptResult::GiveUp => sweep.failed += 1,
+                    }
+                    records.push(record);
+                }
+                Err(e) => {
+                    eprintln!("paygate: worker: a send did not finish ({e}); its lease will run out and it is retried");
+                    sweep.errors += 1;
+                }
             }
-        };
-        let attempt = Attempt { attempted_at: now, status_code: sent.status.map(i64::from), latency_ms: sent.latency_ms, error: sent.error, response_snippet: sent.snippet };
-        Ok((attempt, result))
+        }
+        if records.is_empty() {
+            return sweep;
+        }
+        if let Err(problem) = self.app.store.record_attempts(&records).await {
+            let n = records.len();
+            eprintln!("paygate: worker: recording {n} attempt(s) together failed ({problem}); now one by one");
+            for record in &records {
+                if let Err(problem) = self.app.store.record_attempts(std::slice::from_ref(record)).await {
+                    eprintln!("paygate: worker: recording the attempt of delivery {}: {problem}", record.seq);
+                    sweep.errors += 1;
+                }
+            }
+        }
+        sweep
     }
+}
+
+/// The attempt as logged, and what happens to the delivery next: retries count from when the
+/// attempt finished, so a slow attempt never makes the next one come early.
+fn judge(delivery: &DueDelivery, sent: Sent) -> AttemptRecord {
+    let made = delivery.attempts + 1;
+    let result = if sent.status.is_some_and(|s| (200..300).contains(&s)) {
+        AttemptResult::Delivered
+    } else {
+        // Jitter spreads retries; without randomness the schedule itself still holds.
+        let mut jitter = [0u8; 1];
+        let _ = getrandom::getrandom(&mut jitter);
+        match next_attempt_delay(made, sent.retry_after, jitter[0]) {
+            Some(delay) if made < MAX_ATTEMPTS => AttemptResult::RetryAt(sent.finished_at + delay),
+            _ => AttemptResult::GiveUp,
+        }
+    };
+    let attempt = Attempt {
+        attempted_at: sent.started_at,
+        status_code: sent.status.map(i64::from),
+        latency_ms: sent.latency_ms,
+        error: sent.error,
+        response_snippet: sent.snippet,
+    };
+    AttemptRecord { seq: delivery.seq, lease_until: delivery.lease_until, attempt, result }
+}
+
+fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
+    // A dropped sender also means stop (and would make `changed()` return at once forever).
+    *shutdown.borrow() || shutdown.has_changed().is_err()
+}
+
+fn log_failures(what: &str, failed: Vec<(String, Problem)>) -> usize {
+    for (id, problem) in &failed {
+        eprintln!("paygate: worker: {what} {id}: {problem} (tried again next pass)");
+    }
+    failed.len()
 }
 
 fn send(agent: &ureq::Agent, url: &str, body: &str, headers: &[(&'static str, String)]) -> Sent {
     let started = Instant::now();
-    let mut request = agent.post(url).set("content-type", "application/json; charset=utf-8").set("user-agent", "paygate-webhooks/1");
+    let mut request = agent.post(url).set("content-type", "application/json; charset=utf-8");
+    request = request.set("user-agent", "paygate-webhooks/1");
     for (name, value) in headers {
         request = request.set(name, value);
     }
@@ -165,18 +404,109 @@ fn send(agent: &ureq::Agent, url: &str, body: &str, headers: &[(&'static str, St
         Err(ureq::Error::Status(_, r)) => Ok(r),
         Err(e) => Err(e.to_string()),
     };
-    let latency_ms = started.elapsed().as_millis() as i64;
+    let (status, retry_after, snippet, error) = (None, None, None, None);
+    let mut sent = Sent { started_at: 0, finished_at: 0, status, retry_after, snippet, error, latency_ms: 0 };
     match response {
         Ok(r) => {
-            let status = r.status();
-            let retry_after = r.header("retry-after").and_then(|v| v.trim().parse::<i64>().ok());
-            let mut text = r.into_string().unwrap_or_default();
+            sent.status = Some(r.status());
+            sent.retry_after = r.header("retry-after").and_then(|v| v.trim().parse::<i64>().ok());
+            // Only what the log keeps is read (bounded by the attempt's deadline).
+            let mut bytes = Vec::new();
+            let _ = r.into_reader().take(SNIPPET_BYTES as u64).read_to_end(&mut bytes);
+            let mut text = String::from_utf8_lossy(&bytes).into_owned();
             if text.len() > SNIPPET_BYTES {
                 let cut = (0..=SNIPPET_BYTES).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
                 text.truncate(cut);
             }
-            Sent { status: Some(status), retry_after, snippet: Some(text), error: None, latency_ms }
+            sent.snippet = Some(text);
         }
-        Err(error) => Sent { status: None, retry_after: None, snippet: None, error: Some(error), latency_ms },
+        Err(error) => sent.error = Some(error),
+    }
+    sent.latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    sent
+}
+
+/// Resolves webhook hosts for the agent. Unless the operator allows private addresses, it
+/// drops every address paygate may not call on a merchant's behalf — after DNS, so a public
+/// name that resolves to 127.0.0.1 or 169.254.169.254 is refused too, at every attempt — and
+/// ureq connects only to what is left. The lookup is bounded by the attempt timeout (ureq's own
+/// deadline does not cover DNS).
+struct GuardedResolver {
+    allow_private: bool,
+    timeout: Duration,
+}
+
+impl ureq::Resolver for GuardedResolver {
+    fn resolve(&self, netloc: &str) -> io::Result<Vec<SocketAddr>> {
+        let found = match netloc.parse::<SocketAddr>() {
+            Ok(literal) => vec![literal],
+            Err(_) => lookup(netloc, self.timeout)?,
+        };
+        if self.allow_private {
+            return Ok(found);
+        }
+        let (public, refused): (Vec<SocketAddr>, Vec<SocketAddr>) =
+            found.into_iter().partition(|a| paygate_core::webhooks::is_public_address(a.ip()));
+        if public.is_empty() && !refused.is_empty() {
+            let list: Vec<String> = refused.iter().map(|a| a.ip().to_string()).collect();
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "refused: {netloc} is a non-public address ({}); PAYGATE_WEBHOOK_ALLOW_PRIVATE=1 allows it",
+                    list.join(", ")
+                ),
+            ));
+        }
+        Ok(public)
+    }
+}
+
+/// The system resolver on its own thread, given up on after `timeout` (the thread finishes its
+/// lookup on its own; nothing waits for it).
+fn lookup(netloc: &str, timeout: Duration) -> io::Result<Vec<SocketAddr>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = netloc.to_string();
+    std::thread::Builder::new().name("webhook-dns".into()).spawn(move || {
+        let _ = tx.send(name.to_socket_addrs().map(|addrs| addrs.collect::<Vec<_>>()));
+    })?;
+    let slow = || io::Error::new(io::ErrorKind::TimedOut, format!("DNS lookup of {netloc} took over {timeout:?}"));
+    rx.recv_timeout(timeout).map_err(|_| slow())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_must_outlast_an_attempt() {
+        assert!(Settings::default().validate().is_ok());
+        for (lease, timeout_ms) in [(10, 10_000), (5, 10_000), (11, 10_000), (2, 1_000), (0, 1)] {
+            let timeout = Duration::from_millis(timeout_ms);
+            let s = Settings { lease_seconds: lease, timeout, ..Settings::default() };
+            let err = s.validate().expect_err("refused");
+            assert!(err.message.contains("PAYGATE_WORKER_LEASE_SECONDS"), "{err}");
+        }
+        let s = Settings { lease_seconds: 3, timeout: Duration::from_millis(1_900), ..Settings::default() };
+        assert!(s.validate().is_ok());
+        for bad in [
+            Settings { max_in_flight: 0, ..Settings::default() },
+            Settings { max_in_flight: MAX_IN_FLIGHT_LIMIT + 1, ..Settings::default() },
+            Settings { per_endpoint: 0, ..Settings::default() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_resolver_drops_private_addresses_unless_allowed() {
+        let strict = GuardedResolver { allow_private: false, timeout: Duration::from_secs(5) };
+        use ureq::Resolver;
+        for refused in ["127.0.0.1:80", "[::1]:80", "169.254.169.254:80", "[::ffff:10.0.0.1]:443", "localhost:80"] {
+            let err = strict.resolve(refused).expect_err(refused);
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{refused}: {err}");
+        }
+        assert_eq!(strict.resolve("93.184.215.14:443").unwrap().len(), 1);
+        let open = GuardedResolver { allow_private: true, timeout: Duration::from_secs(5) };
+        assert!(!open.resolve("localhost:80").unwrap().is_empty());
     }
 }

@@ -1,7 +1,7 @@
 //! Wiring shared by the `paygate` binary and the integration tests: pick the store from a
 //! database URL, start the application, serve it.
 
-use paygate_core::{Clock, Paygate};
+use paygate_core::{Clock, Paygate, Policy};
 use paygate_domain::Problem;
 use paygate_store::Store;
 use std::sync::Arc;
@@ -43,8 +43,16 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Opens the store and starts the application under the default [`Policy`] (private webhook
+/// addresses refused).
 pub async fn start(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<Paygate>, Problem> {
-    Ok(Arc::new(Paygate::start(open_store(url)?, clock).await?))
+    start_with(url, clock, Policy::default()).await
+}
+
+/// Opens the store and starts the application under the operator's `policy` (the binary reads
+/// it from the environment once, with [`Policy::from_env`]).
+pub async fn start_with(url: &str, clock: Arc<dyn Clock>, policy: Policy) -> Result<Arc<Paygate>, Problem> {
+    Ok(Arc::new(Paygate::start(open_store(url)?, clock, policy).await?))
 }
 
 /// A running server; dropping the handle does not stop it, `stop` does.
@@ -52,27 +60,50 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     pub app: Arc<Paygate>,
     stop: watch::Sender<bool>,
+    grace: std::time::Duration,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests and the worker's current sweep finish.
+    /// Stops accepting, lets in-flight requests and the worker's current sweep finish within
+    /// the shutdown grace period, then closes whatever is left.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = task.await;
+        for mut task in self.tasks {
+            // The HTTP server keeps its own deadline; this bounds the worker's last sweep too.
+            if tokio::time::timeout(self.grace + std::time::Duration::from_secs(1), &mut task).await.is_err() {
+                eprintln!("paygate: a task did not stop within the grace period; abandoning it");
+                task.abort();
+            }
         }
     }
 }
 
-/// Serves the HTTP API; with `worker`, also runs the background worker in this process.
+/// Takes the listening socket: done first, so a port in use fails before anything is written.
+pub async fn bind(listen: &str) -> Result<TcpListener, Problem> {
+    TcpListener::bind(listen).await.map_err(|e| Problem::invalid("listen", format!("Cannot listen on {listen}: {e}")))
+}
+
+/// Serves the HTTP API with the default limits; with `worker`, also runs the background worker.
 pub async fn serve(listen: &str, app: Arc<Paygate>, worker: Option<paygate_worker::Settings>) -> Result<Running, Problem> {
-    let listener = TcpListener::bind(listen).await.map_err(|e| Problem::invalid("listen", format!("Cannot listen on {listen}: {e}")))?;
+    serve_on(bind(listen).await?, app, worker, paygate_http::Limits::default())
+}
+
+/// Serves the HTTP API on a socket already bound; with `worker`, also runs the worker.
+pub fn serve_on(
+    listener: TcpListener,
+    app: Arc<Paygate>,
+    worker: Option<paygate_worker::Settings>,
+    limits: paygate_http::Limits,
+) -> Result<Running, Problem> {
+    // Worker settings that could send a delivery twice are refused before anything starts.
+    let worker = worker.map(|settings| paygate_worker::Worker::try_new(app.clone(), settings)).transpose()?;
     let addr = listener.local_addr().map_err(Problem::internal)?;
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = vec![tokio::spawn(paygate_http::serve(listener, app.clone(), stopped.clone()))];
-    if let Some(settings) = worker {
-        tasks.push(tokio::spawn(paygate_worker::Worker::new(app.clone(), settings).run(stopped)));
+    let grace = limits.shutdown_grace;
+    let mut tasks = vec![tokio::spawn(paygate_http::serve(listener, app.clone(), limits, stopped.clone()))];
+    if let Some(worker) = worker {
+        tasks.push(tokio::spawn(worker.run(stopped)));
     }
-    Ok(Running { addr, app, stop, tasks })
+    Ok(Running { addr, app, stop, grace, tasks })
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 const USAGE: &str = "paygate — a self-hosted payment order gateway (Ping++-compatible /v1 API)
 
 USAGE:
-  paygate serve [--listen ADDR] [--database URL] [--no-worker]
+  paygate serve [--listen ADDR] [--database URL] [--no-worker] [LIMITS]
   paygate worker [--database URL]
   paygate migrate [--database URL]
   paygate app create --name NAME [--public-key-file PEM] [--json] [--database URL]
@@ -29,7 +29,15 @@ USAGE:
   paygate events resend --app APP_ID EVT_ID [--live] [--database URL]
 
 Defaults: --listen 127.0.0.1:8080 (env PAYGATE_LISTEN),
-          --database sqlite://paygate.db (env PAYGATE_DATABASE_URL; or postgres://USER@HOST/DB)";
+          --database sqlite://paygate.db (env PAYGATE_DATABASE_URL; or postgres://USER@HOST/DB)
+
+LIMITS (serve; seconds unless said otherwise):
+  --max-connections N        open connections at most, more get 503   (env PAYGATE_MAX_CONNECTIONS, 1024)
+  --header-read-timeout S    a request's head must arrive within S    (env PAYGATE_HEADER_READ_TIMEOUT, 10)
+  --body-read-timeout S      its body within S more (408 after)       (env PAYGATE_BODY_READ_TIMEOUT, 30)
+  --idle-timeout S           keep-alive connections idle this long    (env PAYGATE_IDLE_TIMEOUT, 60)
+  --shutdown-grace S         on SIGTERM/SIGINT, in-flight work gets S (env PAYGATE_SHUTDOWN_GRACE, 10);
+                             a second signal exits at once";
 
 struct Args {
     positional: Vec<String>,
@@ -115,6 +123,8 @@ fn main() -> ExitCode {
             _ => Err(Err(format!("unknown command '{}'", command.join(" ")))),
         }
     });
+    // Blocking work still running (a webhook send past its deadline) must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Ok(problem)) => fail(&problem),
@@ -136,12 +146,47 @@ fn usage_error(message: &str) -> ExitCode {
 }
 
 async fn open(args: &Args) -> Result<Arc<paygate_core::Paygate>, Result<Problem, String>> {
-    paygate::start(&args.database(), Arc::new(SystemClock)).await.map_err(Ok)
+    paygate::start_with(&args.database(), Arc::new(SystemClock), paygate_core::Policy::from_env()).await.map_err(Ok)
+}
+
+/// `--NAME` or env `PAYGATE_NAME` as a positive whole number, or `default`.
+fn limit(args: &Args, name: &str, default: u64) -> Result<u64, Result<Problem, String>> {
+    let env = format!("PAYGATE_{}", name.to_uppercase().replace('-', "_"));
+    match args.opt(name).or_else(|| std::env::var(&env).ok()) {
+        None => Ok(default),
+        Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            Err(format!("--{name} (env {env}) must be a whole number greater than 0, got '{v}'"))
+        }),
+    }
+}
+
+fn limits(args: &Args) -> Result<paygate_http::Limits, Result<Problem, String>> {
+    use std::time::Duration;
+    let d = paygate_http::Limits::default();
+    let secs = |name: &str, default: Duration| limit(args, name, default.as_secs()).map(Duration::from_secs);
+    Ok(paygate_http::Limits {
+        max_connections: usize::try_from(limit(args, "max-connections", d.max_connections as u64)?).unwrap_or(usize::MAX),
+        header_read_timeout: secs("header-read-timeout", d.header_read_timeout)?,
+        body_read_timeout: secs("body-read-timeout", d.body_read_timeout)?,
+        idle_timeout: secs("idle-timeout", d.idle_timeout)?,
+        write_stall_timeout: d.write_stall_timeout,
+        shutdown_grace: secs("shutdown-grace", d.shutdown_grace)?,
+    })
 }
 
 async fn serve(args: &Args) -> CmdResult {
-    args.check_known(&["listen", "database", "no-worker"]).map_err(Err)?;
+    let limit_names = ["max-connections", "header-read-timeout", "body-read-timeout", "idle-timeout", "shutdown-grace"];
+    let known: Vec<&str> = ["listen", "database", "no-worker"].into_iter().chain(limit_names).collect();
+    args.check_known(&known).map_err(Err)?;
+    let limits = limits(args)?;
     let listen = args.opt("listen").or_else(|| std::env::var("PAYGATE_LISTEN").ok()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let worker = (!args.flag("no-worker")).then(paygate_worker::Settings::from_env);
+    // Everything that can be wrong with the configuration or the port fails before the
+    // database is touched: a failed start must not create (and print the keys of) the first app.
+    if let Some(settings) = &worker {
+        settings.validate().map_err(Ok)?;
+    }
+    let listener = paygate::bind(&listen).await.map_err(Ok)?;
     let app = open(args).await?;
     if app.store.count_apps().await.map_err(Ok)? == 0 {
         let keys = app.create_app("default", None).await.map_err(Ok)?;
@@ -151,13 +196,24 @@ async fn serve(args: &Args) -> CmdResult {
         println!("  知晓云 client id (test): {}", client_id(&keys, paygate_domain::Mode::Test));
         println!("Keep these keys: they are stored only as hashes and cannot be shown again.");
     }
-    let worker = (!args.flag("no-worker")).then(paygate_worker::Settings::from_env);
-    let running = paygate::serve(&listen, app.clone(), worker).await.map_err(Ok)?;
+    let grace = limits.shutdown_grace;
+    let running = paygate::serve_on(listener, app.clone(), worker, limits).map_err(Ok)?;
     eprintln!("paygate: serving on http://{} with {} ({})", running.addr, app.store.backend(), redact(&args.database()));
     wait_for_signal().await;
-    eprintln!("paygate: shutting down, finishing in-flight requests");
+    eprintln!("paygate: shutting down: in-flight requests get {}s (a second signal exits at once)", grace.as_secs());
+    exit_on_second_signal();
     running.stop().await;
     Ok(())
+}
+
+/// After the first SIGINT/SIGTERM started a graceful shutdown, a second one ends the process
+/// at once (an operator pressing Ctrl-C twice means it).
+fn exit_on_second_signal() {
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("paygate: second signal: exiting now");
+        std::process::exit(130);
+    });
 }
 
 async fn wait_for_signal() {
@@ -279,10 +335,12 @@ async fn worker(args: &Args) -> CmdResult {
     args.check_known(&["database"]).map_err(Err)?;
     let app = open(args).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(paygate_worker::Worker::new(app.clone(), paygate_worker::Settings::from_env()).run(stopped));
+    let worker = paygate_worker::Worker::try_new(app.clone(), paygate_worker::Settings::from_env()).map_err(Ok)?;
+    let task = tokio::spawn(worker.run(stopped));
     eprintln!("paygate: worker running on {} ({})", app.store.backend(), redact(&args.database()));
     wait_for_signal().await;
-    eprintln!("paygate: worker finishing its current sweep");
+    eprintln!("paygate: worker finishing its current sweep (a second signal exits at once)");
+    exit_on_second_signal();
     let _ = stop.send(true);
     let _ = task.await;
     Ok(())

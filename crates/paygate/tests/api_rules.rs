@@ -185,7 +185,7 @@ fn bad_input_is_4xx_and_writes_nothing(backend: Backend) {
         let (st, _) = s.get(&k.test, path);
         assert_eq!(st, 404, "{path}");
     }
-    assert_eq!(s.call("DELETE", &k.test, "/v1/orders", None, &[]).0, 400);
+    assert_eq!(s.call("DELETE", &k.test, "/v1/orders", None, &[]).0, 405);
     assert_eq!(s.get(&k.test, "/v1/nothing").0, 404);
     let (st, _) = s.post(&k.test, "/v1/orders/2000000000000000000/pay", json!({"channel": "alipay"}));
     assert_eq!(st, 404);

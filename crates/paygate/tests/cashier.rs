@@ -4,35 +4,13 @@
 
 mod support;
 
-use hmac::{Hmac, Mac};
-use md5::{Digest, Md5};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+use support::faces::{hmac_sign, md5_sign};
 use support::{Backend, Keys, TestServer};
 
 both!(seed_001_member_wallet_payment, envelopes_are_refused_in_the_face_shape, paying_fresh_query_and_reverse, seed_002_query_with_fees_and_subsidies, wallet_never_goes_negative);
 
-/// Sorted `k=v` of non-empty fields but `sign`, joined by `&` (nested values as compact JSON).
-fn canonical(fields: &Map<String, Value>) -> String {
-    let mut pairs: Vec<(String, String)> = fields
-        .iter()
-        .filter(|(k, _)| *k != "sign")
-        .map(|(k, v)| (k.clone(), if let Value::String(s) = v { s.clone() } else { v.to_string() }))
-        .filter(|(_, v)| !v.is_empty() && v != "null")
-        .collect();
-    pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
-}
-
-fn md5_sign(fields: &Map<String, Value>, key: &str) -> String {
-    Md5::digest(format!("{}&key={key}", canonical(fields)).as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hmac_sign(fields: &Map<String, Value>, key: &str) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
-    mac.update(canonical(fields).as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn envelope(s: &TestServer, k: &Keys, biz: Value, sign_type: &str) -> Map<String, Value> {
     let (open_app_id, secret, token) = &k.cashier;

@@ -25,8 +25,12 @@ fn start(db: &str) -> (Child, String) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_paygate"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database", db])
-        .env("PAYGATE_WORKER_LEASE_SECONDS", "2")
+        // Short leases so that a killed node's claims come free quickly; the lease must outlast
+        // an attempt (timeout) by more than a second. The receivers listen on 127.0.0.1.
+        .env("PAYGATE_WORKER_LEASE_SECONDS", "4")
+        .env("PAYGATE_WORKER_TIMEOUT_MS", "2500")
         .env("PAYGATE_WORKER_POLL_MS", "50")
+        .env("PAYGATE_WEBHOOK_ALLOW_PRIVATE", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -4,6 +4,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::sync::Arc;
+use support::faces::hs;
 use support::{Backend, Keys, TestServer};
 
 both!(
@@ -15,15 +16,6 @@ both!(
     shares_and_refunds_racing_keep_both_rules
 );
 
-/// An hserve request as the SDK sends it: client id, and a session token or secret key.
-fn hs(s: &TestServer, method: &str, client_id: &str, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let auth = format!("Hydrogen-r1 {token}");
-    let mut headers = vec![("x-hydrogen-client-id", client_id)];
-    if !token.is_empty() {
-        headers.push(("authorization", auth.as_str()));
-    }
-    s.call(method, "", path, body.map(|b| b.to_string()), &headers)
-}
 
 fn register(s: &TestServer, k: &Keys, name: &str) -> (String, i64) {
     let (st, session) = hs(s, "POST", &k.client_id, "", "/hserve/v2.1/register/username/", Some(json!({"username": name, "password": "secret-1"})));

@@ -50,16 +50,21 @@ fn cors(req: &Incoming, response: &mut HttpResponse) {
     }
 }
 
+/// A refusal the router made before this face's handler ran, with CORS like every answer here
+/// (without it the browser SDK sees a TypeError instead of the error).
+pub(crate) fn error_with_cors(req: &Incoming, problem: &Problem) -> HttpResponse {
+    let mut response = error_response(problem);
+    cors(req, &mut response);
+    response
+}
+
 fn error_response(problem: &Problem) -> HttpResponse {
+    // 知晓云 answers a state conflict as a plain 400.
     let status = match problem.kind {
-        ProblemKind::InvalidRequest | ProblemKind::Idempotency => StatusCode::BAD_REQUEST,
-        ProblemKind::Authentication => StatusCode::UNAUTHORIZED,
-        ProblemKind::NotFound => StatusCode::NOT_FOUND,
         ProblemKind::Conflict => StatusCode::BAD_REQUEST,
-        ProblemKind::Channel => StatusCode::PAYMENT_REQUIRED,
-        ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        kind => crate::errors::status(kind),
     };
-    let problem = crate::pingpp::public_problem(problem);
+    let problem = crate::errors::public_problem(problem);
     let body = json!({"error_msg": problem.message, "message": problem.message, "error_code": problem.code, "param": problem.param});
     request::json(status, body.to_string().into_bytes())
 }
@@ -212,8 +217,18 @@ async fn refund(app: &Paygate, req: &Incoming) -> Answer {
     };
     let amount = yuan_text(&b, "refund_amount")?.map(|t| Amount::parse_yuan("refund_amount", &t)).transpose()?;
     let memo = b.string("memo")?.map(|m| paygate_domain::validate::text("memo", &m, 255)).transpose()?;
-    let (refund, record) = app.hserve_refund(&caller, by, amount, memo).await?;
+    let refunded = app.hserve_refund(&caller, by, amount, memo).await;
+    let (refund, record) = refunded.map_err(|p| renamed(p, &[("amount", "refund_amount"), ("description", "memo")]))?;
     Ok((StatusCode::CREATED, render::refund(&refund, &record)))
+}
+
+/// The core's rules name the core's fields (`amount` of a refund); this face's caller sent them
+/// under its own names, and an error must name what the caller sent.
+pub(crate) fn renamed(mut problem: Problem, names: &[(&str, &str)]) -> Problem {
+    if let Some((_, face)) = names.iter().find(|(core, _)| problem.param.as_deref() == Some(*core)) {
+        problem.param = Some((*face).to_string());
+    }
+    problem
 }
 
 async fn share(app: &Paygate, req: &Incoming, which: &str, op: &str) -> Answer {

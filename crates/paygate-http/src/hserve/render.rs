@@ -48,12 +48,12 @@ pub fn record(r: &PaymentRecord) -> Value {
         (Some(n), "weixin_tenpay") => json!({"wechat_response": n}),
         _ => json!({}),
     };
-    let updated = [Some(r.order.created), r.order.time_paid].into_iter().flatten().max();
     json!({
         "id": r.id,
         "created_at": r.order.created,
-        "updated_at": updated,
+        "updated_at": r.updated,
         "created_by_id": r.meta.created_by,
+        "created_by_name": r.created_by_name,
         "gateway_type": r.meta.gateway_type,
         "gateway_extra_info": gateway_extra_info,
         "ip_address": r.meta.ip_address,
@@ -92,8 +92,9 @@ pub fn record_list(records: &[PaymentRecord], total: i64, q: &ParsedQuery, raw: 
         }
         url
     };
-    let next = (offset + limit < total).then(|| link(offset + limit));
-    let previous = (offset > 0).then(|| link((offset - limit).max(0)));
+    // `offset` is the client's number (up to i64::MAX): checked, never wrapped.
+    let next = offset.checked_add(limit).filter(|n| *n < total).map(link);
+    let previous = (offset > 0).then(|| link(offset.saturating_sub(limit).max(0)));
     json!({
         "meta": {"limit": limit, "next": next, "offset": offset, "previous": previous, "total_count": total},
         "objects": records.iter().map(|r| select_keys(record(r), q.keys.as_deref())).collect::<Vec<_>>(),

@@ -132,11 +132,7 @@ fn refund_input(req: &Incoming) -> Result<RefundInput, Problem> {
 }
 
 fn limit(req: &Incoming) -> Result<i64, Problem> {
-    let limit = req.query.int("limit")?.unwrap_or(DEFAULT_PER_PAGE);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Problem::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}.")));
-    }
-    Ok(limit)
+    paygate_domain::paging::limit(req.query.int("limit")?, DEFAULT_PER_PAGE, MAX_LIMIT)
 }
 
 async fn list_orders(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {

@@ -25,7 +25,8 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
         }
         .await,
         ["members", id, "balance_transactions"] if m == Method::GET => async {
-            let limit = req.query.int("limit")?.unwrap_or(20).clamp(1, 100);
+            // Out of range is a 400 as on every other list, never silently clamped.
+            let limit = paygate_domain::paging::limit(req.query.int("limit")?, 20, paygate_domain::paging::MAX_LIMIT)?;
             let list = app.balance_transactions(caller, id, limit).await?;
             Ok((StatusCode::OK, render::list(&format!("/v1/members/{id}/balance_transactions"), false, list.iter().map(transaction_json).collect())))
         }

@@ -24,7 +24,11 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, path: &[&str]) -> Http
         Err(problem) => return error_response(&problem),
     };
     let idempotency_key = match req.method {
-        Method::POST | Method::PUT => req.header("idempotency-key").map(str::to_string),
+        // Never ignored: a key that is not UTF-8 text is refused, not treated as absent.
+        Method::POST | Method::PUT => match req.header_text("idempotency-key", "Idempotency-Key") {
+            Ok(key) => key.map(str::to_string),
+            Err(problem) => return error_response(&problem),
+        },
         _ => None,
     };
     let Some(key) = idempotency_key else {
@@ -80,47 +84,29 @@ async fn authenticate(app: &Paygate, req: &Incoming) -> Result<Caller, Problem> 
     Ok(caller)
 }
 
-fn status_of(problem: &Problem) -> StatusCode {
-    match problem.kind {
-        ProblemKind::InvalidRequest | ProblemKind::Idempotency => StatusCode::BAD_REQUEST,
-        ProblemKind::Authentication => StatusCode::UNAUTHORIZED,
-        ProblemKind::NotFound => StatusCode::NOT_FOUND,
-        ProblemKind::Conflict => StatusCode::CONFLICT,
-        ProblemKind::Channel => StatusCode::PAYMENT_REQUIRED,
-        ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 fn error_type(kind: ProblemKind) -> &'static str {
     match kind {
-        ProblemKind::InvalidRequest | ProblemKind::NotFound | ProblemKind::Conflict => "invalid_request_error",
+        ProblemKind::InvalidRequest
+        | ProblemKind::NotFound
+        | ProblemKind::Conflict
+        | ProblemKind::MethodNotAllowed
+        | ProblemKind::Http(_) => "invalid_request_error",
         ProblemKind::Idempotency => "idempotency_error",
         ProblemKind::Authentication => "authentication_error",
         ProblemKind::Channel => "channel_error",
-        ProblemKind::Internal => "api_error",
+        ProblemKind::TooManyRequests => "rate_limit_error",
+        ProblemKind::Unavailable | ProblemKind::Internal => "api_error",
     }
 }
 
-pub(crate) fn log_problem(problem: &Problem) {
-    eprintln!("paygate: error: {problem}");
-}
-
-/// What a client may see of a problem, in any face: an internal one is logged and replaced by
-/// a message that reveals nothing of it.
-pub(crate) fn public_problem(problem: &Problem) -> Problem {
-    if problem.is_internal() {
-        log_problem(problem);
-        return Problem::internal("An internal error occurred; it has been logged.");
-    }
-    problem.clone()
-}
+pub(crate) use crate::errors::{log_problem, public_problem};
 
 fn encode(answer: Answer) -> (StatusCode, Vec<u8>) {
     match answer {
         Ok((status, value)) => (status, value.to_string().into_bytes()),
         Err(problem) => {
             let problem = public_problem(&problem);
-            (status_of(&problem), problem_json(&problem).to_string().into_bytes())
+            (crate::errors::status(problem.kind), problem_json(&problem).to_string().into_bytes())
         }
     }
 }
@@ -136,8 +122,4 @@ fn respond(answer: Answer) -> HttpResponse {
 
 pub(crate) fn error_response(problem: &Problem) -> HttpResponse {
     respond(Err(problem.clone()))
-}
-
-pub(crate) fn not_found_route(req: &Incoming) -> HttpResponse {
-    error_response(&Problem::new(ProblemKind::NotFound, "route_not_found", format!("Unrecognized request URL ({} {}).", req.method, req.path)))
 }

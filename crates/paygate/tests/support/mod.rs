@@ -3,6 +3,7 @@
 //! required: without it the Postgres half fails loudly instead of skipping.
 #![allow(dead_code)]
 
+pub mod faces;
 pub mod receiver;
 
 use paygate_core::{Clock, Paygate};
@@ -81,6 +82,11 @@ pub fn fresh_database(rt: &tokio::runtime::Runtime, backend: Backend) -> String 
     }
 }
 
+/// What the test servers run under: webhook receivers listen on 127.0.0.1.
+fn allow_private() -> paygate_core::Policy {
+    paygate_core::Policy { webhook_allow_private: true }
+}
+
 pub struct TestServer {
     pub rt: tokio::runtime::Runtime,
     pub app: Arc<Paygate>,
@@ -107,12 +113,29 @@ pub struct Keys {
 
 impl TestServer {
     pub fn start(backend: Backend) -> TestServer {
+        TestServer::start_with_limits(backend, paygate_http::Limits::default())
+    }
+
+    /// A server whose connection limits (timeouts, cap, shutdown grace) are `limits`.
+    pub fn start_with_limits(backend: Backend, limits: paygate_http::Limits) -> TestServer {
+        TestServer::launch(backend, limits, allow_private())
+    }
+
+    /// A server under the production default policy: webhook endpoints on loopback, private and
+    /// link-local addresses are refused (every other server here allows them, since the test
+    /// receivers listen on 127.0.0.1).
+    pub fn start_strict(backend: Backend) -> TestServer {
+        TestServer::launch(backend, paygate_http::Limits::default(), paygate_core::Policy::default())
+    }
+
+    fn launch(backend: Backend, limits: paygate_http::Limits, policy: paygate_core::Policy) -> TestServer {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let database_url = fresh_database(&rt, backend);
         let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000)));
         let (app, running) = rt.block_on(async {
-            let app = paygate::start(&database_url, clock.clone()).await.expect("paygate starts");
-            let running = paygate::serve("127.0.0.1:0", app.clone(), None).await.expect("listens");
+            let app = paygate::start_with(&database_url, clock.clone(), policy).await.expect("paygate starts");
+            let listener = paygate::bind("127.0.0.1:0").await.expect("binds");
+            let running = paygate::serve_on(listener, app.clone(), None, limits).expect("listens");
             (app, running)
         });
         let base = format!("http://{}", running.addr);
@@ -125,7 +148,7 @@ impl TestServer {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000)));
         let (app, running) = rt.block_on(async {
-            let app = paygate::start(database_url, clock.clone()).await.expect("paygate starts");
+            let app = paygate::start_with(database_url, clock.clone(), allow_private()).await.expect("paygate starts");
             let running = paygate::serve("127.0.0.1:0", app.clone(), None).await.expect("listens");
             (app, running)
         });
@@ -232,6 +255,25 @@ impl Drop for TestServer {
             if let Some(dir) = std::path::Path::new(path).parent() {
                 let _ = std::fs::remove_dir_all(dir);
             }
+        }
+    }
+}
+
+impl TestServer {
+    /// Runs raw SQL on the test's database, behind paygate's back: for stories that need a
+    /// state no API produces (an outbox left damaged by an older version, say).
+    pub fn sql(&self, sql: &str) {
+        match self.database_url.strip_prefix("sqlite://") {
+            Some(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+                conn.execute_batch(sql).unwrap();
+            }
+            None => self.rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                client.batch_execute(sql).await.unwrap();
+            }),
         }
     }
 }

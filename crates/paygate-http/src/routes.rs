@@ -1,0 +1,190 @@
+//! Which face a path belongs to, and which methods each of its routes takes. The router uses
+//! this before anything else, so an unknown path is a 404 and a known path with the wrong
+//! method a 405 with `Allow`, both in the face's own error format, before authentication.
+//! The handlers still match their own routes; `every_listed_route_is_handled` (tests) keeps
+//! the two in step.
+
+use hyper::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Face {
+    /// Ping++ `/v1`, and anything unrecognised: `{"error": {type, code, message, param}}`.
+    Pingpp,
+    /// 知晓云 `/hserve`: `{error_msg, message, …}` with CORS headers on every answer.
+    Hserve,
+    /// 酷点 cashier: a `{result, sign}` envelope.
+    Cashier,
+    /// SaaS WeChat-Pay query: `{return_code, error_code, error_msg, sign}`.
+    Saas,
+    /// The sandbox pay page a person opens in a browser: HTML.
+    SandboxPage,
+    /// `/healthz`, `/readyz`: plain text.
+    Ops,
+}
+
+use Method as M;
+
+const GET: &[Method] = &[M::GET];
+const POST: &[Method] = &[M::POST];
+const GET_POST: &[Method] = &[M::GET, M::POST];
+
+/// `/v1/…` routes (`*` = one path segment).
+const PINGPP: &[(&str, &[Method])] = &[
+    ("orders", GET_POST),
+    ("orders/*", &[M::GET, M::PUT]),
+    ("orders/*/pay", POST),
+    ("orders/*/charges", GET),
+    ("orders/*/charges/*", GET),
+    ("orders/*/order_refunds", GET_POST),
+    ("orders/*/order_refunds/*", GET),
+    ("orders/*/profit_sharings", GET_POST),
+    ("orders/*/profit_sharings/finish", POST),
+    ("orders/*/profit_sharings/*", GET),
+    ("orders/*/profit_sharings/*/returns", POST),
+    ("charges/*", GET),
+    ("charges/*/refunds", GET_POST),
+    ("charges/*/refunds/*", GET),
+    ("sandbox/charges/*/pay", POST),
+    ("members", POST),
+    ("members/*", GET),
+    ("members/*/topups", POST),
+    ("members/*/balance_transactions", GET),
+    ("fee_rates", POST),
+    ("events", GET),
+    ("events/*", GET),
+    ("events/*/deliveries", GET),
+    ("events/*/resend", POST),
+    ("webhook_endpoints", GET_POST),
+    ("webhook_endpoints/*", &[M::DELETE]),
+    ("webhook_public_key", GET),
+];
+
+/// `/hserve/…` routes; every one also answers `OPTIONS` (CORS preflight).
+const HSERVE: &[(&str, &[Method])] = &[
+    ("v2.0/login/anonymous", POST),
+    ("v2.1/register/username", POST),
+    ("v2.1/login/username", POST),
+    ("v2.0/session/destroy", POST),
+    ("*/user/info/*", GET),
+    ("v2.2/idp/pay/order", GET_POST),
+    ("*/idp/pay/order/*", GET),
+    ("v2.2/idp/pay/refund", POST),
+    ("v2.2/idp/pay/wechat/profit-sharing", POST),
+    ("v2.2/idp/pay/wechat/multi-profit-sharing", POST),
+    ("v2.2/idp/pay/alipay/profit-sharing", POST),
+    ("v2.2/idp/pay/wechat/profit-sharing/finish", POST),
+    ("v2.2/idp/pay/profit-sharing/return", POST),
+];
+
+const CASHIER: &[(&str, &[Method])] = &[("pay", POST), ("query", POST), ("refund", POST), ("reverse", POST)];
+const SAAS: &[(&str, &[Method])] = &[("", POST)];
+const SANDBOX_PAGE: &[(&str, &[Method])] = &[("*", GET_POST)];
+const OPS: &[(&str, &[Method])] = &[("healthz", GET), ("readyz", GET)];
+
+/// The face of a path, and the rest of the path below the face's prefix.
+pub(crate) fn face_of<'a>(segments: &'a [&'a str]) -> (Face, &'a [&'a str]) {
+    match segments {
+        ["v1", rest @ ..] => (Face::Pingpp, rest),
+        ["hserve", rest @ ..] => (Face::Hserve, rest),
+        ["api", "v2", "cashier", rest @ ..] => (Face::Cashier, rest),
+        ["api", "v1", "pay", "wx", "query", rest @ ..] => (Face::Saas, rest),
+        ["sandbox", "charges", rest @ ..] => (Face::SandboxPage, rest),
+        ["healthz" | "readyz"] => (Face::Ops, segments),
+        _ => (Face::Pingpp, segments),
+    }
+}
+
+impl Face {
+    fn table(self) -> &'static [(&'static str, &'static [Method])] {
+        match self {
+            Face::Pingpp => PINGPP,
+            Face::Hserve => HSERVE,
+            Face::Cashier => CASHIER,
+            Face::Saas => SAAS,
+            Face::SandboxPage => SANDBOX_PAGE,
+            Face::Ops => OPS,
+        }
+    }
+
+    /// The methods `rest` answers to (with `HEAD` wherever `GET` is); empty when the path is
+    /// not a route of this face. `whole_path_known` is false for unrecognised top-level paths.
+    pub(crate) fn allowed(self, rest: &[&str], whole_path_known: bool) -> Vec<Method> {
+        if !whole_path_known {
+            return Vec::new();
+        }
+        let mut allowed: Vec<Method> = Vec::new();
+        for (pattern, methods) in self.table() {
+            if matches(pattern, rest) {
+                for m in methods.iter() {
+                    if !allowed.contains(m) {
+                        allowed.push(m.clone());
+                    }
+                }
+            }
+        }
+        if allowed.contains(&Method::GET) {
+            allowed.push(Method::HEAD);
+        }
+        if self == Face::Hserve && !allowed.is_empty() {
+            allowed.push(Method::OPTIONS);
+        }
+        allowed
+    }
+}
+
+fn matches(pattern: &str, rest: &[&str]) -> bool {
+    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+    parts.len() == rest.len() && parts.iter().zip(rest).all(|(p, s)| *p == "*" || p == s)
+}
+
+/// Whether the path starts with a known face prefix (an unknown prefix is a plain 404).
+pub(crate) fn known_prefix(segments: &[&str]) -> bool {
+    matches!(
+        segments,
+        ["v1", ..] | ["hserve", ..] | ["api", "v2", "cashier", ..] | ["api", "v1", "pay", "wx", "query", ..]
+            | ["sandbox", "charges", ..] | ["healthz" | "readyz"]
+    )
+}
+
+/// Every `(face, path, method)` the tables list, with `x` for each `*`: for tests that
+/// check each listed route reaches its handler.
+pub fn listed_routes() -> Vec<(String, Method)> {
+    let prefixes = [
+        (Face::Pingpp, "/v1/"),
+        (Face::Hserve, "/hserve/"),
+        (Face::Cashier, "/api/v2/cashier/"),
+        (Face::Saas, "/api/v1/pay/wx/query"),
+        (Face::SandboxPage, "/sandbox/charges/"),
+        (Face::Ops, "/"),
+    ];
+    let mut out = Vec::new();
+    for (face, prefix) in prefixes {
+        for (pattern, methods) in face.table() {
+            let path = pattern.split('/').map(|p| if p == "*" { "x" } else { p }).collect::<Vec<_>>().join("/");
+            for m in methods.iter() {
+                out.push((format!("{prefix}{path}"), m.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_methods_follow_the_tables() {
+        let (face, rest) = face_of(&["v1", "orders", "o1"]);
+        assert_eq!(face, Face::Pingpp);
+        assert_eq!(face.allowed(rest, true), vec![Method::GET, Method::PUT, Method::HEAD]);
+        let (face, rest) = face_of(&["v1", "orders", "o1", "profit_sharings", "finish"]);
+        assert_eq!(face.allowed(rest, true), vec![Method::POST, Method::GET, Method::HEAD]);
+        let (face, rest) = face_of(&["hserve", "v2.2", "idp", "pay", "refund"]);
+        assert_eq!(face.allowed(rest, true), vec![Method::POST, Method::OPTIONS]);
+        let (face, rest) = face_of(&["api", "v2", "cashier", "query"]);
+        assert_eq!((face, face.allowed(rest, true)), (Face::Cashier, vec![Method::POST]));
+        assert!(Face::Pingpp.allowed(&["nope"], true).is_empty());
+        assert!(!known_prefix(&["nope"]));
+    }
+}
