@@ -30,8 +30,13 @@ pub struct PaymentRequest<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundResult {
-    Succeeded { transaction_no: Option<String> },
-    Failed { code: String, message: String },
+    Succeeded {
+        transaction_no: Option<String>,
+    },
+    Failed {
+        code: String,
+        message: String,
+    },
     /// Accepted; the outcome arrives later (notification or query).
     Processing,
 }
@@ -61,7 +66,10 @@ pub enum PaymentState {
     Paid,
     /// The payer has not finished (entering a password, USERPAYING).
     Pending,
-    Failed { code: String, message: String },
+    Failed {
+        code: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +96,10 @@ impl Channels {
 
     pub fn resolve(&self, mode: Mode, channel: &str) -> Result<Arc<dyn Channel>, Problem> {
         if !PINGPP_CHANNELS.contains(&channel) {
-            return Err(Problem::invalid("channel", format!("Unknown channel '{channel}'. Known channels: {}.", PINGPP_CHANNELS.join(", "))));
+            return Err(Problem::invalid(
+                "channel",
+                format!("Unknown channel '{channel}'. Known channels: {}.", PINGPP_CHANNELS.join(", ")),
+            ));
         }
         match mode {
             Mode::Test => Ok(self.sandbox.clone()),

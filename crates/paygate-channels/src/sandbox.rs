@@ -86,7 +86,10 @@ impl Channel for Sandbox {
         Ok(match charge.extra.get("sandbox_outcome").and_then(Value::as_str) {
             Some("paid") => PaymentState::Paid,
             Some("held") if now >= charge.created + HOLD_SECONDS => PaymentState::Paid,
-            Some("declined") => PaymentState::Failed { code: "sandbox_declined".into(), message: "The payer's code was declined in the sandbox.".into() },
+            Some("declined") => PaymentState::Failed {
+                code: "sandbox_declined".into(),
+                message: "The payer's code was declined in the sandbox.".into(),
+            },
             _ => PaymentState::Pending,
         })
     }

@@ -67,12 +67,23 @@ impl Paygate {
         if let Some(pem) = &public_key_pem {
             crate::signature::parse_public_key(pem)?;
         }
-        let app = App { id: IdKind::App.generate(&random32()?), name, created: self.now(), public_key_pem, late_payment: Default::default(), max_share_bps: paygate_domain::shares::DEFAULT_MAX_SHARE_BPS };
+        let app = App {
+            id: IdKind::App.generate(&random32()?),
+            name,
+            created: self.now(),
+            public_key_pem,
+            late_payment: Default::default(),
+            max_share_bps: paygate_domain::shares::DEFAULT_MAX_SHARE_BPS,
+        };
         let test_secret_key = generate_secret_key(false, &random32()?);
         let live_secret_key = generate_secret_key(true, &random32()?);
-        let keys = [(&test_secret_key, Mode::Test), (&live_secret_key, Mode::Live)]
-            .map(|(key, mode)| ApiKeyRecord { key_hash: self.keys.hash(key).to_vec(), mode, hint: hint(key) });
-        let hserve_clients = vec![(crate::hex(&random32()?[..10]), Mode::Test), (crate::hex(&random32()?[..10]), Mode::Live)];
+        let keys = [(&test_secret_key, Mode::Test), (&live_secret_key, Mode::Live)].map(|(key, mode)| ApiKeyRecord {
+            key_hash: self.keys.hash(key).to_vec(),
+            mode,
+            hint: hint(key),
+        });
+        let hserve_clients =
+            vec![(crate::hex(&random32()?[..10]), Mode::Test), (crate::hex(&random32()?[..10]), Mode::Live)];
         let mut credentials = Vec::new();
         for mode in [Mode::Test, Mode::Live] {
             credentials.extend(crate::pos::new_credentials(&Scope { app_id: app.id.clone(), mode })?);
@@ -95,11 +106,15 @@ impl Paygate {
     /// answer; the key itself never appears in an error or a log.
     pub async fn authenticate(&self, secret_key: &str) -> Result<Caller, Problem> {
         if !(secret_key.starts_with("sk_test_") || secret_key.starts_with("sk_live_")) || secret_key.len() > 128 {
-            return Err(Problem::authentication("Invalid API key provided. Use a secret key (sk_test_… or sk_live_…)."));
+            return Err(Problem::authentication(
+                "Invalid API key provided. Use a secret key (sk_test_… or sk_live_…).",
+            ));
         }
         let hash = self.keys.hash(secret_key);
         let now = self.now();
-        if let Some((caller, at)) = self.keys.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?.get(&hash) {
+        if let Some((caller, at)) =
+            self.keys.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?.get(&hash)
+        {
             if now - at < CACHE_SECONDS {
                 return Ok(caller.clone());
             }

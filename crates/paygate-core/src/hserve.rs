@@ -138,7 +138,9 @@ impl Paygate {
         if token.starts_with("sk_") {
             let caller = self.authenticate(token).await?;
             if !belongs(&caller.scope) {
-                return Err(Problem::authentication("The secret key does not belong to this client id's app and mode."));
+                return Err(Problem::authentication(
+                    "The secret key does not belong to this client id's app and mode.",
+                ));
             }
             return Ok(HserveCaller::Server(caller));
         }
@@ -158,14 +160,16 @@ impl Paygate {
             return Err(Problem::invalid("password", "password must be 6 to 128 characters."));
         }
         let hash = hash_password(password)?;
-        let user = self.store.create_hserve_user(&client.scope, Some(&username), Some(&hash), false, self.now()).await?;
+        let user =
+            self.store.create_hserve_user(&client.scope, Some(&username), Some(&hash), false, self.now()).await?;
         self.new_session(&client.scope, user).await
     }
 
     /// Throttled per client id and per username (see [`crate::throttle`]): a refused attempt
     /// costs no password hash, and a success clears the username's earlier typos.
     pub async fn hserve_login(&self, client: &Caller, username: &str, password: &str) -> Result<Session, Problem> {
-        let wrong = || Problem::new(ProblemKind::Authentication, "invalid_credentials", "Invalid username or password.");
+        let wrong =
+            || Problem::new(ProblemKind::Authentication, "invalid_credentials", "Invalid username or password.");
         let attempt = self.logins.begin(&client.scope, username, self.now())?;
         let user = self.store.hserve_user_by_name(&client.scope, username).await;
         // Hash even for an unknown user, so response time does not reveal which names exist.
@@ -203,14 +207,26 @@ impl Paygate {
         if caller.user().is_some_and(|u| u != id) {
             return Err(Problem::not_found("user", &id.to_string()));
         }
-        self.store.hserve_user(&caller.caller().scope, id).await?.ok_or_else(|| Problem::not_found("user", &id.to_string()))
+        self.store
+            .hserve_user(&caller.caller().scope, id)
+            .await?
+            .ok_or_else(|| Problem::not_found("user", &id.to_string()))
     }
 
     /// Creates the order and opens its charge at the channel, stored in one transaction.
-    pub async fn hserve_pay(&self, caller: &HserveCaller, input: PaymentInput, base_url: &str, peer_ip: &str) -> Result<CreatedPayment, Problem> {
+    pub async fn hserve_pay(
+        &self,
+        caller: &HserveCaller,
+        input: PaymentInput,
+        base_url: &str,
+        peer_ip: &str,
+    ) -> Result<CreatedPayment, Problem> {
         let (family, channel) = gateway(&input.gateway_type)?;
         if input.profit_sharing && family != "weixin_tenpay" {
-            return Err(Problem::invalid("profit_sharing", "profit_sharing applies to WeChat payments (weixin_tenpay_*) only."));
+            return Err(Problem::invalid(
+                "profit_sharing",
+                "profit_sharing applies to WeChat payments (weixin_tenpay_*) only.",
+            ));
         }
         let amount = Amount::parse_yuan("total_cost", &input.total_cost)?;
         // May be empty (seed 000's example is); otherwise the rules of any text, naming the field.
@@ -231,7 +247,8 @@ impl Paygate {
         }
         let trade_no = random_alnum(32)?;
         let client = caller.caller();
-        let subject: String = if description.is_empty() { "知晓云支付".to_string() } else { description.chars().take(32).collect() };
+        let subject: String =
+            if description.is_empty() { "知晓云支付".to_string() } else { description.chars().take(32).collect() };
         let order = self.new_order(
             client,
             OrderInput {
@@ -263,7 +280,8 @@ impl Paygate {
             })
             .await?;
         let pay_url = credential.get(channel).and_then(Value::as_str).unwrap_or_default().to_string();
-        let charge = pending_charge(&order, charge_id, channel.to_string(), trade_no.clone(), extra, credential, self.now());
+        let charge =
+            pending_charge(&order, charge_id, channel.to_string(), trade_no.clone(), extra, credential, self.now());
         let meta = RecordMeta {
             transaction_no: random_alnum(32)?,
             trade_no,
@@ -277,23 +295,37 @@ impl Paygate {
             ip_address: order.client_ip.clone(),
         };
         let id = self.store.insert_payment_record(&order, &charge, &meta).await?;
-        let jsapi = (input.gateway_type == "weixin_tenpay_js").then(|| jsapi_parameters(&order.app_id, &charge.id, self.now()));
+        let jsapi =
+            (input.gateway_type == "weixin_tenpay_js").then(|| jsapi_parameters(&order.app_id, &charge.id, self.now()));
         // Read back: the stored record is what every later read shows (creator's name, times).
         let record = self.hserve_record(caller, &id.to_string()).await?;
         Ok(CreatedPayment { record, pay_url, jsapi })
     }
 
-    pub async fn hserve_records(&self, caller: &HserveCaller, query: &RecordQuery) -> Result<(Vec<PaymentRecord>, i64), Problem> {
+    pub async fn hserve_records(
+        &self,
+        caller: &HserveCaller,
+        query: &RecordQuery,
+    ) -> Result<(Vec<PaymentRecord>, i64), Problem> {
         self.store.payment_records(&caller.caller().scope, caller.user(), query).await
     }
 
     /// By 知晓云 transaction number, trade number or record id; a user sees only their own.
     pub async fn hserve_record(&self, caller: &HserveCaller, reference: &str) -> Result<PaymentRecord, Problem> {
-        self.store.payment_record(&caller.caller().scope, caller.user(), reference).await?.ok_or_else(|| Problem::not_found("order", reference))
+        self.store
+            .payment_record(&caller.caller().scope, caller.user(), reference)
+            .await?
+            .ok_or_else(|| Problem::not_found("order", reference))
     }
 
     /// `BaaS.refund`: by order id, trade_no or transaction_no; everything left by default.
-    pub async fn hserve_refund(&self, caller: &HserveCaller, by: RecordRef, amount: Option<Amount>, memo: Option<String>) -> Result<(Refund, PaymentRecord), Problem> {
+    pub async fn hserve_refund(
+        &self,
+        caller: &HserveCaller,
+        by: RecordRef,
+        amount: Option<Amount>,
+        memo: Option<String>,
+    ) -> Result<(Refund, PaymentRecord), Problem> {
         let server = caller.server()?;
         let record = self.record_by(caller, &by).await?;
         let input = RefundInput { amount: amount.map(Amount::fen), description: memo, metadata: Value::Null };
@@ -336,7 +368,12 @@ impl Paygate {
             match appid {
                 None => return Err(Problem::missing("appid")),
                 Some(a) if a != expected => {
-                    return Err(Problem::invalid("appid", format!("appid '{a}' is not the WeChat app this merchant's payments are made with ({expected}).")))
+                    return Err(Problem::invalid(
+                        "appid",
+                        format!(
+                            "appid '{a}' is not the WeChat app this merchant's payments are made with ({expected})."
+                        ),
+                    ))
                 }
                 Some(_) => {}
             }

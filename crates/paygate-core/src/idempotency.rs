@@ -17,9 +17,19 @@ pub enum Idempotent {
 }
 
 impl Paygate {
-    pub async fn idempotency_start(&self, caller: &Caller, key: &str, method: &str, uri: &str, body: &[u8]) -> Result<Idempotent, Problem> {
+    pub async fn idempotency_start(
+        &self,
+        caller: &Caller,
+        key: &str,
+        method: &str,
+        uri: &str,
+        body: &[u8],
+    ) -> Result<Idempotent, Problem> {
         if key.is_empty() || key.len() > MAX_KEY_LENGTH {
-            return Err(Problem::invalid("Idempotency-Key", format!("Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters.")));
+            return Err(Problem::invalid(
+                "Idempotency-Key",
+                format!("Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters."),
+            ));
         }
         let mut fingerprint = Sha256::new();
         for part in [method.as_bytes(), b" ", uri.as_bytes(), b"\n", body] {
@@ -43,7 +53,13 @@ impl Paygate {
 
     /// Stores the response for replay, or frees the key after a server-side failure so a
     /// retry can run again.
-    pub async fn idempotency_finish(&self, caller: &Caller, key: &str, status: u16, body: &[u8]) -> Result<(), Problem> {
+    pub async fn idempotency_finish(
+        &self,
+        caller: &Caller,
+        key: &str,
+        status: u16,
+        body: &[u8],
+    ) -> Result<(), Problem> {
         if status >= 500 {
             self.store.idempotency_release(&caller.scope, key).await
         } else {

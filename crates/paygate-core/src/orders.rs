@@ -3,10 +3,10 @@
 use crate::{random32, yymmdd, Caller, Pass, Paygate};
 use paygate_channels::PaymentRequest;
 use paygate_domain::ids::{generate_order_id, IdKind};
+pub use paygate_domain::objects::OrderView;
 use paygate_domain::paging::{OrderFilter, Page, Paging};
 use paygate_domain::validate::{self, DEFAULT_EXPIRY_SECONDS};
 use paygate_domain::{Amount, Charge, ChargeStatus, Currency, Order, OrderStatus, Problem, ProblemKind};
-pub use paygate_domain::objects::OrderView;
 use paygate_store::CancelOutcome;
 use serde_json::Value;
 
@@ -44,7 +44,10 @@ fn own_app(caller: &Caller, param: &str, value: Option<String>) -> Result<String
     match value {
         None => Ok(caller.app.id.clone()),
         Some(v) if v == caller.app.id => Ok(v),
-        Some(v) => Err(Problem::invalid(param, format!("{param} must be this app's id ({}); no app {v} is available to it.", caller.app.id))),
+        Some(v) => Err(Problem::invalid(
+            param,
+            format!("{param} must be this app's id ({}); no app {v} is available to it.", caller.app.id),
+        )),
     }
 }
 
@@ -113,7 +116,12 @@ impl Paygate {
         self.store.order(&caller.scope, id).await?.ok_or_else(|| Problem::not_found("order", id))
     }
 
-    pub async fn list_orders(&self, caller: &Caller, filter: &OrderFilter, paging: &Paging) -> Result<Page<OrderView>, Problem> {
+    pub async fn list_orders(
+        &self,
+        caller: &Caller,
+        filter: &OrderFilter,
+        paging: &Paging,
+    ) -> Result<Page<OrderView>, Problem> {
         let page = self.store.list_orders(&caller.scope, filter, paging).await?;
         let mut data = Vec::with_capacity(page.data.len());
         for order in page.data {
@@ -128,7 +136,9 @@ impl Paygate {
         self.find_order(caller, id).await?;
         match self.store.cancel_order(&caller.scope, id, self.now()).await? {
             None => Err(Problem::not_found("order", id)),
-            Some(CancelOutcome::NotCancelable(order)) if order.status == OrderStatus::Canceled => self.order(caller, &order.id).await,
+            Some(CancelOutcome::NotCancelable(order)) if order.status == OrderStatus::Canceled => {
+                self.order(caller, &order.id).await
+            }
             Some(CancelOutcome::NotCancelable(order)) => Err(Problem::new(
                 ProblemKind::InvalidRequest,
                 "order_not_cancelable",
@@ -237,7 +247,15 @@ impl Paygate {
 }
 
 /// A new pending charge for the whole of `order`.
-pub(crate) fn pending_charge(order: &Order, id: String, channel: String, channel_order_no: String, extra: Value, credential: Value, now: i64) -> Charge {
+pub(crate) fn pending_charge(
+    order: &Order,
+    id: String,
+    channel: String,
+    channel_order_no: String,
+    extra: Value,
+    credential: Value,
+    now: i64,
+) -> Charge {
     Charge {
         id,
         order_id: order.id.clone(),

@@ -55,7 +55,9 @@ impl SignType {
         match s.to_ascii_uppercase().as_str() {
             "MD5" => Ok(SignType::Md5),
             "HMAC-SHA256" | "HMAC_SHA256" | "HMACSHA256" => Ok(SignType::HmacSha256),
-            other => Err(Problem::invalid("sign_type", format!("sign_type must be MD5 or HMAC-SHA256, got '{other}'."))),
+            other => {
+                Err(Problem::invalid("sign_type", format!("sign_type must be MD5 or HMAC-SHA256, got '{other}'.")))
+            }
         }
     }
 }
@@ -129,16 +131,23 @@ impl Paygate {
             .await?
             .filter(|(c, _)| c.face == face)
             .ok_or_else(|| Problem::authentication(format!("Unknown {id_field}.")).with_param(id_field))?;
-        let signature = signature.filter(|s| !s.is_empty()).ok_or_else(|| Problem::authentication("The request is not signed: sign is required.").with_param("sign"))?;
+        let signature = signature.filter(|s| !s.is_empty()).ok_or_else(|| {
+            Problem::authentication("The request is not signed: sign is required.").with_param("sign")
+        })?;
         let now = self.now();
         if let Some(ts) = timestamp {
             if !paygate_domain::validate::within_window(now, ts, TIMESTAMP_WINDOW) {
-                return Err(Problem::authentication(format!("timestamp {ts} is outside the {TIMESTAMP_WINDOW}-second window around the server time {now}.")).with_param("timestamp"));
+                return Err(Problem::authentication(format!(
+                    "timestamp {ts} is outside the {TIMESTAMP_WINDOW}-second window around the server time {now}."
+                ))
+                .with_param("timestamp"));
             }
         }
         if let Some(expected) = &cred.token {
             if !token.is_some_and(|t| same(t, expected)) {
-                return Err(Problem::authentication("The token does not belong to this open_app_id.").with_param("token"));
+                return Err(
+                    Problem::authentication("The token does not belong to this open_app_id.").with_param("token")
+                );
             }
         }
         let mut computed = sign(fields, &cred.secret, sign_type);
@@ -148,7 +157,9 @@ impl Paygate {
         if !same(&computed, signature) {
             return Err(Problem::authentication("The signature does not match the request.").with_param("sign"));
         }
-        if timestamp.is_some() && !self.store.remember_signature(public_id, signature, now, now - 2 * TIMESTAMP_WINDOW).await? {
+        if timestamp.is_some()
+            && !self.store.remember_signature(public_id, signature, now, now - 2 * TIMESTAMP_WINDOW).await?
+        {
             return Err(Problem::authentication("This request was already received (replay).").with_param("sign"));
         }
         Ok((Caller { scope: cred.scope.clone(), app }, cred))
@@ -166,7 +177,10 @@ impl Paygate {
         let rate = self.fee_rate(scope, &charge.channel).await?;
         Ok(match self.store.pos_meta(scope, &PosRef::ChannelTradeNo(charge.channel_order_no.clone())).await? {
             Some(m) => {
-                let origin = charge.amount.checked_add(m.discounts.total()).ok_or_else(|| Problem::internal("discounts overflow the order amount"))?;
+                let origin = charge
+                    .amount
+                    .checked_add(m.discounts.total())
+                    .ok_or_else(|| Problem::internal("discounts overflow the order amount"))?;
                 pos::settle(origin, &m.discounts, rate, m.pre_fee_subsidy, m.fee_subsidy_party)
             }
             None => pos::settle(charge.amount, &Discounts::default(), rate, None, None),
@@ -175,7 +189,10 @@ impl Paygate {
 
     pub async fn set_fee_rate(&self, caller: &Caller, family: &str, rate_bp: i64) -> Result<(), Problem> {
         if !fees::FAMILIES.contains(&family) {
-            return Err(Problem::invalid("channel", format!("channel must be one of {}, got '{family}'.", fees::FAMILIES.join(", "))));
+            return Err(Problem::invalid(
+                "channel",
+                format!("channel must be one of {}, got '{family}'.", fees::FAMILIES.join(", ")),
+            ));
         }
         let rate = FeeRate::basis_points("rate_bp", rate_bp)?;
         self.store.set_fee_rate(&caller.scope, family, rate.bp()).await
@@ -187,14 +204,27 @@ impl Paygate {
         let kind = code_kind(&input.auth_code)?;
         let origin = Amount::positive("total_fee", input.total_fee)?;
         input.discounts.check(origin)?;
-        let out_trade_no = paygate_domain::validate::merchant_order_no(&input.out_trade_no).map_err(|p| Problem::invalid("out_trade_no", p.message.replace("merchant_order_no", "out_trade_no")))?;
-        let attach = paygate_domain::validate::text("attach", &input.attach, 127).or_else(|e| if input.attach.is_empty() { Ok(String::new()) } else { Err(e) })?;
-        let pre_fee_subsidy = input.pre_fee_subsidy.map(|v| Amount::non_negative("pre_fee_subsidy_amount", v)).transpose()?;
+        let out_trade_no = paygate_domain::validate::merchant_order_no(&input.out_trade_no)
+            .map_err(|p| Problem::invalid("out_trade_no", p.message.replace("merchant_order_no", "out_trade_no")))?;
+        let attach = paygate_domain::validate::text("attach", &input.attach, 127).or_else(|e| {
+            if input.attach.is_empty() {
+                Ok(String::new())
+            } else {
+                Err(e)
+            }
+        })?;
+        let pre_fee_subsidy =
+            input.pre_fee_subsidy.map(|v| Amount::non_negative("pre_fee_subsidy_amount", v)).transpose()?;
         if !(input.goods_detail.is_array() || input.goods_detail.is_null()) {
             return Err(Problem::invalid("goods_detail", "goods_detail must be a list."));
         }
         let member = match kind {
-            "member" => Some(self.store.member_by_pay_code(&caller.scope, &input.auth_code).await?.ok_or_else(|| Problem::invalid("auth_code", "No member has this payment code."))?),
+            "member" => Some(
+                self.store
+                    .member_by_pay_code(&caller.scope, &input.auth_code)
+                    .await?
+                    .ok_or_else(|| Problem::invalid("auth_code", "No member has this payment code."))?,
+            ),
             _ => None,
         };
         let channel = match kind {
@@ -238,7 +268,15 @@ impl Paygate {
         };
         let extra = if kind == "member" { json!({}) } else { json!({"sandbox_outcome": outcome}) };
         let channel_order_no = format!("{}{}", order.id, crate::random_digits(6)?);
-        let mut charge = pending_charge(&order, IdKind::Charge.generate(&random32()?), channel.to_string(), channel_order_no, extra, json!({"object": "credential"}), self.now());
+        let mut charge = pending_charge(
+            &order,
+            IdKind::Charge.generate(&random32()?),
+            channel.to_string(),
+            channel_order_no,
+            extra,
+            json!({"object": "credential"}),
+            self.now(),
+        );
         let is_wallet = member.is_some();
         if let Some(m) = &member {
             // The wallet moves money itself: debit, settle and record in one transaction.
@@ -249,7 +287,9 @@ impl Paygate {
             charge.transaction_no = Some(transaction_no);
             charge.time_paid = Some(now);
             let rate = self.fee_rate(&caller.scope, channel).await?;
-            charge.settlement = Some(pos::settle(origin, &meta.discounts, rate, pre_fee_subsidy, meta.fee_subsidy_party.clone()).to_json());
+            charge.settlement = Some(
+                pos::settle(origin, &meta.discounts, rate, pre_fee_subsidy, meta.fee_subsidy_party.clone()).to_json(),
+            );
             order.status = OrderStatus::Paid;
             order.amount_paid = order.actual_amount;
             order.time_paid = Some(now);
@@ -271,7 +311,11 @@ impl Paygate {
             PosRef::OrderNo(v) => ("order_no", v),
             PosRef::ChannelTradeNo(v) => ("channel_trade_no", v),
         };
-        let record = self.store.pos_record(&caller.scope, by).await?.ok_or_else(|| Problem::not_found("order", value).with_param(param))?;
+        let record = self
+            .store
+            .pos_record(&caller.scope, by)
+            .await?
+            .ok_or_else(|| Problem::not_found("order", value).with_param(param))?;
         if fresh && record.charge.status == ChargeStatus::Pending && record.order.status == OrderStatus::Created {
             let channel = self.channels.resolve(record.charge.mode, &record.charge.channel)?;
             let result = match channel.query(&record.charge, self.now()).await? {
@@ -288,7 +332,13 @@ impl Paygate {
         Ok(record)
     }
 
-    pub async fn pos_refund(&self, caller: &Caller, by: &PosRef, amount: Option<i64>, reason: Option<String>) -> Result<(Refund, PosRecord), Problem> {
+    pub async fn pos_refund(
+        &self,
+        caller: &Caller,
+        by: &PosRef,
+        amount: Option<i64>,
+        reason: Option<String>,
+    ) -> Result<(Refund, PosRecord), Problem> {
         let record = self.pos_record(caller, by, false).await?;
         let input = RefundInput { amount, description: reason, metadata: Value::Null };
         let refund = self.refund(caller, Some(&record.order.id), None, input).await?;
@@ -303,14 +353,19 @@ impl Paygate {
                 self.cancel_order(caller, &record.order.id).await?;
             }
             OrderStatus::Paid if record.order.refund_reserved == Amount::ZERO => {
-                let input = RefundInput { amount: None, description: Some("撤销 (reversal)".into()), metadata: Value::Null };
+                let input =
+                    RefundInput { amount: None, description: Some("撤销 (reversal)".into()), metadata: Value::Null };
                 self.refund(caller, Some(&record.order.id), None, input).await?;
             }
             _ => {
                 return Err(Problem::new(
                     ProblemKind::InvalidRequest,
                     "not_reversible",
-                    format!("Payment {} is {} and can no longer be reversed; refund it instead.", record.meta.pay_no, record.order.status.as_str()),
+                    format!(
+                        "Payment {} is {} and can no longer be reversed; refund it instead.",
+                        record.meta.pay_no,
+                        record.order.status.as_str()
+                    ),
                 ))
             }
         }
@@ -318,7 +373,13 @@ impl Paygate {
         self.pos_record(caller, by, false).await
     }
 
-    pub async fn create_member(&self, caller: &Caller, member_no: &str, phone: &str, name: &str) -> Result<Member, Problem> {
+    pub async fn create_member(
+        &self,
+        caller: &Caller,
+        member_no: &str,
+        phone: &str,
+        name: &str,
+    ) -> Result<Member, Problem> {
         let member = Member {
             id: 0,
             created: self.now(),
@@ -343,7 +404,12 @@ impl Paygate {
         self.store.top_up(&caller.scope, member.id, amount, &reference, self.now()).await
     }
 
-    pub async fn balance_transactions(&self, caller: &Caller, id: &str, limit: i64) -> Result<Vec<BalanceTransaction>, Problem> {
+    pub async fn balance_transactions(
+        &self,
+        caller: &Caller,
+        id: &str,
+        limit: i64,
+    ) -> Result<Vec<BalanceTransaction>, Problem> {
         let member = self.member(caller, id).await?;
         self.store.balance_transactions(&caller.scope, member.id, limit).await
     }

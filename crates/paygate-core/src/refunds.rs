@@ -19,7 +19,13 @@ pub struct RefundInput {
 
 impl Paygate {
     /// Refunds an order (its successful charge) or, with `charge_id`, that charge.
-    pub async fn refund(&self, caller: &Caller, order_id: Option<&str>, charge_id: Option<&str>, input: RefundInput) -> Result<Refund, Problem> {
+    pub async fn refund(
+        &self,
+        caller: &Caller,
+        order_id: Option<&str>,
+        charge_id: Option<&str>,
+        input: RefundInput,
+    ) -> Result<Refund, Problem> {
         let order_id = match (order_id, charge_id) {
             (Some(o), _) => {
                 if !paygate_domain::ids::is_order_id(o) {
@@ -48,21 +54,33 @@ impl Paygate {
             created: self.now(),
         };
         let refund = self.store.reserve_refund(&caller.scope, &request).await?;
-        let charge = self.store.charge(&caller.scope, &refund.charge_id).await?.ok_or_else(|| Problem::internal("refunded charge vanished"))?;
+        let charge = self
+            .store
+            .charge(&caller.scope, &refund.charge_id)
+            .await?
+            .ok_or_else(|| Problem::internal("refunded charge vanished"))?;
         let answer = match self.channels.resolve(charge.mode, &charge.channel) {
             Ok(channel) => channel.refund(&charge, &refund).await,
             Err(e) => Err(e),
         };
         let outcome = match answer {
             Ok(RefundResult::Processing) => return Ok(refund),
-            Ok(RefundResult::Succeeded { transaction_no }) => RefundOutcome::Succeeded { transaction_no, time_succeed: self.now() },
+            Ok(RefundResult::Succeeded { transaction_no }) => {
+                RefundOutcome::Succeeded { transaction_no, time_succeed: self.now() }
+            }
             Ok(RefundResult::Failed { code, message }) => RefundOutcome::Failed { code, message },
             Err(problem) => RefundOutcome::Failed { code: "channel_error".into(), message: problem.message },
         };
         self.store.finish_refund(&caller.scope, &refund.id, &outcome).await
     }
 
-    pub async fn refunds(&self, caller: &Caller, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> Result<Page<Refund>, Problem> {
+    pub async fn refunds(
+        &self,
+        caller: &Caller,
+        order_id: Option<&str>,
+        charge_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Refund>, Problem> {
         if let Some(o) = order_id {
             self.order(caller, o).await?;
         }
@@ -73,7 +91,13 @@ impl Paygate {
     }
 
     /// A refund by id, only within the given order or charge.
-    pub async fn refund_by_id(&self, caller: &Caller, id: &str, order_id: Option<&str>, charge_id: Option<&str>) -> Result<Refund, Problem> {
+    pub async fn refund_by_id(
+        &self,
+        caller: &Caller,
+        id: &str,
+        order_id: Option<&str>,
+        charge_id: Option<&str>,
+    ) -> Result<Refund, Problem> {
         if !IdKind::Refund.matches(id) {
             return Err(Problem::not_found("refund", id));
         }

@@ -1,8 +1,8 @@
 //! Completing sandbox payments: what a payer pressing "pay" or "fail" does in test mode.
 
 use crate::{Caller, Pass, Paygate};
-use paygate_domain::{Charge, Order, Problem, ProblemKind, Scope};
 use paygate_channels::Channel;
+use paygate_domain::{Charge, Order, Problem, ProblemKind, Scope};
 use paygate_store::{ChargeOutcome, SettledCharge};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,34 +24,62 @@ impl SandboxResult {
 impl Paygate {
     /// Completes a test-mode charge of the caller's app, found by charge id or any number a
     /// face shows for it (channel order number, transaction number).
-    pub async fn sandbox_pay(&self, caller: &Caller, reference: &str, result: SandboxResult) -> Result<(Charge, Order), Problem> {
+    pub async fn sandbox_pay(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        result: SandboxResult,
+    ) -> Result<(Charge, Order), Problem> {
         if caller.scope.mode.is_live() {
-            return Err(Problem::new(ProblemKind::InvalidRequest, "sandbox_test_mode_only", "The sandbox completes test-mode charges only; use a test secret key."));
+            return Err(Problem::new(
+                ProblemKind::InvalidRequest,
+                "sandbox_test_mode_only",
+                "The sandbox completes test-mode charges only; use a test secret key.",
+            ));
         }
-        let charge = self.store.find_charge(&caller.scope, reference).await?.ok_or_else(|| Problem::not_found("charge", reference))?;
+        let charge = self
+            .store
+            .find_charge(&caller.scope, reference)
+            .await?
+            .ok_or_else(|| Problem::not_found("charge", reference))?;
         self.settle_sandbox(&caller.scope, &charge, result).await
     }
 
     /// The operator's `paygate sandbox pay`: any app's test-mode charge.
     pub async fn sandbox_pay_any(&self, reference: &str, result: SandboxResult) -> Result<(Charge, Order), Problem> {
-        let charge = self.store.find_test_charge(reference).await?.ok_or_else(|| Problem::not_found("test-mode charge", reference))?;
+        let charge = self
+            .store
+            .find_test_charge(reference)
+            .await?
+            .ok_or_else(|| Problem::not_found("test-mode charge", reference))?;
         let scope = Scope { app_id: charge.app_id.clone(), mode: charge.mode };
         self.settle_sandbox(&scope, &charge, result).await
     }
 
-    pub(crate) async fn settle_sandbox(&self, scope: &Scope, charge: &Charge, result: SandboxResult) -> Result<(Charge, Order), Problem> {
+    pub(crate) async fn settle_sandbox(
+        &self,
+        scope: &Scope,
+        charge: &Charge,
+        result: SandboxResult,
+    ) -> Result<(Charge, Order), Problem> {
         let outcome = match result {
             SandboxResult::Success => {
                 let digits = crate::random_digits(24)?;
                 // WeChat transaction ids are 28 digits starting 4200; others get a visible sandbox prefix.
-                let transaction_no =
-                    if paygate_domain::shares::is_wechat_channel(&charge.channel) { format!("4200{digits}") } else { format!("sbx{}", &digits[..20]) };
+                let transaction_no = if paygate_domain::shares::is_wechat_channel(&charge.channel) {
+                    format!("4200{digits}")
+                } else {
+                    format!("sbx{}", &digits[..20])
+                };
                 let time_paid = self.now();
                 let notification = self.channels.sandbox().payment_notification(charge, &transaction_no, time_paid);
                 let settlement = Some(self.settlement_for(scope, charge).await?.to_json());
                 ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement }
             }
-            SandboxResult::Fail => ChargeOutcome::Failed { code: "sandbox_declined".into(), message: "The payer declined the payment in the sandbox.".into() },
+            SandboxResult::Fail => ChargeOutcome::Failed {
+                code: "sandbox_declined".into(),
+                message: "The payer declined the payment in the sandbox.".into(),
+            },
         };
         match self.store.settle_charge(scope, &charge.id, &outcome).await? {
             SettledCharge::Settled { charge, order } => {
@@ -70,7 +98,11 @@ impl Paygate {
             SettledCharge::NotPending(charge) => Err(Problem::new(
                 ProblemKind::InvalidRequest,
                 "charge_not_pending",
-                format!("Charge {} is {}; only a pending (or, as a late payment, a closed) charge can be completed.", charge.id, charge.status.as_str()),
+                format!(
+                    "Charge {} is {}; only a pending (or, as a late payment, a closed) charge can be completed.",
+                    charge.id,
+                    charge.status.as_str()
+                ),
             )),
         }
     }
@@ -81,7 +113,9 @@ impl Paygate {
     /// app chose to hold it for review. Either way the order stays `paid_after_close` and an
     /// `order.paid_after_close` event (written with the settlement) says so.
     pub async fn after_late_payment(&self, scope: &Scope, order: Order) -> Result<Order, Problem> {
-        if order.status != paygate_domain::OrderStatus::PaidAfterClose || order.refundable() == paygate_domain::Amount::ZERO {
+        if order.status != paygate_domain::OrderStatus::PaidAfterClose
+            || order.refundable() == paygate_domain::Amount::ZERO
+        {
             return Ok(order);
         }
         let app = self.store.app(&scope.app_id).await?.ok_or_else(|| Problem::internal("order without app"))?;

@@ -4,8 +4,8 @@
 use crate::{random32, Caller, Paygate};
 use paygate_channels::ShareResult;
 use paygate_domain::ids::IdKind;
-use paygate_domain::shares::{self, ProfitShare, ShareKind};
 use paygate_domain::objects::OrderView;
+use paygate_domain::shares::{self, ProfitShare, ShareKind};
 use paygate_domain::{validate, Amount, Charge, Order, Problem, ProblemKind};
 use paygate_store::{ShareOutcome, ShareRequest, ShareReserved};
 use serde_json::Value;
@@ -20,13 +20,20 @@ pub struct ShareInput {
 }
 
 impl Paygate {
-    pub async fn share_order(&self, caller: &Caller, order_id: &str, input: ShareInput) -> Result<ProfitShare, Problem> {
+    pub async fn share_order(
+        &self,
+        caller: &Caller,
+        order_id: &str,
+        input: ShareInput,
+    ) -> Result<ProfitShare, Problem> {
         let view = self.order(caller, order_id).await?;
         let order = &view.order;
         let receivers = shares::receivers(input.kind, &input.receivers)?;
         let amount = shares::total(&receivers)?;
         let out_order_no = match input.out_order_no {
-            Some(n) => validate::merchant_order_no(&n).map_err(|p| Problem::invalid("out_order_no", p.message.replace("merchant_order_no", "out_order_no")))?,
+            Some(n) => validate::merchant_order_no(&n).map_err(|p| {
+                Problem::invalid("out_order_no", p.message.replace("merchant_order_no", "out_order_no"))
+            })?,
             None => format!("P{}", crate::random_alnum(31)?),
         };
         let request = ShareRequest {
@@ -54,7 +61,11 @@ impl Paygate {
         };
         let share = self.store.finish_share(&caller.scope, &share.id, &outcome, self.now()).await?;
         if let ShareOutcome::Failed { message } = outcome {
-            return Err(Problem::new(ProblemKind::Channel, "share_failed", format!("The channel refused profit share {}: {message}", share.id)));
+            return Err(Problem::new(
+                ProblemKind::Channel,
+                "share_failed",
+                format!("The channel refused profit share {}: {message}", share.id),
+            ));
         }
         Ok(share)
     }
@@ -67,7 +78,10 @@ impl Paygate {
             return Err(Problem::new(
                 ProblemKind::InvalidRequest,
                 "profit_sharing_not_enabled",
-                format!("Order {} was not created with profit_sharing: true; there is no WeChat sharing to finish.", order.id),
+                format!(
+                    "Order {} was not created with profit_sharing: true; there is no WeChat sharing to finish.",
+                    order.id
+                ),
             ));
         }
         let charge = paid_charge(&view)?;
@@ -76,7 +90,13 @@ impl Paygate {
     }
 
     /// Takes (part of) a share back from its receivers (分账回退), so the order can be refunded.
-    pub async fn return_share(&self, caller: &Caller, order_id: &str, share_id: &str, amount: Option<i64>) -> Result<ProfitShare, Problem> {
+    pub async fn return_share(
+        &self,
+        caller: &Caller,
+        order_id: &str,
+        share_id: &str,
+        amount: Option<i64>,
+    ) -> Result<ProfitShare, Problem> {
         let share = self.share_of_order(caller, order_id, share_id).await?;
         let amount = amount.map(|a| Amount::positive("amount", a)).transpose()?;
         let (share, amount) = self.store.reserve_share_return(&caller.scope, &share.id, amount).await?;
@@ -88,7 +108,11 @@ impl Paygate {
         };
         let share = self.store.finish_share_return(&caller.scope, &share.id, amount, returned, self.now()).await?;
         if !returned {
-            return Err(Problem::new(ProblemKind::Channel, "share_return_failed", format!("The channel did not return {} fen of share {}.", amount.fen(), share.id)));
+            return Err(Problem::new(
+                ProblemKind::Channel,
+                "share_return_failed",
+                format!("The channel did not return {} fen of share {}.", amount.fen(), share.id),
+            ));
         }
         Ok(share)
     }
@@ -98,7 +122,12 @@ impl Paygate {
         self.store.shares_of_order(&caller.scope, &order.id).await
     }
 
-    pub async fn share_of_order(&self, caller: &Caller, order_id: &str, share_id: &str) -> Result<ProfitShare, Problem> {
+    pub async fn share_of_order(
+        &self,
+        caller: &Caller,
+        order_id: &str,
+        share_id: &str,
+    ) -> Result<ProfitShare, Problem> {
         if !IdKind::ProfitShare.matches(share_id) {
             return Err(Problem::not_found("profit_sharing", share_id));
         }
@@ -122,8 +151,11 @@ impl Paygate {
 
 /// The charge that paid the order (an order is paid by at most one).
 fn paid_charge(view: &OrderView) -> Result<&Charge, Problem> {
-    view.charges
-        .iter()
-        .find(|c| c.status == paygate_domain::ChargeStatus::Succeeded)
-        .ok_or_else(|| Problem::new(ProblemKind::InvalidRequest, "order_not_paid", format!("Order {} has no successful payment.", view.order.id)))
+    view.charges.iter().find(|c| c.status == paygate_domain::ChargeStatus::Succeeded).ok_or_else(|| {
+        Problem::new(
+            ProblemKind::InvalidRequest,
+            "order_not_paid",
+            format!("Order {} has no successful payment.", view.order.id),
+        )
+    })
 }

@@ -25,14 +25,25 @@ pub const MAX_URL_LENGTH: usize = 2048;
 
 impl Paygate {
     /// Registers an endpoint; the secret is returned here once and never again.
-    pub async fn create_endpoint(&self, caller: &Caller, url: &str, types: Option<Vec<String>>) -> Result<(Endpoint, String), Problem> {
+    pub async fn create_endpoint(
+        &self,
+        caller: &Caller,
+        url: &str,
+        types: Option<Vec<String>>,
+    ) -> Result<(Endpoint, String), Problem> {
         validate_url(url, &self.policy)?;
         if let Some(types) = &types {
             if types.is_empty() {
-                return Err(Problem::invalid("events", "events must name at least one event type, or be omitted for all."));
+                return Err(Problem::invalid(
+                    "events",
+                    "events must name at least one event type, or be omitted for all.",
+                ));
             }
             if let Some(bad) = types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
-                return Err(Problem::invalid("events", format!("Unknown event type '{bad}'. Known types: {}.", EVENT_TYPES.join(", "))));
+                return Err(Problem::invalid(
+                    "events",
+                    format!("Unknown event type '{bad}'. Known types: {}.", EVENT_TYPES.join(", ")),
+                ));
             }
         }
         let secret = format!("whsec_{}", &paygate_domain::ids::generate_secret_key(false, &random32()?)[8..]);
@@ -49,7 +60,13 @@ impl Paygate {
             }),
         };
         self.store.create_endpoint(&endpoint).await?;
-        let view = Endpoint { id: endpoint.id, created: endpoint.created, livemode: caller.scope.mode.is_live(), url: endpoint.url, types: endpoint.types };
+        let view = Endpoint {
+            id: endpoint.id,
+            created: endpoint.created,
+            livemode: caller.scope.mode.is_live(),
+            url: endpoint.url,
+            types: endpoint.types,
+        };
         Ok((view, secret))
     }
 
@@ -71,7 +88,13 @@ impl Paygate {
         self.store.event(&caller.scope, id).await?.ok_or_else(|| Problem::not_found("event", id))
     }
 
-    pub async fn events(&self, caller: &Caller, kind: Option<&str>, created: &CreatedRange, paging: &Paging) -> Result<Page<Event>, Problem> {
+    pub async fn events(
+        &self,
+        caller: &Caller,
+        kind: Option<&str>,
+        created: &CreatedRange,
+        paging: &Paging,
+    ) -> Result<Page<Event>, Problem> {
         if let Some(k) = kind {
             if !EVENT_TYPES.contains(&k) {
                 return Err(Problem::invalid("type", format!("Unknown event type '{k}'.")));
@@ -100,7 +123,8 @@ impl Paygate {
         let fresh = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(Problem::internal)?;
         let pem = fresh.to_pkcs8_pem(LineEnding::LF).map_err(Problem::internal)?;
         let stored = self.store.setting("platform_rsa_key", pem.as_bytes()).await?;
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(std::str::from_utf8(&stored).map_err(Problem::internal)?).map_err(Problem::internal)?;
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(std::str::from_utf8(&stored).map_err(Problem::internal)?)
+            .map_err(Problem::internal)?;
         self.platform_key.set(key.clone());
         Ok(key)
     }
@@ -108,14 +132,22 @@ impl Paygate {
     pub async fn platform_public_key_pem(&self) -> Result<String, Problem> {
         self.platform_key().await?.to_public_key().to_public_key_pem(LineEnding::LF).map_err(Problem::internal)
     }
-
 }
 
 /// The headers that sign one delivery of `body` at time `t` (CPU-bound: call it off the
 /// async threads when signing many).
-pub fn webhook_signatures(platform_key: &rsa::RsaPrivateKey, body: &[u8], secret: &str, t: i64) -> Vec<(&'static str, String)> {
-    let rsa_sig = base64::engine::general_purpose::STANDARD.encode(SigningKey::<Sha256>::new(platform_key.clone()).sign(body).to_bytes());
-    vec![("x-pingplusplus-signature", rsa_sig), ("paygate-signature", format!("t={t},v1={}", hmac_hex(secret, t, body)))]
+pub fn webhook_signatures(
+    platform_key: &rsa::RsaPrivateKey,
+    body: &[u8],
+    secret: &str,
+    t: i64,
+) -> Vec<(&'static str, String)> {
+    let rsa_sig = base64::engine::general_purpose::STANDARD
+        .encode(SigningKey::<Sha256>::new(platform_key.clone()).sign(body).to_bytes());
+    vec![
+        ("x-pingplusplus-signature", rsa_sig),
+        ("paygate-signature", format!("t={t},v1={}", hmac_hex(secret, t, body))),
+    ]
 }
 
 pub fn hmac_hex(secret: &str, t: i64, body: &[u8]) -> String {
@@ -220,10 +252,10 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
-        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low),            // IPv4-mapped ::ffff:a.b.c.d
-        [0, 0, 0, 0, 0xffff, 0, _, _] => Some(low),            // IPv4-translated ::ffff:0:a.b.c.d
-        [0, 0, 0, 0, 0, 0, _, _] => Some(low),                 // IPv4-compatible ::a.b.c.d (and ::, ::1)
-        [0x0064, 0xff9b, 0, 0, 0, 0, _, _] => Some(low),       // NAT64 64:ff9b::a.b.c.d
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(low),      // IPv4-mapped ::ffff:a.b.c.d
+        [0, 0, 0, 0, 0xffff, 0, _, _] => Some(low),      // IPv4-translated ::ffff:0:a.b.c.d
+        [0, 0, 0, 0, 0, 0, _, _] => Some(low),           // IPv4-compatible ::a.b.c.d (and ::, ::1)
+        [0x0064, 0xff9b, 0, 0, 0, 0, _, _] => Some(low), // NAT64 64:ff9b::a.b.c.d
         [0x2002, high, low16, ..] => Some(Ipv4Addr::from((u32::from(high) << 16) | u32::from(low16))), // 6to4
         _ => None,
     }
@@ -248,21 +280,47 @@ mod tests {
     fn private_hosts_are_refused_in_every_spelling() {
         let strict = Policy::default();
         for bad in [
-            "http://127.0.0.1:18099/admin", "http://127.1/", "http://2130706433/", "http://0x7f.1/",
+            "http://127.0.0.1:18099/admin",
+            "http://127.1/",
+            "http://2130706433/",
+            "http://0x7f.1/",
             "http://0177.0.0.1/",
-            "http://10.0.0.1/", "http://172.16.0.1/", "http://172.31.255.255/", "http://192.168.1.1/",
-            "http://169.254.169.254/latest/meta-data/", "http://0.0.0.0/", "http://0/", "http://100.64.0.1/",
-            "http://224.0.0.1/", "http://255.255.255.255/", "http://[::1]/", "http://[::]/", "http://[fd00::1]/",
-            "http://[fc00::1]/", "http://[fe80::1]/", "http://[ff02::1]/", "http://[::ffff:127.0.0.1]/",
-            "http://[::ffff:169.254.169.254]/", "http://[64:ff9b::a00:1]/", "http://[2002:c0a8:101::1]/",
-            "http://[::127.0.0.1]/", "http://localhost/", "http://LOCALHOST./", "http://api.localhost:8080/",
+            "http://10.0.0.1/",
+            "http://172.16.0.1/",
+            "http://172.31.255.255/",
+            "http://192.168.1.1/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://0.0.0.0/",
+            "http://0/",
+            "http://100.64.0.1/",
+            "http://224.0.0.1/",
+            "http://255.255.255.255/",
+            "http://[::1]/",
+            "http://[::]/",
+            "http://[fd00::1]/",
+            "http://[fc00::1]/",
+            "http://[fe80::1]/",
+            "http://[ff02::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[64:ff9b::a00:1]/",
+            "http://[2002:c0a8:101::1]/",
+            "http://[::127.0.0.1]/",
+            "http://localhost/",
+            "http://LOCALHOST./",
+            "http://api.localhost:8080/",
         ] {
             let err = validate_url(bad, &strict).expect_err(bad);
             assert_eq!(err.param.as_deref(), Some("url"), "{bad}");
         }
         for good in [
-            "https://example.com/hooks", "http://8.8.8.8/", "http://172.32.0.1/", "http://100.128.0.1/",
-            "http://[2606:4700::1111]/", "http://[::ffff:8.8.8.8]/", "https://localhost.example.com/",
+            "https://example.com/hooks",
+            "http://8.8.8.8/",
+            "http://172.32.0.1/",
+            "http://100.128.0.1/",
+            "http://[2606:4700::1111]/",
+            "http://[::ffff:8.8.8.8]/",
+            "https://localhost.example.com/",
         ] {
             assert!(validate_url(good, &strict).is_ok(), "{good}");
         }

@@ -55,7 +55,8 @@ impl Event {
 }
 
 /// Seconds to wait after attempt 1, 2, … 15 fails (DaxPay's ~24 h schedule): 16 attempts in all.
-pub const RETRY_SCHEDULE: [i64; 15] = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600];
+pub const RETRY_SCHEDULE: [i64; 15] =
+    [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600];
 pub const MAX_ATTEMPTS: i64 = RETRY_SCHEDULE.len() as i64 + 1;
 /// A receiver's Retry-After is honoured up to this long.
 pub const MAX_RETRY_AFTER: i64 = 6 * 3600;

@@ -38,7 +38,10 @@ pub struct FeeRate(i64);
 impl FeeRate {
     pub fn basis_points(param: &str, bp: i64) -> Result<FeeRate, Problem> {
         if !(0..=BASIS_POINTS_PER_UNIT).contains(&bp) {
-            return Err(Problem::invalid(param, format!("{param} must be 0 to 10000 basis points (0 % to 100 %), got {bp}.")));
+            return Err(Problem::invalid(
+                param,
+                format!("{param} must be 0 to 10000 basis points (0 % to 100 %), got {bp}."),
+            ));
         }
         Ok(FeeRate(bp))
     }
@@ -88,7 +91,13 @@ pub struct FeeReturn {
     pub real_fee: Amount,
 }
 
-pub fn refund_return(amount: Amount, rate: FeeRate, pre_subsidy: Option<Amount>, refunded_before: Amount, refund: Amount) -> Option<FeeReturn> {
+pub fn refund_return(
+    amount: Amount,
+    rate: FeeRate,
+    pre_subsidy: Option<Amount>,
+    refunded_before: Amount,
+    refund: Amount,
+) -> Option<FeeReturn> {
     let remaining_before = amount.checked_sub(refunded_before)?;
     let remaining_after = remaining_before.checked_sub(refund)?;
     let (before, after) = (settle(remaining_before, rate, pre_subsidy), settle(remaining_after, rate, pre_subsidy));
@@ -113,9 +122,17 @@ mod tests {
         // A 1 % rate on 500.00 yuan: a 5.00 yuan fee.
         let rate = FeeRate::basis_points("rate", 100).unwrap();
         let s = settle(fen(50_000), rate, Some(fen(600)));
-        assert_eq!((s.fee, s.real_subsidy, s.real_fee), (fen(500), fen(500), fen(0)), "pre 6 yuan, fee 5 yuan → subsidy 5 yuan");
+        assert_eq!(
+            (s.fee, s.real_subsidy, s.real_fee),
+            (fen(500), fen(500), fen(0)),
+            "pre 6 yuan, fee 5 yuan → subsidy 5 yuan"
+        );
         let s = settle(fen(50_000), rate, Some(fen(200)));
-        assert_eq!((s.fee, s.real_subsidy, s.real_fee), (fen(500), fen(200), fen(300)), "pre 2 yuan, fee 5 yuan → real fee 3 yuan");
+        assert_eq!(
+            (s.fee, s.real_subsidy, s.real_fee),
+            (fen(500), fen(200), fen(300)),
+            "pre 2 yuan, fee 5 yuan → real fee 3 yuan"
+        );
         assert_eq!(s.received, fen(49_700));
     }
 

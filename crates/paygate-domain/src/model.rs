@@ -289,25 +289,69 @@ pub struct Refund {
 
 /// Every Ping++ channel name the sandbox serves in test mode.
 pub const PINGPP_CHANNELS: &[&str] = &[
-    "alipay", "alipay_wap", "alipay_pc_direct", "alipay_qr", "alipay_scan", "alipay_lite",
-    "wx", "wx_pub", "wx_pub_qr", "wx_wap", "wx_lite", "wx_pub_scan",
-    "upacp", "upacp_wap", "upacp_pc", "applepay_upacp", "cp_b2b", "qpay", "qpay_pub",
-    "jdpay_wap", "cmb_wallet", "bfb_wap", "yeepay_wap", "isv_qr", "isv_scan", "isv_wap", "isv_lite",
-    "ccb_pay", "ccb_qr", "cmpay", "coolcredit", "cb_alipay", "cb_wx", "cb_wx_pub", "cb_wx_pub_qr",
-    "cb_wx_pub_scan", "paypal", "balance",
+    "alipay",
+    "alipay_wap",
+    "alipay_pc_direct",
+    "alipay_qr",
+    "alipay_scan",
+    "alipay_lite",
+    "wx",
+    "wx_pub",
+    "wx_pub_qr",
+    "wx_wap",
+    "wx_lite",
+    "wx_pub_scan",
+    "upacp",
+    "upacp_wap",
+    "upacp_pc",
+    "applepay_upacp",
+    "cp_b2b",
+    "qpay",
+    "qpay_pub",
+    "jdpay_wap",
+    "cmb_wallet",
+    "bfb_wap",
+    "yeepay_wap",
+    "isv_qr",
+    "isv_scan",
+    "isv_wap",
+    "isv_lite",
+    "ccb_pay",
+    "ccb_qr",
+    "cmpay",
+    "coolcredit",
+    "cb_alipay",
+    "cb_wx",
+    "cb_wx_pub",
+    "cb_wx_pub_qr",
+    "cb_wx_pub_scan",
+    "paypal",
+    "balance",
 ];
 
 /// How much a refund request takes, decided against the order as it is *under the row lock or
 /// single writer*: storage calls this inside its transaction and then applies the result with a
 /// conditional update that re-checks the same bound.
-pub fn plan_refund(order: &Order, charge: Option<&Charge>, requested: Option<Amount>) -> Result<Amount, crate::Problem> {
+pub fn plan_refund(
+    order: &Order,
+    charge: Option<&Charge>,
+    requested: Option<Amount>,
+) -> Result<Amount, crate::Problem> {
     use crate::Problem;
     if !order.status.accepts_refund() {
-        return Err(Problem::new(crate::ProblemKind::InvalidRequest, "order_not_paid", format!("Order {} has not been paid, so it cannot be refunded.", order.id)));
+        return Err(Problem::new(
+            crate::ProblemKind::InvalidRequest,
+            "order_not_paid",
+            format!("Order {} has not been paid, so it cannot be refunded.", order.id),
+        ));
     }
     if let Some(charge) = charge {
         if charge.status != ChargeStatus::Succeeded {
-            return Err(Problem::new(crate::ProblemKind::InvalidRequest, "charge_not_paid", format!("Charge {} has not succeeded, so it cannot be refunded.", charge.id)));
+            return Err(Problem::new(
+                crate::ProblemKind::InvalidRequest,
+                "charge_not_paid",
+                format!("Charge {} has not succeeded, so it cannot be refunded.", charge.id),
+            ));
         }
     }
     if order.share_reserved > Amount::ZERO {
@@ -323,14 +367,24 @@ pub fn plan_refund(order: &Order, charge: Option<&Charge>, requested: Option<Amo
     }
     let refundable = order.refundable();
     if refundable == Amount::ZERO {
-        return Err(Problem::new(crate::ProblemKind::InvalidRequest, "nothing_to_refund", format!("Order {} has nothing left to refund.", order.id)).with_param("amount"));
+        return Err(Problem::new(
+            crate::ProblemKind::InvalidRequest,
+            "nothing_to_refund",
+            format!("Order {} has nothing left to refund.", order.id),
+        )
+        .with_param("amount"));
     }
     match requested {
         None => Ok(refundable),
         Some(amount) if amount > refundable => Err(Problem::new(
             crate::ProblemKind::InvalidRequest,
             "refund_exceeds_refundable",
-            format!("Refund amount {} exceeds the {} fen still refundable on order {}.", amount.fen(), refundable.fen(), order.id),
+            format!(
+                "Refund amount {} exceeds the {} fen still refundable on order {}.",
+                amount.fen(),
+                refundable.fen(),
+                order.id
+            ),
         )
         .with_param("amount")),
         Some(amount) => Ok(amount),
@@ -341,10 +395,18 @@ pub fn plan_refund(order: &Order, charge: Option<&Charge>, requested: Option<Amo
 pub fn check_payable(order: &Order, now: i64) -> Result<(), crate::Problem> {
     use crate::{Problem, ProblemKind};
     if !order.status.accepts_payment() {
-        return Err(Problem::new(ProblemKind::InvalidRequest, "order_not_payable", format!("Order {} is {} and cannot be paid.", order.id, order.status.as_str())));
+        return Err(Problem::new(
+            ProblemKind::InvalidRequest,
+            "order_not_payable",
+            format!("Order {} is {} and cannot be paid.", order.id, order.status.as_str()),
+        ));
     }
     if order.time_expire <= now {
-        return Err(Problem::new(ProblemKind::InvalidRequest, "order_expired", format!("Order {} expired at {} and cannot be paid.", order.id, order.time_expire)));
+        return Err(Problem::new(
+            ProblemKind::InvalidRequest,
+            "order_expired",
+            format!("Order {} expired at {} and cannot be paid.", order.id, order.time_expire),
+        ));
     }
     Ok(())
 }
@@ -373,7 +435,10 @@ pub fn plan_settlement(order: &Order, charge: &Charge, succeeded: bool) -> Resul
             _ => Err(Problem::new(
                 ProblemKind::Conflict,
                 "order_already_paid",
-                format!("Order {} was already paid by another charge; charge {} cannot also pay it.", order.id, charge.id),
+                format!(
+                    "Order {} was already paid by another charge; charge {} cannot also pay it.",
+                    order.id, charge.id
+                ),
             )),
         },
         _ => Ok(Settlement::NotPending),

@@ -17,7 +17,10 @@ impl Amount {
     #[track_caller]
     pub fn positive(param: &str, fen: i64) -> Result<Amount, Problem> {
         if fen <= 0 {
-            return Err(Problem::invalid(param, format!("{param} must be a positive integer number of fen, got {fen}.")));
+            return Err(Problem::invalid(
+                param,
+                format!("{param} must be a positive integer number of fen, got {fen}."),
+            ));
         }
         Amount::non_negative(param, fen)
     }
@@ -116,7 +119,8 @@ mod tests {
     #[test]
     fn yuan_text_parses_exactly() {
         use super::Amount;
-        for (text, fen) in [("398.00", 39800), ("1.5", 150), ("100", 10000), ("0.01", 1), ("0.1", 10), ("12.34", 1234)] {
+        for (text, fen) in [("398.00", 39800), ("1.5", 150), ("100", 10000), ("0.01", 1), ("0.1", 10), ("12.34", 1234)]
+        {
             assert_eq!(Amount::parse_yuan("total_cost", text).unwrap().fen(), fen, "{text}");
         }
         for bad in ["", "-1", "1.234", "0", "0.00", "1e3", "abc", ".5", "1.", "9999999999"] {

@@ -19,7 +19,9 @@ pub fn list(url: &str, has_more: bool, data: Vec<Value>) -> Value {
 pub fn order(view: &OrderView) -> Value {
     let o = &view.order;
     let charge_essentials = match view.charges.first() {
-        Some(c) => json!({"channel": c.channel, "transaction_no": c.transaction_no, "credential": c.credential, "extra": c.extra}),
+        Some(c) => {
+            json!({"channel": c.channel, "transaction_no": c.transaction_no, "credential": c.credential, "extra": c.extra})
+        }
         None => json!({}),
     };
     json!({

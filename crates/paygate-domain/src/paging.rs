@@ -39,7 +39,11 @@ impl Paging {
         Ok(Paging::Page { page, per_page })
     }
 
-    pub fn cursor(limit: Option<i64>, starting_after: Option<String>, ending_before: Option<String>) -> Result<Paging, Problem> {
+    pub fn cursor(
+        limit: Option<i64>,
+        starting_after: Option<String>,
+        ending_before: Option<String>,
+    ) -> Result<Paging, Problem> {
         let limit = self::limit(limit, DEFAULT_PER_PAGE, MAX_LIMIT)?;
         if starting_after.is_some() && ending_before.is_some() {
             return Err(Problem::invalid("ending_before", "starting_after and ending_before cannot be used together."));

@@ -35,7 +35,14 @@ impl Discounts {
     /// The discounts must leave the payer at least one fen to pay.
     pub fn check(&self, origin: Amount) -> Result<(), Problem> {
         if self.total() >= origin {
-            return Err(Problem::invalid("discount_info", format!("The discounts ({} fen) must be less than the order amount ({} fen).", self.total().fen(), origin.fen())));
+            return Err(Problem::invalid(
+                "discount_info",
+                format!(
+                    "The discounts ({} fen) must be less than the order amount ({} fen).",
+                    self.total().fen(),
+                    origin.fen()
+                ),
+            ));
         }
         Ok(())
     }
@@ -79,10 +86,25 @@ pub struct Settlement {
     pub discounts: Discounts,
 }
 
-pub fn settle(origin: Amount, discounts: &Discounts, rate: FeeRate, pre_subsidy: Option<Amount>, subsidy_party: Option<String>) -> Settlement {
+pub fn settle(
+    origin: Amount,
+    discounts: &Discounts,
+    rate: FeeRate,
+    pre_subsidy: Option<Amount>,
+    subsidy_party: Option<String>,
+) -> Settlement {
     let user_pay = origin.checked_sub(discounts.total()).unwrap_or(Amount::ZERO);
     let fee_base = origin.checked_sub(discounts.m).unwrap_or(Amount::ZERO);
-    Settlement { origin, user_pay, fee_base, rate, channel: fees::settle(fee_base, rate, pre_subsidy), pre_subsidy, subsidy_party, discounts: discounts.clone() }
+    Settlement {
+        origin,
+        user_pay,
+        fee_base,
+        rate,
+        channel: fees::settle(fee_base, rate, pre_subsidy),
+        pre_subsidy,
+        subsidy_party,
+        discounts: discounts.clone(),
+    }
 }
 
 impl Settlement {
@@ -119,7 +141,8 @@ mod tests {
         assert_eq!((s.origin, s.fee_base, s.user_pay, s.channel.received), (fen(100), fen(100), fen(100), fen(100)));
         // Every discount kind: m leaves the receipts, y, p and kd stay in them.
         let d = Discounts { kd: fen(100), m: fen(200), y: fen(300), p: fen(400), ..Default::default() };
-        let s = settle(fen(10_000), &d, FeeRate::basis_points("rate", 60).unwrap(), Some(fen(20)), Some("provider".into()));
+        let s =
+            settle(fen(10_000), &d, FeeRate::basis_points("rate", 60).unwrap(), Some(fen(20)), Some("provider".into()));
         assert_eq!(s.user_pay, fen(9_000));
         assert_eq!(s.fee_base, fen(9_800));
         assert_eq!(s.channel.fee, fen(59), "0.6 % of 98.00 yuan is 58.8 fen → 59");
@@ -139,7 +162,8 @@ mod tests {
                 left -= v;
                 fen(v)
             };
-            let d = Discounts { kd: take(&mut c), m: take(&mut c), y: take(&mut c), p: take(&mut c), ..Default::default() };
+            let d =
+                Discounts { kd: take(&mut c), m: take(&mut c), y: take(&mut c), p: take(&mut c), ..Default::default() };
             assert!(d.check(origin).is_ok());
             let rate = FeeRate::basis_points("rate", c.next(10_001)).unwrap();
             let pre = (c.next(2) == 0).then(|| fen(c.next(origin.fen() + 1)));

@@ -34,7 +34,10 @@ impl ShareKind {
             "wechat_single" => Ok(ShareKind::WechatSingle),
             "wechat_multi" => Ok(ShareKind::WechatMulti),
             "alipay" => Ok(ShareKind::Alipay),
-            other => Err(Problem::invalid(param, format!("{param} must be 'wechat_single', 'wechat_multi' or 'alipay', got '{other}'."))),
+            other => Err(Problem::invalid(
+                param,
+                format!("{param} must be 'wechat_single', 'wechat_multi' or 'alipay', got '{other}'."),
+            )),
         }
     }
     fn is_wechat(self) -> bool {
@@ -74,12 +77,17 @@ impl Receiver {
 /// Validates a request's receivers (already parsed from JSON) for `kind`, naming the field of
 /// the first bad one (`receivers[2].type`).
 pub fn receivers(kind: ShareKind, value: &Value) -> Result<Vec<Receiver>, Problem> {
-    let list = value.as_array().ok_or_else(|| Problem::invalid("receivers", "receivers must be a non-empty array of {type, account, amount, description}."))?;
+    let list = value.as_array().ok_or_else(|| {
+        Problem::invalid("receivers", "receivers must be a non-empty array of {type, account, amount, description}.")
+    })?;
     if list.is_empty() {
         return Err(Problem::invalid("receivers", "receivers must name at least one receiver."));
     }
     if list.len() > MAX_RECEIVERS {
-        return Err(Problem::invalid("receivers", format!("At most {MAX_RECEIVERS} receivers per request, got {}.", list.len())));
+        return Err(Problem::invalid(
+            "receivers",
+            format!("At most {MAX_RECEIVERS} receivers per request, got {}.", list.len()),
+        ));
     }
     let mut out: Vec<Receiver> = Vec::with_capacity(list.len());
     for (i, r) in list.iter().enumerate() {
@@ -97,14 +105,25 @@ pub fn receivers(kind: ShareKind, value: &Value) -> Result<Vec<Receiver>, Proble
         let amount = match r.get("amount") {
             Some(Value::Number(n)) if n.is_i64() => Amount::positive(&field("amount"), n.as_i64().unwrap_or(0))?,
             Some(Value::Number(_)) => {
-                return Err(Problem::invalid(&field("amount"), format!("{} is in fen and must be a positive integer.", field("amount"))))
+                return Err(Problem::invalid(
+                    &field("amount"),
+                    format!("{} is in fen and must be a positive integer.", field("amount")),
+                ))
             }
             None | Some(Value::Null) => return Err(Problem::missing(&field("amount"))),
-            Some(_) => return Err(Problem::invalid(&field("amount"), format!("{} must be an integer number of fen.", field("amount")))),
+            Some(_) => {
+                return Err(Problem::invalid(
+                    &field("amount"),
+                    format!("{} must be an integer number of fen.", field("amount")),
+                ))
+            }
         };
         let description = text("description", 80)?;
         if out.iter().any(|o| o.kind == kind_text && o.account == account) {
-            return Err(Problem::invalid(&field("account"), format!("Receiver {kind_text} {account} appears twice in one request.")));
+            return Err(Problem::invalid(
+                &field("account"),
+                format!("Receiver {kind_text} {account} appears twice in one request."),
+            ));
         }
         out.push(Receiver { kind: kind_text, account, amount, description });
     }
@@ -112,7 +131,8 @@ pub fn receivers(kind: ShareKind, value: &Value) -> Result<Vec<Receiver>, Proble
 }
 
 fn check_receiver_type(kind: ShareKind, t: &str, param: &str) -> Result<(), Problem> {
-    let allowed: &[&str] = if kind.is_wechat() { &["MERCHANT_ID", "PERSONAL_OPENID"] } else { &["userId", "loginName"] };
+    let allowed: &[&str] =
+        if kind.is_wechat() { &["MERCHANT_ID", "PERSONAL_OPENID"] } else { &["userId", "loginName"] };
     if kind.is_wechat() && t == "PERSONAL_WECHATID" {
         return Err(Problem::new(
             ProblemKind::InvalidRequest,
@@ -122,7 +142,10 @@ fn check_receiver_type(kind: ShareKind, t: &str, param: &str) -> Result<(), Prob
         .with_param(param));
     }
     if !allowed.contains(&t) {
-        return Err(Problem::invalid(param, format!("{param} for {} sharing must be one of {}, got '{t}'.", kind.channel_name(), allowed.join(", "))));
+        return Err(Problem::invalid(
+            param,
+            format!("{param} for {} sharing must be one of {}, got '{t}'.", kind.channel_name(), allowed.join(", ")),
+        ));
     }
     Ok(())
 }
@@ -142,17 +165,31 @@ pub fn share_limit(order: &Order, max_bps: i64) -> Amount {
 
 /// Whether `order`, paid through `channel`, may share `amount` more now. Storage applies the
 /// answer with `RESERVE_SHARE`, which re-checks the same bound in SQL.
-pub fn plan_share(order: &Order, channel: Option<&str>, kind: ShareKind, amount: Amount, max_bps: i64) -> Result<(), Problem> {
+pub fn plan_share(
+    order: &Order,
+    channel: Option<&str>,
+    kind: ShareKind,
+    amount: Amount,
+    max_bps: i64,
+) -> Result<(), Problem> {
     let refuse = |code: &'static str, msg: String| Err(Problem::new(ProblemKind::InvalidRequest, code, msg));
     if !matches!(order.status, OrderStatus::Paid | OrderStatus::Refunded) {
-        return refuse("order_not_paid", format!("Order {} is {}; only a paid order can be shared.", order.id, order.status.as_str()));
+        return refuse(
+            "order_not_paid",
+            format!("Order {} is {}; only a paid order can be shared.", order.id, order.status.as_str()),
+        );
     }
     let channel = channel.unwrap_or("");
     let matches_channel = if kind.is_wechat() { is_wechat_channel(channel) } else { is_alipay_channel(channel) };
     if !matches_channel {
         return refuse(
             "share_channel_mismatch",
-            format!("Order {} was paid through '{channel}'; {} profit sharing needs an order paid through {}.", order.id, kind.as_str(), kind.channel_name()),
+            format!(
+                "Order {} was paid through '{channel}'; {} profit sharing needs an order paid through {}.",
+                order.id,
+                kind.as_str(),
+                kind.channel_name()
+            ),
         );
     }
     if kind.is_wechat() && !order.profit_sharing {
@@ -162,7 +199,10 @@ pub fn plan_share(order: &Order, channel: Option<&str>, kind: ShareKind, amount:
         );
     }
     if order.sharing_finished {
-        return refuse("sharing_finished", format!("Profit sharing of order {} is finished; no more shares can be made.", order.id));
+        return refuse(
+            "sharing_finished",
+            format!("Profit sharing of order {} is finished; no more shares can be made.", order.id),
+        );
     }
     let limit = share_limit(order, max_bps);
     let after = order.share_reserved.fen() + amount.fen();
@@ -271,13 +311,24 @@ pub fn stored_receivers(text: &str) -> Vec<Receiver> {
 /// How much of a share a return request takes: all that is not yet returned by default.
 pub fn plan_return(share: &ProfitShare, requested: Option<Amount>) -> Result<Amount, Problem> {
     if share.status != ShareStatus::Succeeded {
-        return Err(Problem::new(ProblemKind::InvalidRequest, "share_not_returnable", format!("Profit share {} is {}; only a succeeded share can be returned.", share.id, share.status.as_str())));
+        return Err(Problem::new(
+            ProblemKind::InvalidRequest,
+            "share_not_returnable",
+            format!("Profit share {} is {}; only a succeeded share can be returned.", share.id, share.status.as_str()),
+        ));
     }
     let left = share.amount.checked_sub(share.return_reserved).unwrap_or(Amount::ZERO);
     match requested {
-        _ if left == Amount::ZERO => Err(Problem::new(ProblemKind::InvalidRequest, "share_already_returned", format!("Profit share {} has been returned in full.", share.id))),
+        _ if left == Amount::ZERO => Err(Problem::new(
+            ProblemKind::InvalidRequest,
+            "share_already_returned",
+            format!("Profit share {} has been returned in full.", share.id),
+        )),
         None => Ok(left),
-        Some(a) if a > left => Err(Problem::invalid("amount", format!("Return amount {} exceeds the {} fen of share {} not yet returned.", a.fen(), left.fen(), share.id))),
+        Some(a) if a > left => Err(Problem::invalid(
+            "amount",
+            format!("Return amount {} exceeds the {} fen of share {} not yet returned.", a.fen(), left.fen(), share.id),
+        )),
         Some(a) => Ok(a),
     }
 }
@@ -289,15 +340,49 @@ mod tests {
 
     #[test]
     fn receiver_rules_name_their_field() {
-        let ok = receivers(ShareKind::WechatMulti, &json!([{"type": "PERSONAL_OPENID", "account": "o1", "amount": 10, "description": "d"}])).unwrap();
+        let ok = receivers(
+            ShareKind::WechatMulti,
+            &json!([{"type": "PERSONAL_OPENID", "account": "o1", "amount": 10, "description": "d"}]),
+        )
+        .unwrap();
         assert_eq!(ok[0].amount.fen(), 10);
         let cases = [
-            (ShareKind::WechatSingle, json!([{"type": "PERSONAL_WECHATID", "account": "a", "amount": 1, "description": "d"}]), "receivers[0].type", "deprecated"),
-            (ShareKind::WechatSingle, json!([{"type": "userId", "account": "a", "amount": 1, "description": "d"}]), "receivers[0].type", "MERCHANT_ID"),
-            (ShareKind::Alipay, json!([{"type": "MERCHANT_ID", "account": "a", "amount": 1, "description": "d"}]), "receivers[0].type", "userId"),
-            (ShareKind::Alipay, json!([{"type": "userId", "account": "a", "amount": 1.5, "description": "d"}]), "receivers[0].amount", "integer"),
-            (ShareKind::Alipay, json!([{"type": "userId", "account": "a", "amount": 0, "description": "d"}]), "receivers[0].amount", "positive"),
-            (ShareKind::Alipay, json!([{"type": "userId", "account": "a", "amount": 1}]), "receivers[0].description", "description"),
+            (
+                ShareKind::WechatSingle,
+                json!([{"type": "PERSONAL_WECHATID", "account": "a", "amount": 1, "description": "d"}]),
+                "receivers[0].type",
+                "deprecated",
+            ),
+            (
+                ShareKind::WechatSingle,
+                json!([{"type": "userId", "account": "a", "amount": 1, "description": "d"}]),
+                "receivers[0].type",
+                "MERCHANT_ID",
+            ),
+            (
+                ShareKind::Alipay,
+                json!([{"type": "MERCHANT_ID", "account": "a", "amount": 1, "description": "d"}]),
+                "receivers[0].type",
+                "userId",
+            ),
+            (
+                ShareKind::Alipay,
+                json!([{"type": "userId", "account": "a", "amount": 1.5, "description": "d"}]),
+                "receivers[0].amount",
+                "integer",
+            ),
+            (
+                ShareKind::Alipay,
+                json!([{"type": "userId", "account": "a", "amount": 0, "description": "d"}]),
+                "receivers[0].amount",
+                "positive",
+            ),
+            (
+                ShareKind::Alipay,
+                json!([{"type": "userId", "account": "a", "amount": 1}]),
+                "receivers[0].description",
+                "description",
+            ),
             (ShareKind::Alipay, json!([]), "receivers", "at least one"),
         ];
         for (kind, value, param, words) in cases {
@@ -305,7 +390,9 @@ mod tests {
             assert_eq!(p.param.as_deref(), Some(param), "{value}");
             assert!(p.message.contains(words), "{} lacks {words}", p.message);
         }
-        let many: Vec<Value> = (0..51).map(|i| json!({"type": "userId", "account": format!("a{i}"), "amount": 1, "description": "d"})).collect();
+        let many: Vec<Value> = (0..51)
+            .map(|i| json!({"type": "userId", "account": format!("a{i}"), "amount": 1, "description": "d"}))
+            .collect();
         assert!(receivers(ShareKind::Alipay, &Value::Array(many)).unwrap_err().message.contains("At most 50"));
     }
 }

@@ -39,10 +39,9 @@ pub fn merchant_order_no(value: &str) -> Result<String, Problem> {
 
 #[track_caller]
 pub fn client_ip(value: &str) -> Result<String, Problem> {
-    value
-        .parse::<std::net::IpAddr>()
-        .map(|ip| ip.to_string())
-        .map_err(|_| Problem::invalid("client_ip", format!("client_ip must be an IPv4 or IPv6 address, got '{value}'.")))
+    value.parse::<std::net::IpAddr>().map(|ip| ip.to_string()).map_err(|_| {
+        Problem::invalid("client_ip", format!("client_ip must be an IPv4 or IPv6 address, got '{value}'."))
+    })
 }
 
 /// Whether a timestamp a client sent is at most `window` seconds away from `now`. `abs_diff`
@@ -79,7 +78,12 @@ pub fn metadata(value: &Value) -> Result<Option<Value>, Problem> {
                 let len = match v {
                     Value::String(s) => s.chars().count(),
                     Value::Number(_) | Value::Bool(_) | Value::Null => 0,
-                    _ => return Err(Problem::invalid(param, format!("metadata['{k}'] must be a string, number or boolean."))),
+                    _ => {
+                        return Err(Problem::invalid(
+                            param,
+                            format!("metadata['{k}'] must be a string, number or boolean."),
+                        ))
+                    }
                 };
                 if len > 500 {
                     return Err(Problem::invalid(param, format!("metadata['{k}'] must be at most 500 characters.")));

@@ -69,12 +69,20 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
 fn envelope(req: &Incoming) -> Result<Map<String, Value>, Problem> {
     match request::json_object(&req.body) {
         Some(envelope) => envelope,
-        None => Err(Problem::invalid("body", "The request must be a JSON envelope {open_app_id, timestamp, sign_type, token, biz_content, sign}.")),
+        None => Err(Problem::invalid(
+            "body",
+            "The request must be a JSON envelope {open_app_id, timestamp, sign_type, token, biz_content, sign}.",
+        )),
     }
 }
 
-async fn verify(app: &Paygate, envelope: &Map<String, Value>, sign_type: SignType) -> Result<(paygate_core::Caller, FaceCredential), Problem> {
-    let open_app_id = envelope.get("open_app_id").and_then(Value::as_str).ok_or_else(|| Problem::missing("open_app_id"))?;
+async fn verify(
+    app: &Paygate,
+    envelope: &Map<String, Value>,
+    sign_type: SignType,
+) -> Result<(paygate_core::Caller, FaceCredential), Problem> {
+    let open_app_id =
+        envelope.get("open_app_id").and_then(Value::as_str).ok_or_else(|| Problem::missing("open_app_id"))?;
     let timestamp = match envelope.get("timestamp") {
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(s)) => s.parse().ok(),
@@ -107,7 +115,10 @@ fn answer(result: Result<Value, Problem>, cred: Option<&FaceCredential>, sign_ty
         Err(problem) => {
             let (status, code) = crate::errors::signed_face_code(problem.kind);
             let problem = crate::errors::public_problem(&problem);
-            (status, json!({"code": code, "msg": problem.message, "sub_code": problem.code, "param": problem.param, "succeed": false}))
+            (
+                status,
+                json!({"code": code, "msg": problem.message, "sub_code": problem.code, "param": problem.param, "succeed": false}),
+            )
         }
     };
     let mut out = Map::new();
@@ -133,9 +144,8 @@ fn int(biz: &Map<String, Value>, name: &str) -> Result<Option<i64>, Problem> {
 /// `order_no` its answers carry) or `out_trade_no` (the latest payment with it), in that order.
 fn reference(biz: &Map<String, Value>) -> Result<PosRef, Problem> {
     // Numbers are all digits: a client may send them unquoted.
-    let number = |name: &str| {
-        text_field(biz, name).or_else(|| biz.get(name).and_then(Value::as_u64).map(|n| n.to_string()))
-    };
+    let number =
+        |name: &str| text_field(biz, name).or_else(|| biz.get(name).and_then(Value::as_u64).map(|n| n.to_string()));
     if let Some(v) = number("pay_no") {
         Ok(PosRef::PayNo(v))
     } else if let Some(v) = number("order_no") {
@@ -155,8 +165,13 @@ fn code_payment(biz: &Map<String, Value>) -> Result<CodePayment, Problem> {
     let fen = |name: &str| -> Result<Amount, Problem> {
         match d.get(name) {
             None | Some(Value::Null) => Ok(Amount::ZERO),
-            Some(Value::Number(n)) if n.is_i64() => Amount::non_negative(&format!("discount_info.{name}"), n.as_i64().unwrap_or(-1)),
-            Some(_) => Err(Problem::invalid(&format!("discount_info.{name}"), format!("discount_info.{name} must be an integer number of fen."))),
+            Some(Value::Number(n)) if n.is_i64() => {
+                Amount::non_negative(&format!("discount_info.{name}"), n.as_i64().unwrap_or(-1))
+            }
+            Some(_) => Err(Problem::invalid(
+                &format!("discount_info.{name}"),
+                format!("discount_info.{name} must be an integer number of fen."),
+            )),
         }
     };
     let desc = |name: &str| d.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
@@ -166,7 +181,14 @@ fn code_payment(biz: &Map<String, Value>) -> Result<CodePayment, Problem> {
         auth_code: text_field(biz, "auth_code").ok_or_else(|| Problem::missing("auth_code"))?,
         subject: text_field(biz, "subject").or_else(|| text_field(biz, "body")),
         attach: text_field(biz, "attach").unwrap_or_default(),
-        discounts: Discounts { kd: fen("kd_discount_fee")?, kd_desc: desc("kd_discount_desc"), m: fen("m_discount_fee")?, y: fen("y_discount_fee")?, p: fen("p_discount_fee")?, mch_desc: desc("mch_discount_desc") },
+        discounts: Discounts {
+            kd: fen("kd_discount_fee")?,
+            kd_desc: desc("kd_discount_desc"),
+            m: fen("m_discount_fee")?,
+            y: fen("y_discount_fee")?,
+            p: fen("p_discount_fee")?,
+            mch_desc: desc("mch_discount_desc"),
+        },
         pre_fee_subsidy: int(biz, "pre_fee_subsidy_amount")?,
         fee_subsidy_party: text_field(biz, "fee_subsidy_party"),
         goods_detail: biz.get("goods_detail").cloned().unwrap_or(Value::Null),
@@ -218,7 +240,10 @@ fn data(r: &PosRecord, shop_name: &str) -> Value {
         o.insert("fee".into(), s["fee"].clone());
         o.insert("origin_fee".into(), json!(r.order.amount.fen()));
         o.insert("refunded_fee".into(), json!(r.order.amount_refunded.fen()));
-        o.insert("can_refund".into(), json!(r.order.refundable() > Amount::ZERO && r.order.share_reserved == Amount::ZERO));
+        o.insert(
+            "can_refund".into(),
+            json!(r.order.refundable() > Amount::ZERO && r.order.share_reserved == Amount::ZERO),
+        );
         o.insert("received_fee".into(), s["received_fee"].clone());
         o.insert("user_pay_fee".into(), json!(r.order.actual_amount.fen()));
         o.insert("discount_info".into(), r.meta.discounts.to_json());

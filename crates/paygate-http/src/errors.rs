@@ -74,7 +74,11 @@ pub(crate) fn render(face: Face, req: &Incoming, problem: &Problem) -> HttpRespo
 }
 
 pub(crate) fn route_not_found(req: &Incoming) -> Problem {
-    Problem::new(ProblemKind::NotFound, "route_not_found", format!("Unrecognized request URL ({} {}).", req.method, req.path))
+    Problem::new(
+        ProblemKind::NotFound,
+        "route_not_found",
+        format!("Unrecognized request URL ({} {}).", req.method, req.path),
+    )
 }
 
 pub(crate) fn method_not_allowed(req: &Incoming, allowed: &[Method]) -> Problem {

@@ -97,9 +97,13 @@ pub async fn serve(listener: TcpListener, app: Arc<Paygate>, limits: Limits, mut
         }
     }
     drop(listener);
-    let drained = tokio::time::timeout(limits.shutdown_grace, async { while connections.join_next().await.is_some() {} });
+    let drained =
+        tokio::time::timeout(limits.shutdown_grace, async { while connections.join_next().await.is_some() {} });
     if drained.await.is_err() {
-        eprintln!("paygate: {} connection(s) still open after the shutdown grace period; closing them", connections.len());
+        eprintln!(
+            "paygate: {} connection(s) still open after the shutdown grace period; closing them",
+            connections.len()
+        );
         connections.shutdown().await;
     }
 }
@@ -124,9 +128,7 @@ async fn handle(
         }
         response
     });
-    Ok(task.await.unwrap_or_else(|_| {
-        pingpp::error_response(&Problem::internal("a request handler panicked"))
-    }))
+    Ok(task.await.unwrap_or_else(|_| pingpp::error_response(&Problem::internal("a request handler panicked"))))
 }
 
 /// The official Ping++ Node SDK (2.x) writes its request body when the socket emits `connect`;
@@ -176,7 +178,9 @@ async fn route(app: &Paygate, mut req: Req, body: Result<Option<Bytes>, tokio::t
     }
     let allowed = face.allowed(rest, routes::known_prefix(&segs));
     let refusal = match body {
-        Err(_) => Some(Problem::new(ProblemKind::Http(408), "request_timeout", "The request body did not arrive in time.")),
+        Err(_) => {
+            Some(Problem::new(ProblemKind::Http(408), "request_timeout", "The request body did not arrive in time."))
+        }
         Ok(None) => Some(request::too_large()),
         Ok(Some(bytes)) => {
             req.body = bytes;

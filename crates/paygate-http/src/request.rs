@@ -25,7 +25,8 @@ pub struct Incoming {
 
 impl Incoming {
     pub fn new(parts: Parts, body: Bytes, peer: SocketAddr) -> Incoming {
-        let raw_uri = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| parts.uri.path().to_string());
+        let raw_uri =
+            parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| parts.uri.path().to_string());
         Incoming {
             method: parts.method,
             path: parts.uri.path().to_string(),
@@ -106,13 +107,15 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' if plus_is_space => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                Some(b) => {
-                    out.push(b);
-                    i += 2;
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
                 }
-                None => out.push(b'%'),
-            },
+            }
             b => out.push(b),
         }
         i += 1;
@@ -147,7 +150,11 @@ impl Query {
 
     pub fn int(&self, name: &str) -> Result<Option<i64>, Problem> {
         self.get(name)
-            .map(|v| v.trim().parse::<i64>().map_err(|_| Problem::invalid(name, format!("{name} must be an integer, got '{v}'."))))
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| Problem::invalid(name, format!("{name} must be an integer, got '{v}'.")))
+            })
             .transpose()
     }
 
@@ -158,7 +165,9 @@ impl Query {
             .map(|v| match v.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" => Ok(true),
                 "false" | "0" => Ok(false),
-                other => Err(Problem::invalid(name, format!("{name} must be true or false (or 1 or 0), got '{other}'."))),
+                other => {
+                    Err(Problem::invalid(name, format!("{name} must be true or false (or 1 or 0), got '{other}'.")))
+                }
             })
             .transpose()
     }
@@ -179,8 +188,16 @@ impl JsonBody {
                 }
                 Ok(JsonBody(map))
             }
-            Ok(_) => Err(Problem::new(ProblemKind::InvalidRequest, "invalid_json", "The request body must be a JSON object.")),
-            Err(e) => Err(Problem::new(ProblemKind::InvalidRequest, "invalid_json", format!("The request body is not valid JSON: {e}."))),
+            Ok(_) => Err(Problem::new(
+                ProblemKind::InvalidRequest,
+                "invalid_json",
+                "The request body must be a JSON object.",
+            )),
+            Err(e) => Err(Problem::new(
+                ProblemKind::InvalidRequest,
+                "invalid_json",
+                format!("The request body is not valid JSON: {e}."),
+            )),
         }
     }
 
@@ -262,11 +279,19 @@ pub fn json(status: StatusCode, body: Vec<u8>) -> HttpResponse {
 }
 
 pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
-    Response::builder().status(status).header("content-type", "text/plain; charset=utf-8").body(Full::new(Bytes::from_static(body.as_bytes()))).expect("static headers are valid")
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("static headers are valid")
 }
 
 pub fn too_large() -> Problem {
-    Problem::new(ProblemKind::Http(413), "request_too_large", format!("The request body exceeds {MAX_BODY_BYTES} bytes."))
+    Problem::new(
+        ProblemKind::Http(413),
+        "request_too_large",
+        format!("The request body exceeds {MAX_BODY_BYTES} bytes."),
+    )
 }
 
 #[cfg(test)]

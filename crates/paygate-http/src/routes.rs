@@ -141,8 +141,12 @@ fn matches(pattern: &str, rest: &[&str]) -> bool {
 pub(crate) fn known_prefix(segments: &[&str]) -> bool {
     matches!(
         segments,
-        ["v1", ..] | ["hserve", ..] | ["api", "v2", "cashier", ..] | ["api", "v1", "pay", "wx", "query", ..]
-            | ["sandbox", "charges", ..] | ["healthz" | "readyz"]
+        ["v1", ..]
+            | ["hserve", ..]
+            | ["api", "v2", "cashier", ..]
+            | ["api", "v1", "pay", "wx", "query", ..]
+            | ["sandbox", "charges", ..]
+            | ["healthz" | "readyz"]
     )
 }
 

@@ -16,12 +16,17 @@ use serde_json::{json, Map, Value};
 pub(crate) async fn handle(app: &Paygate, req: &Incoming) -> HttpResponse {
     let mut cred = None;
     let result = async {
-        let mut fields = match request::json_object(&req.body) {
-            Some(fields) => fields?,
-            None => return Err(Problem::invalid("body", "The request must be a JSON object {accessid, trade_no | out_trade_no | channel_trade_no, sign}.")),
-        };
+        let mut fields =
+            match request::json_object(&req.body) {
+                Some(fields) => fields?,
+                None => return Err(Problem::invalid(
+                    "body",
+                    "The request must be a JSON object {accessid, trade_no | out_trade_no | channel_trade_no, sign}.",
+                )),
+            };
         let signature = fields.remove("sign");
-        let accessid = fields.get("accessid").and_then(Value::as_str).ok_or_else(|| Problem::missing("accessid"))?.to_string();
+        let accessid =
+            fields.get("accessid").and_then(Value::as_str).ok_or_else(|| Problem::missing("accessid"))?.to_string();
         let timestamp = match fields.get("timestamp") {
             None | Some(Value::Null) => None,
             // A fraction or a number past i64 is refused, never read as "no timestamp" (which
@@ -29,10 +34,20 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming) -> HttpResponse {
             Some(Value::Number(n)) => {
                 Some(n.as_i64().ok_or_else(|| Problem::invalid("timestamp", "timestamp must be unix seconds."))?)
             }
-            Some(Value::String(s)) => Some(s.parse().map_err(|_| Problem::invalid("timestamp", "timestamp must be unix seconds."))?),
+            Some(Value::String(s)) => {
+                Some(s.parse().map_err(|_| Problem::invalid("timestamp", "timestamp must be unix seconds."))?)
+            }
             Some(_) => return Err(Problem::invalid("timestamp", "timestamp must be unix seconds.")),
         };
-        let envelope = Envelope { face: "saas", public_id: &accessid, fields: &fields, signature: signature.as_ref().and_then(Value::as_str), sign_type: SignType::Md5, timestamp, token: None };
+        let envelope = Envelope {
+            face: "saas",
+            public_id: &accessid,
+            fields: &fields,
+            signature: signature.as_ref().and_then(Value::as_str),
+            sign_type: SignType::Md5,
+            timestamp,
+            token: None,
+        };
         let (caller, c) = app.verify_envelope(&envelope).await?;
         cred = Some(c);
         let text = |name: &str| fields.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
@@ -74,7 +89,8 @@ fn answer(result: Result<Map<String, Value>, Problem>, cred: Option<&FaceCredent
             (status, m)
         }
     };
-    let signature = cred.map(|c| paygate_core::pos::sign(&out, &c.secret, SignType::Md5).to_uppercase()).unwrap_or_default();
+    let signature =
+        cred.map(|c| paygate_core::pos::sign(&out, &c.secret, SignType::Md5).to_uppercase()).unwrap_or_default();
     out.insert("sign".into(), json!(signature));
     request::json(status, Value::Object(out).to_string().into_bytes())
 }
@@ -85,7 +101,9 @@ fn states(r: &PosRecord) -> (&'static str, &'static str, &'static str) {
         return ("2", "REVOKED", "已撤销");
     }
     match (r.order.status, r.charge.status) {
-        (OrderStatus::Paid | OrderStatus::Refunded, _) if r.order.amount_refunded > Amount::ZERO => ("1", "REFUND", "转入退款"),
+        (OrderStatus::Paid | OrderStatus::Refunded, _) if r.order.amount_refunded > Amount::ZERO => {
+            ("1", "REFUND", "转入退款")
+        }
         (OrderStatus::Paid | OrderStatus::Refunded, _) => ("1", "SUCCESS", "支付成功"),
         (OrderStatus::Created, ChargeStatus::Pending) => ("3", "USERPAYING", "用户支付中"),
         (OrderStatus::Created, ChargeStatus::Failed) => ("2", "PAYERROR", "支付失败"),
@@ -136,7 +154,13 @@ fn render(r: &PosRecord) -> Map<String, Value> {
     let s = r.charge.settlement.clone().unwrap_or_default();
     let paid = r.charge.status == ChargeStatus::Succeeded;
     let id = SandboxWechat::of(&r.order.app_id);
-    let openid = r.charge.notification.as_ref().and_then(|n| n["openid"].as_str()).map(str::to_string).unwrap_or_else(|| format!("o{}", &r.order.id[..18]));
+    let openid = r
+        .charge
+        .notification
+        .as_ref()
+        .and_then(|n| n["openid"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("o{}", &r.order.id[..18]));
     let time_end = r.charge.time_paid.map(wechat::beijing_time).unwrap_or_default();
     // WeChat's definitions: total_fee = cash_fee + coupon_fee (every promotion, both types), and
     // settlement_total_fee = total_fee − the DISCOUNT (免充值) promotions. Amounts are bounded
@@ -180,7 +204,8 @@ fn render(r: &PosRecord) -> Map<String, Value> {
     native.insert("sign".into(), json!(native_sign));
 
     let mut out = Map::new();
-    let rate = FeeRate::basis_points("rate", s["rate_bp"].as_i64().unwrap_or(0)).map(FeeRate::percent).unwrap_or_default();
+    let rate =
+        FeeRate::basis_points("rate", s["rate_bp"].as_i64().unwrap_or(0)).map(FeeRate::percent).unwrap_or_default();
     for (k, v) in [
         ("trade_no", json!(r.meta.pay_no)),
         ("out_trade_no", json!(r.meta.out_trade_no)),

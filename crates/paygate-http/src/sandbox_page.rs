@@ -10,7 +10,11 @@ use paygate_core::Paygate;
 use paygate_domain::Problem;
 
 fn page(status: StatusCode, html: String) -> HttpResponse {
-    Response::builder().status(status).header("content-type", "text/html; charset=utf-8").body(Full::new(Bytes::from(html))).expect("static headers are valid")
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .body(Full::new(Bytes::from(html)))
+        .expect("static headers are valid")
 }
 
 fn escape(s: &str) -> String {
@@ -21,7 +25,10 @@ fn escape(s: &str) -> String {
 pub(crate) fn error_page(problem: &Problem) -> HttpResponse {
     let problem = crate::errors::public_problem(problem);
     let status = crate::errors::status(problem.kind);
-    page(status, format!("<!doctype html><meta charset=utf-8><title>paygate sandbox</title><p>{}</p>", escape(&problem.message)))
+    page(
+        status,
+        format!("<!doctype html><meta charset=utf-8><title>paygate sandbox</title><p>{}</p>", escape(&problem.message)),
+    )
 }
 
 pub(crate) async fn handle(app: &Paygate, req: &Incoming, charge_id: &str) -> HttpResponse {
@@ -35,11 +42,19 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, charge_id: &str) -> Ht
             Ok((charge, _)) => format!("Charge {} is now {}.", charge.id, charge.status.as_str()),
             Err(p) => return error_page(&p),
         };
-        return page(StatusCode::OK, format!("<!doctype html><meta charset=utf-8><title>paygate sandbox</title><p>{}</p>", escape(&message)));
+        return page(
+            StatusCode::OK,
+            format!("<!doctype html><meta charset=utf-8><title>paygate sandbox</title><p>{}</p>", escape(&message)),
+        );
     }
     let charge = match app.store.find_test_charge(charge_id).await {
         Ok(Some(c)) if c.id == charge_id => c,
-        Ok(_) => return page(StatusCode::NOT_FOUND, "<!doctype html><meta charset=utf-8><p>No such test-mode charge.</p>".into()),
+        Ok(_) => {
+            return page(
+                StatusCode::NOT_FOUND,
+                "<!doctype html><meta charset=utf-8><p>No such test-mode charge.</p>".into(),
+            )
+        }
         Err(p) => return error_page(&p),
     };
     let yuan = format!("{}.{:02}", charge.amount.fen() / 100, charge.amount.fen() % 100);

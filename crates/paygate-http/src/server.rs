@@ -93,7 +93,8 @@ impl ConnState {
     /// Why this connection should be closed now, if it should.
     fn verdict(&self, limits: &Limits) -> Option<&'static str> {
         let now = self.now();
-        let older_than = |since: u64, limit: Duration| since != 0 && now.saturating_sub(since) > limit.as_millis() as u64;
+        let older_than =
+            |since: u64, limit: Duration| since != 0 && now.saturating_sub(since) > limit.as_millis() as u64;
         if older_than(self.write_blocked.load(Ordering::SeqCst), limits.write_stall_timeout) {
             return Some("client stopped reading the response");
         }
@@ -124,7 +125,8 @@ impl Drop for InFlight {
 /// Resolves when the connection has broken one of the limits, with the reason.
 pub(crate) async fn watchdog(state: Arc<ConnState>, limits: Limits) -> &'static str {
     let shortest = [limits.header_read_timeout, limits.idle_timeout, limits.write_stall_timeout].into_iter().min();
-    let tick = (shortest.unwrap_or(Duration::from_secs(1)) / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let tick =
+        (shortest.unwrap_or(Duration::from_secs(1)) / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     loop {
         tokio::time::sleep(tick).await;
         if let Some(reason) = state.verdict(&limits) {

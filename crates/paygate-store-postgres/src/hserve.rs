@@ -20,12 +20,26 @@ impl HserveStore for PostgresStore {
 
     async fn hserve_clients(&self, app_id: &str) -> Result<Vec<(String, Mode)>> {
         let mut conn = self.pool.get().await?;
-        conn.query(h::CLIENTS_OF_APP, &[SqlParam::Text(app_id.to_string())], |r| Ok((r.text(0)?, Mode::from_live(r.boolean(1)?)))).await
+        conn.query(h::CLIENTS_OF_APP, &[SqlParam::Text(app_id.to_string())], |r| {
+            Ok((r.text(0)?, Mode::from_live(r.boolean(1)?)))
+        })
+        .await
     }
 
-    async fn create_hserve_user(&self, scope: &Scope, username: Option<&str>, password_hash: Option<&str>, anonymous: bool, now: i64) -> Result<HserveUser> {
+    async fn create_hserve_user(
+        &self,
+        scope: &Scope,
+        username: Option<&str>,
+        password_hash: Option<&str>,
+        anonymous: bool,
+        now: i64,
+    ) -> Result<HserveUser> {
         let mut conn = self.pool.get().await?;
-        let id = conn.query_opt(h::INSERT_USER, &h::new_user_params(scope, username, password_hash, anonymous, now), |r| r.int(0)).await?;
+        let id = conn
+            .query_opt(h::INSERT_USER, &h::new_user_params(scope, username, password_hash, anonymous, now), |r| {
+                r.int(0)
+            })
+            .await?;
         h::inserted_user(id, username, password_hash, anonymous, now)
     }
 
@@ -42,7 +56,10 @@ impl HserveStore for PostgresStore {
 
     async fn create_hserve_session(&self, token_hash: &[u8], scope: &Scope, user_id: i64, expires: i64) -> Result<()> {
         let mut conn = self.pool.get().await?;
-        conn.client().execute(h::INSERT_SESSION, &[&token_hash, &user_id, &scope.app_id, &scope.mode.is_live(), &expires]).await.map_err(pg_err)?;
+        conn.client()
+            .execute(h::INSERT_SESSION, &[&token_hash, &user_id, &scope.app_id, &scope.mode.is_live(), &expires])
+            .await
+            .map_err(pg_err)?;
         Ok(())
     }
 
@@ -50,7 +67,8 @@ impl HserveStore for PostgresStore {
         let mut conn = self.pool.get().await?;
         let found = conn.client().query(h::SESSION, &[&token_hash, &now]).await.map_err(pg_err)?;
         let Some(r) = found.first() else { return Ok(None) };
-        let scope = Scope { app_id: r.try_get(0).map_err(pg_err)?, mode: Mode::from_live(r.try_get(1).map_err(pg_err)?) };
+        let scope =
+            Scope { app_id: r.try_get(0).map_err(pg_err)?, mode: Mode::from_live(r.try_get(1).map_err(pg_err)?) };
         Ok(Some((scope, r.try_get(2).map_err(pg_err)?)))
     }
 
@@ -65,11 +83,18 @@ impl HserveStore for PostgresStore {
             conn.exec(&rows::insert_order_sql(), &rows::order_params(order)).await?;
             conn.exec(&rows::insert_charge_sql(), &rows::charge_params(charge)).await?;
             conn.exec(h::INSERT_META, &h::meta_params(&scope, &order.id, meta)).await?;
-            conn.query_opt(rows::ORDER_SEQ, &rows::scoped(&scope, &order.id), |r| r.int(0)).await?.ok_or_else(|| Problem::internal("record vanished"))
+            conn.query_opt(rows::ORDER_SEQ, &rows::scoped(&scope, &order.id), |r| r.int(0))
+                .await?
+                .ok_or_else(|| Problem::internal("record vanished"))
         })
     }
 
-    async fn payment_records(&self, scope: &Scope, user: Option<i64>, q: &RecordQuery) -> Result<(Vec<PaymentRecord>, i64)> {
+    async fn payment_records(
+        &self,
+        scope: &Scope,
+        user: Option<i64>,
+        q: &RecordQuery,
+    ) -> Result<(Vec<PaymentRecord>, i64)> {
         let ((page_sql, page_params), (count_sql, count_params)) = h::records_queries(scope, user, q)?;
         let mut conn = self.pool.get().await?;
         let records = conn.query(&page_sql, &page_params, h::record).await?;

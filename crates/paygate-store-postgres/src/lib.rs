@@ -4,21 +4,23 @@
 //! and then applies conditional updates that re-check their own preconditions.
 
 mod hserve;
-mod pos;
 mod pool;
+mod pos;
 mod shares;
 
 use async_trait::async_trait;
-use paygate_domain::paging::{OrderFilter, Page, Paging};
 use paygate_domain::events::{self as ev, Event};
 use paygate_domain::objects::{self, OrderView};
 use paygate_domain::paging::CreatedRange;
-use paygate_domain::{plan_refund, plan_settlement, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope, Settlement};
+use paygate_domain::paging::{OrderFilter, Page, Paging};
+use paygate_domain::{
+    plan_refund, plan_settlement, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope, Settlement,
+};
 use paygate_store::outbox;
-use serde_json::Value;
 use paygate_store::rows::{self, scoped, with, SqlParam};
 use paygate_store::*;
 use pool::{is_unique_violation, pg_err, Conn, Pool};
+use serde_json::Value;
 use std::sync::Arc;
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -64,7 +66,6 @@ macro_rules! in_transaction {
         }
     }};
 }
-
 
 /// Records an event and queues its deliveries in the current transaction.
 pub(crate) async fn emit(conn: &mut Conn, scope: &Scope, kind: &str, object: Value, now: i64) -> Result<()> {
@@ -153,12 +154,24 @@ impl Store for PostgresStore {
     async fn setting(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>> {
         let mut conn = self.pool.get().await?;
         let client = conn.client();
-        client.execute("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", &[&name, &fresh]).await.map_err(pg_err)?;
+        client
+            .execute(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&name, &fresh],
+            )
+            .await
+            .map_err(pg_err)?;
         let row = client.query_one("SELECT value FROM settings WHERE name = $1", &[&name]).await.map_err(pg_err)?;
         row.try_get(0).map_err(pg_err)
     }
 
-    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)], credentials: &[FaceCredential]) -> Result<()> {
+    async fn create_app(
+        &self,
+        app: &App,
+        keys: &[ApiKeyRecord],
+        hserve_clients: &[(String, Mode)],
+        credentials: &[FaceCredential],
+    ) -> Result<()> {
         in_transaction!(self, conn, {
             conn.client()
                 .execute(
@@ -177,7 +190,15 @@ impl Store for PostgresStore {
                     .map_err(pg_err)?;
             }
             for (client_id, mode) in hserve_clients {
-                conn.exec(paygate_store::hserve::INSERT_CLIENT, &[SqlParam::Text(client_id.clone()), SqlParam::Text(app.id.clone()), SqlParam::Bool(mode.is_live())]).await?;
+                conn.exec(
+                    paygate_store::hserve::INSERT_CLIENT,
+                    &[
+                        SqlParam::Text(client_id.clone()),
+                        SqlParam::Text(app.id.clone()),
+                        SqlParam::Bool(mode.is_live()),
+                    ],
+                )
+                .await?;
             }
             for c in credentials {
                 conn.exec(paygate_store::pos::INSERT_CREDENTIAL, &paygate_store::pos::credential_params(c)).await?;
@@ -198,7 +219,9 @@ impl Store for PostgresStore {
 
     async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<(App, Mode)>> {
         let mut conn = self.pool.get().await?;
-        let sql = format!("SELECT {APP_COLUMNS}, k.livemode FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = $1");
+        let sql = format!(
+            "SELECT {APP_COLUMNS}, k.livemode FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = $1"
+        );
         let rows = conn.client().query(&sql, &[&key_hash]).await.map_err(pg_err)?;
         let Some(r) = rows.first() else { return Ok(None) };
         Ok(Some((app_row(r)?, Mode::from_live(r.try_get(6).map_err(pg_err)?))))
@@ -206,19 +229,31 @@ impl Store for PostgresStore {
 
     async fn app(&self, app_id: &str) -> Result<Option<App>> {
         let mut conn = self.pool.get().await?;
-        let rows = conn.client().query(&format!("SELECT {APP_COLUMNS} FROM apps a WHERE a.id = $1"), &[&app_id]).await.map_err(pg_err)?;
+        let rows = conn
+            .client()
+            .query(&format!("SELECT {APP_COLUMNS} FROM apps a WHERE a.id = $1"), &[&app_id])
+            .await
+            .map_err(pg_err)?;
         rows.first().map(app_row).transpose()
     }
 
     async fn set_app_late_payment(&self, app_id: &str, policy: LatePayment) -> Result<bool> {
         let mut conn = self.pool.get().await?;
-        let n = conn.client().execute("UPDATE apps SET late_payment = $1 WHERE id = $2", &[&policy.as_str(), &app_id]).await.map_err(pg_err)?;
+        let n = conn
+            .client()
+            .execute("UPDATE apps SET late_payment = $1 WHERE id = $2", &[&policy.as_str(), &app_id])
+            .await
+            .map_err(pg_err)?;
         Ok(n == 1)
     }
 
     async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool> {
         let mut conn = self.pool.get().await?;
-        let n = conn.client().execute("UPDATE apps SET public_key_pem = $1 WHERE id = $2", &[&pem, &app_id]).await.map_err(pg_err)?;
+        let n = conn
+            .client()
+            .execute("UPDATE apps SET public_key_pem = $1 WHERE id = $2", &[&pem, &app_id])
+            .await
+            .map_err(pg_err)?;
         Ok(n == 1)
     }
 
@@ -227,7 +262,8 @@ impl Store for PostgresStore {
         match conn.exec_raw(&rows::insert_order_sql(), &rows::order_params(order)).await {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => {
-                let existing = conn.query_opt(rows::ORDER_BY_MERCHANT_NO, &rows::merchant_no_params(order), |r| r.text(0)).await?;
+                let existing =
+                    conn.query_opt(rows::ORDER_BY_MERCHANT_NO, &rows::merchant_no_params(order), |r| r.text(0)).await?;
                 Err(match existing {
                     Some(id) => rows::duplicate_order(&order.merchant_order_no, &id),
                     None => pg_err(e),
@@ -244,20 +280,24 @@ impl Store for PostgresStore {
 
     async fn order_view(&self, scope: &Scope, id: &str) -> Result<Option<OrderView>> {
         let mut conn = self.pool.get().await?;
-        Ok(rows::into_order_view(conn.query(&rows::order_view_sql(), &scoped(scope, id), rows::order_and_charge).await?))
+        Ok(rows::into_order_view(
+            conn.query(&rows::order_view_sql(), &scoped(scope, id), rows::order_and_charge).await?,
+        ))
     }
 
     async fn list_orders(&self, scope: &Scope, filter: &OrderFilter, paging: &Paging) -> Result<Page<Order>> {
         let mut conn = self.pool.get().await?;
         let cursor = match paging {
-            Paging::Cursor { starting_after, ending_before, .. } => match starting_after.as_ref().or(ending_before.as_ref()) {
-                Some(id) => {
-                    let seq = conn.query_opt(rows::ORDER_SEQ, &scoped(scope, id), |r| r.int(0)).await?;
-                    let param = if starting_after.is_some() { "starting_after" } else { "ending_before" };
-                    Some(seq.ok_or_else(|| Problem::invalid(param, format!("No such order: {id}")))?)
+            Paging::Cursor { starting_after, ending_before, .. } => {
+                match starting_after.as_ref().or(ending_before.as_ref()) {
+                    Some(id) => {
+                        let seq = conn.query_opt(rows::ORDER_SEQ, &scoped(scope, id), |r| r.int(0)).await?;
+                        let param = if starting_after.is_some() { "starting_after" } else { "ending_before" };
+                        Some(seq.ok_or_else(|| Problem::invalid(param, format!("No such order: {id}")))?)
+                    }
+                    None => None,
                 }
-                None => None,
-            },
+            }
             Paging::Page { .. } => None,
         };
         let (sql, params, reversed) = rows::list_orders_query(scope, filter, paging, cursor);
@@ -271,10 +311,13 @@ impl Store for PostgresStore {
             if !order.status.accepts_payment() {
                 return Ok(Some(CancelOutcome::NotCancelable(order)));
             }
-            let closing = conn.query(&rows::pending_charges_sql("FOR UPDATE"), &scoped(scope, id), rows::charge).await?;
+            let closing =
+                conn.query(&rows::pending_charges_sql("FOR UPDATE"), &scoped(scope, id), rows::charge).await?;
             conn.exec(rows::CANCEL_ORDER, &scoped(scope, id)).await?;
             conn.exec(rows::CLOSE_PENDING_CHARGES, &scoped(scope, id)).await?;
-            let order = load_order(&mut conn, scope, id, false).await?.ok_or_else(|| Problem::internal("canceled order vanished"))?;
+            let order = load_order(&mut conn, scope, id, false)
+                .await?
+                .ok_or_else(|| Problem::internal("canceled order vanished"))?;
             let object = order_object(&mut conn, scope, order.clone()).await?;
             emit(&mut conn, scope, ev::ORDER_CANCELED, object, now).await?;
             Ok(Some(CancelOutcome::Canceled { order, closed_charges: closing }))
@@ -295,12 +338,15 @@ impl Store for PostgresStore {
             if !order.status.accepts_payment() || order.time_expire > now {
                 return Ok(None);
             }
-            let closing = conn.query(&rows::pending_charges_sql("FOR UPDATE"), &scoped(scope, id), rows::charge).await?;
+            let closing =
+                conn.query(&rows::pending_charges_sql("FOR UPDATE"), &scoped(scope, id), rows::charge).await?;
             if conn.exec(outbox::CLOSE_ORDER, &with(scoped(scope, id), [SqlParam::Int(now)])).await? != 1 {
                 return Err(Problem::internal("expiry lost under the row lock"));
             }
             conn.exec(rows::CLOSE_PENDING_CHARGES, &scoped(scope, id)).await?;
-            let order = load_order(&mut conn, scope, id, false).await?.ok_or_else(|| Problem::internal("closed order vanished"))?;
+            let order = load_order(&mut conn, scope, id, false)
+                .await?
+                .ok_or_else(|| Problem::internal("closed order vanished"))?;
             let object = order_object(&mut conn, scope, order.clone()).await?;
             emit(&mut conn, scope, ev::ORDER_CLOSED, object, now).await?;
             Ok(Some((order, closing)))
@@ -309,9 +355,12 @@ impl Store for PostgresStore {
 
     async fn open_charge(&self, scope: &Scope, charge: &Charge) -> Result<OpenedCharge> {
         in_transaction!(self, conn, {
-            let order = load_order(&mut conn, scope, &charge.order_id, true).await?.ok_or_else(|| Problem::not_found("order", &charge.order_id))?;
+            let order = load_order(&mut conn, scope, &charge.order_id, true)
+                .await?
+                .ok_or_else(|| Problem::not_found("order", &charge.order_id))?;
             paygate_domain::check_payable(&order, charge.created)?;
-            let superseded = conn.query(&rows::pending_charges_sql("FOR UPDATE"), &scoped(scope, &order.id), rows::charge).await?;
+            let superseded =
+                conn.query(&rows::pending_charges_sql("FOR UPDATE"), &scoped(scope, &order.id), rows::charge).await?;
             conn.exec(rows::CLOSE_PENDING_CHARGES, &scoped(scope, &order.id)).await?;
             conn.exec(&rows::insert_charge_sql(), &rows::charge_params(charge)).await?;
             Ok(OpenedCharge { charge: charge.clone(), superseded })
@@ -340,30 +389,57 @@ impl Store for PostgresStore {
 
     async fn settle_charge(&self, scope: &Scope, charge_id: &str, outcome: &ChargeOutcome) -> Result<SettledCharge> {
         in_transaction!(self, conn, {
-            let charge = load_charge(&mut conn, scope, charge_id).await?.ok_or_else(|| Problem::not_found("charge", charge_id))?;
+            let charge = load_charge(&mut conn, scope, charge_id)
+                .await?
+                .ok_or_else(|| Problem::not_found("charge", charge_id))?;
             // Lock order first: the same order as cancel and refunds, so they never deadlock.
-            let order = load_order(&mut conn, scope, &charge.order_id, true).await?.ok_or_else(|| Problem::internal("charge without order"))?;
-            let charge = load_charge(&mut conn, scope, charge_id).await?.ok_or_else(|| Problem::internal("charge vanished"))?;
+            let order = load_order(&mut conn, scope, &charge.order_id, true)
+                .await?
+                .ok_or_else(|| Problem::internal("charge without order"))?;
+            let charge =
+                load_charge(&mut conn, scope, charge_id).await?.ok_or_else(|| Problem::internal("charge vanished"))?;
             let settlement = plan_settlement(&order, &charge, matches!(outcome, ChargeOutcome::Succeeded { .. }))?;
             let order_key = scoped(scope, &order.id);
             match (&settlement, outcome) {
                 (Settlement::NotPending, _) => return Ok(SettledCharge::NotPending(charge)),
                 (Settlement::Failed, ChargeOutcome::Failed { code, message }) => {
-                    conn.exec(rows::CHARGE_FAILED, &with(scoped(scope, charge_id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())])).await?;
+                    conn.exec(
+                        rows::CHARGE_FAILED,
+                        &with(
+                            scoped(scope, charge_id),
+                            [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())],
+                        ),
+                    )
+                    .await?;
                 }
-                (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement: money }) => {
-                    let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid), SqlParam::OptText(notification.as_ref().map(|n| n.to_string())), SqlParam::OptText(money.as_ref().map(|n| n.to_string()))];
+                (
+                    Settlement::Paid | Settlement::PaidAfterClose,
+                    ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement: money },
+                ) => {
+                    let set = [
+                        SqlParam::Text(transaction_no.clone()),
+                        SqlParam::Int(*time_paid),
+                        SqlParam::OptText(notification.as_ref().map(|n| n.to_string())),
+                        SqlParam::OptText(money.as_ref().map(|n| n.to_string())),
+                    ];
                     let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
-                    let order_sql = if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
-                    if conn.exec(rows::CHARGE_SUCCEEDED, &with(scoped(scope, charge_id), set)).await? != 1 || conn.exec(order_sql, &with(order_key.clone(), paid)).await? != 1 {
+                    let order_sql =
+                        if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
+                    if conn.exec(rows::CHARGE_SUCCEEDED, &with(scoped(scope, charge_id), set)).await? != 1
+                        || conn.exec(order_sql, &with(order_key.clone(), paid)).await? != 1
+                    {
                         return Err(Problem::internal("settlement lost under the row lock"));
                     }
-                    conn.exec(rows::CLOSE_OTHER_PENDING, &with(order_key, [SqlParam::Text(charge_id.to_string())])).await?;
+                    conn.exec(rows::CLOSE_OTHER_PENDING, &with(order_key, [SqlParam::Text(charge_id.to_string())]))
+                        .await?;
                 }
                 _ => return Err(Problem::internal("settlement does not match the outcome")),
             }
-            let charge = load_charge(&mut conn, scope, charge_id).await?.ok_or_else(|| Problem::internal("charge vanished"))?;
-            let order = load_order(&mut conn, scope, &charge.order_id, false).await?.ok_or_else(|| Problem::internal("order vanished"))?;
+            let charge =
+                load_charge(&mut conn, scope, charge_id).await?.ok_or_else(|| Problem::internal("charge vanished"))?;
+            let order = load_order(&mut conn, scope, &charge.order_id, false)
+                .await?
+                .ok_or_else(|| Problem::internal("order vanished"))?;
             let now = charge.time_paid.unwrap_or(charge.created);
             match settlement {
                 Settlement::Paid => {
@@ -383,17 +459,28 @@ impl Store for PostgresStore {
 
     async fn reserve_refund(&self, scope: &Scope, req: &RefundRequest) -> Result<Refund> {
         in_transaction!(self, conn, {
-            let order = load_order(&mut conn, scope, &req.order_id, true).await?.ok_or_else(|| Problem::not_found("order", &req.order_id))?;
+            let order = load_order(&mut conn, scope, &req.order_id, true)
+                .await?
+                .ok_or_else(|| Problem::not_found("order", &req.order_id))?;
             let charge_id = match &req.charge_id {
                 Some(id) => id.clone(),
                 None => conn
                     .query_opt(rows::SUCCEEDED_CHARGE_OF_ORDER, &scoped(scope, &order.id), |r| r.text(0))
                     .await?
-                    .ok_or_else(|| plan_refund(&order, None, req.amount).err().unwrap_or_else(|| Problem::internal("paid order has no charge")))?,
+                    .ok_or_else(|| {
+                        plan_refund(&order, None, req.amount)
+                            .err()
+                            .unwrap_or_else(|| Problem::internal("paid order has no charge"))
+                    })?,
             };
-            let charge = load_charge(&mut conn, scope, &charge_id).await?.filter(|c| c.order_id == order.id).ok_or_else(|| Problem::not_found("charge", &charge_id))?;
+            let charge = load_charge(&mut conn, scope, &charge_id)
+                .await?
+                .filter(|c| c.order_id == order.id)
+                .ok_or_else(|| Problem::not_found("charge", &charge_id))?;
             let amount = plan_refund(&order, Some(&charge), req.amount)?;
-            if conn.exec(rows::RESERVE_REFUND, &with(scoped(scope, &order.id), [SqlParam::Int(amount.fen())])).await? != 1 {
+            if conn.exec(rows::RESERVE_REFUND, &with(scoped(scope, &order.id), [SqlParam::Int(amount.fen())])).await?
+                != 1
+            {
                 return Err(Problem::internal("refund reservation lost under the row lock"));
             }
             let refund = rows::pending_refund(scope, req, &charge.id, amount);
@@ -404,16 +491,26 @@ impl Store for PostgresStore {
 
     async fn finish_refund(&self, scope: &Scope, refund_id: &str, outcome: &RefundOutcome) -> Result<Refund> {
         in_transaction!(self, conn, {
-            let refund = load_refund(&mut conn, scope, refund_id).await?.ok_or_else(|| Problem::not_found("refund", refund_id))?;
+            let refund = load_refund(&mut conn, scope, refund_id)
+                .await?
+                .ok_or_else(|| Problem::not_found("refund", refund_id))?;
             load_order(&mut conn, scope, &refund.order_id, true).await?;
             let amount = SqlParam::Int(refund.amount.fen());
             match outcome {
                 RefundOutcome::Succeeded { transaction_no, time_succeed } => {
                     let set = [SqlParam::OptText(transaction_no.clone()), SqlParam::Int(*time_succeed)];
                     if conn.exec(rows::REFUND_SUCCEEDED, &with(scoped(scope, refund_id), set)).await? == 1 {
-                        conn.exec(rows::ORDER_REFUND_COUNTED, &with(scoped(scope, &refund.order_id), [amount.clone()])).await?;
-                        conn.exec(rows::CHARGE_REFUND_COUNTED, &with(scoped(scope, &refund.charge_id), [amount.clone()])).await?;
-                        let wallet = with(scoped(scope, &refund.charge_id), [amount, SqlParam::Text(refund_id.to_string()), SqlParam::Int(*time_succeed)]);
+                        conn.exec(rows::ORDER_REFUND_COUNTED, &with(scoped(scope, &refund.order_id), [amount.clone()]))
+                            .await?;
+                        conn.exec(
+                            rows::CHARGE_REFUND_COUNTED,
+                            &with(scoped(scope, &refund.charge_id), [amount.clone()]),
+                        )
+                        .await?;
+                        let wallet = with(
+                            scoped(scope, &refund.charge_id),
+                            [amount, SqlParam::Text(refund_id.to_string()), SqlParam::Int(*time_succeed)],
+                        );
                         conn.exec(rows::WALLET_REFUND_CREDIT, &wallet[..4]).await?;
                         conn.exec(rows::WALLET_REFUND_RECORD, &wallet).await?;
                     }
@@ -421,11 +518,13 @@ impl Store for PostgresStore {
                 RefundOutcome::Failed { code, message } => {
                     let set = [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())];
                     if conn.exec(rows::REFUND_FAILED, &with(scoped(scope, refund_id), set)).await? == 1 {
-                        conn.exec(rows::ORDER_REFUND_RELEASED, &with(scoped(scope, &refund.order_id), [amount])).await?;
+                        conn.exec(rows::ORDER_REFUND_RELEASED, &with(scoped(scope, &refund.order_id), [amount]))
+                            .await?;
                     }
                 }
             }
-            let done = load_refund(&mut conn, scope, refund_id).await?.ok_or_else(|| Problem::internal("refund vanished"))?;
+            let done =
+                load_refund(&mut conn, scope, refund_id).await?.ok_or_else(|| Problem::internal("refund vanished"))?;
             if done.status != refund.status {
                 let (kind, now) = match outcome {
                     RefundOutcome::Succeeded { time_succeed, .. } => (ev::REFUND_SUCCEEDED, *time_succeed),
@@ -442,7 +541,13 @@ impl Store for PostgresStore {
         load_refund(&mut conn, scope, id).await
     }
 
-    async fn refunds(&self, scope: &Scope, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> Result<Page<Refund>> {
+    async fn refunds(
+        &self,
+        scope: &Scope,
+        order_id: Option<&str>,
+        charge_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Refund>> {
         let mut conn = self.pool.get().await?;
         let (sql, params) = rows::refunds_query(scope, order_id, charge_id, limit);
         Ok(rows::into_page(conn.query(&sql, &params, rows::refund).await?, limit, false))
@@ -453,14 +558,27 @@ impl Store for PostgresStore {
         conn.query_opt(&outbox::select_event_sql(), &scoped(scope, id), outbox::event).await
     }
 
-    async fn list_events(&self, scope: &Scope, kind: Option<&str>, created: &CreatedRange, paging: &Paging) -> Result<Page<Event>> {
+    async fn list_events(
+        &self,
+        scope: &Scope,
+        kind: Option<&str>,
+        created: &CreatedRange,
+        paging: &Paging,
+    ) -> Result<Page<Event>> {
         let mut conn = self.pool.get().await?;
         let (limit, cursor, before) = match paging {
             Paging::Cursor { limit, starting_after, ending_before } => {
                 let cursor = match starting_after.as_ref().or(ending_before.as_ref()) {
-                    Some(id) => Some(conn.query_opt(outbox::EVENT_SEQ, &scoped(scope, id), |r| r.int(0)).await?.ok_or_else(|| {
-                        Problem::invalid(if starting_after.is_some() { "starting_after" } else { "ending_before" }, format!("No such event: {id}"))
-                    })?),
+                    Some(id) => {
+                        Some(conn.query_opt(outbox::EVENT_SEQ, &scoped(scope, id), |r| r.int(0)).await?.ok_or_else(
+                            || {
+                                Problem::invalid(
+                                    if starting_after.is_some() { "starting_after" } else { "ending_before" },
+                                    format!("No such event: {id}"),
+                                )
+                            },
+                        )?)
+                    }
                     None => None,
                 };
                 (*limit, cursor, ending_before.is_some())
@@ -474,9 +592,22 @@ impl Store for PostgresStore {
     async fn create_endpoint(&self, e: &NewEndpoint) -> Result<()> {
         in_transaction!(self, conn, {
             let live = e.scope.mode.is_live();
-            conn.exec(outbox::INSERT_ENDPOINT, &[SqlParam::Text(e.id.clone()), SqlParam::Text(e.scope.app_id.clone()), SqlParam::Bool(live), SqlParam::Int(e.created), SqlParam::Text(e.url.clone()), SqlParam::Text(e.secret.clone()), SqlParam::Bool(e.types.is_none())]).await?;
+            conn.exec(
+                outbox::INSERT_ENDPOINT,
+                &[
+                    SqlParam::Text(e.id.clone()),
+                    SqlParam::Text(e.scope.app_id.clone()),
+                    SqlParam::Bool(live),
+                    SqlParam::Int(e.created),
+                    SqlParam::Text(e.url.clone()),
+                    SqlParam::Text(e.secret.clone()),
+                    SqlParam::Bool(e.types.is_none()),
+                ],
+            )
+            .await?;
             for t in e.types.iter().flatten() {
-                conn.exec(outbox::INSERT_ENDPOINT_TYPE, &[SqlParam::Text(e.id.clone()), SqlParam::Text(t.clone())]).await?;
+                conn.exec(outbox::INSERT_ENDPOINT_TYPE, &[SqlParam::Text(e.id.clone()), SqlParam::Text(t.clone())])
+                    .await?;
             }
             Ok(())
         })
@@ -485,10 +616,18 @@ impl Store for PostgresStore {
     async fn endpoints(&self, scope: &Scope) -> Result<Vec<Endpoint>> {
         let mut conn = self.pool.get().await?;
         let params = [SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
-        let found = conn.query(outbox::LIST_ENDPOINTS, &params, |r| Ok((r.text(0)?, r.int(1)?, r.boolean(2)?, r.text(3)?, r.boolean(4)?))).await?;
+        let found = conn
+            .query(outbox::LIST_ENDPOINTS, &params, |r| {
+                Ok((r.text(0)?, r.int(1)?, r.boolean(2)?, r.text(3)?, r.boolean(4)?))
+            })
+            .await?;
         let mut out = Vec::with_capacity(found.len());
         for (id, created, livemode, url, all) in found {
-            let types = if all { None } else { Some(conn.query(outbox::ENDPOINT_TYPES, &[SqlParam::Text(id.clone())], |r| r.text(0)).await?) };
+            let types = if all {
+                None
+            } else {
+                Some(conn.query(outbox::ENDPOINT_TYPES, &[SqlParam::Text(id.clone())], |r| r.text(0)).await?)
+            };
             out.push(Endpoint { id, created, livemode, url, types });
         }
         Ok(out)
@@ -554,7 +693,11 @@ impl Store for PostgresStore {
 
     async fn deliveries(&self, scope: &Scope, event_id: &str) -> Result<Vec<DeliveryView>> {
         let mut conn = self.pool.get().await?;
-        let found = conn.query(outbox::DELIVERIES_OF_EVENT, &scoped(scope, event_id), |r| Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?, r.int(4)?))).await?;
+        let found = conn
+            .query(outbox::DELIVERIES_OF_EVENT, &scoped(scope, event_id), |r| {
+                Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?, r.int(4)?))
+            })
+            .await?;
         let mut out = Vec::with_capacity(found.len());
         for (seq, endpoint_id, status, attempts, next_attempt_at) in found {
             let log = conn.query(outbox::ATTEMPTS_OF_DELIVERY, &[SqlParam::Int(seq)], outbox::attempt).await?;
@@ -565,12 +708,27 @@ impl Store for PostgresStore {
 
     async fn resend_event(&self, scope: &Scope, event_id: &str, now: i64) -> Result<u64> {
         let mut conn = self.pool.get().await?;
-        let event = conn.query_opt(&outbox::select_event_sql(), &scoped(scope, event_id), outbox::event).await?.ok_or_else(|| Problem::not_found("event", event_id))?;
-        let params = [SqlParam::Text(event.id), SqlParam::Int(now), SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Text(event.kind)];
+        let event = conn
+            .query_opt(&outbox::select_event_sql(), &scoped(scope, event_id), outbox::event)
+            .await?
+            .ok_or_else(|| Problem::not_found("event", event_id))?;
+        let params = [
+            SqlParam::Text(event.id),
+            SqlParam::Int(now),
+            SqlParam::Text(scope.app_id.clone()),
+            SqlParam::Bool(scope.mode.is_live()),
+            SqlParam::Text(event.kind),
+        ];
         conn.exec(outbox::RESEND, &params).await
     }
 
-    async fn idempotency_begin(&self, scope: &Scope, key: &str, fingerprint: &[u8], now: i64) -> Result<IdempotencyBegin> {
+    async fn idempotency_begin(
+        &self,
+        scope: &Scope,
+        key: &str,
+        fingerprint: &[u8],
+        now: i64,
+    ) -> Result<IdempotencyBegin> {
         let live = scope.mode.is_live();
         in_transaction!(self, conn, {
             // Take the key if it is free; otherwise lock the existing row and judge it.
@@ -593,8 +751,12 @@ impl Store for PostgresStore {
                 )
                 .await
                 .map_err(pg_err)?;
-            let (fp, created, status, body): (Vec<u8>, i64, Option<i64>, Option<Vec<u8>>) =
-                (row.try_get(0).map_err(pg_err)?, row.try_get(1).map_err(pg_err)?, row.try_get(2).map_err(pg_err)?, row.try_get(3).map_err(pg_err)?);
+            let (fp, created, status, body): (Vec<u8>, i64, Option<i64>, Option<Vec<u8>>) = (
+                row.try_get(0).map_err(pg_err)?,
+                row.try_get(1).map_err(pg_err)?,
+                row.try_get(2).map_err(pg_err)?,
+                row.try_get(3).map_err(pg_err)?,
+            );
             match idempotency_decision(&fp, created, status, body, fingerprint, now) {
                 Some(decision) => Ok(decision),
                 None => {

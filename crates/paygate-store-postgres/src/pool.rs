@@ -35,8 +35,7 @@ pub fn pg_err(e: tokio_postgres::Error) -> Problem {
         || (code.is_none() && io)
         || code.is_some_and(|c| {
             c.code().starts_with("08")
-                || [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW]
-                    .contains(c)
+                || [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW].contains(c)
                 || c == &SqlState::TOO_MANY_CONNECTIONS
         });
     if away {
@@ -152,7 +151,11 @@ impl Conn {
         }
     }
 
-    pub async fn exec_raw(&mut self, sql: &str, params: &[SqlParam]) -> std::result::Result<u64, tokio_postgres::Error> {
+    pub async fn exec_raw(
+        &mut self,
+        sql: &str,
+        params: &[SqlParam],
+    ) -> std::result::Result<u64, tokio_postgres::Error> {
         let stmt = self.statement(sql).await?;
         self.idle().client.execute(&stmt, &refs(params)).await
     }
@@ -161,13 +164,23 @@ impl Conn {
         self.exec_raw(sql, params).await.map_err(pg_err)
     }
 
-    pub async fn query<T>(&mut self, sql: &str, params: &[SqlParam], map: impl Fn(&dyn RowLike) -> Result<T>) -> Result<Vec<T>> {
+    pub async fn query<T>(
+        &mut self,
+        sql: &str,
+        params: &[SqlParam],
+        map: impl Fn(&dyn RowLike) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let stmt = self.statement(sql).await.map_err(pg_err)?;
         let rows = self.idle().client.query(&stmt, &refs(params)).await.map_err(pg_err)?;
         rows.iter().map(|r| map(&Row(r))).collect()
     }
 
-    pub async fn query_opt<T>(&mut self, sql: &str, params: &[SqlParam], map: impl Fn(&dyn RowLike) -> Result<T>) -> Result<Option<T>> {
+    pub async fn query_opt<T>(
+        &mut self,
+        sql: &str,
+        params: &[SqlParam],
+        map: impl Fn(&dyn RowLike) -> Result<T>,
+    ) -> Result<Option<T>> {
         Ok(self.query(sql, params, map).await?.into_iter().next())
     }
 }

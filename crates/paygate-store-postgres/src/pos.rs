@@ -19,8 +19,12 @@ async fn meta(conn: &mut Conn, scope: &Scope, by: &PosRef) -> Result<Option<(Str
 
 async fn record(conn: &mut Conn, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>> {
     let Some((order_id, meta)) = meta(conn, scope, by).await? else { return Ok(None) };
-    let order = load_order(conn, scope, &order_id, false).await?.ok_or_else(|| Problem::internal("record without order"))?;
-    let charge = conn.query_opt(&rows::charges_of_order_sql(), &scoped(scope, &order_id), rows::charge).await?.ok_or_else(|| Problem::internal("record without charge"))?;
+    let order =
+        load_order(conn, scope, &order_id, false).await?.ok_or_else(|| Problem::internal("record without order"))?;
+    let charge = conn
+        .query_opt(&rows::charges_of_order_sql(), &scoped(scope, &order_id), rows::charge)
+        .await?
+        .ok_or_else(|| Problem::internal("record without charge"))?;
     let member = match meta.member_id {
         Some(id) => conn.query_opt(&p::member_by_id_sql(), &p::member_scoped(scope, id, []), p::member).await?,
         None => None,
@@ -48,7 +52,13 @@ impl PosStore for PostgresStore {
     async fn remember_signature(&self, public_id: &str, sign: &str, now: i64, forget_before: i64) -> Result<bool> {
         let mut conn = self.pool.get().await?;
         conn.exec(p::FORGET_SIGNATURES, &[SqlParam::Int(forget_before)]).await?;
-        Ok(conn.exec(p::REMEMBER_SIGNATURE, &[SqlParam::Text(public_id.to_string()), SqlParam::Text(sign.to_string()), SqlParam::Int(now)]).await? == 1)
+        Ok(conn
+            .exec(
+                p::REMEMBER_SIGNATURE,
+                &[SqlParam::Text(public_id.to_string()), SqlParam::Text(sign.to_string()), SqlParam::Int(now)],
+            )
+            .await?
+            == 1)
     }
 
     async fn set_fee_rate(&self, scope: &Scope, family: &str, rate_bp: i64) -> Result<()> {
@@ -82,15 +92,27 @@ impl PosStore for PostgresStore {
             if conn.exec(p::CREDIT, &p::member_scoped(scope, member_id, [SqlParam::Int(amount.fen())])).await? != 1 {
                 return Err(Problem::not_found("member", &member_id.to_string()));
             }
-            let record = [SqlParam::Int(amount.fen()), SqlParam::Text("topup".into()), SqlParam::Text(reference.to_string()), SqlParam::Int(now)];
+            let record = [
+                SqlParam::Int(amount.fen()),
+                SqlParam::Text("topup".into()),
+                SqlParam::Text(reference.to_string()),
+                SqlParam::Int(now),
+            ];
             conn.exec(p::RECORD_BALANCE, &p::member_scoped(scope, member_id, record)).await?;
-            conn.query_opt(&p::member_by_id_sql(), &p::member_scoped(scope, member_id, []), p::member).await?.ok_or_else(|| Problem::internal("member vanished"))
+            conn.query_opt(&p::member_by_id_sql(), &p::member_scoped(scope, member_id, []), p::member)
+                .await?
+                .ok_or_else(|| Problem::internal("member vanished"))
         })
     }
 
     async fn balance_transactions(&self, scope: &Scope, member_id: i64, limit: i64) -> Result<Vec<BalanceTransaction>> {
         let mut conn = self.pool.get().await?;
-        conn.query(p::BALANCE_TRANSACTIONS, &p::member_scoped(scope, member_id, [SqlParam::Int(limit)]), p::balance_transaction).await
+        conn.query(
+            p::BALANCE_TRANSACTIONS,
+            &p::member_scoped(scope, member_id, [SqlParam::Int(limit)]),
+            p::balance_transaction,
+        )
+        .await
     }
 
     async fn insert_pos_payment(&self, order: &Order, charge: &Charge, meta: &PosMeta) -> Result<()> {
@@ -112,7 +134,12 @@ impl PosStore for PostgresStore {
             if conn.exec(p::DEBIT, &p::wallet_debit_params(order, member_id)).await? != 1 {
                 return Err(p::insufficient_balance(member_id, order.actual_amount));
             }
-            let record = [SqlParam::Int(-order.actual_amount.fen()), SqlParam::Text("payment".into()), SqlParam::Text(charge.id.clone()), SqlParam::Int(now)];
+            let record = [
+                SqlParam::Int(-order.actual_amount.fen()),
+                SqlParam::Text("payment".into()),
+                SqlParam::Text(charge.id.clone()),
+                SqlParam::Int(now),
+            ];
             conn.exec(p::RECORD_BALANCE, &p::member_scoped(&scope, member_id, record)).await?;
             emit(&mut conn, &scope, ev::CHARGE_SUCCEEDED, objects::charge(charge, None), now).await?;
             let object = order_object(&mut conn, &scope, order.clone()).await?;

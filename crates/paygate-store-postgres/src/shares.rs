@@ -3,8 +3,8 @@
 
 use crate::pool::{pg_err, Conn};
 use crate::{emit, in_transaction, load_order, PostgresStore};
-use paygate_domain::events as ev;
 use async_trait::async_trait;
+use paygate_domain::events as ev;
 use paygate_domain::shares::{plan_return, plan_share, ProfitShare, ShareKind};
 use paygate_domain::{Amount, Order, Problem, Scope};
 use paygate_store::rows::{scoped, with, SqlParam};
@@ -26,14 +26,29 @@ async fn lock_share(conn: &mut Conn, scope: &Scope, id: &str) -> Result<ProfitSh
 impl ShareStore for PostgresStore {
     async fn reserve_share(&self, scope: &Scope, req: &ShareRequest, max_bps: i64) -> Result<ShareReserved> {
         let outcome = in_transaction!(self, conn, {
-            let order = load_order(&mut conn, scope, &req.order_id, true).await?.ok_or_else(|| Problem::not_found("order", &req.order_id))?;
-            if let Some(existing) = conn.query_opt(&sh::share_by_out_order_no_sql(), &scoped(scope, &req.out_order_no), sh::share).await? {
-                return if sh::same_request(&existing, req) { Ok(ShareReserved::Existing(existing)) } else { Err(sh::reused_out_order_no(req)) };
+            let order = load_order(&mut conn, scope, &req.order_id, true)
+                .await?
+                .ok_or_else(|| Problem::not_found("order", &req.order_id))?;
+            if let Some(existing) =
+                conn.query_opt(&sh::share_by_out_order_no_sql(), &scoped(scope, &req.out_order_no), sh::share).await?
+            {
+                return if sh::same_request(&existing, req) {
+                    Ok(ShareReserved::Existing(existing))
+                } else {
+                    Err(sh::reused_out_order_no(req))
+                };
             }
             let channel = conn.query_opt(sh::PAID_CHANNEL, &scoped(scope, &order.id), |r| r.text(0)).await?;
             plan_share(&order, channel.as_deref(), req.kind, req.amount, max_bps)?;
             let ends = SqlParam::Bool(req.kind == ShareKind::WechatSingle);
-            if conn.exec(sh::RESERVE_SHARE, &with(scoped(scope, &order.id), [SqlParam::Int(req.amount.fen()), SqlParam::Int(max_bps), ends])).await? != 1 {
+            if conn
+                .exec(
+                    sh::RESERVE_SHARE,
+                    &with(scoped(scope, &order.id), [SqlParam::Int(req.amount.fen()), SqlParam::Int(max_bps), ends]),
+                )
+                .await?
+                != 1
+            {
                 return Err(Problem::internal("share reservation lost under the row lock"));
             }
             let share = sh::pending_share(scope, req);
@@ -42,28 +57,49 @@ impl ShareStore for PostgresStore {
         });
         // The same out_order_no on another order raced past the lookup: the unique index decides.
         match outcome {
-            Err(p) if p.is_internal() && p.message.contains("profit_shares_app_id_livemode_out_order_no_key") => Err(sh::reused_out_order_no(req)),
+            Err(p) if p.is_internal() && p.message.contains("profit_shares_app_id_livemode_out_order_no_key") => {
+                Err(sh::reused_out_order_no(req))
+            }
             other => other,
         }
     }
 
-    async fn finish_share(&self, scope: &Scope, share_id: &str, outcome: &ShareOutcome, now: i64) -> Result<ProfitShare> {
+    async fn finish_share(
+        &self,
+        scope: &Scope,
+        share_id: &str,
+        outcome: &ShareOutcome,
+        now: i64,
+    ) -> Result<ProfitShare> {
         in_transaction!(self, conn, {
             let share = lock_share(&mut conn, scope, share_id).await?;
             let changed = match outcome {
                 ShareOutcome::Succeeded { channel_order_no } => {
-                    conn.exec(sh::SHARE_SUCCEEDED, &with(scoped(scope, share_id), [SqlParam::Text(channel_order_no.clone())])).await? == 1
+                    conn.exec(
+                        sh::SHARE_SUCCEEDED,
+                        &with(scoped(scope, share_id), [SqlParam::Text(channel_order_no.clone())]),
+                    )
+                    .await?
+                        == 1
                 }
                 ShareOutcome::Failed { message } => {
-                    let failed = conn.exec(sh::SHARE_FAILED, &with(scoped(scope, share_id), [SqlParam::Text(message.clone())])).await? == 1;
+                    let failed = conn
+                        .exec(sh::SHARE_FAILED, &with(scoped(scope, share_id), [SqlParam::Text(message.clone())]))
+                        .await?
+                        == 1;
                     if failed {
                         let single = SqlParam::Bool(share.kind == ShareKind::WechatSingle);
-                        conn.exec(sh::RELEASE_SHARE, &with(scoped(scope, &share.order_id), [SqlParam::Int(share.amount.fen()), single])).await?;
+                        conn.exec(
+                            sh::RELEASE_SHARE,
+                            &with(scoped(scope, &share.order_id), [SqlParam::Int(share.amount.fen()), single]),
+                        )
+                        .await?;
                     }
                     failed
                 }
             };
-            let done = load_share(&mut conn, scope, share_id).await?.ok_or_else(|| Problem::internal("share vanished"))?;
+            let done =
+                load_share(&mut conn, scope, share_id).await?.ok_or_else(|| Problem::internal("share vanished"))?;
             if changed {
                 emit(&mut conn, scope, sh::outcome_event(outcome), done.to_json(), now).await?;
             }
@@ -78,18 +114,31 @@ impl ShareStore for PostgresStore {
         })
     }
 
-    async fn reserve_share_return(&self, scope: &Scope, share_id: &str, amount: Option<Amount>) -> Result<(ProfitShare, Amount)> {
+    async fn reserve_share_return(
+        &self,
+        scope: &Scope,
+        share_id: &str,
+        amount: Option<Amount>,
+    ) -> Result<(ProfitShare, Amount)> {
         in_transaction!(self, conn, {
             let share = lock_share(&mut conn, scope, share_id).await?;
             let amount = plan_return(&share, amount)?;
-            if conn.exec(sh::RESERVE_RETURN, &with(scoped(scope, share_id), [SqlParam::Int(amount.fen())])).await? != 1 {
+            if conn.exec(sh::RESERVE_RETURN, &with(scoped(scope, share_id), [SqlParam::Int(amount.fen())])).await? != 1
+            {
                 return Err(Problem::internal("return reservation lost under the row lock"));
             }
             Ok((share, amount))
         })
     }
 
-    async fn finish_share_return(&self, scope: &Scope, share_id: &str, amount: Amount, succeeded: bool, now: i64) -> Result<ProfitShare> {
+    async fn finish_share_return(
+        &self,
+        scope: &Scope,
+        share_id: &str,
+        amount: Amount,
+        succeeded: bool,
+        now: i64,
+    ) -> Result<ProfitShare> {
         in_transaction!(self, conn, {
             let share = lock_share(&mut conn, scope, share_id).await?;
             let fen = [SqlParam::Int(amount.fen())];
@@ -99,7 +148,8 @@ impl ShareStore for PostgresStore {
             } else {
                 conn.exec(sh::RETURN_FAILED, &with(scoped(scope, share_id), fen)).await?;
             }
-            let done = load_share(&mut conn, scope, share_id).await?.ok_or_else(|| Problem::internal("share vanished"))?;
+            let done =
+                load_share(&mut conn, scope, share_id).await?.ok_or_else(|| Problem::internal("share vanished"))?;
             if succeeded {
                 emit(&mut conn, scope, ev::PROFIT_SHARING_RETURNED, done.to_json(), now).await?;
             }

@@ -83,7 +83,11 @@ impl Db {
             });
             (ok, deliver)
         });
-        self.writer.lock().map_err(|_| Problem::internal("sqlite writer lock poisoned"))?.send(job).map_err(|_| Problem::internal("sqlite writer stopped"))?;
+        self.writer
+            .lock()
+            .map_err(|_| Problem::internal("sqlite writer lock poisoned"))?
+            .send(job)
+            .map_err(|_| Problem::internal("sqlite writer stopped"))?;
         rx.await.map_err(|_| Problem::internal("sqlite writer dropped a job"))?
     }
 
@@ -165,7 +169,12 @@ pub fn exec(conn: &Connection, sql: &str, params: &[SqlParam]) -> Result<usize> 
     stmt.execute(rusqlite::params_from_iter(params.iter().map(value))).map_err(sql_err)
 }
 
-pub fn query<T>(conn: &Connection, sql: &str, params: &[SqlParam], map: impl Fn(&dyn RowLike) -> Result<T>) -> Result<Vec<T>> {
+pub fn query<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[SqlParam],
+    map: impl Fn(&dyn RowLike) -> Result<T>,
+) -> Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(&sqlite_sql(sql)).map_err(sql_err)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(value))).map_err(sql_err)?;
     let mut out = Vec::new();
@@ -175,7 +184,12 @@ pub fn query<T>(conn: &Connection, sql: &str, params: &[SqlParam], map: impl Fn(
     Ok(out)
 }
 
-pub fn query_opt<T>(conn: &Connection, sql: &str, params: &[SqlParam], map: impl Fn(&dyn RowLike) -> Result<T>) -> Result<Option<T>> {
+pub fn query_opt<T>(
+    conn: &Connection,
+    sql: &str,
+    params: &[SqlParam],
+    map: impl Fn(&dyn RowLike) -> Result<T>,
+) -> Result<Option<T>> {
     Ok(query(conn, sql, params, map)?.into_iter().next())
 }
 

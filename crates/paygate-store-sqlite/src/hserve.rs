@@ -27,10 +27,23 @@ impl HserveStore for SqliteStore {
 
     async fn hserve_clients(&self, app_id: &str) -> Result<Vec<(String, Mode)>> {
         let app_id = app_id.to_string();
-        self.db.read(move |conn| query(conn, h::CLIENTS_OF_APP, &[SqlParam::Text(app_id)], |r| Ok((r.text(0)?, Mode::from_live(r.boolean(1)?))))).await
+        self.db
+            .read(move |conn| {
+                query(conn, h::CLIENTS_OF_APP, &[SqlParam::Text(app_id)], |r| {
+                    Ok((r.text(0)?, Mode::from_live(r.boolean(1)?)))
+                })
+            })
+            .await
     }
 
-    async fn create_hserve_user(&self, scope: &Scope, username: Option<&str>, password_hash: Option<&str>, anonymous: bool, now: i64) -> Result<HserveUser> {
+    async fn create_hserve_user(
+        &self,
+        scope: &Scope,
+        username: Option<&str>,
+        password_hash: Option<&str>,
+        anonymous: bool,
+        now: i64,
+    ) -> Result<HserveUser> {
         let params = h::new_user_params(scope, username, password_hash, anonymous, now);
         let id = self.db.write(move |conn| query_opt(conn, h::INSERT_USER, &params, |r| r.int(0))).await?;
         h::inserted_user(id, username, password_hash, anonymous, now)
@@ -50,7 +63,11 @@ impl HserveStore for SqliteStore {
         let (hash, scope) = (token_hash.to_vec(), scope.clone());
         self.db
             .write(move |conn| {
-                conn.execute(&sqlite_sql(h::INSERT_SESSION), rusqlite::params![hash, user_id, scope.app_id, scope.mode.is_live(), expires]).map_err(sql_err)?;
+                conn.execute(
+                    &sqlite_sql(h::INSERT_SESSION),
+                    rusqlite::params![hash, user_id, scope.app_id, scope.mode.is_live(), expires],
+                )
+                .map_err(sql_err)?;
                 Ok(())
             })
             .await
@@ -65,7 +82,10 @@ impl HserveStore for SqliteStore {
                 match found.next().map_err(sql_err)? {
                     None => Ok(None),
                     Some(r) => {
-                        let scope = Scope { app_id: r.get(0).map_err(sql_err)?, mode: Mode::from_live(r.get(1).map_err(sql_err)?) };
+                        let scope = Scope {
+                            app_id: r.get(0).map_err(sql_err)?,
+                            mode: Mode::from_live(r.get(1).map_err(sql_err)?),
+                        };
                         Ok(Some((scope, r.get(2).map_err(sql_err)?)))
                     }
                 }
@@ -75,7 +95,11 @@ impl HserveStore for SqliteStore {
 
     async fn delete_hserve_session(&self, token_hash: &[u8]) -> Result<bool> {
         let hash = token_hash.to_vec();
-        self.db.write(move |conn| conn.execute(&sqlite_sql(h::DELETE_SESSION), rusqlite::params![hash]).map(|n| n > 0).map_err(sql_err)).await
+        self.db
+            .write(move |conn| {
+                conn.execute(&sqlite_sql(h::DELETE_SESSION), rusqlite::params![hash]).map(|n| n > 0).map_err(sql_err)
+            })
+            .await
     }
 
     async fn insert_payment_record(&self, order: &Order, charge: &Charge, meta: &RecordMeta) -> Result<i64> {
@@ -86,12 +110,18 @@ impl HserveStore for SqliteStore {
                 exec(conn, &rows::insert_charge_sql(), &rows::charge_params(&charge))?;
                 let scope = Scope { app_id: order.app_id.clone(), mode: order.mode };
                 exec(conn, h::INSERT_META, &h::meta_params(&scope, &order.id, &meta))?;
-                query_opt(conn, rows::ORDER_SEQ, &rows::scoped(&scope, &order.id), |r| r.int(0))?.ok_or_else(|| Problem::internal("record vanished"))
+                query_opt(conn, rows::ORDER_SEQ, &rows::scoped(&scope, &order.id), |r| r.int(0))?
+                    .ok_or_else(|| Problem::internal("record vanished"))
             })
             .await
     }
 
-    async fn payment_records(&self, scope: &Scope, user: Option<i64>, q: &RecordQuery) -> Result<(Vec<PaymentRecord>, i64)> {
+    async fn payment_records(
+        &self,
+        scope: &Scope,
+        user: Option<i64>,
+        q: &RecordQuery,
+    ) -> Result<(Vec<PaymentRecord>, i64)> {
         let ((page_sql, page_params), (count_sql, count_params)) = h::records_queries(scope, user, q)?;
         self.db
             .read(move |conn| {

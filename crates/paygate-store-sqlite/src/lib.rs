@@ -8,16 +8,18 @@ mod shares;
 
 use async_trait::async_trait;
 use conn::{exec, query, query_opt, sql_err, Db};
-use paygate_domain::paging::{OrderFilter, Page, Paging};
 use paygate_domain::events::{self as ev, Event};
 use paygate_domain::objects::{self, OrderView};
 use paygate_domain::paging::CreatedRange;
-use paygate_domain::{plan_refund, plan_settlement, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope, Settlement};
+use paygate_domain::paging::{OrderFilter, Page, Paging};
+use paygate_domain::{
+    plan_refund, plan_settlement, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope, Settlement,
+};
 use paygate_store::outbox;
-use serde_json::Value;
 use paygate_store::rows::{self, scoped, with, SqlParam};
 use paygate_store::*;
 use rusqlite::Connection;
+use serde_json::Value;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
@@ -40,7 +42,6 @@ impl SqliteStore {
         Ok(SqliteStore { db: Db::open(path)? })
     }
 }
-
 
 pub(crate) fn load_order(conn: &Connection, scope: &Scope, id: &str) -> Result<Option<Order>> {
     query_opt(conn, &rows::select_order_sql(""), &scoped(scope, id), rows::order)
@@ -72,7 +73,14 @@ pub(crate) const APP_COLUMNS: &str = "a.id, a.name, a.created, a.public_key_pem,
 
 pub(crate) fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
     let policy: String = r.get(4)?;
-    Ok(App { id: r.get(0)?, name: r.get(1)?, created: r.get(2)?, public_key_pem: r.get(3)?, late_payment: LatePayment::parse(&policy).unwrap_or_default(), max_share_bps: r.get(5)? })
+    Ok(App {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created: r.get(2)?,
+        public_key_pem: r.get(3)?,
+        late_payment: LatePayment::parse(&policy).unwrap_or_default(),
+        max_share_bps: r.get(5)?,
+    })
 }
 
 fn existing_order_no_conflict(conn: &Connection, order: &Order) -> Result<Problem> {
@@ -110,14 +118,25 @@ impl Store for SqliteStore {
         let (name, fresh) = (name.to_string(), fresh.to_vec());
         self.db
             .write(move |conn| {
-                conn.execute("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING", rusqlite::params![name, fresh]).map_err(sql_err)?;
+                conn.execute(
+                    "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                    rusqlite::params![name, fresh],
+                )
+                .map_err(sql_err)?;
                 conn.query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| r.get(0)).map_err(sql_err)
             })
             .await
     }
 
-    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)], credentials: &[FaceCredential]) -> Result<()> {
-        let (app, keys, clients, credentials) = (app.clone(), keys.to_vec(), hserve_clients.to_vec(), credentials.to_vec());
+    async fn create_app(
+        &self,
+        app: &App,
+        keys: &[ApiKeyRecord],
+        hserve_clients: &[(String, Mode)],
+        credentials: &[FaceCredential],
+    ) -> Result<()> {
+        let (app, keys, clients, credentials) =
+            (app.clone(), keys.to_vec(), hserve_clients.to_vec(), credentials.to_vec());
         self.db
             .write(move |conn| {
                 conn.execute(
@@ -133,7 +152,11 @@ impl Store for SqliteStore {
                     .map_err(sql_err)?;
                 }
                 for (client_id, mode) in clients {
-                    exec(conn, paygate_store::hserve::INSERT_CLIENT, &[SqlParam::Text(client_id), SqlParam::Text(app.id.clone()), SqlParam::Bool(mode.is_live())])?;
+                    exec(
+                        conn,
+                        paygate_store::hserve::INSERT_CLIENT,
+                        &[SqlParam::Text(client_id), SqlParam::Text(app.id.clone()), SqlParam::Bool(mode.is_live())],
+                    )?;
                 }
                 for c in &credentials {
                     exec(conn, paygate_store::pos::INSERT_CREDENTIAL, &paygate_store::pos::credential_params(c))?;
@@ -170,7 +193,9 @@ impl Store for SqliteStore {
         let app_id = app_id.to_string();
         self.db
             .read(move |conn| {
-                let mut stmt = conn.prepare_cached(&format!("SELECT {APP_COLUMNS} FROM apps a WHERE a.id = ?1")).map_err(sql_err)?;
+                let mut stmt = conn
+                    .prepare_cached(&format!("SELECT {APP_COLUMNS} FROM apps a WHERE a.id = ?1"))
+                    .map_err(sql_err)?;
                 let mut rows = stmt.query([app_id]).map_err(sql_err)?;
                 rows.next().map_err(sql_err)?.map(app_row).transpose().map_err(sql_err)
             })
@@ -180,7 +205,14 @@ impl Store for SqliteStore {
     async fn set_app_late_payment(&self, app_id: &str, policy: LatePayment) -> Result<bool> {
         let app_id = app_id.to_string();
         self.db
-            .write(move |conn| conn.execute("UPDATE apps SET late_payment = ?1 WHERE id = ?2", rusqlite::params![policy.as_str(), app_id]).map(|n| n == 1).map_err(sql_err))
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE apps SET late_payment = ?1 WHERE id = ?2",
+                    rusqlite::params![policy.as_str(), app_id],
+                )
+                .map(|n| n == 1)
+                .map_err(sql_err)
+            })
             .await
     }
 
@@ -188,7 +220,9 @@ impl Store for SqliteStore {
         let (app_id, pem) = (app_id.to_string(), pem.map(str::to_string));
         self.db
             .write(move |conn| {
-                conn.execute("UPDATE apps SET public_key_pem = ?1 WHERE id = ?2", rusqlite::params![pem, app_id]).map(|n| n == 1).map_err(sql_err)
+                conn.execute("UPDATE apps SET public_key_pem = ?1 WHERE id = ?2", rusqlite::params![pem, app_id])
+                    .map(|n| n == 1)
+                    .map_err(sql_err)
             })
             .await
     }
@@ -210,7 +244,16 @@ impl Store for SqliteStore {
 
     async fn order_view(&self, scope: &Scope, id: &str) -> Result<Option<OrderView>> {
         let (scope, id) = (scope.clone(), id.to_string());
-        self.db.read(move |conn| Ok(rows::into_order_view(query(conn, &rows::order_view_sql(), &scoped(&scope, &id), rows::order_and_charge)?))).await
+        self.db
+            .read(move |conn| {
+                Ok(rows::into_order_view(query(
+                    conn,
+                    &rows::order_view_sql(),
+                    &scoped(&scope, &id),
+                    rows::order_and_charge,
+                )?))
+            })
+            .await
     }
 
     async fn list_orders(&self, scope: &Scope, filter: &OrderFilter, paging: &Paging) -> Result<Page<Order>> {
@@ -218,14 +261,16 @@ impl Store for SqliteStore {
         self.db
             .read(move |conn| {
                 let cursor = match &paging {
-                    Paging::Cursor { starting_after, ending_before, .. } => match starting_after.as_ref().or(ending_before.as_ref()) {
-                        Some(id) => {
-                            let seq = query_opt(conn, rows::ORDER_SEQ, &scoped(&scope, id), |r| r.int(0))?;
-                            let param = if starting_after.is_some() { "starting_after" } else { "ending_before" };
-                            Some(seq.ok_or_else(|| Problem::invalid(param, format!("No such order: {id}")))?)
+                    Paging::Cursor { starting_after, ending_before, .. } => {
+                        match starting_after.as_ref().or(ending_before.as_ref()) {
+                            Some(id) => {
+                                let seq = query_opt(conn, rows::ORDER_SEQ, &scoped(&scope, id), |r| r.int(0))?;
+                                let param = if starting_after.is_some() { "starting_after" } else { "ending_before" };
+                                Some(seq.ok_or_else(|| Problem::invalid(param, format!("No such order: {id}")))?)
+                            }
+                            None => None,
                         }
-                        None => None,
-                    },
+                    }
                     Paging::Page { .. } => None,
                 };
                 let (sql, params, reversed) = rows::list_orders_query(&scope, &filter, &paging, cursor);
@@ -242,7 +287,8 @@ impl Store for SqliteStore {
                 let closing = query(conn, &rows::pending_charges_sql(""), &scoped(&scope, &id), rows::charge)?;
                 if exec(conn, rows::CANCEL_ORDER, &scoped(&scope, &id))? == 1 {
                     exec(conn, rows::CLOSE_PENDING_CHARGES, &scoped(&scope, &id))?;
-                    let order = load_order(conn, &scope, &id)?.ok_or_else(|| Problem::internal("canceled order vanished"))?;
+                    let order =
+                        load_order(conn, &scope, &id)?.ok_or_else(|| Problem::internal("canceled order vanished"))?;
                     emit(conn, &scope, ev::ORDER_CANCELED, order_object(conn, &scope, order.clone())?, now)?;
                     return Ok(Some(CancelOutcome::Canceled { order, closed_charges: closing }));
                 }
@@ -281,7 +327,8 @@ impl Store for SqliteStore {
         let (scope, charge) = (scope.clone(), charge.clone());
         self.db
             .write(move |conn| {
-                let order = load_order(conn, &scope, &charge.order_id)?.ok_or_else(|| Problem::not_found("order", &charge.order_id))?;
+                let order = load_order(conn, &scope, &charge.order_id)?
+                    .ok_or_else(|| Problem::not_found("order", &charge.order_id))?;
                 paygate_domain::check_payable(&order, charge.created)?;
                 let superseded = query(conn, &rows::pending_charges_sql(""), &scoped(&scope, &order.id), rows::charge)?;
                 exec(conn, rows::CLOSE_PENDING_CHARGES, &scoped(&scope, &order.id))?;
@@ -303,12 +350,18 @@ impl Store for SqliteStore {
 
     async fn find_charge(&self, scope: &Scope, reference: &str) -> Result<Option<Charge>> {
         let (scope, reference) = (scope.clone(), reference.to_string());
-        self.db.read(move |conn| query_opt(conn, &rows::find_charge_sql(), &scoped(&scope, &reference), rows::charge)).await
+        self.db
+            .read(move |conn| query_opt(conn, &rows::find_charge_sql(), &scoped(&scope, &reference), rows::charge))
+            .await
     }
 
     async fn find_test_charge(&self, reference: &str) -> Result<Option<Charge>> {
         let reference = reference.to_string();
-        self.db.read(move |conn| query_opt(conn, &rows::find_test_charge_sql(), &[SqlParam::Text(reference)], rows::charge)).await
+        self.db
+            .read(move |conn| {
+                query_opt(conn, &rows::find_test_charge_sql(), &[SqlParam::Text(reference)], rows::charge)
+            })
+            .await
     }
 
     async fn settle_charge(&self, scope: &Scope, charge_id: &str, outcome: &ChargeOutcome) -> Result<SettledCharge> {
@@ -316,20 +369,36 @@ impl Store for SqliteStore {
         self.db
             .write(move |conn| {
                 let charge = load_charge(conn, &scope, &id)?.ok_or_else(|| Problem::not_found("charge", &id))?;
-                let order = load_order(conn, &scope, &charge.order_id)?.ok_or_else(|| Problem::internal("charge without order"))?;
+                let order = load_order(conn, &scope, &charge.order_id)?
+                    .ok_or_else(|| Problem::internal("charge without order"))?;
                 let succeeded = matches!(outcome, ChargeOutcome::Succeeded { .. });
                 let settlement = plan_settlement(&order, &charge, succeeded)?;
                 let order_key = scoped(&scope, &order.id);
                 match (&settlement, &outcome) {
                     (Settlement::NotPending, _) => return Ok(SettledCharge::NotPending(charge)),
                     (Settlement::Failed, ChargeOutcome::Failed { code, message }) => {
-                        exec(conn, rows::CHARGE_FAILED, &with(scoped(&scope, &id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())]))?;
+                        exec(
+                            conn,
+                            rows::CHARGE_FAILED,
+                            &with(scoped(&scope, &id), [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())]),
+                        )?;
                     }
-                    (Settlement::Paid | Settlement::PaidAfterClose, ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement: money }) => {
-                        let set = [SqlParam::Text(transaction_no.clone()), SqlParam::Int(*time_paid), SqlParam::OptText(notification.as_ref().map(|n| n.to_string())), SqlParam::OptText(money.as_ref().map(|n| n.to_string()))];
+                    (
+                        Settlement::Paid | Settlement::PaidAfterClose,
+                        ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement: money },
+                    ) => {
+                        let set = [
+                            SqlParam::Text(transaction_no.clone()),
+                            SqlParam::Int(*time_paid),
+                            SqlParam::OptText(notification.as_ref().map(|n| n.to_string())),
+                            SqlParam::OptText(money.as_ref().map(|n| n.to_string())),
+                        ];
                         let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
-                        let order_sql = if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
-                        if exec(conn, rows::CHARGE_SUCCEEDED, &with(scoped(&scope, &id), set))? != 1 || exec(conn, order_sql, &with(order_key.clone(), paid))? != 1 {
+                        let order_sql =
+                            if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
+                        if exec(conn, rows::CHARGE_SUCCEEDED, &with(scoped(&scope, &id), set))? != 1
+                            || exec(conn, order_sql, &with(order_key.clone(), paid))? != 1
+                        {
                             return Err(Problem::internal("settlement lost under the single writer"));
                         }
                         exec(conn, rows::CLOSE_OTHER_PENDING, &with(order_key, [SqlParam::Text(id.clone())]))?;
@@ -337,14 +406,17 @@ impl Store for SqliteStore {
                     _ => return Err(Problem::internal("settlement does not match the outcome")),
                 }
                 let charge = load_charge(conn, &scope, &id)?.ok_or_else(|| Problem::internal("charge vanished"))?;
-                let order = load_order(conn, &scope, &charge.order_id)?.ok_or_else(|| Problem::internal("order vanished"))?;
+                let order =
+                    load_order(conn, &scope, &charge.order_id)?.ok_or_else(|| Problem::internal("order vanished"))?;
                 let now = charge.time_paid.unwrap_or(charge.created);
                 match settlement {
                     Settlement::Paid => {
                         emit(conn, &scope, ev::CHARGE_SUCCEEDED, objects::charge(&charge, None), now)?;
                         emit(conn, &scope, ev::ORDER_SUCCEEDED, order_object(conn, &scope, order.clone())?, now)?;
                     }
-                    Settlement::PaidAfterClose => emit(conn, &scope, ev::ORDER_PAID_AFTER_CLOSE, order_object(conn, &scope, order.clone())?, now)?,
+                    Settlement::PaidAfterClose => {
+                        emit(conn, &scope, ev::ORDER_PAID_AFTER_CLOSE, order_object(conn, &scope, order.clone())?, now)?
+                    }
                     _ => {}
                 }
                 Ok(SettledCharge::Settled { charge, order })
@@ -356,15 +428,26 @@ impl Store for SqliteStore {
         let (scope, req) = (scope.clone(), request.clone());
         self.db
             .write(move |conn| {
-                let order = load_order(conn, &scope, &req.order_id)?.ok_or_else(|| Problem::not_found("order", &req.order_id))?;
+                let order = load_order(conn, &scope, &req.order_id)?
+                    .ok_or_else(|| Problem::not_found("order", &req.order_id))?;
                 let charge_id = match &req.charge_id {
                     Some(id) => id.clone(),
-                    None => query_opt(conn, rows::SUCCEEDED_CHARGE_OF_ORDER, &scoped(&scope, &order.id), |r| r.text(0))?
-                        .ok_or_else(|| plan_refund(&order, None, req.amount).err().unwrap_or_else(|| Problem::internal("paid order has no charge")))?,
+                    None => {
+                        query_opt(conn, rows::SUCCEEDED_CHARGE_OF_ORDER, &scoped(&scope, &order.id), |r| r.text(0))?
+                            .ok_or_else(|| {
+                                plan_refund(&order, None, req.amount)
+                                    .err()
+                                    .unwrap_or_else(|| Problem::internal("paid order has no charge"))
+                            })?
+                    }
                 };
-                let charge = load_charge(conn, &scope, &charge_id)?.filter(|c| c.order_id == order.id).ok_or_else(|| Problem::not_found("charge", &charge_id))?;
+                let charge = load_charge(conn, &scope, &charge_id)?
+                    .filter(|c| c.order_id == order.id)
+                    .ok_or_else(|| Problem::not_found("charge", &charge_id))?;
                 let amount = plan_refund(&order, Some(&charge), req.amount)?;
-                if exec(conn, rows::RESERVE_REFUND, &with(scoped(&scope, &order.id), [SqlParam::Int(amount.fen())]))? != 1 {
+                if exec(conn, rows::RESERVE_REFUND, &with(scoped(&scope, &order.id), [SqlParam::Int(amount.fen())]))?
+                    != 1
+                {
                     return Err(Problem::internal("refund reservation lost under the single writer"));
                 }
                 let refund = rows::pending_refund(&scope, &req, &charge.id, amount);
@@ -384,9 +467,20 @@ impl Store for SqliteStore {
                     RefundOutcome::Succeeded { transaction_no, time_succeed } => {
                         let set = [SqlParam::OptText(transaction_no.clone()), SqlParam::Int(*time_succeed)];
                         if exec(conn, rows::REFUND_SUCCEEDED, &with(scoped(&scope, &id), set))? == 1 {
-                            exec(conn, rows::ORDER_REFUND_COUNTED, &with(scoped(&scope, &refund.order_id), [amount.clone()]))?;
-                            exec(conn, rows::CHARGE_REFUND_COUNTED, &with(scoped(&scope, &refund.charge_id), [amount.clone()]))?;
-                            let wallet = with(scoped(&scope, &refund.charge_id), [amount, SqlParam::Text(id.clone()), SqlParam::Int(*time_succeed)]);
+                            exec(
+                                conn,
+                                rows::ORDER_REFUND_COUNTED,
+                                &with(scoped(&scope, &refund.order_id), [amount.clone()]),
+                            )?;
+                            exec(
+                                conn,
+                                rows::CHARGE_REFUND_COUNTED,
+                                &with(scoped(&scope, &refund.charge_id), [amount.clone()]),
+                            )?;
+                            let wallet = with(
+                                scoped(&scope, &refund.charge_id),
+                                [amount, SqlParam::Text(id.clone()), SqlParam::Int(*time_succeed)],
+                            );
                             exec(conn, rows::WALLET_REFUND_CREDIT, &wallet[..4])?;
                             exec(conn, rows::WALLET_REFUND_RECORD, &wallet)?;
                         }
@@ -416,26 +510,47 @@ impl Store for SqliteStore {
         self.db.read(move |conn| load_refund(conn, &scope, &id)).await
     }
 
-    async fn refunds(&self, scope: &Scope, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> Result<Page<Refund>> {
+    async fn refunds(
+        &self,
+        scope: &Scope,
+        order_id: Option<&str>,
+        charge_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Refund>> {
         let (sql, params) = rows::refunds_query(scope, order_id, charge_id, limit);
         self.db.read(move |conn| Ok(rows::into_page(query(conn, &sql, &params, rows::refund)?, limit, false))).await
     }
 
     async fn event(&self, scope: &Scope, id: &str) -> Result<Option<Event>> {
         let (scope, id) = (scope.clone(), id.to_string());
-        self.db.read(move |conn| query_opt(conn, &outbox::select_event_sql(), &scoped(&scope, &id), outbox::event)).await
+        self.db
+            .read(move |conn| query_opt(conn, &outbox::select_event_sql(), &scoped(&scope, &id), outbox::event))
+            .await
     }
 
-    async fn list_events(&self, scope: &Scope, kind: Option<&str>, created: &CreatedRange, paging: &Paging) -> Result<Page<Event>> {
+    async fn list_events(
+        &self,
+        scope: &Scope,
+        kind: Option<&str>,
+        created: &CreatedRange,
+        paging: &Paging,
+    ) -> Result<Page<Event>> {
         let (scope, kind, created, paging) = (scope.clone(), kind.map(str::to_string), created.clone(), paging.clone());
         self.db
             .read(move |conn| {
                 let (limit, cursor, before) = match &paging {
                     Paging::Cursor { limit, starting_after, ending_before } => {
                         let cursor = match starting_after.as_ref().or(ending_before.as_ref()) {
-                            Some(id) => Some(query_opt(conn, outbox::EVENT_SEQ, &scoped(&scope, id), |r| r.int(0))?.ok_or_else(|| {
-                                Problem::invalid(if starting_after.is_some() { "starting_after" } else { "ending_before" }, format!("No such event: {id}"))
-                            })?),
+                            Some(id) => Some(
+                                query_opt(conn, outbox::EVENT_SEQ, &scoped(&scope, id), |r| r.int(0))?.ok_or_else(
+                                    || {
+                                        Problem::invalid(
+                                            if starting_after.is_some() { "starting_after" } else { "ending_before" },
+                                            format!("No such event: {id}"),
+                                        )
+                                    },
+                                )?,
+                            ),
                             None => None,
                         };
                         (*limit, cursor, ending_before.is_some())
@@ -453,9 +568,25 @@ impl Store for SqliteStore {
         self.db
             .write(move |conn| {
                 let live = e.scope.mode.is_live();
-                exec(conn, outbox::INSERT_ENDPOINT, &[SqlParam::Text(e.id.clone()), SqlParam::Text(e.scope.app_id.clone()), SqlParam::Bool(live), SqlParam::Int(e.created), SqlParam::Text(e.url.clone()), SqlParam::Text(e.secret.clone()), SqlParam::Bool(e.types.is_none())])?;
+                exec(
+                    conn,
+                    outbox::INSERT_ENDPOINT,
+                    &[
+                        SqlParam::Text(e.id.clone()),
+                        SqlParam::Text(e.scope.app_id.clone()),
+                        SqlParam::Bool(live),
+                        SqlParam::Int(e.created),
+                        SqlParam::Text(e.url.clone()),
+                        SqlParam::Text(e.secret.clone()),
+                        SqlParam::Bool(e.types.is_none()),
+                    ],
+                )?;
                 for t in e.types.iter().flatten() {
-                    exec(conn, outbox::INSERT_ENDPOINT_TYPE, &[SqlParam::Text(e.id.clone()), SqlParam::Text(t.clone())])?;
+                    exec(
+                        conn,
+                        outbox::INSERT_ENDPOINT_TYPE,
+                        &[SqlParam::Text(e.id.clone()), SqlParam::Text(t.clone())],
+                    )?;
                 }
                 Ok(())
             })
@@ -467,11 +598,17 @@ impl Store for SqliteStore {
         self.db
             .read(move |conn| {
                 let params = [SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
-                let found = query(conn, outbox::LIST_ENDPOINTS, &params, |r| Ok((r.text(0)?, r.int(1)?, r.boolean(2)?, r.text(3)?, r.boolean(4)?)))?;
+                let found = query(conn, outbox::LIST_ENDPOINTS, &params, |r| {
+                    Ok((r.text(0)?, r.int(1)?, r.boolean(2)?, r.text(3)?, r.boolean(4)?))
+                })?;
                 found
                     .into_iter()
                     .map(|(id, created, livemode, url, all)| {
-                        let types = if all { None } else { Some(query(conn, outbox::ENDPOINT_TYPES, &[SqlParam::Text(id.clone())], |r| r.text(0))?) };
+                        let types = if all {
+                            None
+                        } else {
+                            Some(query(conn, outbox::ENDPOINT_TYPES, &[SqlParam::Text(id.clone())], |r| r.text(0))?)
+                        };
                         Ok(Endpoint { id, created, livemode, url, types })
                     })
                     .collect()
@@ -549,7 +686,9 @@ impl Store for SqliteStore {
         let (scope, id) = (scope.clone(), event_id.to_string());
         self.db
             .read(move |conn| {
-                let found = query(conn, outbox::DELIVERIES_OF_EVENT, &scoped(&scope, &id), |r| Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?, r.int(4)?)))?;
+                let found = query(conn, outbox::DELIVERIES_OF_EVENT, &scoped(&scope, &id), |r| {
+                    Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?, r.int(4)?))
+                })?;
                 found
                     .into_iter()
                     .map(|(seq, endpoint_id, status, attempts, next_attempt_at)| {
@@ -565,14 +704,27 @@ impl Store for SqliteStore {
         let (scope, id) = (scope.clone(), event_id.to_string());
         self.db
             .write(move |conn| {
-                let event = query_opt(conn, &outbox::select_event_sql(), &scoped(&scope, &id), outbox::event)?.ok_or_else(|| Problem::not_found("event", &id))?;
-                let params = [SqlParam::Text(event.id), SqlParam::Int(now), SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live()), SqlParam::Text(event.kind)];
+                let event = query_opt(conn, &outbox::select_event_sql(), &scoped(&scope, &id), outbox::event)?
+                    .ok_or_else(|| Problem::not_found("event", &id))?;
+                let params = [
+                    SqlParam::Text(event.id),
+                    SqlParam::Int(now),
+                    SqlParam::Text(scope.app_id.clone()),
+                    SqlParam::Bool(scope.mode.is_live()),
+                    SqlParam::Text(event.kind),
+                ];
                 Ok(exec(conn, outbox::RESEND, &params)? as u64)
             })
             .await
     }
 
-    async fn idempotency_begin(&self, scope: &Scope, key: &str, fingerprint: &[u8], now: i64) -> Result<IdempotencyBegin> {
+    async fn idempotency_begin(
+        &self,
+        scope: &Scope,
+        key: &str,
+        fingerprint: &[u8],
+        now: i64,
+    ) -> Result<IdempotencyBegin> {
         let (scope, key, fingerprint) = (scope.clone(), key.to_string(), fingerprint.to_vec());
         self.db
             .write(move |conn| {
@@ -631,4 +783,3 @@ impl Store for SqliteStore {
             .await
     }
 }
-

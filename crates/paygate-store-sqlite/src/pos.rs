@@ -21,7 +21,8 @@ fn meta(conn: &Connection, scope: &Scope, by: &PosRef) -> Result<Option<(String,
 fn record(conn: &Connection, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>> {
     let Some((order_id, meta)) = meta(conn, scope, by)? else { return Ok(None) };
     let order = load_order(conn, scope, &order_id)?.ok_or_else(|| Problem::internal("record without order"))?;
-    let charge = query_opt(conn, &rows::charges_of_order_sql(), &scoped(scope, &order_id), rows::charge)?.ok_or_else(|| Problem::internal("record without charge"))?;
+    let charge = query_opt(conn, &rows::charges_of_order_sql(), &scoped(scope, &order_id), rows::charge)?
+        .ok_or_else(|| Problem::internal("record without charge"))?;
     let member = match meta.member_id {
         Some(id) => query_opt(conn, &p::member_by_id_sql(), &p::member_scoped(scope, id, []), p::member)?,
         None => None,
@@ -34,7 +35,10 @@ impl PosStore for SqliteStore {
     async fn face_credential(&self, public_id: &str) -> Result<Option<(FaceCredential, App)>> {
         let id = public_id.to_string();
         let sql = format!("SELECT {} FROM face_credentials c WHERE c.public_id = $1", p::CREDENTIAL_COLUMNS);
-        let Some(cred) = self.db.read(move |conn| query_opt(conn, &sql, &[SqlParam::Text(id)], p::credential)).await? else { return Ok(None) };
+        let Some(cred) = self.db.read(move |conn| query_opt(conn, &sql, &[SqlParam::Text(id)], p::credential)).await?
+        else {
+            return Ok(None);
+        };
         Ok(self.app(&cred.scope.app_id).await?.map(|app| (cred, app)))
     }
 
@@ -86,9 +90,15 @@ impl PosStore for SqliteStore {
                 if exec(conn, p::CREDIT, &p::member_scoped(&scope, member_id, [SqlParam::Int(amount.fen())]))? != 1 {
                     return Err(Problem::not_found("member", &member_id.to_string()));
                 }
-                let record = [SqlParam::Int(amount.fen()), SqlParam::Text("topup".into()), SqlParam::Text(reference), SqlParam::Int(now)];
+                let record = [
+                    SqlParam::Int(amount.fen()),
+                    SqlParam::Text("topup".into()),
+                    SqlParam::Text(reference),
+                    SqlParam::Int(now),
+                ];
                 exec(conn, p::RECORD_BALANCE, &p::member_scoped(&scope, member_id, record))?;
-                query_opt(conn, &p::member_by_id_sql(), &p::member_scoped(&scope, member_id, []), p::member)?.ok_or_else(|| Problem::internal("member vanished"))
+                query_opt(conn, &p::member_by_id_sql(), &p::member_scoped(&scope, member_id, []), p::member)?
+                    .ok_or_else(|| Problem::internal("member vanished"))
             })
             .await
     }
@@ -122,7 +132,12 @@ impl PosStore for SqliteStore {
                 if exec(conn, p::DEBIT, &p::wallet_debit_params(&order, member_id))? != 1 {
                     return Err(p::insufficient_balance(member_id, order.actual_amount));
                 }
-                let record = [SqlParam::Int(-order.actual_amount.fen()), SqlParam::Text("payment".into()), SqlParam::Text(charge.id.clone()), SqlParam::Int(now)];
+                let record = [
+                    SqlParam::Int(-order.actual_amount.fen()),
+                    SqlParam::Text("payment".into()),
+                    SqlParam::Text(charge.id.clone()),
+                    SqlParam::Int(now),
+                ];
                 exec(conn, p::RECORD_BALANCE, &p::member_scoped(&scope, member_id, record))?;
                 emit(conn, &scope, ev::CHARGE_SUCCEEDED, objects::charge(&charge, None), now)?;
                 emit(conn, &scope, ev::ORDER_SUCCEEDED, order_object(conn, &scope, order.clone())?, now)?;

@@ -3,8 +3,8 @@
 
 use crate::conn::{exec, query, query_opt, sql_err, sqlite_sql};
 use crate::{emit, load_order, SqliteStore};
-use paygate_domain::events as ev;
 use async_trait::async_trait;
+use paygate_domain::events as ev;
 use paygate_domain::shares::{plan_return, plan_share, ProfitShare, ShareKind};
 use paygate_domain::{Amount, Order, Problem, Scope};
 use paygate_store::rows::{scoped, with, SqlParam};
@@ -26,14 +26,26 @@ impl ShareStore for SqliteStore {
         let (scope, req) = (scope.clone(), req.clone());
         self.db
             .write(move |conn| {
-                if let Some(existing) = query_opt(conn, &sh::share_by_out_order_no_sql(), &scoped(&scope, &req.out_order_no), sh::share)? {
-                    return if sh::same_request(&existing, &req) { Ok(ShareReserved::Existing(existing)) } else { Err(sh::reused_out_order_no(&req)) };
+                if let Some(existing) =
+                    query_opt(conn, &sh::share_by_out_order_no_sql(), &scoped(&scope, &req.out_order_no), sh::share)?
+                {
+                    return if sh::same_request(&existing, &req) {
+                        Ok(ShareReserved::Existing(existing))
+                    } else {
+                        Err(sh::reused_out_order_no(&req))
+                    };
                 }
-                let order = load_order(conn, &scope, &req.order_id)?.ok_or_else(|| Problem::not_found("order", &req.order_id))?;
+                let order = load_order(conn, &scope, &req.order_id)?
+                    .ok_or_else(|| Problem::not_found("order", &req.order_id))?;
                 let channel = succeeded_channel(conn, &scope, &order)?;
                 plan_share(&order, channel.as_deref(), req.kind, req.amount, max_bps)?;
                 let ends = SqlParam::Bool(req.kind == ShareKind::WechatSingle);
-                if exec(conn, sh::RESERVE_SHARE, &with(scoped(&scope, &order.id), [SqlParam::Int(req.amount.fen()), SqlParam::Int(max_bps), ends]))? != 1 {
+                if exec(
+                    conn,
+                    sh::RESERVE_SHARE,
+                    &with(scoped(&scope, &order.id), [SqlParam::Int(req.amount.fen()), SqlParam::Int(max_bps), ends]),
+                )? != 1
+                {
                     return Err(Problem::internal("share reservation lost under the single writer"));
                 }
                 let share = sh::pending_share(&scope, &req);
@@ -43,20 +55,38 @@ impl ShareStore for SqliteStore {
             .await
     }
 
-    async fn finish_share(&self, scope: &Scope, share_id: &str, outcome: &ShareOutcome, now: i64) -> Result<ProfitShare> {
+    async fn finish_share(
+        &self,
+        scope: &Scope,
+        share_id: &str,
+        outcome: &ShareOutcome,
+        now: i64,
+    ) -> Result<ProfitShare> {
         let (scope, id, outcome) = (scope.clone(), share_id.to_string(), outcome.clone());
         self.db
             .write(move |conn| {
                 let share = load_share(conn, &scope, &id)?.ok_or_else(|| Problem::not_found("profit_sharing", &id))?;
                 let changed = match &outcome {
                     ShareOutcome::Succeeded { channel_order_no } => {
-                        exec(conn, sh::SHARE_SUCCEEDED, &with(scoped(&scope, &id), [SqlParam::Text(channel_order_no.clone())]))? == 1
+                        exec(
+                            conn,
+                            sh::SHARE_SUCCEEDED,
+                            &with(scoped(&scope, &id), [SqlParam::Text(channel_order_no.clone())]),
+                        )? == 1
                     }
                     ShareOutcome::Failed { message } => {
-                        let failed = exec(conn, sh::SHARE_FAILED, &with(scoped(&scope, &id), [SqlParam::Text(message.clone())]))? == 1;
+                        let failed = exec(
+                            conn,
+                            sh::SHARE_FAILED,
+                            &with(scoped(&scope, &id), [SqlParam::Text(message.clone())]),
+                        )? == 1;
                         if failed {
                             let single = SqlParam::Bool(share.kind == ShareKind::WechatSingle);
-                            exec(conn, sh::RELEASE_SHARE, &with(scoped(&scope, &share.order_id), [SqlParam::Int(share.amount.fen()), single]))?;
+                            exec(
+                                conn,
+                                sh::RELEASE_SHARE,
+                                &with(scoped(&scope, &share.order_id), [SqlParam::Int(share.amount.fen()), single]),
+                            )?;
                         }
                         failed
                     }
@@ -80,7 +110,12 @@ impl ShareStore for SqliteStore {
             .await
     }
 
-    async fn reserve_share_return(&self, scope: &Scope, share_id: &str, amount: Option<Amount>) -> Result<(ProfitShare, Amount)> {
+    async fn reserve_share_return(
+        &self,
+        scope: &Scope,
+        share_id: &str,
+        amount: Option<Amount>,
+    ) -> Result<(ProfitShare, Amount)> {
         let (scope, id) = (scope.clone(), share_id.to_string());
         self.db
             .write(move |conn| {
@@ -94,7 +129,14 @@ impl ShareStore for SqliteStore {
             .await
     }
 
-    async fn finish_share_return(&self, scope: &Scope, share_id: &str, amount: Amount, succeeded: bool, now: i64) -> Result<ProfitShare> {
+    async fn finish_share_return(
+        &self,
+        scope: &Scope,
+        share_id: &str,
+        amount: Amount,
+        succeeded: bool,
+        now: i64,
+    ) -> Result<ProfitShare> {
         let (scope, id) = (scope.clone(), share_id.to_string());
         self.db
             .write(move |conn| {
@@ -128,7 +170,11 @@ impl ShareStore for SqliteStore {
     async fn set_app_max_share(&self, app_id: &str, bps: i64) -> Result<bool> {
         let app_id = app_id.to_string();
         self.db
-            .write(move |conn| conn.execute(&sqlite_sql(sh::SET_MAX_SHARE), rusqlite::params![bps, app_id]).map(|n| n == 1).map_err(sql_err))
+            .write(move |conn| {
+                conn.execute(&sqlite_sql(sh::SET_MAX_SHARE), rusqlite::params![bps, app_id])
+                    .map(|n| n == 1)
+                    .map_err(sql_err)
+            })
             .await
     }
 }

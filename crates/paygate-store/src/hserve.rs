@@ -12,7 +12,14 @@ pub trait HserveStore: Send + Sync {
     async fn hserve_client(&self, client_id: &str) -> Result<Option<(App, Mode)>>;
     async fn hserve_clients(&self, app_id: &str) -> Result<Vec<(String, Mode)>>;
     /// Fails with a `Conflict` when the username is taken in the scope.
-    async fn create_hserve_user(&self, scope: &Scope, username: Option<&str>, password_hash: Option<&str>, anonymous: bool, now: i64) -> Result<HserveUser>;
+    async fn create_hserve_user(
+        &self,
+        scope: &Scope,
+        username: Option<&str>,
+        password_hash: Option<&str>,
+        anonymous: bool,
+        now: i64,
+    ) -> Result<HserveUser>;
     async fn hserve_user_by_name(&self, scope: &Scope, username: &str) -> Result<Option<HserveUser>>;
     async fn hserve_user(&self, scope: &Scope, id: i64) -> Result<Option<HserveUser>>;
     async fn create_hserve_session(&self, token_hash: &[u8], scope: &Scope, user_id: i64, expires: i64) -> Result<()>;
@@ -22,10 +29,14 @@ pub trait HserveStore: Send + Sync {
     /// The order, its (pending) charge and the record's metadata, in one transaction; returns the record id.
     async fn insert_payment_record(&self, order: &Order, charge: &Charge, meta: &RecordMeta) -> Result<i64>;
     /// A page of records and the total count; `user` restricts to one end user's records.
-    async fn payment_records(&self, scope: &Scope, user: Option<i64>, query: &RecordQuery) -> Result<(Vec<PaymentRecord>, i64)>;
+    async fn payment_records(
+        &self,
+        scope: &Scope,
+        user: Option<i64>,
+        query: &RecordQuery,
+    ) -> Result<(Vec<PaymentRecord>, i64)>;
     /// By record id, trade_no or transaction_no.
     async fn payment_record(&self, scope: &Scope, user: Option<i64>, reference: &str) -> Result<Option<PaymentRecord>>;
-
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +234,8 @@ fn select_columns() -> String {
     )
 }
 
-const FROM: &str = "FROM hserve_orders h JOIN orders o ON o.id = h.order_id JOIN charges c ON c.channel_order_no = h.trade_no";
+const FROM: &str =
+    "FROM hserve_orders h JOIN orders o ON o.id = h.order_id JOIN charges c ON c.channel_order_no = h.trade_no";
 
 pub fn record(r: &dyn RowLike) -> Result<PaymentRecord> {
     let order = rows::order(&Shifted(r, 1))?;
@@ -298,7 +310,12 @@ pub fn records_queries(scope: &Scope, user: Option<i64>, query: &RecordQuery) ->
     params.push(SqlParam::Int(query.limit));
     params.push(SqlParam::Int(query.offset));
     let n = params.len();
-    let page = format!("SELECT {} {FROM} WHERE {filter} ORDER BY {} LIMIT ${} OFFSET ${n}", select_columns(), order.join(", "), n - 1);
+    let page = format!(
+        "SELECT {} {FROM} WHERE {filter} ORDER BY {} LIMIT ${} OFFSET ${n}",
+        select_columns(),
+        order.join(", "),
+        n - 1
+    );
     Ok(((page, params), (count, count_params)))
 }
 
@@ -339,8 +356,16 @@ fn predicate(c: &Condition, params: &mut Vec<SqlParam>) -> Result<String> {
     match c {
         Condition::And(list) if list.is_empty() => Ok("TRUE".into()),
         Condition::Or(list) if list.is_empty() => Ok("FALSE".into()),
-        Condition::And(list) => Ok(list.iter().map(|c| predicate(c, params).map(|p| format!("({p})"))).collect::<Result<Vec<_>>>()?.join(" AND ")),
-        Condition::Or(list) => Ok(list.iter().map(|c| predicate(c, params).map(|p| format!("({p})"))).collect::<Result<Vec<_>>>()?.join(" OR ")),
+        Condition::And(list) => Ok(list
+            .iter()
+            .map(|c| predicate(c, params).map(|p| format!("({p})")))
+            .collect::<Result<Vec<_>>>()?
+            .join(" AND ")),
+        Condition::Or(list) => Ok(list
+            .iter()
+            .map(|c| predicate(c, params).map(|p| format!("({p})")))
+            .collect::<Result<Vec<_>>>()?
+            .join(" OR ")),
         Condition::Field { field, op, value } => field_predicate(*field, *op, value, params),
     }
 }
@@ -435,9 +460,17 @@ fn derived_predicate(field: Field, op: Op, value: &Operand) -> Result<String> {
             (Field::RefundStatus, "" | " ") => {
                 format!("NOT ({REFUND_COMPLETE} OR {REFUND_PARTIAL} OR {REFUND_FAILED})")
             }
-            (Field::Status, other) => return Err(Problem::invalid("status", format!("status must be 'pending' or 'success' (or 'closed'), got '{other}'."))),
+            (Field::Status, other) => {
+                return Err(Problem::invalid(
+                    "status",
+                    format!("status must be 'pending' or 'success' (or 'closed'), got '{other}'."),
+                ))
+            }
             (_, other) => {
-                return Err(Problem::invalid("refund_status", format!("refund_status must be 'complete', 'partial', 'failed' or '', got '{other}'.")))
+                return Err(Problem::invalid(
+                    "refund_status",
+                    format!("refund_status must be 'complete', 'partial', 'failed' or '', got '{other}'."),
+                ))
             }
         })
     };
@@ -452,7 +485,9 @@ fn derived_predicate(field: Field, op: Op, value: &Operand) -> Result<String> {
         (Op::Eq, v) => one(v),
         (Op::Ne, v) => Ok(format!("NOT {}", one(v)?)),
         (Op::IsNull, Operand::Bool(null)) => Ok(format!("{}{}", if *null { "" } else { "NOT " }, one(&Operand::Null)?)),
-        (Op::In | Op::NotIn, Operand::List(items)) if items.is_empty() => Ok(if op == Op::In { "FALSE".into() } else { "TRUE".into() }),
+        (Op::In | Op::NotIn, Operand::List(items)) if items.is_empty() => {
+            Ok(if op == Op::In { "FALSE".into() } else { "TRUE".into() })
+        }
         (Op::In, Operand::List(items)) => any(items),
         (Op::NotIn, Operand::List(items)) => Ok(format!("NOT {}", any(items)?)),
         _ => Err(Problem::invalid(name, format!("{name} can only be compared with =, !=, in or isnull."))),
@@ -470,14 +505,27 @@ fn field_name(field: Field) -> &'static str {
 pub const USER_COLUMNS: &str = "id, created, username, password_hash, anonymous";
 
 pub fn user(r: &dyn RowLike) -> Result<HserveUser> {
-    Ok(HserveUser { id: r.int(0)?, created: r.int(1)?, username: r.opt_text(2)?, password_hash: r.opt_text(3)?, anonymous: r.boolean(4)? })
+    Ok(HserveUser {
+        id: r.int(0)?,
+        created: r.int(1)?,
+        username: r.opt_text(2)?,
+        password_hash: r.opt_text(3)?,
+        anonymous: r.boolean(4)?,
+    })
 }
 
 /// Returns no row when the username is taken (anonymous users have none, so never collide).
-pub const INSERT_USER: &str = "INSERT INTO hserve_users (app_id, livemode, created, username, password_hash, anonymous) \
+pub const INSERT_USER: &str =
+    "INSERT INTO hserve_users (app_id, livemode, created, username, password_hash, anonymous) \
     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (app_id, livemode, username) DO NOTHING RETURNING id";
 
-pub fn new_user_params(scope: &Scope, username: Option<&str>, password_hash: Option<&str>, anonymous: bool, now: i64) -> Vec<SqlParam> {
+pub fn new_user_params(
+    scope: &Scope,
+    username: Option<&str>,
+    password_hash: Option<&str>,
+    anonymous: bool,
+    now: i64,
+) -> Vec<SqlParam> {
     vec![
         SqlParam::Text(scope.app_id.clone()),
         SqlParam::Bool(scope.mode.is_live()),
@@ -489,10 +537,26 @@ pub fn new_user_params(scope: &Scope, username: Option<&str>, password_hash: Opt
 }
 
 /// The user an insert made, or the conflict its taken username is.
-pub fn inserted_user(id: Option<i64>, username: Option<&str>, password_hash: Option<&str>, anonymous: bool, now: i64) -> Result<HserveUser> {
+pub fn inserted_user(
+    id: Option<i64>,
+    username: Option<&str>,
+    password_hash: Option<&str>,
+    anonymous: bool,
+    now: i64,
+) -> Result<HserveUser> {
     match id {
-        Some(id) => Ok(HserveUser { id, created: now, username: username.map(str::to_string), password_hash: password_hash.map(str::to_string), anonymous }),
-        None => Err(Problem::conflict("username_taken", format!("The username '{}' is already registered.", username.unwrap_or_default())).with_param("username")),
+        Some(id) => Ok(HserveUser {
+            id,
+            created: now,
+            username: username.map(str::to_string),
+            password_hash: password_hash.map(str::to_string),
+            anonymous,
+        }),
+        None => Err(Problem::conflict(
+            "username_taken",
+            format!("The username '{}' is already registered.", username.unwrap_or_default()),
+        )
+        .with_param("username")),
     }
 }
 pub fn user_by_name_sql() -> String {
@@ -501,8 +565,10 @@ pub fn user_by_name_sql() -> String {
 pub fn user_by_id_sql() -> String {
     format!("SELECT {USER_COLUMNS} FROM hserve_users WHERE app_id = $1 AND livemode = $2 AND id = $3")
 }
-pub const INSERT_SESSION: &str = "INSERT INTO hserve_sessions (token_hash, user_id, app_id, livemode, expires) VALUES ($1, $2, $3, $4, $5)";
-pub const SESSION: &str = "SELECT app_id, livemode, user_id FROM hserve_sessions WHERE token_hash = $1 AND expires > $2";
+pub const INSERT_SESSION: &str =
+    "INSERT INTO hserve_sessions (token_hash, user_id, app_id, livemode, expires) VALUES ($1, $2, $3, $4, $5)";
+pub const SESSION: &str =
+    "SELECT app_id, livemode, user_id FROM hserve_sessions WHERE token_hash = $1 AND expires > $2";
 pub const DELETE_SESSION: &str = "DELETE FROM hserve_sessions WHERE token_hash = $1";
 pub const CLIENT_APP: &str = "SELECT app_id, livemode FROM hserve_clients WHERE client_id = $1";
 pub const CLIENTS_OF_APP: &str = "SELECT client_id, livemode FROM hserve_clients WHERE app_id = $1 ORDER BY livemode";

@@ -10,11 +10,11 @@ pub mod rows;
 pub mod shares;
 
 use async_trait::async_trait;
+pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
+pub use outbox::{Attempt, AttemptRecord, AttemptResult, Claim, DeliveryView, DueDelivery, Endpoint, NewEndpoint};
 use paygate_domain::events::Event;
 use paygate_domain::paging::{CreatedRange, OrderFilter, Page, Paging};
 use paygate_domain::{Amount, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope};
-pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
-pub use outbox::{Attempt, AttemptRecord, AttemptResult, Claim, DeliveryView, DueDelivery, Endpoint, NewEndpoint};
 pub use pos::{BalanceTransaction, FaceCredential, Member, PosMeta, PosRecord, PosRef, PosStore};
 pub use shares::{ShareOutcome, ShareRequest, ShareReserved, ShareStore};
 
@@ -48,8 +48,16 @@ pub struct OpenedCharge {
 pub enum ChargeOutcome {
     /// `notification`: what the channel reported, kept with the charge (WeChat's notify body).
     /// `settlement`: the fee picture computed at success ([`paygate_domain::pos::Settlement`]).
-    Succeeded { transaction_no: String, time_paid: i64, notification: Option<serde_json::Value>, settlement: Option<serde_json::Value> },
-    Failed { code: String, message: String },
+    Succeeded {
+        transaction_no: String,
+        time_paid: i64,
+        notification: Option<serde_json::Value>,
+        settlement: Option<serde_json::Value>,
+    },
+    Failed {
+        code: String,
+        message: String,
+    },
 }
 
 // Both variants are returned once per settlement and consumed at once; boxing buys nothing.
@@ -117,7 +125,13 @@ pub trait Store: HserveStore + ShareStore + PosStore + Send + Sync + 'static {
 
     /// The app with its keys, its 知晓云 client ids (`(client_id, mode)`) and its signed faces'
     /// credentials, in one transaction.
-    async fn create_app(&self, app: &App, keys: &[ApiKeyRecord], hserve_clients: &[(String, Mode)], credentials: &[FaceCredential]) -> Result<()>;
+    async fn create_app(
+        &self,
+        app: &App,
+        keys: &[ApiKeyRecord],
+        hserve_clients: &[(String, Mode)],
+        credentials: &[FaceCredential],
+    ) -> Result<()>;
     async fn count_apps(&self) -> Result<i64>;
     async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<(App, Mode)>>;
     async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool>;
@@ -158,10 +172,22 @@ pub trait Store: HserveStore + ShareStore + PosStore + Send + Sync + 'static {
     async fn finish_refund(&self, scope: &Scope, refund_id: &str, outcome: &RefundOutcome) -> Result<Refund>;
     async fn refund(&self, scope: &Scope, id: &str) -> Result<Option<Refund>>;
     /// Refunds of an order (`charge_id = None`) or of one charge, newest first.
-    async fn refunds(&self, scope: &Scope, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> Result<Page<Refund>>;
+    async fn refunds(
+        &self,
+        scope: &Scope,
+        order_id: Option<&str>,
+        charge_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Refund>>;
 
     async fn event(&self, scope: &Scope, id: &str) -> Result<Option<Event>>;
-    async fn list_events(&self, scope: &Scope, kind: Option<&str>, created: &CreatedRange, paging: &Paging) -> Result<Page<Event>>;
+    async fn list_events(
+        &self,
+        scope: &Scope,
+        kind: Option<&str>,
+        created: &CreatedRange,
+        paging: &Paging,
+    ) -> Result<Page<Event>>;
     async fn create_endpoint(&self, endpoint: &NewEndpoint) -> Result<()>;
     async fn endpoints(&self, scope: &Scope) -> Result<Vec<Endpoint>>;
     async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<bool>;
@@ -178,7 +204,13 @@ pub trait Store: HserveStore + ShareStore + PosStore + Send + Sync + 'static {
     /// Queues a new delivery of the event to every endpoint subscribed now; returns how many.
     async fn resend_event(&self, scope: &Scope, event_id: &str, now: i64) -> Result<u64>;
 
-    async fn idempotency_begin(&self, scope: &Scope, key: &str, fingerprint: &[u8], now: i64) -> Result<IdempotencyBegin>;
+    async fn idempotency_begin(
+        &self,
+        scope: &Scope,
+        key: &str,
+        fingerprint: &[u8],
+        now: i64,
+    ) -> Result<IdempotencyBegin>;
     async fn idempotency_complete(&self, scope: &Scope, key: &str, status: u16, body: &[u8]) -> Result<()>;
     async fn idempotency_release(&self, scope: &Scope, key: &str) -> Result<()>;
 }

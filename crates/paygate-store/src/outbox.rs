@@ -93,10 +93,19 @@ pub struct DeliveryView {
 pub fn new_event(scope: &Scope, kind: &str, object: Value, now: i64) -> Result<Event> {
     let mut random = [0u8; 32];
     getrandom::getrandom(&mut random).map_err(Problem::internal)?;
-    Ok(Event { id: IdKind::Event.generate(&random), app_id: scope.app_id.clone(), mode: scope.mode, created: now, kind: kind.into(), object, pending_webhooks: 0 })
+    Ok(Event {
+        id: IdKind::Event.generate(&random),
+        app_id: scope.app_id.clone(),
+        mode: scope.mode,
+        created: now,
+        kind: kind.into(),
+        object,
+        pending_webhooks: 0,
+    })
 }
 
-pub const INSERT_EVENT: &str = "INSERT INTO events (id, app_id, livemode, created, type, data) VALUES ($1, $2, $3, $4, $5, $6)";
+pub const INSERT_EVENT: &str =
+    "INSERT INTO events (id, app_id, livemode, created, type, data) VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// One pending delivery per live endpoint of the event's app and mode that subscribes to it.
 pub const FAN_OUT: &str = "INSERT INTO deliveries (event_id, endpoint_id, created, status, attempts, next_attempt_at) \
@@ -108,8 +117,27 @@ pub const FAN_OUT: &str = "INSERT INTO deliveries (event_id, endpoint_id, create
 pub fn event_statements(e: &Event) -> [(&'static str, Vec<SqlParam>); 2] {
     use SqlParam::*;
     [
-        (INSERT_EVENT, vec![Text(e.id.clone()), Text(e.app_id.clone()), Bool(e.mode.is_live()), Int(e.created), Text(e.kind.clone()), Text(e.object.to_string())]),
-        (FAN_OUT, vec![Text(e.id.clone()), Int(e.created), Text(e.app_id.clone()), Bool(e.mode.is_live()), Text(e.kind.clone())]),
+        (
+            INSERT_EVENT,
+            vec![
+                Text(e.id.clone()),
+                Text(e.app_id.clone()),
+                Bool(e.mode.is_live()),
+                Int(e.created),
+                Text(e.kind.clone()),
+                Text(e.object.to_string()),
+            ],
+        ),
+        (
+            FAN_OUT,
+            vec![
+                Text(e.id.clone()),
+                Int(e.created),
+                Text(e.app_id.clone()),
+                Bool(e.mode.is_live()),
+                Text(e.kind.clone()),
+            ],
+        ),
     ]
 }
 
@@ -135,7 +163,14 @@ pub fn select_event_sql() -> String {
 pub const EVENT_SEQ: &str = "SELECT seq FROM events WHERE app_id = $1 AND livemode = $2 AND id = $3";
 
 /// Events newest first, filtered by type and `created`, paged by cursor (`cursor_seq` as for orders).
-pub fn list_events_query(scope: &Scope, kind: Option<&str>, created: &paygate_domain::paging::CreatedRange, limit: i64, cursor_seq: Option<i64>, ending_before: bool) -> (String, Vec<SqlParam>) {
+pub fn list_events_query(
+    scope: &Scope,
+    kind: Option<&str>,
+    created: &paygate_domain::paging::CreatedRange,
+    limit: i64,
+    cursor_seq: Option<i64>,
+    ending_before: bool,
+) -> (String, Vec<SqlParam>) {
     let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
     let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE app_id = $1 AND livemode = $2");
     let mut push = |clause: String, p: SqlParam, sql: &mut String| {
@@ -161,9 +196,11 @@ pub const INSERT_ENDPOINT: &str = "INSERT INTO webhook_endpoints (id, app_id, li
 pub const INSERT_ENDPOINT_TYPE: &str = "INSERT INTO webhook_endpoint_events (endpoint_id, type) VALUES ($1, $2)";
 pub const ENDPOINT_TYPES: &str = "SELECT type FROM webhook_endpoint_events WHERE endpoint_id = $1 ORDER BY type";
 pub const LIST_ENDPOINTS: &str = "SELECT id, created, livemode, url, all_events FROM webhook_endpoints WHERE app_id = $1 AND livemode = $2 AND NOT deleted ORDER BY seq";
-pub const DELETE_ENDPOINT: &str = "UPDATE webhook_endpoints SET deleted = TRUE WHERE app_id = $1 AND livemode = $2 AND id = $3 AND NOT deleted";
+pub const DELETE_ENDPOINT: &str =
+    "UPDATE webhook_endpoints SET deleted = TRUE WHERE app_id = $1 AND livemode = $2 AND id = $3 AND NOT deleted";
 /// Deliveries still queued for a deleted endpoint are dropped with it.
-pub const DROP_ENDPOINT_DELIVERIES: &str = "UPDATE deliveries SET status = 'failed' WHERE endpoint_id = $1 AND status = 'pending'";
+pub const DROP_ENDPOINT_DELIVERIES: &str =
+    "UPDATE deliveries SET status = 'failed' WHERE endpoint_id = $1 AND status = 'pending'";
 
 /// Deliveries still pending for an endpoint that is gone (queued by a transaction that raced
 /// the deletion on PostgreSQL, or revived by older versions) are dropped when they come due,
@@ -220,7 +257,8 @@ pub const DELIVERY_ATTEMPT_COUNTED: &str = "UPDATE deliveries SET attempts = att
 /// A claimed delivery that cannot be sent at all (its stored event or endpoint unreadable) is
 /// failed with the reason logged as an attempt, so it neither blocks nor repeats.
 pub const DELIVERY_UNSENDABLE: &str = "UPDATE deliveries SET status = 'failed', lease_until = NULL WHERE seq = $1";
-pub const DELIVERIES_OF_EVENT: &str = "SELECT d.seq, d.endpoint_id, d.status, d.attempts, d.next_attempt_at FROM deliveries d \
+pub const DELIVERIES_OF_EVENT: &str =
+    "SELECT d.seq, d.endpoint_id, d.status, d.attempts, d.next_attempt_at FROM deliveries d \
     JOIN events e ON e.id = d.event_id WHERE e.app_id = $1 AND e.livemode = $2 AND e.id = $3 ORDER BY d.seq";
 pub const ATTEMPTS_OF_DELIVERY: &str = "SELECT attempted_at, status_code, latency_ms, error, response_snippet FROM delivery_attempts WHERE delivery_seq = $1 ORDER BY seq";
 /// A manual resend queues a fresh delivery for every endpoint that would receive the event now.
@@ -228,7 +266,14 @@ pub const RESEND: &str = FAN_OUT;
 
 pub fn attempt_params(seq: i64, a: &Attempt) -> Vec<SqlParam> {
     use SqlParam::*;
-    vec![Int(seq), Int(a.attempted_at), OptInt(a.status_code), Int(a.latency_ms), OptText(a.error.clone()), OptText(a.response_snippet.clone())]
+    vec![
+        Int(seq),
+        Int(a.attempted_at),
+        OptInt(a.status_code),
+        Int(a.latency_ms),
+        OptText(a.error.clone()),
+        OptText(a.response_snippet.clone()),
+    ]
 }
 
 /// The statements that record one attempt: its log row, then the verdict ([`DELIVERY_DONE`]);
@@ -267,11 +312,18 @@ pub fn unsendable_statements(seq: i64, now: i64, why: &Problem) -> [(&'static st
 }
 
 pub fn attempt(r: &dyn RowLike) -> Result<Attempt> {
-    Ok(Attempt { attempted_at: r.int(0)?, status_code: r.opt_int(1)?, latency_ms: r.int(2)?, error: r.opt_text(3)?, response_snippet: r.opt_text(4)? })
+    Ok(Attempt {
+        attempted_at: r.int(0)?,
+        status_code: r.opt_int(1)?,
+        latency_ms: r.int(2)?,
+        error: r.opt_text(3)?,
+        response_snippet: r.opt_text(4)?,
+    })
 }
 
 pub const EXPIRED_ORDERS: &str = "SELECT app_id, livemode, id FROM orders WHERE status = 'created' AND time_expire <= $1 ORDER BY time_expire LIMIT $2";
 pub const CLOSE_ORDER: &str = "UPDATE orders SET status = 'closed' WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created' AND time_expire <= $4";
 
-pub const LATE_PAYMENTS_TO_REFUND: &str = "SELECT o.app_id, o.livemode, o.id FROM orders o JOIN apps a ON a.id = o.app_id \
+pub const LATE_PAYMENTS_TO_REFUND: &str =
+    "SELECT o.app_id, o.livemode, o.id FROM orders o JOIN apps a ON a.id = o.app_id \
     WHERE o.status = 'paid_after_close' AND o.refund_reserved < o.amount_paid AND a.late_payment = 'refund' LIMIT $1";

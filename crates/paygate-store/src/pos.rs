@@ -121,7 +121,8 @@ pub fn credential(r: &dyn RowLike) -> Result<FaceCredential> {
     })
 }
 
-pub const INSERT_CREDENTIAL: &str = "INSERT INTO face_credentials (public_id, face, app_id, livemode, secret, token) VALUES ($1, $2, $3, $4, $5, $6)";
+pub const INSERT_CREDENTIAL: &str =
+    "INSERT INTO face_credentials (public_id, face, app_id, livemode, secret, token) VALUES ($1, $2, $3, $4, $5, $6)";
 
 pub fn credential_params(c: &FaceCredential) -> Vec<SqlParam> {
     vec![
@@ -138,7 +139,8 @@ pub fn credentials_of_app_sql() -> String {
     format!("SELECT {CREDENTIAL_COLUMNS} FROM face_credentials c WHERE c.app_id = $1 ORDER BY c.face, c.livemode")
 }
 pub const FORGET_SIGNATURES: &str = "DELETE FROM face_nonces WHERE created < $1";
-pub const REMEMBER_SIGNATURE: &str = "INSERT INTO face_nonces (public_id, sign, created) VALUES ($1, $2, $3) ON CONFLICT (public_id, sign) DO NOTHING";
+pub const REMEMBER_SIGNATURE: &str =
+    "INSERT INTO face_nonces (public_id, sign, created) VALUES ($1, $2, $3) ON CONFLICT (public_id, sign) DO NOTHING";
 pub const SET_FEE_RATE: &str = "INSERT INTO fee_rates (app_id, livemode, family, rate_bp) VALUES ($1, $2, $3, $4) \
     ON CONFLICT (app_id, livemode, family) DO UPDATE SET rate_bp = $4";
 pub const FEE_RATE: &str = "SELECT rate_bp FROM fee_rates WHERE app_id = $1 AND livemode = $2 AND family = $3";
@@ -176,7 +178,10 @@ pub fn member_params(scope: &Scope, m: &Member) -> Vec<SqlParam> {
 pub fn inserted_member(id: Option<i64>, m: &Member) -> Result<Member> {
     match id {
         Some(id) => Ok(Member { id, ..m.clone() }),
-        None => Err(Problem::conflict("member_no_taken", format!("Member number '{}' is already registered.", m.member_no)).with_param("member_no")),
+        None => {
+            Err(Problem::conflict("member_no_taken", format!("Member number '{}' is already registered.", m.member_no))
+                .with_param("member_no"))
+        }
     }
 }
 
@@ -190,15 +195,24 @@ pub fn member_by_code_sql() -> String {
 /// `$3` member id, `$4` amount.
 pub const CREDIT: &str = "UPDATE members SET balance = balance + $4 WHERE app_id = $1 AND livemode = $2 AND id = $3";
 /// The wallet debit: applies only while the balance covers it, whatever ran before.
-pub const DEBIT: &str = "UPDATE members SET balance = balance - $4 WHERE app_id = $1 AND livemode = $2 AND id = $3 AND balance >= $4";
+pub const DEBIT: &str =
+    "UPDATE members SET balance = balance - $4 WHERE app_id = $1 AND livemode = $2 AND id = $3 AND balance >= $4";
 /// `$3` member id, `$4` signed amount, `$5` kind, `$6` reference, `$7` now.
-pub const RECORD_BALANCE: &str = "INSERT INTO balance_transactions (member_id, app_id, livemode, created, kind, amount, balance_after, reference) \
+pub const RECORD_BALANCE: &str =
+    "INSERT INTO balance_transactions (member_id, app_id, livemode, created, kind, amount, balance_after, reference) \
     SELECT id, app_id, livemode, $7, $5, $4, balance, $6 FROM members WHERE app_id = $1 AND livemode = $2 AND id = $3";
-pub const BALANCE_TRANSACTIONS: &str = "SELECT created, kind, amount, balance_after, reference FROM balance_transactions \
+pub const BALANCE_TRANSACTIONS: &str =
+    "SELECT created, kind, amount, balance_after, reference FROM balance_transactions \
     WHERE app_id = $1 AND livemode = $2 AND member_id = $3 ORDER BY seq DESC LIMIT $4";
 
 pub fn balance_transaction(r: &dyn RowLike) -> Result<BalanceTransaction> {
-    Ok(BalanceTransaction { created: r.int(0)?, kind: r.text(1)?, amount: r.int(2)?, balance_after: Amount::from_stored(r.int(3)?), reference: r.text(4)? })
+    Ok(BalanceTransaction {
+        created: r.int(0)?,
+        kind: r.text(1)?,
+        amount: r.int(2)?,
+        balance_after: Amount::from_stored(r.int(3)?),
+        reference: r.text(4)?,
+    })
 }
 
 pub fn member_scoped(scope: &Scope, member_id: i64, more: impl IntoIterator<Item = SqlParam>) -> Vec<SqlParam> {
@@ -254,7 +268,10 @@ pub fn meta_query(scope: &Scope, by: &PosRef) -> (String, Vec<SqlParam>) {
         PosRef::PayNo(v) => ("p.pay_no = $3", v),
         PosRef::OutTradeNo(v) => ("p.out_trade_no = $3", v),
         PosRef::OrderNo(v) => ("p.order_id = $3", v),
-        PosRef::ChannelTradeNo(v) => ("p.order_id = (SELECT order_id FROM charges WHERE app_id = $1 AND livemode = $2 AND channel_order_no = $3)", v),
+        PosRef::ChannelTradeNo(v) => (
+            "p.order_id = (SELECT order_id FROM charges WHERE app_id = $1 AND livemode = $2 AND channel_order_no = $3)",
+            v,
+        ),
     };
     (
         format!("SELECT {META_COLUMNS} FROM pos_orders p JOIN orders o ON o.id = p.order_id WHERE p.app_id = $1 AND p.livemode = $2 AND {clause} ORDER BY o.seq DESC LIMIT 1"),
@@ -262,11 +279,16 @@ pub fn meta_query(scope: &Scope, by: &PosRef) -> (String, Vec<SqlParam>) {
     )
 }
 
-pub const MARK_REVERSED: &str = "UPDATE pos_orders SET reversed = TRUE WHERE app_id = $1 AND livemode = $2 AND order_id = $3";
+pub const MARK_REVERSED: &str =
+    "UPDATE pos_orders SET reversed = TRUE WHERE app_id = $1 AND livemode = $2 AND order_id = $3";
 
 /// The paid order and succeeded charge a wallet payment inserts directly.
 pub fn wallet_debit_params(order: &Order, member_id: i64) -> Vec<SqlParam> {
-    member_scoped(&Scope { app_id: order.app_id.clone(), mode: order.mode }, member_id, [SqlParam::Int(order.actual_amount.fen())])
+    member_scoped(
+        &Scope { app_id: order.app_id.clone(), mode: order.mode },
+        member_id,
+        [SqlParam::Int(order.actual_amount.fen())],
+    )
 }
 
 pub fn insufficient_balance(member: i64, amount: Amount) -> Problem {

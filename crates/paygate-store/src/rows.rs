@@ -5,7 +5,9 @@
 
 use crate::Result;
 use paygate_domain::paging::{OrderFilter, Paging};
-use paygate_domain::{Amount, Charge, ChargeStatus, Currency, Mode, Order, OrderStatus, Problem, Refund, RefundStatus, Scope};
+use paygate_domain::{
+    Amount, Charge, ChargeStatus, Currency, Mode, Order, OrderStatus, Problem, Refund, RefundStatus, Scope,
+};
 use serde_json::Value;
 
 /// What a backend's row must offer for the mappers below.
@@ -58,7 +60,9 @@ pub fn select_refund_sql(lock: &str) -> String {
     format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE app_id = $1 AND livemode = $2 AND id = $3 {lock}")
 }
 pub fn charges_of_order_sql() -> String {
-    format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 ORDER BY seq DESC")
+    format!(
+        "SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 ORDER BY seq DESC"
+    )
 }
 pub fn pending_charges_sql(lock: &str) -> String {
     format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'pending' {lock}")
@@ -85,7 +89,8 @@ pub const CLOSE_PENDING_CHARGES: &str =
 pub const CANCEL_ORDER: &str =
     "UPDATE orders SET status = 'canceled' WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created'";
 /// A closed charge can still succeed at the channel (money taken late); see `plan_settlement`.
-pub const CHARGE_SUCCEEDED: &str = "UPDATE charges SET status = 'succeeded', transaction_no = $4, time_paid = $5, notification = $6, settlement = $7 \
+pub const CHARGE_SUCCEEDED: &str =
+    "UPDATE charges SET status = 'succeeded', transaction_no = $4, time_paid = $5, notification = $6, settlement = $7 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status IN ('pending', 'closed')";
 /// Once a charge pays the order, its other pending charges can no longer succeed normally.
 pub const CLOSE_OTHER_PENDING: &str = "UPDATE charges SET status = 'closed' \
@@ -229,7 +234,8 @@ fn status_err(what: &str, v: &str) -> Problem {
 }
 
 fn json(text: Option<String>) -> Result<Option<Value>> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| Problem::internal(format!("stored JSON is invalid: {e}")))).transpose()
+    text.map(|t| serde_json::from_str(&t).map_err(|e| Problem::internal(format!("stored JSON is invalid: {e}"))))
+        .transpose()
 }
 
 fn mode(live: bool) -> Mode {
@@ -325,7 +331,12 @@ pub fn refund(r: &dyn RowLike) -> Result<Refund> {
 /// Builds the orders list query for either backend. `cursor_seq` is the `seq` of the
 /// `starting_after` / `ending_before` order, looked up (scoped) by the caller.
 /// Fetches one row more than the page size so `has_more` is exact.
-pub fn list_orders_query(scope: &Scope, filter: &OrderFilter, paging: &Paging, cursor_seq: Option<i64>) -> (String, Vec<SqlParam>, bool) {
+pub fn list_orders_query(
+    scope: &Scope,
+    filter: &OrderFilter,
+    paging: &Paging,
+    cursor_seq: Option<i64>,
+) -> (String, Vec<SqlParam>, bool) {
     let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
     let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE app_id = $1 AND livemode = $2");
     let mut push = |clause: &str, p: SqlParam, sql: &mut String| {
@@ -342,7 +353,11 @@ pub fn list_orders_query(scope: &Scope, filter: &OrderFilter, paging: &Paging, c
         push("service_app =", SqlParam::Text(v.clone()), &mut sql);
     }
     if let Some(paid) = filter.paid {
-        sql.push_str(if paid { " AND status IN ('paid', 'refunded')" } else { " AND status NOT IN ('paid', 'refunded')" });
+        sql.push_str(if paid {
+            " AND status IN ('paid', 'refunded')"
+        } else {
+            " AND status NOT IN ('paid', 'refunded')"
+        });
     }
     if let Some(v) = filter.refunded {
         push("has_refunds =", SqlParam::Bool(v), &mut sql);
@@ -376,7 +391,12 @@ pub fn list_orders_query(scope: &Scope, filter: &OrderFilter, paging: &Paging, c
 
 pub const ORDER_SEQ: &str = "SELECT seq FROM orders WHERE app_id = $1 AND livemode = $2 AND id = $3";
 
-pub fn refunds_query(scope: &Scope, order_id: Option<&str>, charge_id: Option<&str>, limit: i64) -> (String, Vec<SqlParam>) {
+pub fn refunds_query(
+    scope: &Scope,
+    order_id: Option<&str>,
+    charge_id: Option<&str>,
+    limit: i64,
+) -> (String, Vec<SqlParam>) {
     let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
     let mut sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE app_id = $1 AND livemode = $2");
     if let Some(o) = order_id {
@@ -437,16 +457,24 @@ pub fn with(mut params: Vec<SqlParam>, more: impl IntoIterator<Item = SqlParam>)
     params
 }
 
-pub const ORDER_BY_MERCHANT_NO: &str = "SELECT id FROM orders WHERE app_id = $1 AND livemode = $2 AND merchant_order_no = $3";
+pub const ORDER_BY_MERCHANT_NO: &str =
+    "SELECT id FROM orders WHERE app_id = $1 AND livemode = $2 AND merchant_order_no = $3";
 
 pub fn merchant_no_params(order: &Order) -> Vec<SqlParam> {
-    vec![SqlParam::Text(order.app_id.clone()), SqlParam::Bool(order.mode.is_live()), SqlParam::Text(order.merchant_order_no.clone())]
+    vec![
+        SqlParam::Text(order.app_id.clone()),
+        SqlParam::Bool(order.mode.is_live()),
+        SqlParam::Text(order.merchant_order_no.clone()),
+    ]
 }
 
 /// The answer to a second order with a taken merchant_order_no: it names the existing order.
 pub fn duplicate_order(merchant_order_no: &str, existing_id: &str) -> Problem {
-    Problem::conflict("duplicate_merchant_order_no", format!("merchant_order_no '{merchant_order_no}' is already used by order {existing_id}."))
-        .with_param("merchant_order_no")
+    Problem::conflict(
+        "duplicate_merchant_order_no",
+        format!("merchant_order_no '{merchant_order_no}' is already used by order {existing_id}."),
+    )
+    .with_param("merchant_order_no")
 }
 
 /// A row read from column `offset` on, so the shared mappers serve a joined row.

@@ -5,26 +5,43 @@
 use crate::rows::{RowLike, SqlParam};
 use crate::Result;
 use async_trait::async_trait;
-use paygate_domain::Order;
 use paygate_domain::shares::{stored_receivers, ProfitShare, Receiver, ShareKind, ShareStatus};
+use paygate_domain::Order;
 use paygate_domain::{Amount, Mode, Problem, Scope};
 
 #[async_trait]
 pub trait ShareStore: Send + Sync {
-
     /// Under the order lock / single writer: an existing share for the out_order_no, or
     /// `plan_share` + `RESERVE_SHARE` + a pending share row.
     async fn reserve_share(&self, scope: &Scope, request: &ShareRequest, max_share_bps: i64) -> Result<ShareReserved>;
     /// Pending → succeeded, or → failed releasing its reservation.
     /// With its `profit_sharing.succeeded` / `.failed` event, in the same transaction.
-    async fn finish_share(&self, scope: &Scope, share_id: &str, outcome: &ShareOutcome, now: i64) -> Result<ProfitShare>;
+    async fn finish_share(
+        &self,
+        scope: &Scope,
+        share_id: &str,
+        outcome: &ShareOutcome,
+        now: i64,
+    ) -> Result<ProfitShare>;
     /// Ends sharing of an order (WeChat 完结分账). `None` if the order does not exist.
     async fn finish_sharing(&self, scope: &Scope, order_id: &str) -> Result<Option<Order>>;
     /// Reserves a return of `amount` (default: all not yet returned) of a succeeded share.
-    async fn reserve_share_return(&self, scope: &Scope, share_id: &str, amount: Option<Amount>) -> Result<(ProfitShare, Amount)>;
+    async fn reserve_share_return(
+        &self,
+        scope: &Scope,
+        share_id: &str,
+        amount: Option<Amount>,
+    ) -> Result<(ProfitShare, Amount)>;
     /// Counts the return (the order may then be refunded) or releases it.
     /// With a `profit_sharing.returned` event when it succeeded, in the same transaction.
-    async fn finish_share_return(&self, scope: &Scope, share_id: &str, amount: Amount, succeeded: bool, now: i64) -> Result<ProfitShare>;
+    async fn finish_share_return(
+        &self,
+        scope: &Scope,
+        share_id: &str,
+        amount: Amount,
+        succeeded: bool,
+        now: i64,
+    ) -> Result<ProfitShare>;
     async fn share(&self, scope: &Scope, id: &str) -> Result<Option<ProfitShare>>;
     async fn shares_of_order(&self, scope: &Scope, order_id: &str) -> Result<Vec<ProfitShare>>;
 
@@ -57,7 +74,8 @@ pub enum ShareOutcome {
     Failed { message: String },
 }
 
-pub const SHARE_COLUMNS: &str = "id, order_id, app_id, livemode, created, kind, out_order_no, status, amount, return_reserved, \
+pub const SHARE_COLUMNS: &str =
+    "id, order_id, app_id, livemode, created, kind, out_order_no, status, amount, return_reserved, \
     amount_returned, receivers, channel_order_no, failure_msg";
 
 pub fn share(r: &dyn RowLike) -> Result<ProfitShare> {
@@ -71,7 +89,8 @@ pub fn share(r: &dyn RowLike) -> Result<ProfitShare> {
         created: r.int(4)?,
         kind: ShareKind::parse("kind", &kind)?,
         out_order_no: r.text(6)?,
-        status: ShareStatus::parse(&status).ok_or_else(|| Problem::internal(format!("stored share has unknown status '{status}'")))?,
+        status: ShareStatus::parse(&status)
+            .ok_or_else(|| Problem::internal(format!("stored share has unknown status '{status}'")))?,
         amount: Amount::from_stored(r.int(8)?),
         return_reserved: Amount::from_stored(r.int(9)?),
         amount_returned: Amount::from_stored(r.int(10)?),
@@ -126,14 +145,16 @@ pub const SHARE_SUCCEEDED: &str =
     "UPDATE profit_shares SET status = 'succeeded', channel_order_no = $4 WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
 pub const SHARE_FAILED: &str =
     "UPDATE profit_shares SET status = 'failed', failure_msg = $4 WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'pending'";
-pub const FINISH_SHARING: &str = "UPDATE orders SET sharing_finished = TRUE WHERE app_id = $1 AND livemode = $2 AND id = $3";
+pub const FINISH_SHARING: &str =
+    "UPDATE orders SET sharing_finished = TRUE WHERE app_id = $1 AND livemode = $2 AND id = $3";
 pub const RESERVE_RETURN: &str = "UPDATE profit_shares SET return_reserved = return_reserved + $4 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'succeeded' AND amount - return_reserved >= $4";
 pub const RETURN_SUCCEEDED: &str =
     "UPDATE profit_shares SET amount_returned = amount_returned + $4 WHERE app_id = $1 AND livemode = $2 AND id = $3";
 pub const RETURN_FAILED: &str =
     "UPDATE profit_shares SET return_reserved = return_reserved - $4 WHERE app_id = $1 AND livemode = $2 AND id = $3";
-pub const ORDER_SHARE_RETURNED: &str = "UPDATE orders SET share_reserved = share_reserved - $4 WHERE app_id = $1 AND livemode = $2 AND id = $3";
+pub const ORDER_SHARE_RETURNED: &str =
+    "UPDATE orders SET share_reserved = share_reserved - $4 WHERE app_id = $1 AND livemode = $2 AND id = $3";
 pub const SET_MAX_SHARE: &str = "UPDATE apps SET max_share_bps = $1 WHERE id = $2";
 
 /// Whether a stored share is the same request as `req` (same order, kind and receivers).
@@ -142,8 +163,11 @@ pub fn same_request(existing: &ProfitShare, req: &ShareRequest) -> bool {
 }
 
 pub fn reused_out_order_no(req: &ShareRequest) -> Problem {
-    Problem::conflict("out_order_no_reused", format!("out_order_no '{}' was already used for a different profit-sharing request.", req.out_order_no))
-        .with_param("out_order_no")
+    Problem::conflict(
+        "out_order_no_reused",
+        format!("out_order_no '{}' was already used for a different profit-sharing request.", req.out_order_no),
+    )
+    .with_param("out_order_no")
 }
 
 pub fn scope_of(share: &ProfitShare) -> Scope {
@@ -170,7 +194,8 @@ pub fn pending_share(scope: &Scope, req: &ShareRequest) -> ProfitShare {
     }
 }
 
-pub const PAID_CHANNEL: &str = "SELECT channel FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'succeeded'";
+pub const PAID_CHANNEL: &str =
+    "SELECT channel FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'succeeded'";
 
 pub fn outcome_event(outcome: &ShareOutcome) -> &'static str {
     match outcome {

@@ -15,7 +15,13 @@ use std::time::{Duration, Instant};
 
 fn report(name: &str, latencies: &mut [u64], elapsed: f64) {
     latencies.sort_unstable();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
     println!(
         "{{\"name\":\"{name}\",\"ops\":{},\"seconds\":{elapsed:.2},\"per_second\":{:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
         latencies.len(),
@@ -60,15 +66,23 @@ fn main() {
     let a = |i: usize| args.get(i).cloned().unwrap_or_else(|| panic!("missing argument {i}; see the file header"));
     match a(0).as_str() {
         "create" => {
-            let (base, key, app, clients, seconds, out) = (a(1), a(2), a(3), a(4).parse().unwrap(), a(5).parse().unwrap(), a(6));
+            let (base, key, app, clients, seconds, out) =
+                (a(1), a(2), a(3), a(4).parse().unwrap(), a(5).parse().unwrap(), a(6));
             let agents: Vec<ureq::Agent> = (0..clients).map(|_| agent()).collect();
             let ids = Arc::new(Mutex::new(Vec::new()));
-            let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+            let run = format!(
+                "{:x}",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            );
             let (mut lat, secs) = drive(clients, seconds, |c, i| {
                 let body = format!(
                     "{{\"app\":\"{app}\",\"merchant_order_no\":\"b{run}{i}\",\"amount\":100,\"currency\":\"cny\",\"subject\":\"bench\",\"body\":\"bench\",\"client_ip\":\"127.0.0.1\"}}"
                 );
-                let resp = agents[c].post(&format!("{base}/v1/orders")).set("authorization", &format!("Bearer {key}")).set("content-type", "application/json").send_string(&body);
+                let resp = agents[c]
+                    .post(&format!("{base}/v1/orders"))
+                    .set("authorization", &format!("Bearer {key}"))
+                    .set("content-type", "application/json")
+                    .send_string(&body);
                 let text = resp.expect("create succeeds").into_string().unwrap();
                 let id = text.split("\"id\":\"").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
                 if i % 8 == 0 {
@@ -79,12 +93,19 @@ fn main() {
             report("http_create", &mut lat, secs);
         }
         "retrieve" => {
-            let (base, key, ids_in, clients, seconds) = (a(1), a(2), a(3), a(4).parse().unwrap(), a(5).parse().unwrap());
+            let (base, key, ids_in, clients, seconds) =
+                (a(1), a(2), a(3), a(4).parse().unwrap(), a(5).parse().unwrap());
             let ids: Vec<String> = std::fs::read_to_string(ids_in).unwrap().lines().map(str::to_string).collect();
             let agents: Vec<ureq::Agent> = (0..clients).map(|_| agent()).collect();
             let (mut lat, secs) = drive(clients, seconds, |c, i| {
                 let id = &ids[i as usize % ids.len()];
-                agents[c].get(&format!("{base}/v1/orders/{id}")).set("authorization", &format!("Bearer {key}")).call().expect("retrieve succeeds").into_string().unwrap();
+                agents[c]
+                    .get(&format!("{base}/v1/orders/{id}"))
+                    .set("authorization", &format!("Bearer {key}"))
+                    .call()
+                    .expect("retrieve succeeds")
+                    .into_string()
+                    .unwrap();
             });
             report("http_retrieve", &mut lat, secs);
         }
@@ -112,8 +133,10 @@ fn main() {
         }
         "sqlite-select" => {
             let (path, clients, seconds) = (a(1), a(2).parse().unwrap(), a(3).parse().unwrap());
-            let conns: Vec<Mutex<rusqlite::Connection>> = (0..clients).map(|_| Mutex::new(rusqlite::Connection::open(&path).unwrap())).collect();
-            let max: i64 = conns[0].lock().unwrap().query_row("SELECT MAX(seq) FROM bench_orders", [], |r| r.get(0)).unwrap();
+            let conns: Vec<Mutex<rusqlite::Connection>> =
+                (0..clients).map(|_| Mutex::new(rusqlite::Connection::open(&path).unwrap())).collect();
+            let max: i64 =
+                conns[0].lock().unwrap().query_row("SELECT MAX(seq) FROM bench_orders", [], |r| r.get(0)).unwrap();
             let (mut lat, secs) = drive(clients, seconds, |c, i| {
                 let conn = conns[c].lock().unwrap();
                 let mut stmt = conn.prepare_cached("SELECT * FROM bench_orders WHERE seq = ?1").unwrap();
@@ -122,10 +145,14 @@ fn main() {
             report("sqlite_raw_select", &mut lat, secs);
         }
         "payments" => {
-            let (base, key, app, clients, count): (String, String, String, usize, usize) = (a(1), a(2), a(3), a(4).parse().unwrap(), a(5).parse().unwrap());
+            let (base, key, app, clients, count): (String, String, String, usize, usize) =
+                (a(1), a(2), a(3), a(4).parse().unwrap(), a(5).parse().unwrap());
             let agents: Vec<ureq::Agent> = (0..clients).map(|_| agent()).collect();
             let auth = format!("Bearer {key}");
-            let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+            let run = format!(
+                "{:x}",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            );
             // Untimed: orders with an open charge each.
             let charges = Mutex::new(Vec::new());
             let next = AtomicU64::new(0);
@@ -159,7 +186,11 @@ fn main() {
                             let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                             let Some(ch) = charges.get(i) else { break };
                             let t = Instant::now();
-                            agent.post(&format!("{base}/v1/sandbox/charges/{ch}/pay")).set("authorization", auth).send_string("{\"result\":\"success\"}").expect("payment completes");
+                            agent
+                                .post(&format!("{base}/v1/sandbox/charges/{ch}/pay"))
+                                .set("authorization", auth)
+                                .send_string("{\"result\":\"success\"}")
+                                .expect("payment completes");
                             mine.push(t.elapsed().as_micros() as u64);
                         }
                         lat.lock().unwrap().extend(mine);
@@ -173,15 +204,27 @@ fn main() {
             let (base, open_app_id, secret, token, code) = (a(1), a(2), a(3), a(4), a(5));
             let (clients, seconds): (usize, u64) = (a(6).parse().unwrap(), a(7).parse().unwrap());
             let agents: Vec<ureq::Agent> = (0..clients).map(|_| agent()).collect();
-            let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+            let run = format!(
+                "{:x}",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            );
             let (mut lat, secs) = drive(clients, seconds, |c, i| {
                 let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
                 let biz = format!("{{\"out_trade_no\":\"w{run}{i}\",\"total_fee\":1,\"auth_code\":\"{code}\"}}");
                 // docs/cashier.md: sorted name=value pairs, then &key=SECRET, lowercase MD5.
-                let canonical = format!("biz_content={biz}&open_app_id={open_app_id}&sign_type=MD5&timestamp={ts}&token={token}");
-                let sign: String = Md5::digest(format!("{canonical}&key={secret}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+                let canonical =
+                    format!("biz_content={biz}&open_app_id={open_app_id}&sign_type=MD5&timestamp={ts}&token={token}");
+                let sign: String = Md5::digest(format!("{canonical}&key={secret}").as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 let body = serde_json::json!({"open_app_id": open_app_id, "timestamp": ts, "sign_type": "MD5", "token": token, "biz_content": biz, "sign": sign});
-                let text = agents[c].post(&format!("{base}/api/v2/cashier/pay")).send_string(&body.to_string()).expect("wallet payment succeeds").into_string().unwrap();
+                let text = agents[c]
+                    .post(&format!("{base}/api/v2/cashier/pay"))
+                    .send_string(&body.to_string())
+                    .expect("wallet payment succeeds")
+                    .into_string()
+                    .unwrap();
                 assert!(text.contains("PAYED_SUCC"), "{text}");
             });
             report("http_wallet_pay", &mut lat, secs);
@@ -236,7 +279,10 @@ fn main() {
             });
             rx.recv_timeout(Duration::from_secs(600)).expect("all expected webhooks arrived");
             let elapsed = first.lock().unwrap().unwrap().elapsed().as_secs_f64();
-            println!("{{\"name\":\"webhook_delivery\",\"ops\":{expected},\"seconds\":{elapsed:.2},\"per_second\":{:.0}}}", expected as f64 / elapsed);
+            println!(
+                "{{\"name\":\"webhook_delivery\",\"ops\":{expected},\"seconds\":{elapsed:.2},\"per_second\":{:.0}}}",
+                expected as f64 / elapsed
+            );
         }
         other => panic!("unknown mode {other}"),
     }

@@ -85,7 +85,11 @@ pub async fn bind(listen: &str) -> Result<TcpListener, Problem> {
 }
 
 /// Serves the HTTP API with the default limits; with `worker`, also runs the background worker.
-pub async fn serve(listen: &str, app: Arc<Paygate>, worker: Option<paygate_worker::Settings>) -> Result<Running, Problem> {
+pub async fn serve(
+    listen: &str,
+    app: Arc<Paygate>,
+    worker: Option<paygate_worker::Settings>,
+) -> Result<Running, Problem> {
     serve_on(bind(listen).await?, app, worker, paygate_http::Limits::default())
 }
 

@@ -53,7 +53,9 @@ impl Args {
             if let Some(name) = arg.strip_prefix("--") {
                 let (name, value) = match name.split_once('=') {
                     Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                    None if matches!(name, "json" | "fail" | "none" | "help" | "version" | "live" | "no-worker") => (name.to_string(), None),
+                    None if matches!(name, "json" | "fail" | "none" | "help" | "version" | "live" | "no-worker") => {
+                        (name.to_string(), None)
+                    }
                     None => (name.to_string(), Some(it.next().ok_or_else(|| format!("--{name} needs a value"))?)),
                 };
                 options.push((name, value));
@@ -73,7 +75,9 @@ impl Args {
     }
 
     fn database(&self) -> String {
-        self.opt("database").or_else(|| std::env::var("PAYGATE_DATABASE_URL").ok()).unwrap_or_else(|| DEFAULT_DATABASE_URL.into())
+        self.opt("database")
+            .or_else(|| std::env::var("PAYGATE_DATABASE_URL").ok())
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into())
     }
 
     fn check_known(&self, known: &[&str]) -> Result<(), String> {
@@ -154,9 +158,12 @@ fn limit(args: &Args, name: &str, default: u64) -> Result<u64, Result<Problem, S
     let env = format!("PAYGATE_{}", name.to_uppercase().replace('-', "_"));
     match args.opt(name).or_else(|| std::env::var(&env).ok()) {
         None => Ok(default),
-        Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            Err(format!("--{name} (env {env}) must be a whole number greater than 0, got '{v}'"))
-        }),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Err(format!("--{name} (env {env}) must be a whole number greater than 0, got '{v}'"))),
     }
 }
 
@@ -165,7 +172,8 @@ fn limits(args: &Args) -> Result<paygate_http::Limits, Result<Problem, String>> 
     let d = paygate_http::Limits::default();
     let secs = |name: &str, default: Duration| limit(args, name, default.as_secs()).map(Duration::from_secs);
     Ok(paygate_http::Limits {
-        max_connections: usize::try_from(limit(args, "max-connections", d.max_connections as u64)?).unwrap_or(usize::MAX),
+        max_connections: usize::try_from(limit(args, "max-connections", d.max_connections as u64)?)
+            .unwrap_or(usize::MAX),
         header_read_timeout: secs("header-read-timeout", d.header_read_timeout)?,
         body_read_timeout: secs("body-read-timeout", d.body_read_timeout)?,
         idle_timeout: secs("idle-timeout", d.idle_timeout)?,
@@ -179,7 +187,8 @@ async fn serve(args: &Args) -> CmdResult {
     let known: Vec<&str> = ["listen", "database", "no-worker"].into_iter().chain(limit_names).collect();
     args.check_known(&known).map_err(Err)?;
     let limits = limits(args)?;
-    let listen = args.opt("listen").or_else(|| std::env::var("PAYGATE_LISTEN").ok()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let listen =
+        args.opt("listen").or_else(|| std::env::var("PAYGATE_LISTEN").ok()).unwrap_or_else(|| DEFAULT_LISTEN.into());
     let worker = (!args.flag("no-worker")).then(paygate_worker::Settings::from_env);
     // Everything that can be wrong with the configuration or the port fails before the
     // database is touched: a failed start must not create (and print the keys of) the first app.
@@ -198,7 +207,12 @@ async fn serve(args: &Args) -> CmdResult {
     }
     let grace = limits.shutdown_grace;
     let running = paygate::serve_on(listener, app.clone(), worker, limits).map_err(Ok)?;
-    eprintln!("paygate: serving on http://{} with {} ({})", running.addr, app.store.backend(), redact(&args.database()));
+    eprintln!(
+        "paygate: serving on http://{} with {} ({})",
+        running.addr,
+        app.store.backend(),
+        redact(&args.database())
+    );
     wait_for_signal().await;
     eprintln!("paygate: shutting down: in-flight requests get {}s (a second signal exits at once)", grace.as_secs());
     exit_on_second_signal();
@@ -256,8 +270,15 @@ async fn app_create(args: &Args) -> CmdResult {
         });
         println!("{out}");
     } else {
-        println!("app:             {}\ntest secret key: {}\nlive secret key: {}", keys.app.id, keys.test_secret_key, keys.live_secret_key);
-        println!("知晓云 client id: {} (test), {} (live)", client_id(&keys, paygate_domain::Mode::Test), client_id(&keys, paygate_domain::Mode::Live));
+        println!(
+            "app:             {}\ntest secret key: {}\nlive secret key: {}",
+            keys.app.id, keys.test_secret_key, keys.live_secret_key
+        );
+        println!(
+            "知晓云 client id: {} (test), {} (live)",
+            client_id(&keys, paygate_domain::Mode::Test),
+            client_id(&keys, paygate_domain::Mode::Live)
+        );
     }
     Ok(())
 }
@@ -294,7 +315,8 @@ async fn set_fee_rate(args: &Args, app_id: &str, family: &str, bp: &str) -> CmdR
 
 async fn set_max_share(args: &Args, app_id: &str, percent: &str) -> CmdResult {
     args.check_known(&["database"]).map_err(Err)?;
-    let percent: i64 = percent.parse().map_err(|_| Err(format!("PERCENT must be an integer 0..=100, got '{percent}'")))?;
+    let percent: i64 =
+        percent.parse().map_err(|_| Err(format!("PERCENT must be an integer 0..=100, got '{percent}'")))?;
     let app = open(args).await?;
     app.set_app_max_share(app_id, percent).await.map_err(Ok)?;
     eprintln!("paygate: app {app_id} may share at most {percent}% of what was paid");
@@ -318,7 +340,10 @@ async fn set_public_key(args: &Args, app_id: &str) -> CmdResult {
     }
     let app = open(args).await?;
     app.set_app_public_key(app_id, pem.as_deref()).await.map_err(Ok)?;
-    eprintln!("paygate: app {app_id} {}", if pem.is_some() { "now requires signed requests" } else { "no longer requires signed requests" });
+    eprintln!(
+        "paygate: app {app_id} {}",
+        if pem.is_some() { "now requires signed requests" } else { "no longer requires signed requests" }
+    );
     Ok(())
 }
 
@@ -348,7 +373,8 @@ async fn worker(args: &Args) -> CmdResult {
 
 async fn set_late_payment(args: &Args, app_id: &str, policy: &str) -> CmdResult {
     args.check_known(&["database"]).map_err(Err)?;
-    let policy = paygate_domain::LatePayment::parse(policy).ok_or_else(|| Err(format!("late payment policy must be 'refund' or 'hold', got '{policy}'")))?;
+    let policy = paygate_domain::LatePayment::parse(policy)
+        .ok_or_else(|| Err(format!("late payment policy must be 'refund' or 'hold', got '{policy}'")))?;
     let app = open(args).await?;
     app.set_app_late_payment(app_id, policy).await.map_err(Ok)?;
     eprintln!("paygate: app {app_id} now handles late payments with '{}'", policy.as_str());
@@ -364,14 +390,21 @@ async fn caller(args: &Args, app: &paygate_core::Paygate) -> Result<paygate_core
 async fn webhook_create(args: &Args) -> CmdResult {
     args.check_known(&["app", "url", "events", "live", "json", "database"]).map_err(Err)?;
     let url = args.opt("url").ok_or_else(|| Err("webhook create needs --url URL".to_string()))?;
-    let types = args.opt("events").map(|e| e.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect());
+    let types =
+        args.opt("events").map(|e| e.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect());
     let app = open(args).await?;
     let caller = caller(args, &app).await?;
     let (endpoint, secret) = app.create_endpoint(&caller, &url, types).await.map_err(Ok)?;
     if args.flag("json") {
-        println!("{}", serde_json::json!({"id": endpoint.id, "url": endpoint.url, "livemode": endpoint.livemode, "events": endpoint.types, "secret": secret}));
+        println!(
+            "{}",
+            serde_json::json!({"id": endpoint.id, "url": endpoint.url, "livemode": endpoint.livemode, "events": endpoint.types, "secret": secret})
+        );
     } else {
-        println!("endpoint: {}\nurl:      {}\nsecret:   {secret}\n(the secret is shown only now)", endpoint.id, endpoint.url);
+        println!(
+            "endpoint: {}\nurl:      {}\nsecret:   {secret}\n(the secret is shown only now)",
+            endpoint.id, endpoint.url
+        );
     }
     Ok(())
 }

@@ -13,7 +13,8 @@ use support::{Backend, TestServer};
 both!(idempotency, isolation, bad_input_is_4xx_and_writes_nothing, request_signatures);
 
 fn order_body(app: &str, no: &str) -> String {
-    json!({"app": app, "merchant_order_no": no, "amount": 100, "currency": "cny", "subject": "s", "body": "b"}).to_string()
+    json!({"app": app, "merchant_order_no": no, "amount": 100, "currency": "cny", "subject": "s", "body": "b"})
+        .to_string()
 }
 
 fn idempotency(backend: Backend) {
@@ -33,7 +34,9 @@ fn idempotency(backend: Backend) {
     assert!(err.contains("idempotency_error"), "{err}");
 
     // Errors are replayed too (a retry of a refused request is refused the same way).
-    let bad = json!({"app": k.app, "merchant_order_no": "x", "amount": 0, "currency": "cny", "subject": "s", "body": "b"}).to_string();
+    let bad =
+        json!({"app": k.app, "merchant_order_no": "x", "amount": 0, "currency": "cny", "subject": "s", "body": "b"})
+            .to_string();
     let (a, _, ea) = s.raw("POST", &k.test, "/v1/orders", Some(bad.clone()), &[("idempotency-key", "key-bad")]);
     let (b, rb, eb) = s.raw("POST", &k.test, "/v1/orders", Some(bad), &[("idempotency-key", "key-bad")]);
     assert_eq!((a, b, ea == eb, rb.as_deref()), (400, 400, true, Some("true")));
@@ -45,9 +48,12 @@ fn idempotency(backend: Backend) {
     // A duplicate while the first is still running gets 409.
     let caller = s.rt.block_on(s.app.authenticate(&k.test)).unwrap();
     let busy_body = order_body(&k.app, "idem-busy");
-    let started = s.rt.block_on(s.app.idempotency_start(&caller, "key-busy", "POST", "/v1/orders", busy_body.as_bytes())).unwrap();
+    let started =
+        s.rt.block_on(s.app.idempotency_start(&caller, "key-busy", "POST", "/v1/orders", busy_body.as_bytes()))
+            .unwrap();
     assert!(matches!(started, paygate_core::idempotency::Idempotent::Run));
-    let (st, _, err) = s.raw("POST", &k.test, "/v1/orders", Some(busy_body.clone()), &[("idempotency-key", "key-busy")]);
+    let (st, _, err) =
+        s.raw("POST", &k.test, "/v1/orders", Some(busy_body.clone()), &[("idempotency-key", "key-busy")]);
     assert_eq!(st, 409, "{err}");
     // …and the abandoned start is taken over once its lease runs out (a crashed request).
     s.clock.advance(paygate_store::IDEMPOTENCY_LEASE_SECONDS);
@@ -58,10 +64,13 @@ fn idempotency(backend: Backend) {
     let race = order_body(&k.app, "idem-race");
     let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
         let hs: Vec<_> = (0..16)
-            .map(|_| scope.spawn(|| {
-                let (st, _, text) = s.raw("POST", &k.test, "/v1/orders", Some(race.clone()), &[("idempotency-key", "key-race")]);
-                (st, text)
-            }))
+            .map(|_| {
+                scope.spawn(|| {
+                    let (st, _, text) =
+                        s.raw("POST", &k.test, "/v1/orders", Some(race.clone()), &[("idempotency-key", "key-race")]);
+                    (st, text)
+                })
+            })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
@@ -84,7 +93,8 @@ fn idempotency(backend: Backend) {
     s.clock.advance(paygate_store::IDEMPOTENCY_TTL_SECONDS);
     let (st, replayed, _) = s.raw("POST", &k.test, "/v1/orders", Some(body), &key);
     assert_eq!((st, replayed), (409, None));
-    let (st, _, _) = s.raw("POST", &k.test, "/v1/orders", Some(order_body(&k.app, "i")), &[("idempotency-key", &"k".repeat(256))]);
+    let (st, _, _) =
+        s.raw("POST", &k.test, "/v1/orders", Some(order_body(&k.app, "i")), &[("idempotency-key", &"k".repeat(256))]);
     assert_eq!(st, 400, "over-long keys are refused");
 }
 
@@ -117,7 +127,8 @@ fn isolation(backend: Backend) {
     let live = s.create_order(&a, &a.live, "live-1", 100, json!({}));
     assert_eq!(live["livemode"], true);
     assert_eq!(s.get(&a.test, &format!("/v1/orders/{}", live["id"].as_str().unwrap())).0, 404);
-    let (st, err) = s.post(&a.live, &format!("/v1/orders/{}/pay", live["id"].as_str().unwrap()), json!({"channel": "alipay"}));
+    let (st, err) =
+        s.post(&a.live, &format!("/v1/orders/{}/pay", live["id"].as_str().unwrap()), json!({"channel": "alipay"}));
     assert_eq!((st, err["error"]["type"].as_str()), (402, Some("channel_error")), "{err}");
     let (_, test_list) = s.get(&a.test, &format!("/v1/orders?app={}", a.app));
     assert!(test_list["data"].as_array().unwrap().iter().all(|o| o["livemode"] == false));
@@ -134,7 +145,8 @@ fn isolation(backend: Backend) {
 fn bad_input_is_4xx_and_writes_nothing(backend: Backend) {
     let s = TestServer::start(backend);
     let k = s.create_app("shop");
-    let base = json!({"app": k.app, "merchant_order_no": "b1", "amount": 100, "currency": "cny", "subject": "s", "body": "b"});
+    let base =
+        json!({"app": k.app, "merchant_order_no": "b1", "amount": 100, "currency": "cny", "subject": "s", "body": "b"});
     let with = |field: &str, value: serde_json::Value| {
         let mut b = base.clone();
         b[field] = value;
@@ -181,7 +193,12 @@ fn bad_input_is_4xx_and_writes_nothing(backend: Backend) {
     let (_, list) = s.get(&k.test, &format!("/v1/orders?app={}", k.app));
     assert_eq!(list["data"].as_array().unwrap().len(), 0, "no partial writes");
     // Unknown ids, malformed ids, unknown routes and methods, oversized bodies.
-    for path in ["/v1/orders/2000000000000000000", "/v1/orders/../../etc", "/v1/charges/ch_nope", "/v1/orders/1/order_refunds/re_x"] {
+    for path in [
+        "/v1/orders/2000000000000000000",
+        "/v1/orders/../../etc",
+        "/v1/charges/ch_nope",
+        "/v1/orders/1/order_refunds/re_x",
+    ] {
         let (st, _) = s.get(&k.test, path);
         assert_eq!(st, 404, "{path}");
     }
@@ -190,7 +207,8 @@ fn bad_input_is_4xx_and_writes_nothing(backend: Backend) {
     let (st, _) = s.post(&k.test, "/v1/orders/2000000000000000000/pay", json!({"channel": "alipay"}));
     assert_eq!(st, 404);
     let order = s.create_order(&k, &k.test, "b2", 100, json!({}));
-    let (st, err) = s.post(&k.test, &format!("/v1/orders/{}/pay", order["id"].as_str().unwrap()), json!({"channel": "bitcoin"}));
+    let (st, err) =
+        s.post(&k.test, &format!("/v1/orders/{}/pay", order["id"].as_str().unwrap()), json!({"channel": "bitcoin"}));
     assert_eq!((st, err["error"]["param"].as_str()), (400, Some("channel")));
     let (st, err) = s.post(&k.test, &format!("/v1/orders/{}/pay", order["id"].as_str().unwrap()), json!({}));
     assert_eq!((st, err["error"]["param"].as_str()), (400, Some("channel")));
@@ -208,7 +226,9 @@ fn request_signatures(backend: Backend) {
     let pem = private.to_public_key().to_public_key_pem(LineEnding::LF).unwrap();
     s.rt.block_on(s.app.set_app_public_key(&k.app, Some(&pem))).unwrap();
     let signer = SigningKey::<Sha256>::new(private);
-    let sign = |body: &str, uri: &str, ts: i64| base64::engine::general_purpose::STANDARD.encode(signer.sign(format!("{body}{uri}{ts}").as_bytes()).to_bytes());
+    let sign = |body: &str, uri: &str, ts: i64| {
+        base64::engine::general_purpose::STANDARD.encode(signer.sign(format!("{body}{uri}{ts}").as_bytes()).to_bytes())
+    };
     let now = s.clock.now_for_tests();
     let body = order_body(&k.app, "sig-1");
 
@@ -216,22 +236,58 @@ fn request_signatures(backend: Backend) {
     assert_eq!(st, 401, "unsigned: {err}");
     let good = sign(&body, "/v1/orders", now);
     let ts = now.to_string();
-    let (st, order) = s.call("POST", &k.test, "/v1/orders", Some(body.clone()), &[("pingplusplus-request-timestamp", &ts), ("pingplusplus-signature", &good)]);
+    let (st, order) = s.call(
+        "POST",
+        &k.test,
+        "/v1/orders",
+        Some(body.clone()),
+        &[("pingplusplus-request-timestamp", &ts), ("pingplusplus-signature", &good)],
+    );
     assert_eq!(st, 200, "{order}");
     // GET signs the empty body and the query string exactly as sent.
     let uri = format!("/v1/orders?app={}&created%5Bgte%5D=0", k.app);
-    let (st, list) = s.call("GET", &k.test, &uri, None, &[("pingplusplus-request-timestamp", &ts), ("pingplusplus-signature", &sign("", &uri, now))]);
+    let (st, list) = s.call(
+        "GET",
+        &k.test,
+        &uri,
+        None,
+        &[("pingplusplus-request-timestamp", &ts), ("pingplusplus-signature", &sign("", &uri, now))],
+    );
     assert_eq!((st, list["data"].as_array().map(Vec::len)), (200, Some(1)), "{list}");
     // Tampered body, wrong URI, stale and future timestamps, garbage.
     let tampered = body.replace("100", "1");
     let stale = (now - 301).to_string();
     let future = (now + 301).to_string();
     for (b, headers) in [
-        (tampered.clone(), vec![("pingplusplus-request-timestamp", ts.clone()), ("pingplusplus-signature", good.clone())]),
-        (body.clone(), vec![("pingplusplus-request-timestamp", stale.clone()), ("pingplusplus-signature", sign(&body, "/v1/orders", now - 301))]),
-        (body.clone(), vec![("pingplusplus-request-timestamp", future.clone()), ("pingplusplus-signature", sign(&body, "/v1/orders", now + 301))]),
-        (body.clone(), vec![("pingplusplus-request-timestamp", ts.clone()), ("pingplusplus-signature", "bm90IGEgc2lnbmF0dXJl".into())]),
-        (body.clone(), vec![("pingplusplus-request-timestamp", "soon".into()), ("pingplusplus-signature", good.clone())]),
+        (
+            tampered.clone(),
+            vec![("pingplusplus-request-timestamp", ts.clone()), ("pingplusplus-signature", good.clone())],
+        ),
+        (
+            body.clone(),
+            vec![
+                ("pingplusplus-request-timestamp", stale.clone()),
+                ("pingplusplus-signature", sign(&body, "/v1/orders", now - 301)),
+            ],
+        ),
+        (
+            body.clone(),
+            vec![
+                ("pingplusplus-request-timestamp", future.clone()),
+                ("pingplusplus-signature", sign(&body, "/v1/orders", now + 301)),
+            ],
+        ),
+        (
+            body.clone(),
+            vec![
+                ("pingplusplus-request-timestamp", ts.clone()),
+                ("pingplusplus-signature", "bm90IGEgc2lnbmF0dXJl".into()),
+            ],
+        ),
+        (
+            body.clone(),
+            vec![("pingplusplus-request-timestamp", "soon".into()), ("pingplusplus-signature", good.clone())],
+        ),
         (body.clone(), vec![("pingplusplus-signature", good.clone())]),
     ] {
         let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();

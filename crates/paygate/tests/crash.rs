@@ -74,13 +74,19 @@ fn parallel<T: Sync>(items: &[T], threads: usize, f: impl Fn(&ureq::Agent, &T) +
 fn kill_9_loses_no_acknowledged_payment_or_event(backend: Backend) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let db = support::fresh_database(&rt, backend);
-    let out = Command::new(env!("CARGO_BIN_EXE_paygate")).args(["app", "create", "--name", "crash", "--json", "--database", &db]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_paygate"))
+        .args(["app", "create", "--name", "crash", "--json", "--database", &db])
+        .output()
+        .unwrap();
     let app: Value = serde_json::from_slice(&out.stdout).expect("app JSON");
     let (key, app_id) = (app["test_secret_key"].as_str().unwrap().to_string(), app["id"].as_str().unwrap().to_string());
     let rx = Receiver::always(200);
     let (mut server, base) = start(&db);
     let agent = ureq::agent();
-    assert_eq!(call(&agent, "POST", &format!("{base}/v1/webhook_endpoints"), &key, json!({"url": rx.url})).unwrap().0, 200);
+    assert_eq!(
+        call(&agent, "POST", &format!("{base}/v1/webhook_endpoints"), &key, json!({"url": rx.url})).unwrap().0,
+        200
+    );
 
     // 1 000 orders with an open sandbox charge each.
     let charges = Mutex::new(Vec::new());
@@ -89,7 +95,14 @@ fn kill_9_loses_no_acknowledged_payment_or_event(backend: Backend) {
         let order = json!({"app": app_id, "merchant_order_no": format!("crash{i}"), "amount": 100, "currency": "cny", "subject": "s", "body": "b"});
         let (st, o) = call(agent, "POST", &format!("{base}/v1/orders"), &key, order).unwrap();
         assert_eq!(st, 200, "{o}");
-        let (st, paying) = call(agent, "POST", &format!("{base}/v1/orders/{}/pay", o["id"].as_str().unwrap()), &key, json!({"channel": "alipay_qr"})).unwrap();
+        let (st, paying) = call(
+            agent,
+            "POST",
+            &format!("{base}/v1/orders/{}/pay", o["id"].as_str().unwrap()),
+            &key,
+            json!({"channel": "alipay_qr"}),
+        )
+        .unwrap();
         assert_eq!(st, 200, "{paying}");
         charges.lock().unwrap().push(paying["charges"]["data"][0]["id"].as_str().unwrap().to_string());
     });
@@ -111,19 +124,27 @@ fn kill_9_loses_no_acknowledged_payment_or_event(backend: Backend) {
             if killed.load(Ordering::SeqCst) == 1 {
                 return;
             }
-            if let Ok((200, _)) = call(agent, "POST", &format!("{base}/v1/sandbox/charges/{ch}/pay"), &key, json!({"result": "success"})) {
+            if let Ok((200, _)) =
+                call(agent, "POST", &format!("{base}/v1/sandbox/charges/{ch}/pay"), &key, json!({"result": "success"}))
+            {
                 acked.lock().unwrap().insert(ch.clone());
             }
         });
     });
     let acked = acked.into_inner().unwrap();
-    assert!(acked.len() >= PAYMENTS / 3 && acked.len() < PAYMENTS, "the kill landed mid-stream: {} acknowledged", acked.len());
+    assert!(
+        acked.len() >= PAYMENTS / 3 && acked.len() < PAYMENTS,
+        "the kill landed mid-stream: {} acknowledged",
+        acked.len()
+    );
 
     // Restart; the rest of the payers complete (some were committed but never acknowledged).
     let (mut server, base) = start(&db);
     parallel(&charges, 8, |agent, ch| {
         if !acked.contains(ch) {
-            let (st, body) = call(agent, "POST", &format!("{base}/v1/sandbox/charges/{ch}/pay"), &key, json!({"result": "success"})).unwrap();
+            let (st, body) =
+                call(agent, "POST", &format!("{base}/v1/sandbox/charges/{ch}/pay"), &key, json!({"result": "success"}))
+                    .unwrap();
             assert!(st == 200 || (st == 400 && body["error"]["code"] == "charge_not_pending"), "{st} {body}");
         }
     });
@@ -158,7 +179,12 @@ fn kill_9_loses_no_acknowledged_payment_or_event(backend: Backend) {
         if got == all_ids {
             break;
         }
-        assert!(Instant::now() < deadline, "{} of {} events delivered", got.intersection(&all_ids).count(), all_ids.len());
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} events delivered",
+            got.intersection(&all_ids).count(),
+            all_ids.len()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     server.kill().unwrap();
@@ -170,7 +196,10 @@ both!(sigterm_drains_in_flight_deliveries);
 fn sigterm_drains_in_flight_deliveries(backend: Backend) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let db = support::fresh_database(&rt, backend);
-    let out = Command::new(env!("CARGO_BIN_EXE_paygate")).args(["app", "create", "--name", "term", "--json", "--database", &db]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_paygate"))
+        .args(["app", "create", "--name", "term", "--json", "--database", &db])
+        .output()
+        .unwrap();
     let app: Value = serde_json::from_slice(&out.stdout).unwrap();
     let (key, app_id) = (app["test_secret_key"].as_str().unwrap().to_string(), app["id"].as_str().unwrap().to_string());
     // A receiver that takes 1.5 s to answer.
@@ -180,11 +209,25 @@ fn sigterm_drains_in_flight_deliveries(backend: Backend) {
     }));
     let (mut server, base) = start(&db);
     let agent = ureq::agent();
-    assert_eq!(call(&agent, "POST", &format!("{base}/v1/webhook_endpoints"), &key, json!({"url": rx.url, "events": ["order.canceled"]})).unwrap().0, 200);
+    assert_eq!(
+        call(
+            &agent,
+            "POST",
+            &format!("{base}/v1/webhook_endpoints"),
+            &key,
+            json!({"url": rx.url, "events": ["order.canceled"]})
+        )
+        .unwrap()
+        .0,
+        200
+    );
     let order = json!({"app": app_id, "merchant_order_no": "term-1", "amount": 100, "currency": "cny", "subject": "s", "body": "b"});
     let (_, o) = call(&agent, "POST", &format!("{base}/v1/orders"), &key, order).unwrap();
     let id = o["id"].as_str().unwrap().to_string();
-    assert_eq!(call(&agent, "PUT", &format!("{base}/v1/orders/{id}"), &key, json!({"status": "canceled"})).unwrap().0, 200);
+    assert_eq!(
+        call(&agent, "PUT", &format!("{base}/v1/orders/{id}"), &key, json!({"status": "canceled"})).unwrap().0,
+        200
+    );
     // Wait until the delivery is on the wire, then SIGTERM.
     let deadline = Instant::now() + Duration::from_secs(20);
     while rx.count() == 0 {
@@ -210,7 +253,11 @@ fn sigterm_drains_in_flight_deliveries(backend: Backend) {
     let (_, events) = call(&agent, "GET", &format!("{base}/v1/events?type=order.canceled"), &key, Value::Null).unwrap();
     let evt = events["data"][0]["id"].as_str().unwrap();
     let (_, d) = call(&agent, "GET", &format!("{base}/v1/events/{evt}/deliveries"), &key, Value::Null).unwrap();
-    assert_eq!((d["data"][0]["status"].as_str(), d["data"][0]["attempts"].as_i64()), (Some("delivered"), Some(1)), "{d}");
+    assert_eq!(
+        (d["data"][0]["status"].as_str(), d["data"][0]["attempts"].as_i64()),
+        (Some("delivered"), Some(1)),
+        "{d}"
+    );
     assert_eq!(rx.count(), 1);
     server.kill().unwrap();
     let _ = server.wait();

@@ -50,7 +50,9 @@ fn raw(s: &TestServer, head: &[u8], body: &[u8]) -> Raw {
     let mut stream = TcpStream::connect(addr(s)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut request = head.to_vec();
-    request.extend_from_slice(format!("\r\nhost: t\r\nconnection: close\r\ncontent-length: {}\r\n\r\n", body.len()).as_bytes());
+    request.extend_from_slice(
+        format!("\r\nhost: t\r\nconnection: close\r\ncontent-length: {}\r\n\r\n", body.len()).as_bytes(),
+    );
     request.extend_from_slice(body);
     stream.write_all(&request).unwrap();
     let mut out = Vec::new();
@@ -114,16 +116,32 @@ fn nul_bytes_are_refused_at_every_face(backend: Backend) {
 
     // 知晓云: login without credentials, path ids, filters, `where`; errors keep CORS.
     let client = format!("\r\nx-hydrogen-client-id: {}", k.client_id);
-    let r = post(&s, "/hserve/v2.1/login/username/", &client, json!({"username": "a\u{0}b", "password": "p"}).to_string().as_bytes());
+    let r = post(
+        &s,
+        "/hserve/v2.1/login/username/",
+        &client,
+        json!({"username": "a\u{0}b", "password": "p"}).to_string().as_bytes(),
+    );
     assert_eq!((r.status, r.json()["param"].as_str()), (400, Some("username")), "{}", r.body);
     assert!(r.json()["error_msg"].as_str().unwrap().contains("NUL"));
     let hserve_get = |path: &str| {
-        raw(&s, format!("GET {path} HTTP/1.1\r\nx-hydrogen-client-id: {}\r\nauthorization: Hydrogen-r1 {token}", k.client_id).as_bytes(), b"")
+        raw(
+            &s,
+            format!(
+                "GET {path} HTTP/1.1\r\nx-hydrogen-client-id: {}\r\nauthorization: Hydrogen-r1 {token}",
+                k.client_id
+            )
+            .as_bytes(),
+            b"",
+        )
     };
     for (path, param) in [
         ("/hserve/v2.0/idp/pay/order/a%00b/", "path"),
         ("/hserve/v2.2/idp/pay/order/?trade_no=a%00b", "trade_no"),
-        ("/hserve/v2.2/idp/pay/order/?where=%7B%22trade_no%22%3A%7B%22%24eq%22%3A%22a%5Cu0000b%22%7D%7D", "where.trade_no"),
+        (
+            "/hserve/v2.2/idp/pay/order/?where=%7B%22trade_no%22%3A%7B%22%24eq%22%3A%22a%5Cu0000b%22%7D%7D",
+            "where.trade_no",
+        ),
     ] {
         let r = hserve_get(path);
         assert_eq!(r.status, 400, "{path}: {}", r.body);
@@ -132,11 +150,17 @@ fn nul_bytes_are_refused_at_every_face(backend: Backend) {
     }
 
     // 酷点 cashier: the envelope's own fields and the fields inside biz_content.
-    let r = post(&s, "/api/v2/cashier/query", "", json!({"open_app_id": "a\u{0}b", "timestamp": 1}).to_string().as_bytes());
+    let r =
+        post(&s, "/api/v2/cashier/query", "", json!({"open_app_id": "a\u{0}b", "timestamp": 1}).to_string().as_bytes());
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(cashier_result(&r)["param"], "open_app_id");
     // SaaS query: `accessid` with a NUL, no signature needed to be refused.
-    let r = post(&s, "/api/v1/pay/wx/query", "", json!({"accessid": "a\u{0}b", "trade_no": "1", "sign": "x"}).to_string().as_bytes());
+    let r = post(
+        &s,
+        "/api/v1/pay/wx/query",
+        "",
+        json!({"accessid": "a\u{0}b", "trade_no": "1", "sign": "x"}).to_string().as_bytes(),
+    );
     assert_eq!((r.status, r.json()["param"].as_str()), (400, Some("accessid")), "{}", r.body);
     assert_eq!(r.json()["return_code"], 40002);
     // Nothing was written by any of it.
@@ -219,8 +243,11 @@ fn non_ascii_idempotency_keys_are_keys(backend: Backend) {
     let id = order["id"].as_str().unwrap();
     let path = format!("/v1/orders/{id}/order_refunds");
     let refund = |key: &[u8]| {
-        let mut head = format!("POST {path} HTTP/1.1\r\ncontent-type: application/json\r\nauthorization: Bearer {}\r\nidempotency-key: ", k.test)
-            .into_bytes();
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\ncontent-type: application/json\r\nauthorization: Bearer {}\r\nidempotency-key: ",
+            k.test
+        )
+        .into_bytes();
         head.extend_from_slice(key);
         raw(&s, &head, br#"{"amount": 10}"#)
     };
@@ -244,12 +271,14 @@ fn break_table(s: &TestServer, backend: Backend, table: &str) {
         Backend::Sqlite => {
             let path = s.database_url.strip_prefix("sqlite://").unwrap();
             let conn = rusqlite::Connection::open(path).unwrap();
-            conn.execute_batch(&format!("PRAGMA busy_timeout = 5000; ALTER TABLE {table} RENAME TO {table}_gone;")).unwrap();
+            conn.execute_batch(&format!("PRAGMA busy_timeout = 5000; ALTER TABLE {table} RENAME TO {table}_gone;"))
+                .unwrap();
         }
         Backend::Postgres => {
             let schema = s.database_url.split("search_path%3D").nth(1).unwrap().to_string();
             s.rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&support::postgres_admin_url(), tokio_postgres::NoTls).await.unwrap();
+                let (client, conn) =
+                    tokio_postgres::connect(&support::postgres_admin_url(), tokio_postgres::NoTls).await.unwrap();
                 tokio::spawn(conn);
                 client.batch_execute(&format!("ALTER TABLE {schema}.{table} RENAME TO {table}_gone")).await.unwrap();
             });
@@ -261,12 +290,18 @@ fn sandbox_page_hides_internal_errors(backend: Backend) {
     let s = TestServer::start(backend);
     let k = s.create_app("shop");
     let order = s.create_order(&k, &k.test, "page-1", 100, json!({}));
-    let (_, paying) = s.post(&k.test, &format!("/v1/orders/{}/pay", order["id"].as_str().unwrap()), json!({"channel": "alipay_qr"}));
+    let (_, paying) =
+        s.post(&k.test, &format!("/v1/orders/{}/pay", order["id"].as_str().unwrap()), json!({"channel": "alipay_qr"}));
     let charge = paying["charges"]["data"][0]["id"].as_str().unwrap().to_string();
     break_table(&s, backend, "charges");
     for r in [
         raw(&s, format!("GET /sandbox/charges/{charge} HTTP/1.1").as_bytes(), b""),
-        raw(&s, format!("POST /sandbox/charges/{charge} HTTP/1.1\r\ncontent-type: application/x-www-form-urlencoded").as_bytes(), b"result=success"),
+        raw(
+            &s,
+            format!("POST /sandbox/charges/{charge} HTTP/1.1\r\ncontent-type: application/x-www-form-urlencoded")
+                .as_bytes(),
+            b"result=success",
+        ),
     ] {
         assert_eq!(r.status, 500, "{}", r.body);
         let lower = r.body.to_lowercase();
@@ -376,7 +411,11 @@ fn postgres_away_is_503() {
     assert_eq!((r.status, r.header("retry-after")), (503, Some("1")), "{}", r.body);
     assert_eq!(r.json()["error"]["type"], "api_error");
     assert!(!r.body.contains("postgres"), "{}", r.body);
-    let r = raw(&s, format!("GET /hserve/v2.2/idp/pay/order/ HTTP/1.1\r\nauthorization: Bearer {}", k.test).as_bytes(), b"");
+    let r = raw(
+        &s,
+        format!("GET /hserve/v2.2/idp/pay/order/ HTTP/1.1\r\nauthorization: Bearer {}", k.test).as_bytes(),
+        b"",
+    );
     assert_eq!((r.status, r.header("retry-after")), (503, Some("1")), "{}", r.body);
     assert!(r.json()["error_msg"].is_string());
     assert_eq!(get(&s, "", "/readyz").status, 503, "not ready without its database");
@@ -453,13 +492,17 @@ fn slow_and_idle_clients_are_cut_off(backend: Backend) {
     assert!(after >= Duration::from_millis(500), "{after:?}");
     let mut kept = TcpStream::connect(addr(&s)).unwrap();
     kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n").unwrap();
-    let (after, answer) = closed_within(&mut kept, Duration::from_secs(5)).expect("an idle keep-alive connection is closed");
+    let (after, answer) =
+        closed_within(&mut kept, Duration::from_secs(5)).expect("an idle keep-alive connection is closed");
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "answered first");
     assert!(after >= Duration::from_millis(1400), "not before the idle timeout: {after:?}");
 
     // A body that never arrives: 408 in the face's format once the body timeout passes.
     let mut stalled = TcpStream::connect(addr(&s)).unwrap();
-    let head = format!("POST /v1/orders HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {}\r\ncontent-length: 100\r\n\r\n{{", k.test);
+    let head = format!(
+        "POST /v1/orders HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {}\r\ncontent-length: 100\r\n\r\n{{",
+        k.test
+    );
     stalled.write_all(head.as_bytes()).unwrap();
     let (_, answer) = closed_within(&mut stalled, Duration::from_secs(5)).expect("answered and closed");
     let r = parse(&answer);

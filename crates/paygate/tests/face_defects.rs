@@ -25,7 +25,6 @@ const REFUND: &str = "/hserve/v2.2/idp/pay/refund/";
 /// A WeChat payment code the sandbox pays at once.
 const WECHAT_CODE: &str = "134567890123456789";
 
-
 fn register(s: &TestServer, k: &Keys, name: &str) -> (String, i64) {
     let body = json!({"username": name, "password": "secret-1"});
     let (st, session) = hs(s, "POST", &k.client_id, "", "/hserve/v2.1/register/username/", Some(body));
@@ -195,7 +194,6 @@ fn hserve_queries_are_bounded(backend: Backend) {
         assert_eq!((st, err["param"].as_str()), (400, Some(param)), "{q}: {err}");
     }
 }
-
 
 /// A cashier envelope with `timestamp` as given; returns the status and the parsed `result`.
 fn cashier_at(s: &TestServer, k: &Keys, op: &str, biz: Value, timestamp: Value) -> (u16, Value) {

@@ -16,9 +16,15 @@ both!(
     shares_and_refunds_racing_keep_both_rules
 );
 
-
 fn register(s: &TestServer, k: &Keys, name: &str) -> (String, i64) {
-    let (st, session) = hs(s, "POST", &k.client_id, "", "/hserve/v2.1/register/username/", Some(json!({"username": name, "password": "secret-1"})));
+    let (st, session) = hs(
+        s,
+        "POST",
+        &k.client_id,
+        "",
+        "/hserve/v2.1/register/username/",
+        Some(json!({"username": name, "password": "secret-1"})),
+    );
     assert_eq!(st, 201, "{session}");
     (session["token"].as_str().unwrap().to_string(), session["user_id"].as_i64().unwrap())
 }
@@ -40,7 +46,14 @@ fn seed_000_list_shape_and_isolation(backend: Backend) {
     let s = TestServer::start(backend);
     let k = s.create_app("shop");
     let (alice, alice_id) = register(&s, &k, "alice");
-    let js = pay(&s, &k, &alice, "weixin_tenpay_js", json!("398.00"), json!({"merchandise_record_id": "r1", "merchandise_schema_id": 7}));
+    let js = pay(
+        &s,
+        &k,
+        &alice,
+        "weixin_tenpay_js",
+        json!("398.00"),
+        json!({"merchandise_record_id": "r1", "merchandise_schema_id": 7}),
+    );
     for field in ["appId", "timeStamp", "nonceStr", "package", "signType", "paySign", "trade_no", "transaction_no"] {
         assert!(js.get(field).is_some(), "JSAPI answer lacks {field}: {js}");
     }
@@ -58,37 +71,105 @@ fn seed_000_list_shape_and_isolation(backend: Backend) {
     assert_eq!(page["meta"], json!({"limit": 20, "next": null, "offset": 0, "previous": null, "total_count": 1}));
     let o = &page["objects"][0];
     for field in [
-        "created_at", "gateway_extra_info", "id", "ip_address", "merchandise_description", "merchandise_record_id", "merchandise_schema_id",
-        "merchandise_snapshot", "paid_at", "status", "refund_status", "total_cost", "trade_no", "transaction_no", "updated_at", "created_by_id",
-        "refund_amount", "gateway_type",
+        "created_at",
+        "gateway_extra_info",
+        "id",
+        "ip_address",
+        "merchandise_description",
+        "merchandise_record_id",
+        "merchandise_schema_id",
+        "merchandise_snapshot",
+        "paid_at",
+        "status",
+        "refund_status",
+        "total_cost",
+        "trade_no",
+        "transaction_no",
+        "updated_at",
+        "created_by_id",
+        "refund_amount",
+        "gateway_type",
     ] {
         assert!(o.get(field).is_some(), "record lacks {field}: {o}");
     }
-    assert_eq!((o["status"].as_str(), o["total_cost"].as_str(), o["refund_status"].is_null()), (Some("success"), Some("398.00"), true));
+    assert_eq!(
+        (o["status"].as_str(), o["total_cost"].as_str(), o["refund_status"].is_null()),
+        (Some("success"), Some("398.00"), true)
+    );
     assert_eq!(o["created_by_id"], alice_id);
     let wechat = &o["gateway_extra_info"]["wechat_response"];
-    for field in ["appid", "bank_type", "cash_fee", "fee_type", "is_subscribe", "mch_id", "nonce_str", "openid", "out_trade_no", "result_code", "return_code", "sign", "time_end", "total_fee", "trade_type", "transaction_id"] {
+    for field in [
+        "appid",
+        "bank_type",
+        "cash_fee",
+        "fee_type",
+        "is_subscribe",
+        "mch_id",
+        "nonce_str",
+        "openid",
+        "out_trade_no",
+        "result_code",
+        "return_code",
+        "sign",
+        "time_end",
+        "total_fee",
+        "trade_type",
+        "transaction_id",
+    ] {
         assert!(wechat[field].is_string(), "wechat_response lacks {field}: {wechat}");
     }
-    assert_eq!((wechat["total_fee"].as_str(), wechat["trade_type"].as_str(), wechat["fee_type"].as_str()), (Some("39800"), Some("JSAPI"), Some("CNY")));
+    assert_eq!(
+        (wechat["total_fee"].as_str(), wechat["trade_type"].as_str(), wechat["fee_type"].as_str()),
+        (Some("39800"), Some("JSAPI"), Some("CNY"))
+    );
     assert_eq!(wechat["out_trade_no"], js["trade_no"]);
 
     // order_by and keys shape the list.
-    let (_, sorted) = hs(&s, "GET", &k.client_id, &alice, "/hserve/v2.2/idp/pay/order/?order_by=-total_cost&keys=total_cost,trade_no", None);
-    let costs: Vec<&str> = sorted["objects"].as_array().unwrap().iter().map(|o| o["total_cost"].as_str().unwrap()).collect();
+    let (_, sorted) = hs(
+        &s,
+        "GET",
+        &k.client_id,
+        &alice,
+        "/hserve/v2.2/idp/pay/order/?order_by=-total_cost&keys=total_cost,trade_no",
+        None,
+    );
+    let costs: Vec<&str> =
+        sorted["objects"].as_array().unwrap().iter().map(|o| o["total_cost"].as_str().unwrap()).collect();
     assert_eq!(costs, ["398.00", "1.00", "0.50"]);
     assert_eq!(sorted["objects"][0].as_object().unwrap().len(), 2, "{sorted}");
-    let (_, without) = hs(&s, "GET", &k.client_id, &alice, "/hserve/v2.2/idp/pay/order/?order_by=total_cost&keys=-gateway_extra_info", None);
+    let (_, without) = hs(
+        &s,
+        "GET",
+        &k.client_id,
+        &alice,
+        "/hserve/v2.2/idp/pay/order/?order_by=total_cost&keys=-gateway_extra_info",
+        None,
+    );
     assert_eq!(without["objects"][0]["total_cost"], "0.50");
-    assert!(without["objects"][0].get("gateway_extra_info").is_none() && without["objects"][0].get("trade_no").is_some());
+    assert!(
+        without["objects"][0].get("gateway_extra_info").is_none() && without["objects"][0].get("trade_no").is_some()
+    );
 
     // Bad filters are 400s naming the field, in the face's own error shape.
-    for (query, param) in [("status=paid", "status"), ("refund_status=x", "refund_status"), ("limit=0", "limit"), ("paid_at__gte=soon", "paid_at__gte"), ("colour=red", "colour")] {
+    for (query, param) in [
+        ("status=paid", "status"),
+        ("refund_status=x", "refund_status"),
+        ("limit=0", "limit"),
+        ("paid_at__gte=soon", "paid_at__gte"),
+        ("colour=red", "colour"),
+    ] {
         let (st, err) = hs(&s, "GET", &k.client_id, &alice, &format!("/hserve/v2.2/idp/pay/order/?{query}"), None);
         assert_eq!((st, err["param"].as_str()), (400, Some(param)), "{query}: {err}");
         assert!(err["error_msg"].is_string());
     }
-    let (st, err) = hs(&s, "POST", &k.client_id, &alice, "/hserve/v2.2/idp/pay/order/", Some(json!({"gateway_type": "weixin_tenpay_js", "total_cost": -1})));
+    let (st, err) = hs(
+        &s,
+        "POST",
+        &k.client_id,
+        &alice,
+        "/hserve/v2.2/idp/pay/order/",
+        Some(json!({"gateway_type": "weixin_tenpay_js", "total_cost": -1})),
+    );
     assert_eq!((st, err["param"].as_str()), (400, Some("total_cost")), "{err}");
 
     // Another user, another app: nothing of Alice's is visible.
@@ -106,7 +187,8 @@ fn seed_000_list_shape_and_isolation(backend: Backend) {
     let (st, page) = hs(&s, "GET", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/order/", None);
     assert_eq!((st, &page["meta"]["total_count"]), (200, &json!(3)), "the server key sees the whole app");
     // Users cannot refund or share: those are server operations.
-    let (st, err) = hs(&s, "POST", &k.client_id, &alice, "/hserve/v2.2/idp/pay/refund/", Some(json!({"transaction_no": txn})));
+    let (st, err) =
+        hs(&s, "POST", &k.client_id, &alice, "/hserve/v2.2/idp/pay/refund/", Some(json!({"transaction_no": txn})));
     assert_eq!(st, 401, "{err}");
     // Sessions end at logout.
     let (st, _) = hs(&s, "POST", &k.client_id, &alice, "/hserve/v2.0/session/destroy/", None);
@@ -122,7 +204,13 @@ fn seed_000_list_shape_and_isolation(backend: Backend) {
     let (st, err) = hs(&s, "GET", &k.client_id, &carol, "/hserve/v2.2/idp/pay/order/", None);
     assert_eq!(st, 401, "{err}");
     // Browsers may call from another origin.
-    let (st, headers, _) = s.raw("OPTIONS", "", "/hserve/v2.2/idp/pay/order/", None, &[("origin", "http://shop.example"), ("access-control-request-method", "GET")]);
+    let (st, headers, _) = s.raw(
+        "OPTIONS",
+        "",
+        "/hserve/v2.2/idp/pay/order/",
+        None,
+        &[("origin", "http://shop.example"), ("access-control-request-method", "GET")],
+    );
     assert_eq!((st, headers), (204, None));
 }
 
@@ -132,7 +220,14 @@ fn refund_by_each_id_and_concurrently(backend: Backend) {
     let (user, _) = register(&s, &k, "carol");
     let p = pay(&s, &k, &user, "alipay_wap", json!(1), json!({}));
     complete(&s, &k, p["trade_no"].as_str().unwrap());
-    let (_, record) = hs(&s, "GET", &k.client_id, &user, &format!("/hserve/v2.0/idp/pay/order/{}/", p["transaction_no"].as_str().unwrap()), None);
+    let (_, record) = hs(
+        &s,
+        "GET",
+        &k.client_id,
+        &user,
+        &format!("/hserve/v2.0/idp/pay/order/{}/", p["transaction_no"].as_str().unwrap()),
+        None,
+    );
     let by = [
         json!({"order_id": record["id"], "refund_amount": 0.1, "memo": "测试退款"}),
         json!({"trade_no": p["trade_no"], "refund_amount": "0.20"}),
@@ -142,12 +237,16 @@ fn refund_by_each_id_and_concurrently(backend: Backend) {
     for (body, (amount, status)) in by.into_iter().zip(expected) {
         let (st, refund) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/refund/", Some(body));
         assert_eq!(st, 201, "{refund}");
-        assert_eq!((refund["refund_amount"].as_str(), refund["status"].as_str(), refund["refund_status"].as_str()), (Some(amount), Some("succeed"), Some(status)));
+        assert_eq!(
+            (refund["refund_amount"].as_str(), refund["status"].as_str(), refund["refund_status"].as_str()),
+            (Some(amount), Some("succeed"), Some(status))
+        );
         for field in ["id", "order_id", "refund_no", "memo", "error_msg"] {
             assert!(refund.get(field).is_some(), "{field}: {refund}");
         }
     }
-    let (st, err) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/refund/", Some(json!({"order_id": 999999})));
+    let (st, err) =
+        hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/refund/", Some(json!({"order_id": 999999})));
     assert_eq!((st, err["param"].as_str()), (404, Some("order_id")), "{err}");
 
     // 200 concurrent 0.01-yuan refunds of a 1.00-yuan payment: exactly 100 succeed.
@@ -158,7 +257,17 @@ fn refund_by_each_id_and_concurrently(backend: Backend) {
     let handles: Vec<_> = (0..200)
         .map(|_| {
             let (s, k, trade_no) = (s.clone(), k.clone(), trade_no.clone());
-            std::thread::spawn(move || hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/refund/", Some(json!({"trade_no": trade_no, "refund_amount": 0.01}))).0)
+            std::thread::spawn(move || {
+                hs(
+                    &s,
+                    "POST",
+                    &k.client_id,
+                    &k.test,
+                    "/hserve/v2.2/idp/pay/refund/",
+                    Some(json!({"trade_no": trade_no, "refund_amount": 0.01})),
+                )
+                .0
+            })
         })
         .collect();
     let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -198,25 +307,44 @@ fn profit_sharing_rules(backend: Backend) {
     let wx = paid(&s, &k, "ps-wx", 1000, "wx_pub", true);
     let wx_plain = paid(&s, &k, "ps-wx-plain", 1000, "wx_lite", false);
     let ali = paid(&s, &k, "ps-ali", 1000, "alipay_qr", false);
-    let unpaid = s.create_order(&k, &k.test, "ps-unpaid", 1000, json!({"profit_sharing": true}))["id"].as_str().unwrap().to_string();
+    let unpaid = s.create_order(&k, &k.test, "ps-unpaid", 1000, json!({"profit_sharing": true}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let multi = |amount: i64| json!({"type": "wechat_multi", "receivers": receiver("PERSONAL_OPENID", json!(amount))});
 
     refused(share(&s, &k, &unpaid, multi(10)), "order_not_paid", "only a paid order");
     refused(share(&s, &k, &ali, multi(10)), "share_channel_mismatch", "WeChat Pay");
-    refused(share(&s, &k, &wx, json!({"type": "alipay", "receivers": receiver("userId", json!(10))})), "share_channel_mismatch", "Alipay");
+    refused(
+        share(&s, &k, &wx, json!({"type": "alipay", "receivers": receiver("userId", json!(10))})),
+        "share_channel_mismatch",
+        "Alipay",
+    );
     refused(share(&s, &k, &wx_plain, multi(10)), "profit_sharing_not_enabled", "profit_sharing: true");
-    refused(share(&s, &k, &wx, json!({"type": "wechat_single", "receivers": receiver("PERSONAL_WECHATID", json!(10))})), "receiver_type_deprecated", "deprecated");
-    let (st, err) = share(&s, &k, &wx, json!({"type": "wechat_multi", "receivers": receiver("PERSONAL_OPENID", json!(1.5))}));
+    refused(
+        share(&s, &k, &wx, json!({"type": "wechat_single", "receivers": receiver("PERSONAL_WECHATID", json!(10))})),
+        "receiver_type_deprecated",
+        "deprecated",
+    );
+    let (st, err) =
+        share(&s, &k, &wx, json!({"type": "wechat_multi", "receivers": receiver("PERSONAL_OPENID", json!(1.5))}));
     assert_eq!((st, err["error"]["param"].as_str()), (400, Some("receivers[0].amount")), "{err}");
-    let many: Vec<Value> = (0..51).map(|i| json!({"type": "MERCHANT_ID", "account": format!("m{i}"), "amount": 1, "description": "d"})).collect();
+    let many: Vec<Value> = (0..51)
+        .map(|i| json!({"type": "MERCHANT_ID", "account": format!("m{i}"), "amount": 1, "description": "d"}))
+        .collect();
     let (st, err) = share(&s, &k, &wx, json!({"type": "wechat_multi", "receivers": many}));
     assert!(st == 400 && err["error"]["message"].as_str().unwrap().contains("At most 50"), "{err}");
     refused(share(&s, &k, &wx, multi(301)), "share_exceeds_limit", "at most 300 fen");
 
     // Alipay sharing with its own receiver types.
-    let (st, a) = share(&s, &k, &ali, json!({"type": "alipay", "receivers": [
+    let (st, a) = share(
+        &s,
+        &k,
+        &ali,
+        json!({"type": "alipay", "receivers": [
         {"type": "userId", "account": "2088000000000001", "amount": 100, "description": "d"},
-        {"type": "loginName", "account": "shop@example.com", "amount": 50, "description": "d"}]}));
+        {"type": "loginName", "account": "shop@example.com", "amount": 50, "description": "d"}]}),
+    );
     assert_eq!((st, a["status"].as_str(), a["amount"].as_i64()), (200, Some("succeeded"), Some(150)), "{a}");
 
     // The same out_order_no is the same request; reused for another request it is refused.
@@ -225,19 +353,32 @@ fn profit_sharing_rules(backend: Backend) {
     assert_eq!(st, 200, "{first}");
     let (_, again) = share(&s, &k, &wx, body);
     assert_eq!(again["id"], first["id"]);
-    let (st, err) = share(&s, &k, &wx, json!({"type": "wechat_multi", "out_order_no": "P20261122001", "receivers": receiver("MERCHANT_ID", json!(5))}));
+    let (st, err) = share(
+        &s,
+        &k,
+        &wx,
+        json!({"type": "wechat_multi", "out_order_no": "P20261122001", "receivers": receiver("MERCHANT_ID", json!(5))}),
+    );
     assert_eq!((st, err["error"]["code"].as_str()), (409, Some("out_order_no_reused")), "{err}");
     let (_, order) = s.get(&k.test, &format!("/v1/orders/{wx}"));
     assert_eq!(order["amount_shared"], 100);
 
     // Unreturned shares block refunds until they are returned (分账回退).
-    refused(s.post(&k.test, &format!("/v1/orders/{wx}/order_refunds"), json!({"amount": 10})), "profit_shares_unreturned", "return the shares");
+    refused(
+        s.post(&k.test, &format!("/v1/orders/{wx}/order_refunds"), json!({"amount": 10})),
+        "profit_shares_unreturned",
+        "return the shares",
+    );
     let ps = first["id"].as_str().unwrap();
     let (st, err) = s.post(&k.test, &format!("/v1/orders/{wx}/profit_sharings/{ps}/returns"), json!({"amount": 101}));
     assert_eq!((st, err["error"]["param"].as_str()), (400, Some("amount")), "{err}");
     let (st, back) = s.post(&k.test, &format!("/v1/orders/{wx}/profit_sharings/{ps}/returns"), json!({}));
     assert_eq!((st, back["amount_returned"].as_i64()), (200, Some(100)), "{back}");
-    refused(s.post(&k.test, &format!("/v1/orders/{wx}/profit_sharings/{ps}/returns"), json!({})), "share_already_returned", "in full");
+    refused(
+        s.post(&k.test, &format!("/v1/orders/{wx}/profit_sharings/{ps}/returns"), json!({})),
+        "share_already_returned",
+        "in full",
+    );
     let (st, refund) = s.post(&k.test, &format!("/v1/orders/{wx}/order_refunds"), json!({"amount": 500}));
     assert_eq!(st, 200, "{refund}");
     // The cap follows refunds: 30 % of the 500 fen left is 150.
@@ -251,7 +392,8 @@ fn profit_sharing_rules(backend: Backend) {
     assert_eq!(st, 200);
     refused(share(&s, &k, &wx, multi(1)), "sharing_finished", "finished");
     let wx2 = paid(&s, &k, "ps-wx-2", 1000, "wx_pub_qr", true);
-    let (st, single) = share(&s, &k, &wx2, json!({"type": "wechat_single", "receivers": receiver("MERCHANT_ID", json!(100))}));
+    let (st, single) =
+        share(&s, &k, &wx2, json!({"type": "wechat_single", "receivers": receiver("MERCHANT_ID", json!(100))}));
     assert_eq!((st, single["status"].as_str()), (200, Some("succeeded")), "{single}");
     refused(share(&s, &k, &wx2, multi(1)), "sharing_finished", "finished");
     let (_, list) = s.get(&k.test, &format!("/v1/orders/{wx}/profit_sharings"));
@@ -275,7 +417,15 @@ fn concurrent_shares_never_exceed_the_cap(backend: Backend) {
     let handles: Vec<_> = (0..100)
         .map(|_| {
             let (s, k, order) = (s.clone(), k.clone(), order.clone());
-            std::thread::spawn(move || share(&s, &k, &order, json!({"type": "wechat_multi", "receivers": receiver("PERSONAL_OPENID", json!(10))})).0)
+            std::thread::spawn(move || {
+                share(
+                    &s,
+                    &k,
+                    &order,
+                    json!({"type": "wechat_multi", "receivers": receiver("PERSONAL_OPENID", json!(10))}),
+                )
+                .0
+            })
         })
         .collect();
     let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -292,30 +442,93 @@ fn hserve_sharing_answers_as_seed_003(backend: Backend) {
     let ali = pay(&s, &k, &user, "alipay_page", json!(10), json!({}));
     complete(&s, &k, wx["trade_no"].as_str().unwrap());
     complete(&s, &k, ali["trade_no"].as_str().unwrap());
-    let (_, notify) = hs(&s, "GET", &k.client_id, &user, &format!("/hserve/v2.0/idp/pay/order/{}/", wx["trade_no"].as_str().unwrap()), None);
+    let (_, notify) = hs(
+        &s,
+        "GET",
+        &k.client_id,
+        &user,
+        &format!("/hserve/v2.0/idp/pay/order/{}/", wx["trade_no"].as_str().unwrap()),
+        None,
+    );
     let appid = notify["gateway_extra_info"]["wechat_response"]["appid"].clone();
     let receivers = receiver("MERCHANT_ID", json!(100));
     let path = "/hserve/v2.2/idp/pay/wechat/multi-profit-sharing/";
-    let (st, err) = hs(&s, "POST", &k.client_id, &k.test, path, Some(json!({"trade_no": wx["trade_no"], "appid": "wx-someone-else", "receivers": receivers})));
+    let (st, err) = hs(
+        &s,
+        "POST",
+        &k.client_id,
+        &k.test,
+        path,
+        Some(json!({"trade_no": wx["trade_no"], "appid": "wx-someone-else", "receivers": receivers})),
+    );
     assert_eq!((st, err["param"].as_str()), (400, Some("appid")), "{err}");
-    let (st, ok) = hs(&s, "POST", &k.client_id, &k.test, path, Some(json!({"trade_no": wx["trade_no"], "appid": appid, "receivers": receivers})));
+    let (st, ok) = hs(
+        &s,
+        "POST",
+        &k.client_id,
+        &k.test,
+        path,
+        Some(json!({"trade_no": wx["trade_no"], "appid": appid, "receivers": receivers})),
+    );
     assert_eq!(st, 200, "{ok}");
     for field in ["return_code", "appid", "mch_id", "trade_no", "wechat_order_no"] {
         assert!(ok[field].is_string(), "{field}: {ok}");
     }
     assert_eq!((ok["return_code"].as_str(), &ok["appid"]), (Some("SUCCESS"), &appid));
-    let (st, err) = hs(&s, "POST", &k.client_id, &user, path, Some(json!({"trade_no": wx["trade_no"], "appid": appid, "receivers": receivers})));
+    let (st, err) = hs(
+        &s,
+        "POST",
+        &k.client_id,
+        &user,
+        path,
+        Some(json!({"trade_no": wx["trade_no"], "appid": appid, "receivers": receivers})),
+    );
     assert_eq!(st, 401, "users cannot share: {err}");
-    let (st, done) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/wechat/profit-sharing/finish/", Some(json!({"trade_no": wx["trade_no"]})));
+    let (st, done) = hs(
+        &s,
+        "POST",
+        &k.client_id,
+        &k.test,
+        "/hserve/v2.2/idp/pay/wechat/profit-sharing/finish/",
+        Some(json!({"trade_no": wx["trade_no"]})),
+    );
     assert_eq!(st, 200, "{done}");
-    let (st, a) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/alipay/profit-sharing/", Some(json!({"trade_no": ali["trade_no"], "receivers": receiver("loginName", json!(300))})));
+    let (st, a) = hs(
+        &s,
+        "POST",
+        &k.client_id,
+        &k.test,
+        "/hserve/v2.2/idp/pay/alipay/profit-sharing/",
+        Some(json!({"trade_no": ali["trade_no"], "receivers": receiver("loginName", json!(300))})),
+    );
     assert_eq!((st, a["return_code"].as_str(), &a["trade_no"]), (200, Some("10000"), &ali["trade_no"]), "{a}");
     // A refund is refused until the share is returned, then goes through.
-    let (st, err) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/refund/", Some(json!({"trade_no": ali["trade_no"]})));
+    let (st, err) = hs(
+        &s,
+        "POST",
+        &k.client_id,
+        &k.test,
+        "/hserve/v2.2/idp/pay/refund/",
+        Some(json!({"trade_no": ali["trade_no"]})),
+    );
     assert!(st == 400 && err["error_msg"].as_str().unwrap().contains("return the shares"), "{err}");
-    let (st, back) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/profit-sharing/return/", Some(json!({"trade_no": ali["trade_no"], "profit_sharing_id": a["profit_sharing_id"]})));
+    let (st, back) = hs(
+        &s,
+        "POST",
+        &k.client_id,
+        &k.test,
+        "/hserve/v2.2/idp/pay/profit-sharing/return/",
+        Some(json!({"trade_no": ali["trade_no"], "profit_sharing_id": a["profit_sharing_id"]})),
+    );
     assert_eq!(st, 200, "{back}");
-    let (st, refund) = hs(&s, "POST", &k.client_id, &k.test, "/hserve/v2.2/idp/pay/refund/", Some(json!({"trade_no": ali["trade_no"]})));
+    let (st, refund) = hs(
+        &s,
+        "POST",
+        &k.client_id,
+        &k.test,
+        "/hserve/v2.2/idp/pay/refund/",
+        Some(json!({"trade_no": ali["trade_no"]})),
+    );
     assert_eq!((st, refund["refund_amount"].as_str()), (201, Some("10.00")), "{refund}");
 }
 
@@ -331,7 +544,16 @@ fn shares_and_refunds_racing_keep_both_rules(backend: Backend) {
             let (s, k, order) = (s.clone(), k.clone(), order.clone());
             std::thread::spawn(move || {
                 if i % 2 == 0 {
-                    ("share", share(&s, &k, &order, json!({"type": "wechat_multi", "receivers": receiver("PERSONAL_OPENID", json!(10))})).0)
+                    (
+                        "share",
+                        share(
+                            &s,
+                            &k,
+                            &order,
+                            json!({"type": "wechat_multi", "receivers": receiver("PERSONAL_OPENID", json!(10))}),
+                        )
+                        .0,
+                    )
                 } else {
                     ("refund", s.post(&k.test, &format!("/v1/orders/{order}/order_refunds"), json!({"amount": 10})).0)
                 }
@@ -348,6 +570,10 @@ fn shares_and_refunds_racing_keep_both_rules(backend: Backend) {
     assert!(shared > 0 || refunded > 0);
     // Once a share went out, refunds are refused until it comes back.
     if shared > 0 {
-        refused(s.post(&k.test, &format!("/v1/orders/{order}/order_refunds"), json!({"amount": 10})), "profit_shares_unreturned", "return the shares");
+        refused(
+            s.post(&k.test, &format!("/v1/orders/{order}/order_refunds"), json!({"amount": 10})),
+            "profit_shares_unreturned",
+            "return the shares",
+        );
     }
 }

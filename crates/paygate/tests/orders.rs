@@ -10,11 +10,43 @@ both!(lifecycle, cancel_rules, concurrent_refunds_never_exceed_paid, refund_edge
 fn lifecycle(backend: Backend) {
     let s = TestServer::start(backend);
     let k = s.create_app("shop");
-    let order = s.create_order(&k, &k.test, "2017081400000006", 1000, json!({"coupon_amount": 200, "uid": "user_007", "metadata": {"k": "v"}}));
+    let order = s.create_order(
+        &k,
+        &k.test,
+        "2017081400000006",
+        1000,
+        json!({"coupon_amount": 200, "uid": "user_007", "metadata": {"k": "v"}}),
+    );
     for field in [
-        "id", "object", "created", "livemode", "paid", "refunded", "status", "app", "uid", "merchant_order_no", "amount", "actual_amount",
-        "coupon_amount", "amount_paid", "amount_refunded", "currency", "subject", "body", "client_ip", "time_paid", "time_expire",
-        "description", "metadata", "receipt_app", "service_app", "available_balance", "charge_essentials", "available_methods", "charges",
+        "id",
+        "object",
+        "created",
+        "livemode",
+        "paid",
+        "refunded",
+        "status",
+        "app",
+        "uid",
+        "merchant_order_no",
+        "amount",
+        "actual_amount",
+        "coupon_amount",
+        "amount_paid",
+        "amount_refunded",
+        "currency",
+        "subject",
+        "body",
+        "client_ip",
+        "time_paid",
+        "time_expire",
+        "description",
+        "metadata",
+        "receipt_app",
+        "service_app",
+        "available_balance",
+        "charge_essentials",
+        "available_methods",
+        "charges",
     ] {
         assert!(order.get(field).is_some(), "order lacks {field}: {order}");
     }
@@ -30,7 +62,8 @@ fn lifecycle(backend: Backend) {
     assert_eq!((st, &got["merchant_order_no"]), (200, &json!("2017081400000006")));
 
     // Pay: the charge carries a sandbox credential on this server.
-    let (st, paying) = s.post(&k.test, &format!("/v1/orders/{id}/pay"), json!({"channel": "alipay_qr", "charge_amount": 800}));
+    let (st, paying) =
+        s.post(&k.test, &format!("/v1/orders/{id}/pay"), json!({"channel": "alipay_qr", "charge_amount": 800}));
     assert_eq!(st, 200, "{paying}");
     let charge = &paying["charges"]["data"][0];
     let ch = charge["id"].as_str().unwrap();
@@ -42,7 +75,8 @@ fn lifecycle(backend: Backend) {
     assert!(page_status == 200 && page.contains("Pay"), "{page}");
 
     // A wrong charge_amount is refused naming the field.
-    let (st, err) = s.post(&k.test, &format!("/v1/orders/{id}/pay"), json!({"channel": "alipay_qr", "charge_amount": 1}));
+    let (st, err) =
+        s.post(&k.test, &format!("/v1/orders/{id}/pay"), json!({"channel": "alipay_qr", "charge_amount": 1}));
     assert_eq!((st, &err["error"]["param"]), (400, &json!("charge_amount")));
 
     // The sandbox completes by the channel's number as well as by id.
@@ -69,12 +103,16 @@ fn lifecycle(backend: Backend) {
     assert_eq!(via_charges["order"], json!(id));
 
     // Partial refund through the order, then the rest through the charge.
-    let (st, r1) = s.post(&k.test, &format!("/v1/orders/{id}/order_refunds"), json!({"amount": 300, "description": "partial"}));
+    let (st, r1) =
+        s.post(&k.test, &format!("/v1/orders/{id}/order_refunds"), json!({"amount": 300, "description": "partial"}));
     assert_eq!(st, 200, "{r1}");
     let r1 = &r1["data"][0];
     assert_eq!((r1["status"].as_str(), r1["amount"].as_i64()), (Some("succeeded"), Some(300)));
     let (_, mid) = s.get(&k.test, &format!("/v1/orders/{id}"));
-    assert_eq!((mid["amount_refunded"].as_i64(), mid["refunded"].as_bool(), mid["status"].as_str()), (Some(300), Some(true), Some("paid")));
+    assert_eq!(
+        (mid["amount_refunded"].as_i64(), mid["refunded"].as_bool(), mid["status"].as_str()),
+        (Some(300), Some(true), Some("paid"))
+    );
     let (st, r2) = s.post(&k.test, &format!("/v1/charges/{ch}/refunds"), json!({"description": "rest"}));
     assert_eq!(st, 200, "{r2}");
     assert_eq!(r2["amount"], 500, "default refund amount is what remains");
@@ -105,7 +143,8 @@ fn cancel_rules(backend: Backend) {
     // Canceling again is harmless; a paid order cannot be canceled.
     assert_eq!(s.put(&k.test, &format!("/v1/orders/{id}"), json!({"status": "canceled"})).0, 200);
     let paid = s.paid_order(&k, "c2", 100);
-    let (st, err) = s.put(&k.test, &format!("/v1/orders/{}", paid["id"].as_str().unwrap()), json!({"status": "canceled"}));
+    let (st, err) =
+        s.put(&k.test, &format!("/v1/orders/{}", paid["id"].as_str().unwrap()), json!({"status": "canceled"}));
     assert_eq!((st, &err["error"]["code"]), (400, &json!("order_not_cancelable")));
     let (st, err) = s.put(&k.test, &format!("/v1/orders/{id}"), json!({"status": "paid"}));
     assert_eq!((st, &err["error"]["param"]), (400, &json!("status")));
@@ -118,7 +157,11 @@ fn cancel_rules(backend: Backend) {
     assert_eq!(after["status"], "paid_after_close");
     assert_eq!(after["paid"], false, "late money never reads as a sale");
     assert_eq!((after["amount_paid"].as_i64(), after["amount_refunded"].as_i64()), (Some(100), Some(100)));
-    assert_eq!(s.get(&k.test, &format!("/v1/orders?app={}&paid=true", k.app)).1["data"].as_array().unwrap().len(), 1, "only c2 is a sale");
+    assert_eq!(
+        s.get(&k.test, &format!("/v1/orders?app={}&paid=true", k.app)).1["data"].as_array().unwrap().len(),
+        1,
+        "only c2 is a sale"
+    );
 
     // A superseded (closed) charge that still succeeds pays an order that is still open; the
     // newer pending charge is closed in its place.
@@ -133,7 +176,11 @@ fn cancel_rules(backend: Backend) {
     let (_, o3) = s.get(&k.test, &format!("/v1/orders/{id3}"));
     assert_eq!(o3["status"], "paid");
     let (st, err) = s.post(&k.test, &format!("/v1/sandbox/charges/{second_ch}/pay"), json!({"result": "success"}));
-    assert_eq!((st, &err["error"]["code"]), (409, &json!("order_already_paid")), "a second success on a paid order is refused");
+    assert_eq!(
+        (st, &err["error"]["code"]),
+        (409, &json!("order_already_paid")),
+        "a second success on a paid order is refused"
+    );
 
     // A failed sandbox payment leaves the order payable.
     let o4 = s.create_order(&k, &k.test, "c4", 100, json!({}));
@@ -174,11 +221,18 @@ fn refund_edges(backend: Backend) {
     let s = TestServer::start(backend);
     let k = s.create_app("shop");
     let unpaid = s.create_order(&k, &k.test, "u1", 100, json!({}));
-    let (st, err) = s.post(&k.test, &format!("/v1/orders/{}/order_refunds", unpaid["id"].as_str().unwrap()), json!({"amount": 1}));
+    let (st, err) =
+        s.post(&k.test, &format!("/v1/orders/{}/order_refunds", unpaid["id"].as_str().unwrap()), json!({"amount": 1}));
     assert_eq!((st, &err["error"]["code"]), (400, &json!("order_not_paid")));
     let paid = s.paid_order(&k, "p1", 100);
     let id = paid["id"].as_str().unwrap();
-    for (amount, param) in [(json!(0), "amount"), (json!(-1), "amount"), (json!(101), "amount"), (json!("5"), "amount"), (json!(1.5), "amount")] {
+    for (amount, param) in [
+        (json!(0), "amount"),
+        (json!(-1), "amount"),
+        (json!(101), "amount"),
+        (json!("5"), "amount"),
+        (json!(1.5), "amount"),
+    ] {
         let (st, err) = s.post(&k.test, &format!("/v1/orders/{id}/order_refunds"), json!({"amount": amount}));
         assert_eq!((st, err["error"]["param"].as_str()), (400, Some(param)), "amount {amount}: {err}");
     }

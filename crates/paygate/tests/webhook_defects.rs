@@ -5,11 +5,11 @@ mod support;
 
 use paygate_worker::{Settings, Worker};
 use serde_json::{json, Value};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::receiver::Receiver;
-use std::process::Command;
 use support::{Backend, Keys, TestServer};
 
 both!(

@@ -14,7 +14,14 @@ use std::time::Duration;
 use support::receiver::Receiver;
 use support::{Backend, Keys, TestServer};
 
-both!(https_endpoints_go_through_tls, events_are_recorded_and_delivered_signed, retries_follow_the_schedule, gives_up_after_sixteen_attempts, endpoint_input_is_validated, expiry_and_late_payment);
+both!(
+    https_endpoints_go_through_tls,
+    events_are_recorded_and_delivered_signed,
+    retries_follow_the_schedule,
+    gives_up_after_sixteen_attempts,
+    endpoint_input_is_validated,
+    expiry_and_late_payment
+);
 
 fn worker(s: &TestServer) -> Worker {
     Worker::new(s.app.clone(), Settings { timeout: Duration::from_secs(5), ..Settings::default() })
@@ -69,7 +76,8 @@ fn events_are_recorded_and_delivered_signed(backend: Backend) {
     let pem = s.get(&k.test, "/v1/webhook_public_key").1["pem"].as_str().unwrap().to_string();
     let key = VerifyingKey::<Sha256>::new(rsa::RsaPublicKey::from_public_key_pem(&pem).unwrap());
     for r in &got {
-        let sig = base64::engine::general_purpose::STANDARD.decode(r.header("x-pingplusplus-signature").unwrap()).unwrap();
+        let sig =
+            base64::engine::general_purpose::STANDARD.decode(r.header("x-pingplusplus-signature").unwrap()).unwrap();
         key.verify(r.body.as_bytes(), &Signature::try_from(sig.as_slice()).unwrap()).expect("RSA signature verifies");
         let tampered = r.body.replace("100", "999");
         assert!(key.verify(tampered.as_bytes(), &Signature::try_from(sig.as_slice()).unwrap()).is_err());
@@ -96,13 +104,22 @@ fn events_are_recorded_and_delivered_signed(backend: Backend) {
     let ep2 = endpoint(&s, &k, &refunds_only.url, json!(["refund.succeeded"]));
     assert_eq!(s.post(&k.test, &format!("/v1/orders/{id}/order_refunds"), json!({"amount": 10})).0, 200);
     s.rt.block_on(worker(&s).tick()).unwrap();
-    assert_eq!(refunds_only.all().iter().map(|r| r.json()["type"].as_str().unwrap().to_string()).collect::<Vec<_>>(), vec!["refund.succeeded"]);
+    assert_eq!(
+        refunds_only.all().iter().map(|r| r.json()["type"].as_str().unwrap().to_string()).collect::<Vec<_>>(),
+        vec!["refund.succeeded"]
+    );
     assert_eq!(rx.count(), 4);
     let (_, eps) = s.get(&k.test, "/v1/webhook_endpoints");
     assert_eq!(eps["data"].as_array().unwrap().len(), 2);
     assert!(eps["data"][0].get("secret").is_none(), "secrets are shown only at creation");
-    assert_eq!(s.call("DELETE", &k.test, &format!("/v1/webhook_endpoints/{}", ep2["id"].as_str().unwrap()), None, &[]).0, 200);
-    assert_eq!(s.call("DELETE", &other.test, &format!("/v1/webhook_endpoints/{}", ep["id"].as_str().unwrap()), None, &[]).0, 404);
+    assert_eq!(
+        s.call("DELETE", &k.test, &format!("/v1/webhook_endpoints/{}", ep2["id"].as_str().unwrap()), None, &[]).0,
+        200
+    );
+    assert_eq!(
+        s.call("DELETE", &other.test, &format!("/v1/webhook_endpoints/{}", ep["id"].as_str().unwrap()), None, &[]).0,
+        404
+    );
     assert_eq!(s.post(&k.test, &format!("/v1/orders/{id}/order_refunds"), json!({"amount": 10})).0, 200);
     s.rt.block_on(worker(&s).tick()).unwrap();
     assert_eq!(refunds_only.count(), 1);
@@ -134,7 +151,10 @@ fn retries_follow_the_schedule(backend: Backend) {
     }));
     endpoint(&s, &k, &rx.url, json!(["order.canceled"]));
     let order = s.create_order(&k, &k.test, "r-1", 100, json!({}));
-    assert_eq!(s.put(&k.test, &format!("/v1/orders/{}", order["id"].as_str().unwrap()), json!({"status": "canceled"})).0, 200);
+    assert_eq!(
+        s.put(&k.test, &format!("/v1/orders/{}", order["id"].as_str().unwrap()), json!({"status": "canceled"})).0,
+        200
+    );
     let w = worker(&s);
     let start = s.clock.now_for_tests();
     let mut attempt_times = Vec::new();
@@ -169,7 +189,10 @@ fn gives_up_after_sixteen_attempts(backend: Backend) {
     let rx = Receiver::always(500);
     endpoint(&s, &k, &rx.url, json!(null));
     let order = s.create_order(&k, &k.test, "g-1", 100, json!({}));
-    assert_eq!(s.put(&k.test, &format!("/v1/orders/{}", order["id"].as_str().unwrap()), json!({"status": "canceled"})).0, 200);
+    assert_eq!(
+        s.put(&k.test, &format!("/v1/orders/{}", order["id"].as_str().unwrap()), json!({"status": "canceled"})).0,
+        200
+    );
     let w = worker(&s);
     let start = s.clock.now_for_tests();
     for _ in 0..40 {
@@ -233,10 +256,16 @@ fn expiry_and_late_payment(backend: Backend) {
     let (st, _) = s.post(&k.test, &format!("/v1/sandbox/charges/{ch}/pay"), json!({"result": "success"}));
     assert_eq!(st, 200);
     let (_, late) = s.get(&k.test, &format!("/v1/orders/{id}"));
-    assert_eq!((late["status"].as_str(), late["paid"].as_bool(), late["amount_refunded"].as_i64()), (Some("paid_after_close"), Some(false), Some(100)));
+    assert_eq!(
+        (late["status"].as_str(), late["paid"].as_bool(), late["amount_refunded"].as_i64()),
+        (Some("paid_after_close"), Some(false), Some(100))
+    );
     s.rt.block_on(w.tick()).unwrap();
     let types: Vec<String> = rx.all().iter().map(|r| r.json()["type"].as_str().unwrap().to_string()).collect();
-    assert!(types.contains(&"order.paid_after_close".to_string()) && types.contains(&"refund.succeeded".to_string()), "{types:?}");
+    assert!(
+        types.contains(&"order.paid_after_close".to_string()) && types.contains(&"refund.succeeded".to_string()),
+        "{types:?}"
+    );
     assert!(!types.contains(&"order.succeeded".to_string()), "never reported as a normal success: {types:?}");
 
     // An app that holds late money for review gets no automatic refund.
@@ -249,7 +278,10 @@ fn expiry_and_late_payment(backend: Backend) {
     assert_eq!(s.put(&held.test, &format!("/v1/orders/{id2}"), json!({"status": "canceled"})).0, 200);
     assert_eq!(s.post(&held.test, &format!("/v1/sandbox/charges/{ch2}/pay"), json!({})).0, 200);
     let (_, o2) = s.get(&held.test, &format!("/v1/orders/{id2}"));
-    assert_eq!((o2["status"].as_str(), o2["amount_paid"].as_i64(), o2["amount_refunded"].as_i64()), (Some("paid_after_close"), Some(100), Some(0)));
+    assert_eq!(
+        (o2["status"].as_str(), o2["amount_paid"].as_i64(), o2["amount_refunded"].as_i64()),
+        (Some("paid_after_close"), Some(100), Some(0))
+    );
     // …and can refund it by hand.
     assert_eq!(s.post(&held.test, &format!("/v1/orders/{id2}/order_refunds"), json!({})).0, 200);
 
@@ -261,7 +293,12 @@ fn expiry_and_late_payment(backend: Backend) {
     let ch3 = paying["charges"]["data"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(s.put(&k.test, &format!("/v1/orders/{id3}"), json!({"status": "canceled"})).0, 200);
     let scope = paygate_domain::Scope { app_id: k.app.clone(), mode: paygate_domain::Mode::Test };
-    let outcome = paygate_store::ChargeOutcome::Succeeded { transaction_no: "late-crash".into(), time_paid: s.clock.now_for_tests(), notification: None, settlement: None };
+    let outcome = paygate_store::ChargeOutcome::Succeeded {
+        transaction_no: "late-crash".into(),
+        time_paid: s.clock.now_for_tests(),
+        notification: None,
+        settlement: None,
+    };
     s.rt.block_on(s.app.store.settle_charge(&scope, &ch3, &outcome)).unwrap();
     assert_eq!(s.get(&k.test, &format!("/v1/orders/{id3}")).1["amount_refunded"], 0);
     s.rt.block_on(w.tick()).unwrap();
@@ -276,7 +313,10 @@ fn https_endpoints_go_through_tls(backend: Backend) {
     // The same socket, addressed as https: the TLS handshake fails, is logged, and is retried.
     endpoint(&s, &k, &plain.url.replace("http://", "https://"), json!(["order.canceled"]));
     let order = s.create_order(&k, &k.test, "tls-1", 100, json!({}));
-    assert_eq!(s.put(&k.test, &format!("/v1/orders/{}", order["id"].as_str().unwrap()), json!({"status": "canceled"})).0, 200);
+    assert_eq!(
+        s.put(&k.test, &format!("/v1/orders/{}", order["id"].as_str().unwrap()), json!({"status": "canceled"})).0,
+        200
+    );
     let sweep = s.rt.block_on(worker(&s).tick()).unwrap();
     assert_eq!(sweep.retrying, 1);
     assert_eq!(plain.count(), 0, "nothing was sent in clear text to an https endpoint");

@@ -113,7 +113,9 @@ async fn dispatch(app: &Paygate, req: &Incoming, path: &[&str]) -> Answer {
             Ok((StatusCode::OK, render::select_keys(render::record(&record), keys.as_deref())))
         }
         ["v2.2", "idp", "pay", "refund"] if m == Method::POST => refund(app, req).await,
-        ["v2.2", "idp", "pay", which @ ("wechat" | "alipay"), op] if m == Method::POST => share(app, req, which, op).await,
+        ["v2.2", "idp", "pay", which @ ("wechat" | "alipay"), op] if m == Method::POST => {
+            share(app, req, which, op).await
+        }
         ["v2.2", "idp", "pay", "wechat", "profit-sharing", "finish"] if m == Method::POST => {
             let caller = authenticate(app, req).await?;
             let server = app.hserve_server(&caller)?;
@@ -130,7 +132,11 @@ async fn dispatch(app: &Paygate, req: &Incoming, path: &[&str]) -> Answer {
             let share = app.return_share(&server, &record.order.id, &share_id, b.int("amount")?).await?;
             Ok((StatusCode::OK, share.to_json()))
         }
-        _ => Err(Problem::new(ProblemKind::NotFound, "route_not_found", format!("Unrecognized request URL ({} {}).", req.method, req.path))),
+        _ => Err(Problem::new(
+            ProblemKind::NotFound,
+            "route_not_found",
+            format!("Unrecognized request URL ({} {}).", req.method, req.path),
+        )),
     }
 }
 
@@ -143,14 +149,20 @@ fn body(req: &Incoming) -> Result<JsonBody, Problem> {
 }
 
 async fn client(app: &Paygate, req: &Incoming) -> Result<Caller, Problem> {
-    let id = req.header("x-hydrogen-client-id").ok_or_else(|| Problem::authentication("X-Hydrogen-Client-ID is required."))?;
+    let id = req
+        .header("x-hydrogen-client-id")
+        .ok_or_else(|| Problem::authentication("X-Hydrogen-Client-ID is required."))?;
     app.hserve_client(id).await
 }
 
 fn token(req: &Incoming) -> Result<String, Problem> {
-    let header = req.header("authorization").ok_or_else(|| Problem::authentication("Log in first: Authorization: Hydrogen-r1 <token> is required."))?;
+    let header = req
+        .header("authorization")
+        .ok_or_else(|| Problem::authentication("Log in first: Authorization: Hydrogen-r1 <token> is required."))?;
     let token = header.strip_prefix("Hydrogen-r1 ").or_else(|| header.strip_prefix("Bearer ")).ok_or_else(|| {
-        Problem::authentication("Unsupported Authorization scheme: use 'Hydrogen-r1 <token>' (or 'Bearer <secret key>' from a server).")
+        Problem::authentication(
+            "Unsupported Authorization scheme: use 'Hydrogen-r1 <token>' (or 'Bearer <secret key>' from a server).",
+        )
     })?;
     Ok(token.trim().to_string())
 }
@@ -174,9 +186,16 @@ async fn create_payment(app: &Paygate, req: &Incoming) -> Answer {
     let b = body(req)?;
     let schema_id = match b.value("merchandise_schema_id") {
         Value::Null => None,
-        Value::Number(n) => Some(n.as_i64().ok_or_else(|| Problem::invalid("merchandise_schema_id", "merchandise_schema_id must be an integer."))?),
+        Value::Number(n) => {
+            Some(n.as_i64().ok_or_else(|| {
+                Problem::invalid("merchandise_schema_id", "merchandise_schema_id must be an integer.")
+            })?)
+        }
         Value::String(s) if s.is_empty() => None,
-        Value::String(s) => Some(s.parse().map_err(|_| Problem::invalid("merchandise_schema_id", "merchandise_schema_id must be an integer."))?),
+        Value::String(s) => Some(
+            s.parse()
+                .map_err(|_| Problem::invalid("merchandise_schema_id", "merchandise_schema_id must be an integer."))?,
+        ),
         _ => return Err(Problem::invalid("merchandise_schema_id", "merchandise_schema_id must be an integer.")),
     };
     let record_id = match b.value("merchandise_record_id") {
@@ -236,7 +255,13 @@ async fn share(app: &Paygate, req: &Incoming, which: &str, op: &str) -> Answer {
         ("wechat", "profit-sharing") => ShareKind::WechatSingle,
         ("wechat", "multi-profit-sharing") => ShareKind::WechatMulti,
         ("alipay", "profit-sharing") => ShareKind::Alipay,
-        _ => return Err(Problem::new(ProblemKind::NotFound, "route_not_found", format!("Unrecognized request URL (POST {}).", req.path))),
+        _ => {
+            return Err(Problem::new(
+                ProblemKind::NotFound,
+                "route_not_found",
+                format!("Unrecognized request URL (POST {}).", req.path),
+            ))
+        }
     };
     let caller = authenticate(app, req).await?;
     let b = body(req)?;
@@ -244,5 +269,12 @@ async fn share(app: &Paygate, req: &Incoming, which: &str, op: &str) -> Answer {
     let appid = b.string("appid")?;
     let input = ShareInput { kind, receivers: b.value("receivers"), out_order_no: b.string("out_order_no")? };
     let (share, record) = app.hserve_share(&caller, &trade_no, appid.as_deref(), input).await?;
-    Ok((StatusCode::OK, if kind == ShareKind::Alipay { render::alipay_share_answer(&record, &share) } else { render::wechat_share_answer(&record, Some(&share)) }))
+    Ok((
+        StatusCode::OK,
+        if kind == ShareKind::Alipay {
+            render::alipay_share_answer(&record, &share)
+        } else {
+            render::wechat_share_answer(&record, Some(&share))
+        },
+    ))
 }

@@ -51,7 +51,8 @@ pub fn parse(q: &Query) -> Result<ParsedQuery, Problem> {
         all.push(plain_filter(name, value, &mut budget)?);
     }
     if let Some(text) = q.text("where") {
-        let value: Value = serde_json::from_str(&text).map_err(|e| Problem::invalid("where", format!("where must be a JSON object: {e}.")))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Problem::invalid("where", format!("where must be a JSON object: {e}.")))?;
         crate::request::reject_nul(&value, "where")?;
         all.push(where_condition(&value, 1, &mut budget)?);
     }
@@ -72,7 +73,10 @@ pub fn parse(q: &Query) -> Result<ParsedQuery, Problem> {
                 .collect::<Result<Vec<_>, _>>()?
         }
     };
-    Ok(ParsedQuery { query: RecordQuery { condition: Condition::And(all), order_by, limit, offset }, keys: q.text("keys") })
+    Ok(ParsedQuery {
+        query: RecordQuery { condition: Condition::And(all), order_by, limit, offset },
+        keys: q.text("keys"),
+    })
 }
 
 fn field(name: &str, param: &str) -> Result<Field, Problem> {
@@ -153,7 +157,11 @@ fn text_operand(f: Field, param: &str, v: &str) -> Result<Operand, Problem> {
         return Ok(Operand::Int(Amount::parse_yuan_or_zero(param, v)?.fen()));
     }
     if f.is_int() {
-        return v.trim().parse::<i64>().map(Operand::Int).map_err(|_| Problem::invalid(param, format!("{param} must be an integer, got '{v}'.")));
+        return v
+            .trim()
+            .parse::<i64>()
+            .map(Operand::Int)
+            .map_err(|_| Problem::invalid(param, format!("{param} must be an integer, got '{v}'.")));
     }
     Ok(Operand::Text(v.to_string()))
 }
@@ -181,8 +189,10 @@ fn where_condition(v: &Value, depth: usize, budget: &mut Budget) -> Result<Condi
     for (key, value) in map {
         match key.as_str() {
             "$and" | "$or" => {
-                let list = value.as_array().ok_or_else(|| Problem::invalid("where", format!("where: {key} takes a list.")))?;
-                let parts = list.iter().map(|p| where_condition(p, depth + 1, budget)).collect::<Result<Vec<_>, _>>()?;
+                let list =
+                    value.as_array().ok_or_else(|| Problem::invalid("where", format!("where: {key} takes a list.")))?;
+                let parts =
+                    list.iter().map(|p| where_condition(p, depth + 1, budget)).collect::<Result<Vec<_>, _>>()?;
                 all.push(if key == "$and" { Condition::And(parts) } else { Condition::Or(parts) });
             }
             name => {
@@ -201,7 +211,12 @@ fn where_condition(v: &Value, depth: usize, budget: &mut Budget) -> Result<Condi
                                 "$in" => Op::In,
                                 "$nin" => Op::NotIn,
                                 "$isnull" => Op::IsNull,
-                                other => return Err(Problem::invalid(&param, format!("{param}: unsupported operator '{other}'."))),
+                                other => {
+                                    return Err(Problem::invalid(
+                                        &param,
+                                        format!("{param}: unsupported operator '{other}'."),
+                                    ))
+                                }
                             };
                             let operand = match (op, operand) {
                                 (Op::IsNull, Value::Bool(b)) => Operand::Bool(*b),

@@ -78,8 +78,11 @@ pub fn select_keys(object: Value, keys: Option<&str>) -> Value {
     let names: Vec<&str> = keys.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
     let (drop, keep): (Vec<&str>, Vec<&str>) = names.iter().partition(|k| k.starts_with('-'));
     let drop: Vec<&str> = drop.iter().map(|k| &k[1..]).collect();
-    let out: Map<String, Value> =
-        map.iter().filter(|(k, _)| (keep.is_empty() || keep.contains(&k.as_str())) && !drop.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let out: Map<String, Value> = map
+        .iter()
+        .filter(|(k, _)| (keep.is_empty() || keep.contains(&k.as_str())) && !drop.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Value::Object(out)
 }
 

@@ -1,13 +1,13 @@
 //! `/v1` routes: parse the request into core inputs, call the core, render.
 
 use super::Answer;
-use paygate_domain::objects as render;
 use crate::request::{Incoming, JsonBody};
 use hyper::{Method, StatusCode};
 use paygate_core::orders::{OrderInput, PayInput};
 use paygate_core::refunds::RefundInput;
 use paygate_core::sandbox::SandboxResult;
 use paygate_core::{Caller, Paygate};
+use paygate_domain::objects as render;
 use paygate_domain::paging::{CreatedRange, OrderFilter, Paging, DEFAULT_PER_PAGE, MAX_LIMIT};
 use paygate_domain::{Problem, ProblemKind};
 
@@ -36,7 +36,9 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
             let page = app.refunds(caller, Some(id), None, limit(req)?).await?;
             ok(render::refund_list(&format!("/v1/orders/{id}/order_refunds"), &page))
         }
-        ["orders", id, "order_refunds", re] if m == Method::GET => ok(render::refund(&app.refund_by_id(caller, re, Some(id), None).await?)),
+        ["orders", id, "order_refunds", re] if m == Method::GET => {
+            ok(render::refund(&app.refund_by_id(caller, re, Some(id), None).await?))
+        }
         ["charges", id] if m == Method::GET => {
             let charge = app.charge(caller, id, None).await?;
             let refunds = app.refunds(caller, None, Some(id), DEFAULT_PER_PAGE).await?;
@@ -50,7 +52,9 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
             let page = app.refunds(caller, None, Some(id), limit(req)?).await?;
             ok(render::refund_list(&format!("/v1/charges/{id}/refunds"), &page))
         }
-        ["charges", id, "refunds", re] if m == Method::GET => ok(render::refund(&app.refund_by_id(caller, re, None, Some(id)).await?)),
+        ["charges", id, "refunds", re] if m == Method::GET => {
+            ok(render::refund(&app.refund_by_id(caller, re, None, Some(id)).await?))
+        }
         ["sandbox", "charges", reference, "pay"] if m == Method::POST => {
             let body = req.json_body()?;
             let result = SandboxResult::parse(&body.string("result")?.unwrap_or_else(|| "success".into()))?;
@@ -60,13 +64,32 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
         _ if let Some(answer) = super::webhooks::dispatch(app, caller, req, path).await => answer,
         _ if let Some(answer) = super::shares::dispatch(app, caller, req, path).await => answer,
         _ if let Some(answer) = super::members::dispatch(app, caller, req, path).await => answer,
-        _ if known_path(path) => Err(Problem::new(ProblemKind::InvalidRequest, "method_not_allowed", format!("{} is not supported on {}.", req.method, req.path))),
-        _ => Err(Problem::new(ProblemKind::NotFound, "route_not_found", format!("Unrecognized request URL ({} {}).", req.method, req.path))),
+        _ if known_path(path) => Err(Problem::new(
+            ProblemKind::InvalidRequest,
+            "method_not_allowed",
+            format!("{} is not supported on {}.", req.method, req.path),
+        )),
+        _ => Err(Problem::new(
+            ProblemKind::NotFound,
+            "route_not_found",
+            format!("Unrecognized request URL ({} {}).", req.method, req.path),
+        )),
     }
 }
 
 fn known_path(path: &[&str]) -> bool {
-    matches!(path.first(), Some(&"orders" | &"charges" | &"events" | &"webhook_endpoints" | &"webhook_public_key" | &"members" | &"fee_rates")) && path.len() <= 4
+    matches!(
+        path.first(),
+        Some(
+            &"orders"
+                | &"charges"
+                | &"events"
+                | &"webhook_endpoints"
+                | &"webhook_public_key"
+                | &"members"
+                | &"fee_rates"
+        )
+    ) && path.len() <= 4
 }
 
 fn ok(value: serde_json::Value) -> Answer {
@@ -102,7 +125,9 @@ fn check_app(caller: &Caller, app: Option<&str>, required: bool) -> Result<(), P
         None if required => Err(Problem::missing("app")),
         None => Ok(()),
         Some(id) if id == caller.app.id => Ok(()),
-        Some(id) => Err(Problem::new(ProblemKind::NotFound, "resource_missing", format!("No such app: {id}")).with_param("app")),
+        Some(id) => {
+            Err(Problem::new(ProblemKind::NotFound, "resource_missing", format!("No such app: {id}")).with_param("app"))
+        }
     }
 }
 
@@ -140,7 +165,9 @@ async fn list_orders(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
     check_app(caller, q.get("app"), true)?;
     for (param, value) in [("receipt_app", q.get("receipt_app")), ("service_app", q.get("service_app"))] {
         if let Some(v) = value.filter(|v| *v != caller.app.id && !v.is_empty()) {
-            return Err(Problem::new(ProblemKind::NotFound, "resource_missing", format!("No such app: {v}")).with_param(param));
+            return Err(
+                Problem::new(ProblemKind::NotFound, "resource_missing", format!("No such app: {v}")).with_param(param)
+            );
         }
     }
     let filter = OrderFilter {
@@ -150,12 +177,20 @@ async fn list_orders(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
         paid: q.boolean("paid")?,
         refunded: q.boolean("refunded")?,
         canceled: q.boolean("canceled")?,
-        created: CreatedRange { gt: q.int("created[gt]")?, gte: q.int("created[gte]")?, lt: q.int("created[lt]")?, lte: q.int("created[lte]")? },
+        created: CreatedRange {
+            gt: q.int("created[gt]")?,
+            gte: q.int("created[gte]")?,
+            lt: q.int("created[lt]")?,
+            lte: q.int("created[lte]")?,
+        },
     };
     let cursor = ["limit", "starting_after", "ending_before"].iter().any(|p| q.get(p).is_some());
     let paging = if cursor {
         if q.get("page").is_some() || q.get("per_page").is_some() {
-            return Err(Problem::invalid("page", "Use either page/per_page or limit/starting_after/ending_before, not both."));
+            return Err(Problem::invalid(
+                "page",
+                "Use either page/per_page or limit/starting_after/ending_before, not both.",
+            ));
         }
         Paging::cursor(q.int("limit")?, q.text("starting_after"), q.text("ending_before"))?
     } else {

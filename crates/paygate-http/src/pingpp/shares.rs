@@ -13,22 +13,37 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
     let m = &req.method;
     Some(match path {
         ["orders", id, "profit_sharings"] if m == Method::POST => create(app, caller, req, id).await,
-        ["orders", id, "profit_sharings"] if m == Method::GET => async {
-            let shares = app.shares_of_order(caller, id).await?;
-            Ok((StatusCode::OK, render::list(&format!("/v1/orders/{id}/profit_sharings"), false, shares.iter().map(|s| s.to_json()).collect())))
+        ["orders", id, "profit_sharings"] if m == Method::GET => {
+            async {
+                let shares = app.shares_of_order(caller, id).await?;
+                Ok((
+                    StatusCode::OK,
+                    render::list(
+                        &format!("/v1/orders/{id}/profit_sharings"),
+                        false,
+                        shares.iter().map(|s| s.to_json()).collect(),
+                    ),
+                ))
+            }
+            .await
         }
-        .await,
-        ["orders", id, "profit_sharings", "finish"] if m == Method::POST => async {
-            app.finish_sharing(caller, id).await?;
-            Ok((StatusCode::OK, render::order(&app.order(caller, id).await?)))
+        ["orders", id, "profit_sharings", "finish"] if m == Method::POST => {
+            async {
+                app.finish_sharing(caller, id).await?;
+                Ok((StatusCode::OK, render::order(&app.order(caller, id).await?)))
+            }
+            .await
         }
-        .await,
-        ["orders", id, "profit_sharings", ps] if m == Method::GET => app.share_of_order(caller, id, ps).await.map(|s| (StatusCode::OK, s.to_json())),
-        ["orders", id, "profit_sharings", ps, "returns"] if m == Method::POST => async {
-            let amount = req.json_body()?.int("amount")?;
-            Ok((StatusCode::OK, app.return_share(caller, id, ps, amount).await?.to_json()))
+        ["orders", id, "profit_sharings", ps] if m == Method::GET => {
+            app.share_of_order(caller, id, ps).await.map(|s| (StatusCode::OK, s.to_json()))
         }
-        .await,
+        ["orders", id, "profit_sharings", ps, "returns"] if m == Method::POST => {
+            async {
+                let amount = req.json_body()?.int("amount")?;
+                Ok((StatusCode::OK, app.return_share(caller, id, ps, amount).await?.to_json()))
+            }
+            .await
+        }
         _ => return None,
     })
 }

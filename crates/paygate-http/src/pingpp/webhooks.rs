@@ -15,22 +15,27 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
     Some(match path {
         ["events"] if m == Method::GET => list_events(app, caller, req).await,
         ["events", id] if m == Method::GET => app.event(caller, id).await.map(|e| ok(e.render())),
-        ["events", id, "deliveries"] if m == Method::GET => app.deliveries(caller, id).await.map(|d| {
-            ok(render::list(&format!("/v1/events/{id}/deliveries"), false, d.iter().map(delivery).collect()))
-        }),
-        ["events", id, "resend"] if m == Method::POST => {
-            app.resend_event(caller, id).await.map(|n| ok(json!({"object": "resend", "event": id, "deliveries_queued": n})))
-        }
+        ["events", id, "deliveries"] if m == Method::GET => app
+            .deliveries(caller, id)
+            .await
+            .map(|d| ok(render::list(&format!("/v1/events/{id}/deliveries"), false, d.iter().map(delivery).collect()))),
+        ["events", id, "resend"] if m == Method::POST => app
+            .resend_event(caller, id)
+            .await
+            .map(|n| ok(json!({"object": "resend", "event": id, "deliveries_queued": n}))),
         ["webhook_endpoints"] if m == Method::POST => create_endpoint(app, caller, req).await,
-        ["webhook_endpoints"] if m == Method::GET => {
-            app.endpoints(caller).await.map(|e| ok(render::list("/v1/webhook_endpoints", false, e.iter().map(|e| endpoint(e, None)).collect())))
-        }
-        ["webhook_endpoints", id] if m == Method::DELETE => {
-            app.delete_endpoint(caller, id).await.map(|_| ok(json!({"id": id, "object": "webhook_endpoint", "deleted": true})))
-        }
-        ["webhook_public_key"] if m == Method::GET => {
-            app.platform_public_key_pem().await.map(|pem| ok(json!({"object": "public_key", "algorithm": "RSA-SHA256", "pem": pem})))
-        }
+        ["webhook_endpoints"] if m == Method::GET => app
+            .endpoints(caller)
+            .await
+            .map(|e| ok(render::list("/v1/webhook_endpoints", false, e.iter().map(|e| endpoint(e, None)).collect()))),
+        ["webhook_endpoints", id] if m == Method::DELETE => app
+            .delete_endpoint(caller, id)
+            .await
+            .map(|_| ok(json!({"id": id, "object": "webhook_endpoint", "deleted": true}))),
+        ["webhook_public_key"] if m == Method::GET => app
+            .platform_public_key_pem()
+            .await
+            .map(|pem| ok(json!({"object": "public_key", "algorithm": "RSA-SHA256", "pem": pem}))),
         _ => return None,
     })
 }
@@ -69,7 +74,11 @@ async fn create_endpoint(app: &Paygate, caller: &Caller, req: &Incoming) -> Answ
         Value::Array(items) => Some(
             items
                 .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Problem::invalid("events", "events must be an array of event type names.")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| Problem::invalid("events", "events must be an array of event type names."))
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
         _ => return Err(Problem::invalid("events", "events must be an array of event type names.")),
@@ -80,7 +89,12 @@ async fn create_endpoint(app: &Paygate, caller: &Caller, req: &Incoming) -> Answ
 
 async fn list_events(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
     let q = &req.query;
-    let created = CreatedRange { gt: q.int("created[gt]")?, gte: q.int("created[gte]")?, lt: q.int("created[lt]")?, lte: q.int("created[lte]")? };
+    let created = CreatedRange {
+        gt: q.int("created[gt]")?,
+        gte: q.int("created[gte]")?,
+        lt: q.int("created[lt]")?,
+        lte: q.int("created[lte]")?,
+    };
     let paging = Paging::cursor(q.int("limit")?, q.text("starting_after"), q.text("ending_before"))?;
     let page = app.events(caller, q.text("type").as_deref(), &created, &paging).await?;
     Ok(ok(render::list("/v1/events", page.has_more, page.data.iter().map(|e| e.render()).collect())))

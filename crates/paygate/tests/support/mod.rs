@@ -153,13 +153,27 @@ impl TestServer {
             (app, running)
         });
         let base = format!("http://{}", running.addr);
-        TestServer { rt, app, clock, base, database_url: database_url.to_string(), running: Some(running), pg_schema: None }
+        TestServer {
+            rt,
+            app,
+            clock,
+            base,
+            database_url: database_url.to_string(),
+            running: Some(running),
+            pg_schema: None,
+        }
     }
 
     pub fn create_app(&self, name: &str) -> Keys {
         let keys = self.rt.block_on(self.app.create_app(name, None)).unwrap();
-        let client_id = keys.hserve_clients.iter().find(|(_, m)| *m == paygate_domain::Mode::Test).map(|(id, _)| id.clone()).unwrap();
-        let cred = |face: &str| keys.credentials.iter().find(|c| c.face == face && !c.scope.mode.is_live()).cloned().unwrap();
+        let client_id = keys
+            .hserve_clients
+            .iter()
+            .find(|(_, m)| *m == paygate_domain::Mode::Test)
+            .map(|(id, _)| id.clone())
+            .unwrap();
+        let cred =
+            |face: &str| keys.credentials.iter().find(|c| c.face == face && !c.scope.mode.is_live()).cloned().unwrap();
         let (c, s) = (cred("cashier"), cred("saas"));
         Keys {
             app: keys.app.id,
@@ -184,14 +198,29 @@ impl TestServer {
     }
 
     /// One request; returns the status and the parsed JSON body whatever the status.
-    pub fn call(&self, method: &str, key: &str, path: &str, body: Option<String>, headers: &[(&str, &str)]) -> (u16, Value) {
+    pub fn call(
+        &self,
+        method: &str,
+        key: &str,
+        path: &str,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let (status, _, text) = self.raw(method, key, path, body, headers);
-        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path} answered non-JSON ({status}): {text}"));
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path} answered non-JSON ({status}): {text}"));
         (status, value)
     }
 
     /// One request; status, the `idempotent-replayed` header, and the body text.
-    pub fn raw(&self, method: &str, key: &str, path: &str, body: Option<String>, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
+    pub fn raw(
+        &self,
+        method: &str,
+        key: &str,
+        path: &str,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Option<String>, String) {
         let mut req = ureq::request(method, &format!("{}{}", self.base, path)).set("content-type", "application/json");
         if !key.is_empty() {
             req = req.set("authorization", &format!("Bearer {key}"));
@@ -228,10 +257,15 @@ impl TestServer {
     pub fn paid_order(&self, keys: &Keys, merchant_order_no: &str, amount: i64) -> Value {
         let order = self.create_order(keys, &keys.test, merchant_order_no, amount, json!({}));
         let id = order["id"].as_str().unwrap();
-        let (status, paid) = self.post(&keys.test, &format!("/v1/orders/{id}/pay"), json!({"channel": "wx_pub", "extra": {"open_id": "o1"}}));
+        let (status, paid) = self.post(
+            &keys.test,
+            &format!("/v1/orders/{id}/pay"),
+            json!({"channel": "wx_pub", "extra": {"open_id": "o1"}}),
+        );
         assert_eq!(status, 200, "pay: {paid}");
         let ch = paid["charges"]["data"][0]["id"].as_str().unwrap().to_string();
-        let (status, charge) = self.post(&keys.test, &format!("/v1/sandbox/charges/{ch}/pay"), json!({"result": "success"}));
+        let (status, charge) =
+            self.post(&keys.test, &format!("/v1/sandbox/charges/{ch}/pay"), json!({"result": "success"}));
         assert_eq!(status, 200, "sandbox pay: {charge}");
         let (_, order) = self.get(&keys.test, &format!("/v1/orders/{id}"));
         assert_eq!(order["status"], "paid");
@@ -246,7 +280,8 @@ impl Drop for TestServer {
         }
         if let Some(schema) = self.pg_schema.take() {
             self.rt.block_on(async {
-                if let Ok((client, conn)) = tokio_postgres::connect(&postgres_admin_url(), tokio_postgres::NoTls).await {
+                if let Ok((client, conn)) = tokio_postgres::connect(&postgres_admin_url(), tokio_postgres::NoTls).await
+                {
                     tokio::spawn(conn);
                     let _ = client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
                 }

@@ -57,7 +57,11 @@ impl Receiver {
                             headers.push((k.trim().to_string(), v.trim().to_string()));
                         }
                     }
-                    let len: usize = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
+                    let len: usize = headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                        .map(|(_, v)| v.parse().unwrap())
+                        .unwrap_or(0);
                     let mut body = vec![0; len];
                     reader.read_exact(&mut body).unwrap();
                     let n = {
@@ -67,7 +71,10 @@ impl Receiver {
                     };
                     let (status, extra) = script(n);
                     let extra = extra.map(|(k, v)| format!("{k}: {v}\r\n")).unwrap_or_default();
-                    let _ = write!(stream, "HTTP/1.1 {status} X\r\n{extra}content-length: 2\r\nconnection: close\r\n\r\nok");
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\n{extra}content-length: 2\r\nconnection: close\r\n\r\nok"
+                    );
                 });
             }
         });
