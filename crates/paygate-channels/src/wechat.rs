@@ -37,8 +37,7 @@ pub fn hex_upper(bytes: &[u8]) -> String {
 
 /// `yyyyMMddHHmmss` in Beijing time (UTC+8), as WeChat writes `time_end`.
 pub fn beijing_time(unix: i64) -> String {
-    let (y, m, d, secs) = paygate_domain::civil(unix + 8 * 3600);
-    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", secs / 3600, secs % 3600 / 60, secs % 60)
+    paygate_domain::BeijingTime::of(unix).compact()
 }
 
 /// The trade type WeChat reports for a Ping++ WeChat channel name.

@@ -1,6 +1,7 @@
 //! Secret keys: generated random, stored only as HMAC-SHA256 under a per-database secret (a
 //! fast keyed hash: the keys are random, so a slow password hash would buy nothing and cost every
-//! request). Lookups by hash, then a short-lived in-memory cache.
+//! request). Lookups by hash, then a short-lived in-memory cache. A rolled key keeps working
+//! until its `expires_at`, and no cache entry outlives the key it vouches for.
 
 use crate::{random32, Paygate};
 use hmac::{Hmac, Mac};
@@ -11,9 +12,13 @@ use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// How long an authenticated key is trusted without asking the database again.
-const CACHE_SECONDS: i64 = 30;
+/// How long an authenticated key is trusted without asking the database again. A roll clears
+/// this node's cache at once; another node may trust an old key it cached before the roll for
+/// up to this long, so a grace period of at least this long keeps every node exact.
+pub const CACHE_SECONDS: i64 = 30;
 const CACHE_MAX: usize = 10_000;
+/// The longest grace a rolled key may get: 30 days.
+pub const MAX_GRACE_SECONDS: i64 = 30 * 24 * 3600;
 
 /// An authenticated caller: every lookup it makes is confined to `scope`.
 #[derive(Debug, Clone)]
@@ -35,6 +40,7 @@ pub struct NewAppKeys {
 
 pub(crate) struct KeyHasher {
     secret: Vec<u8>,
+    /// Hash → (caller, trusted until): the cache's life or the key's expiry, whichever is first.
     cache: Mutex<HashMap<[u8; 32], (Caller, i64)>>,
 }
 
@@ -112,29 +118,55 @@ impl Paygate {
         }
         let hash = self.keys.hash(secret_key);
         let now = self.now();
-        if let Some((caller, at)) =
+        if let Some((caller, until)) =
             self.keys.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?.get(&hash)
         {
-            if now - at < CACHE_SECONDS {
+            if now < *until {
                 return Ok(caller.clone());
             }
         }
-        let (app, mode) = self
+        let owner = self
             .store
-            .find_api_key(&hash)
+            .find_api_key(&hash, now)
             .await?
             .ok_or_else(|| Problem::authentication("Invalid API key provided."))?;
-        let caller = Caller { scope: Scope { app_id: app.id.clone(), mode }, app };
+        let caller = Caller { scope: Scope { app_id: owner.app.id.clone(), mode: owner.mode }, app: owner.app };
+        let until = owner.expires_at.map_or(now + CACHE_SECONDS, |expiry| expiry.min(now + CACHE_SECONDS));
         let mut cache = self.keys.cache.lock().map_err(|_| Problem::internal("auth cache poisoned"))?;
         if cache.len() >= CACHE_MAX {
             cache.clear();
         }
-        cache.insert(hash, (caller.clone(), now));
+        cache.insert(hash, (caller.clone(), until));
         Ok(caller)
     }
 }
 
 impl Paygate {
+    /// Every app, oldest first (`paygate app list`).
+    pub async fn list_apps(&self) -> Result<Vec<App>, Problem> {
+        self.store.list_apps().await
+    }
+
+    /// A new secret key for the app's `mode`, returned once (only its hash is stored). The
+    /// mode's current keys keep working for `grace_seconds` more, then stop (a key already
+    /// due to stop sooner keeps its time). Key and expiry are written in one transaction.
+    pub async fn roll_api_key(&self, app_id: &str, mode: Mode, grace_seconds: i64) -> Result<String, Problem> {
+        if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
+            return Err(Problem::invalid(
+                "grace",
+                format!("The grace period must be between 0 and {MAX_GRACE_SECONDS} seconds."),
+            ));
+        }
+        let key = generate_secret_key(mode.is_live(), &random32()?);
+        let record = ApiKeyRecord { key_hash: self.keys.hash(&key).to_vec(), mode, hint: hint(&key) };
+        if !self.store.roll_api_key(app_id, &record, self.now() + grace_seconds).await? {
+            return Err(Problem::not_found("app", app_id));
+        }
+        // This node stops trusting the old keys' cached entries now; they are looked up again.
+        self.keys.clear_cache()?;
+        Ok(key)
+    }
+
     pub async fn set_app_late_payment(&self, app_id: &str, policy: paygate_domain::LatePayment) -> Result<(), Problem> {
         if !self.store.set_app_late_payment(app_id, policy).await? {
             return Err(Problem::not_found("app", app_id));

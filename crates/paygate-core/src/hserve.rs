@@ -9,6 +9,7 @@ use hmac::{Hmac, Mac};
 use paygate_channels::wechat;
 use paygate_channels::{PaymentRequest, SandboxWechat};
 use paygate_domain::ids::IdKind;
+use paygate_domain::ids::OrderId;
 use paygate_domain::{Amount, Problem, ProblemKind, Refund, Scope};
 use paygate_store::{HserveUser, PaymentRecord, RecordMeta, RecordQuery};
 use serde_json::{json, Map, Value};
@@ -329,7 +330,7 @@ impl Paygate {
         let server = caller.server()?;
         let record = self.record_by(caller, &by).await?;
         let input = RefundInput { amount: amount.map(Amount::fen), description: memo, metadata: Value::Null };
-        let refund = self.refund(server, Some(&record.order.id), None, input).await?;
+        let refund = self.refund(server, Some(&OrderId::from_stored(record.order.id.clone())), None, input).await?;
         let record = self.hserve_record(caller, &record.id.to_string()).await?;
         Ok((refund, record))
     }
@@ -379,7 +380,7 @@ impl Paygate {
             }
         }
         let record = self.record_by(caller, &RecordRef::TradeNo(trade_no.to_string())).await?;
-        let share = self.share_order(&server, &record.order.id, input).await?;
+        let share = self.share_order(&server, &OrderId::from_stored(record.order.id.clone()), input).await?;
         Ok((share, record))
     }
 

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod hserve;
 pub mod idempotency;
+pub mod metrics;
 pub mod orders;
 pub mod pos;
 pub mod refunds;
@@ -43,14 +44,6 @@ pub struct Policy {
     pub webhook_allow_private: bool,
 }
 
-impl Policy {
-    /// `PAYGATE_WEBHOOK_ALLOW_PRIVATE=1` (or `true`) allows private webhook addresses.
-    pub fn from_env() -> Policy {
-        let allow = std::env::var("PAYGATE_WEBHOOK_ALLOW_PRIVATE").unwrap_or_default();
-        Policy { webhook_allow_private: matches!(allow.trim().to_ascii_lowercase().as_str(), "1" | "true") }
-    }
-}
-
 /// What a worker pass over many independent items did. One item's failure is reported here
 /// and never stops the pass for the others.
 #[derive(Debug, Default)]
@@ -66,6 +59,8 @@ pub struct Paygate {
     pub channels: Channels,
     pub clock: Arc<dyn Clock>,
     pub policy: Policy,
+    /// What `/metrics` shows; the faces and the worker count into it.
+    pub metrics: metrics::Metrics,
     pub(crate) keys: auth::KeyHasher,
     /// Failed 知晓云 logins per client id and username (in memory, per node).
     pub(crate) logins: throttle::LoginThrottle,
@@ -98,7 +93,8 @@ impl Paygate {
         let secret = store.setting("server_secret", &random32()?).await?;
         let keys = auth::KeyHasher::new(secret);
         let (logins, platform_key) = (throttle::LoginThrottle::default(), tokio_free_once::Once::new());
-        Ok(Paygate { store, channels: Channels::default(), clock, policy, keys, logins, platform_key })
+        let metrics = metrics::Metrics::default();
+        Ok(Paygate { store, channels: Channels::default(), clock, policy, metrics, keys, logins, platform_key })
     }
 
     pub fn now(&self) -> i64 {

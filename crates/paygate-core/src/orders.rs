@@ -2,7 +2,7 @@
 
 use crate::{random32, yymmdd, Caller, Pass, Paygate};
 use paygate_channels::PaymentRequest;
-use paygate_domain::ids::{generate_order_id, IdKind};
+use paygate_domain::ids::{generate_order_id, ChargeId, IdKind, OrderId};
 pub use paygate_domain::objects::OrderView;
 use paygate_domain::paging::{OrderFilter, Page, Paging};
 use paygate_domain::validate::{self, DEFAULT_EXPIRY_SECONDS};
@@ -102,17 +102,11 @@ impl Paygate {
         Ok(order)
     }
 
-    pub async fn order(&self, caller: &Caller, id: &str) -> Result<OrderView, Problem> {
-        if !paygate_domain::ids::is_order_id(id) {
-            return Err(Problem::not_found("order", id));
-        }
+    pub async fn order(&self, caller: &Caller, id: &OrderId) -> Result<OrderView, Problem> {
         self.store.order_view(&caller.scope, id).await?.ok_or_else(|| Problem::not_found("order", id))
     }
 
-    async fn find_order(&self, caller: &Caller, id: &str) -> Result<Order, Problem> {
-        if !paygate_domain::ids::is_order_id(id) {
-            return Err(Problem::not_found("order", id));
-        }
+    async fn find_order(&self, caller: &Caller, id: &OrderId) -> Result<Order, Problem> {
         self.store.order(&caller.scope, id).await?.ok_or_else(|| Problem::not_found("order", id))
     }
 
@@ -132,12 +126,12 @@ impl Paygate {
     }
 
     /// Cancels an unpaid order and closes its pending charges at their channel.
-    pub async fn cancel_order(&self, caller: &Caller, id: &str) -> Result<OrderView, Problem> {
+    pub async fn cancel_order(&self, caller: &Caller, id: &OrderId) -> Result<OrderView, Problem> {
         self.find_order(caller, id).await?;
         match self.store.cancel_order(&caller.scope, id, self.now()).await? {
             None => Err(Problem::not_found("order", id)),
             Some(CancelOutcome::NotCancelable(order)) if order.status == OrderStatus::Canceled => {
-                self.order(caller, &order.id).await
+                self.order(caller, id).await
             }
             Some(CancelOutcome::NotCancelable(order)) => Err(Problem::new(
                 ProblemKind::InvalidRequest,
@@ -147,7 +141,7 @@ impl Paygate {
             .with_param("status")),
             Some(CancelOutcome::Canceled { order, closed_charges }) => {
                 self.close_at_channels(&closed_charges).await;
-                self.order(caller, &order.id).await
+                self.order(caller, &OrderId::from_stored(order.id)).await
             }
         }
     }
@@ -163,14 +157,18 @@ impl Paygate {
     }
 
     /// Opens a charge for the order through the channel the payer chose.
-    pub async fn pay_order(&self, caller: &Caller, id: &str, input: PayInput) -> Result<OrderView, Problem> {
+    pub async fn pay_order(&self, caller: &Caller, id: &OrderId, input: PayInput) -> Result<OrderView, Problem> {
         let order = self.find_order(caller, id).await?;
         let channel_impl = self.channels.resolve(caller.scope.mode, &input.channel)?;
         if let Some(amount) = input.charge_amount {
             if amount != order.actual_amount.fen() {
                 return Err(Problem::invalid(
                     "charge_amount",
-                    format!("charge_amount must equal the order's actual_amount ({} fen); split payments are not supported.", order.actual_amount.fen()),
+                    format!(
+                        "charge_amount must equal the order's actual_amount ({} fen); \
+                         split payments are not supported.",
+                        order.actual_amount.fen()
+                    ),
                 ));
             }
         }
@@ -195,23 +193,20 @@ impl Paygate {
         let charge = pending_charge(&order, charge_id, input.channel, channel_order_no, extra, credential, self.now());
         let opened = self.store.open_charge(&caller.scope, &charge).await?;
         self.close_at_channels(&opened.superseded).await;
-        self.order(caller, &order.id).await
+        self.order(caller, id).await
     }
 
-    pub async fn charges_of_order(&self, caller: &Caller, order_id: &str) -> Result<Vec<Charge>, Problem> {
+    pub async fn charges_of_order(&self, caller: &Caller, order_id: &OrderId) -> Result<Vec<Charge>, Problem> {
         let order = self.find_order(caller, order_id).await?;
         self.store.charges_of_order(&caller.scope, &order.id).await
     }
 
     /// A charge by id; with `order_id`, only if it belongs to that order.
-    pub async fn charge(&self, caller: &Caller, id: &str, order_id: Option<&str>) -> Result<Charge, Problem> {
-        if !IdKind::Charge.matches(id) {
-            return Err(Problem::not_found("charge", id));
-        }
+    pub async fn charge(&self, caller: &Caller, id: &ChargeId, order_id: Option<&OrderId>) -> Result<Charge, Problem> {
         self.store
             .charge(&caller.scope, id)
             .await?
-            .filter(|c| order_id.is_none_or(|o| c.order_id == o))
+            .filter(|c| order_id.is_none_or(|o| c.order_id == o.as_str()))
             .ok_or_else(|| Problem::not_found("charge", id))
     }
 }

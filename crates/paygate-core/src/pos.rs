@@ -11,9 +11,10 @@ use hmac::{Hmac, Mac};
 use paygate_channels::{wechat, PaymentState};
 use paygate_domain::fees::{self, FeeRate};
 use paygate_domain::ids::IdKind;
+use paygate_domain::ids::OrderId;
 use paygate_domain::pos::{self, Discounts, Settlement};
 use paygate_domain::{Amount, Charge, ChargeStatus, OrderStatus, Problem, ProblemKind, Refund, Scope};
-use paygate_store::{BalanceTransaction, FaceCredential, Member, PosMeta, PosRecord, PosRef};
+use paygate_store::{BalanceTransaction, ExposeSecret, FaceCredential, Member, PosMeta, PosRecord, PosRef};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -28,14 +29,14 @@ pub(crate) fn new_credentials(scope: &Scope) -> Result<Vec<FaceCredential>, Prob
             public_id: format!("kd{}", crate::random_digits(14)?),
             face: "cashier".into(),
             scope: scope.clone(),
-            secret: crate::hex(&random32()?[..16]),
+            secret: crate::hex(&random32()?[..16]).into(),
             token: Some(format!("UT{}", crate::hex(&random32()?[..16]).to_uppercase())),
         },
         FaceCredential {
             public_id: format!("ac{}", crate::random_alnum(14)?.to_lowercase()),
             face: "saas".into(),
             scope: scope.clone(),
-            secret: crate::hex(&random32()?[..16]).to_uppercase(),
+            secret: crate::hex(&random32()?[..16]).to_uppercase().into(),
             token: None,
         },
     ])
@@ -150,7 +151,7 @@ impl Paygate {
                 );
             }
         }
-        let mut computed = sign(fields, &cred.secret, sign_type);
+        let mut computed = sign(fields, cred.secret.expose_secret(), sign_type);
         if face == "saas" {
             computed = computed.to_uppercase();
         }
@@ -341,7 +342,7 @@ impl Paygate {
     ) -> Result<(Refund, PosRecord), Problem> {
         let record = self.pos_record(caller, by, false).await?;
         let input = RefundInput { amount, description: reason, metadata: Value::Null };
-        let refund = self.refund(caller, Some(&record.order.id), None, input).await?;
+        let refund = self.refund(caller, Some(&OrderId::from_stored(record.order.id.clone())), None, input).await?;
         Ok((refund, self.pos_record(caller, by, false).await?))
     }
 
@@ -350,12 +351,12 @@ impl Paygate {
         let record = self.pos_record(caller, by, false).await?;
         match record.order.status {
             OrderStatus::Created => {
-                self.cancel_order(caller, &record.order.id).await?;
+                self.cancel_order(caller, &OrderId::from_stored(record.order.id.clone())).await?;
             }
             OrderStatus::Paid if record.order.refund_reserved == Amount::ZERO => {
                 let input =
                     RefundInput { amount: None, description: Some("撤销 (reversal)".into()), metadata: Value::Null };
-                self.refund(caller, Some(&record.order.id), None, input).await?;
+                self.refund(caller, Some(&OrderId::from_stored(record.order.id.clone())), None, input).await?;
             }
             _ => {
                 return Err(Problem::new(

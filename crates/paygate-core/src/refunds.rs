@@ -3,7 +3,7 @@
 
 use crate::{random32, Caller, Paygate};
 use paygate_channels::RefundResult;
-use paygate_domain::ids::IdKind;
+use paygate_domain::ids::{ChargeId, IdKind, OrderId, RefundId};
 use paygate_domain::paging::Page;
 use paygate_domain::{validate, Amount, Problem, Refund};
 use paygate_store::{RefundOutcome, RefundRequest};
@@ -22,17 +22,12 @@ impl Paygate {
     pub async fn refund(
         &self,
         caller: &Caller,
-        order_id: Option<&str>,
-        charge_id: Option<&str>,
+        order_id: Option<&OrderId>,
+        charge_id: Option<&ChargeId>,
         input: RefundInput,
     ) -> Result<Refund, Problem> {
         let order_id = match (order_id, charge_id) {
-            (Some(o), _) => {
-                if !paygate_domain::ids::is_order_id(o) {
-                    return Err(Problem::not_found("order", o));
-                }
-                o.to_string()
-            }
+            (Some(o), _) => o.to_string(),
             (None, Some(c)) => self.charge(caller, c, None).await?.order_id,
             (None, None) => return Err(Problem::missing("charge")),
         };
@@ -47,7 +42,7 @@ impl Paygate {
             id: IdKind::Refund.generate(&random),
             refund_no: format!("rf{}", &IdKind::Refund.generate(&random32()?)[3..]),
             order_id,
-            charge_id: charge_id.map(str::to_string),
+            charge_id: charge_id.map(ChargeId::to_string),
             amount,
             description,
             metadata,
@@ -77,8 +72,8 @@ impl Paygate {
     pub async fn refunds(
         &self,
         caller: &Caller,
-        order_id: Option<&str>,
-        charge_id: Option<&str>,
+        order_id: Option<&OrderId>,
+        charge_id: Option<&ChargeId>,
         limit: i64,
     ) -> Result<Page<Refund>, Problem> {
         if let Some(o) = order_id {
@@ -87,24 +82,23 @@ impl Paygate {
         if let Some(c) = charge_id {
             self.charge(caller, c, None).await?;
         }
-        self.store.refunds(&caller.scope, order_id, charge_id, limit).await
+        self.store.refunds(&caller.scope, order_id.map(OrderId::as_str), charge_id.map(ChargeId::as_str), limit).await
     }
 
     /// A refund by id, only within the given order or charge.
     pub async fn refund_by_id(
         &self,
         caller: &Caller,
-        id: &str,
-        order_id: Option<&str>,
-        charge_id: Option<&str>,
+        id: &RefundId,
+        order_id: Option<&OrderId>,
+        charge_id: Option<&ChargeId>,
     ) -> Result<Refund, Problem> {
-        if !IdKind::Refund.matches(id) {
-            return Err(Problem::not_found("refund", id));
-        }
         self.store
             .refund(&caller.scope, id)
             .await?
-            .filter(|r| order_id.is_none_or(|o| r.order_id == o) && charge_id.is_none_or(|c| r.charge_id == c))
+            .filter(|r| {
+                order_id.is_none_or(|o| r.order_id == o.as_str()) && charge_id.is_none_or(|c| r.charge_id == c.as_str())
+            })
             .ok_or_else(|| Problem::not_found("refund", id))
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::{Caller, Pass, Paygate};
 use paygate_channels::Channel;
+use paygate_domain::ids::OrderId;
 use paygate_domain::{Charge, Order, Problem, ProblemKind, Scope};
 use paygate_store::{ChargeOutcome, SettledCharge};
 
@@ -89,7 +90,7 @@ impl Paygate {
                     Ok(order) => order,
                     Err(problem) => {
                         let id = &order.id;
-                        eprintln!("paygate: automatic refund of order {id} failed (the worker retries it): {problem}");
+                        tracing::warn!(order = %id, %problem, "automatic refund failed; the worker retries it");
                         order
                     }
                 };
@@ -128,7 +129,7 @@ impl Paygate {
             description: Some("Automatic refund: paid after the order was closed".into()),
             metadata: serde_json::Value::Null,
         };
-        match self.refund(&caller, Some(&order.id), None, input).await {
+        match self.refund(&caller, Some(&OrderId::from_stored(order.id.clone())), None, input).await {
             Ok(_) => {}
             // The payer's request and the worker's safety net both get here for the same late
             // payment; the reservation lets exactly one of them refund. For the other, the money

@@ -3,7 +3,7 @@
 
 use crate::{random32, Caller, Paygate};
 use paygate_channels::ShareResult;
-use paygate_domain::ids::IdKind;
+use paygate_domain::ids::{IdKind, OrderId, ProfitShareId};
 use paygate_domain::objects::OrderView;
 use paygate_domain::shares::{self, ProfitShare, ShareKind};
 use paygate_domain::{validate, Amount, Charge, Order, Problem, ProblemKind};
@@ -23,7 +23,7 @@ impl Paygate {
     pub async fn share_order(
         &self,
         caller: &Caller,
-        order_id: &str,
+        order_id: &OrderId,
         input: ShareInput,
     ) -> Result<ProfitShare, Problem> {
         let view = self.order(caller, order_id).await?;
@@ -71,7 +71,7 @@ impl Paygate {
     }
 
     /// Ends WeChat multi-sharing (完结分账): what was not shared is released to the merchant.
-    pub async fn finish_sharing(&self, caller: &Caller, order_id: &str) -> Result<Order, Problem> {
+    pub async fn finish_sharing(&self, caller: &Caller, order_id: &OrderId) -> Result<Order, Problem> {
         let view = self.order(caller, order_id).await?;
         let order = &view.order;
         if !order.profit_sharing {
@@ -93,8 +93,8 @@ impl Paygate {
     pub async fn return_share(
         &self,
         caller: &Caller,
-        order_id: &str,
-        share_id: &str,
+        order_id: &OrderId,
+        share_id: &ProfitShareId,
         amount: Option<i64>,
     ) -> Result<ProfitShare, Problem> {
         let share = self.share_of_order(caller, order_id, share_id).await?;
@@ -117,7 +117,7 @@ impl Paygate {
         Ok(share)
     }
 
-    pub async fn shares_of_order(&self, caller: &Caller, order_id: &str) -> Result<Vec<ProfitShare>, Problem> {
+    pub async fn shares_of_order(&self, caller: &Caller, order_id: &OrderId) -> Result<Vec<ProfitShare>, Problem> {
         let order = self.order(caller, order_id).await?.order;
         self.store.shares_of_order(&caller.scope, &order.id).await
     }
@@ -125,16 +125,13 @@ impl Paygate {
     pub async fn share_of_order(
         &self,
         caller: &Caller,
-        order_id: &str,
-        share_id: &str,
+        order_id: &OrderId,
+        share_id: &ProfitShareId,
     ) -> Result<ProfitShare, Problem> {
-        if !IdKind::ProfitShare.matches(share_id) {
-            return Err(Problem::not_found("profit_sharing", share_id));
-        }
         self.store
             .share(&caller.scope, share_id)
             .await?
-            .filter(|s| s.order_id == order_id)
+            .filter(|s| s.order_id == order_id.as_str())
             .ok_or_else(|| Problem::not_found("profit_sharing", share_id))
     }
 

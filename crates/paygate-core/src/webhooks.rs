@@ -11,7 +11,7 @@ use crate::{random32, Caller, Paygate, Policy};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use paygate_domain::events::{Event, EVENT_TYPES};
-use paygate_domain::ids::IdKind;
+use paygate_domain::ids::{EventId, IdKind};
 use paygate_domain::paging::{CreatedRange, Page, Paging};
 use paygate_domain::Problem;
 use paygate_store::{DeliveryView, Endpoint, NewEndpoint};
@@ -81,10 +81,7 @@ impl Paygate {
         Ok(())
     }
 
-    pub async fn event(&self, caller: &Caller, id: &str) -> Result<Event, Problem> {
-        if !IdKind::Event.matches(id) {
-            return Err(Problem::not_found("event", id));
-        }
+    pub async fn event(&self, caller: &Caller, id: &EventId) -> Result<Event, Problem> {
         self.store.event(&caller.scope, id).await?.ok_or_else(|| Problem::not_found("event", id))
     }
 
@@ -103,14 +100,15 @@ impl Paygate {
         self.store.list_events(&caller.scope, kind, created, paging).await
     }
 
-    pub async fn deliveries(&self, caller: &Caller, event_id: &str) -> Result<Vec<DeliveryView>, Problem> {
+    pub async fn deliveries(&self, caller: &Caller, event_id: &EventId) -> Result<Vec<DeliveryView>, Problem> {
         self.event(caller, event_id).await?;
         self.store.deliveries(&caller.scope, event_id).await
     }
 
-    /// Queues the event again for every endpoint subscribed to it now.
+    /// Queues the event again for every endpoint subscribed to it now. Takes the id as text: the
+    /// CLI passes what the operator typed, so this is where it is parsed.
     pub async fn resend_event(&self, caller: &Caller, event_id: &str) -> Result<u64, Problem> {
-        self.event(caller, event_id).await?;
+        self.event(caller, &EventId::parse(event_id)?).await?;
         self.store.resend_event(&caller.scope, event_id, self.now()).await
     }
 

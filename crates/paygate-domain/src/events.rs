@@ -1,6 +1,8 @@
 //! Events and the webhook retry schedule. Pure: callers pass the clock and the jitter.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 pub const ORDER_SUCCEEDED: &str = "order.succeeded";
 pub const CHARGE_SUCCEEDED: &str = "charge.succeeded";
@@ -39,18 +41,49 @@ pub struct Event {
     pub pending_webhooks: i64,
 }
 
+/// An event as the API shows it and webhooks deliver it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Event)]
+pub struct EventObject {
+    #[schema(pattern = "^evt_[0-9A-Za-z]{24}$")]
+    pub id: String,
+    #[schema(value_type = String, example = "event")]
+    pub object: &'static str,
+    /// One of the event types, e.g. `order.succeeded`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created: i64,
+    pub livemode: bool,
+    pub pending_webhooks: i64,
+    /// Always null.
+    #[schema(value_type = Option<Object>)]
+    pub request: Option<Value>,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventData {
+    /// The object as it was when the event happened (an order, charge, refund or profit share).
+    #[schema(value_type = Object)]
+    pub object: Value,
+}
+
 impl Event {
+    pub fn to_object(&self) -> EventObject {
+        EventObject {
+            id: self.id.clone(),
+            object: "event",
+            kind: self.kind.clone(),
+            created: self.created,
+            livemode: self.mode.is_live(),
+            pending_webhooks: self.pending_webhooks,
+            request: None,
+            data: EventData { object: self.object.clone() },
+        }
+    }
+
     pub fn render(&self) -> Value {
-        json!({
-            "id": self.id,
-            "object": "event",
-            "type": self.kind,
-            "created": self.created,
-            "livemode": self.mode.is_live(),
-            "pending_webhooks": self.pending_webhooks,
-            "request": null,
-            "data": {"object": self.object},
-        })
+        crate::objects::to_value(&self.to_object())
     }
 }
 

@@ -111,7 +111,7 @@ pub fn refund_return(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Cases;
+    use proptest::prelude::*;
 
     fn fen(v: i64) -> Amount {
         Amount::from_stored(v)
@@ -147,37 +147,55 @@ mod tests {
         assert!(FeeRate::basis_points("rate", -1).is_err());
     }
 
-    #[test]
-    fn no_fen_is_created_or_lost() {
-        let mut c = Cases(0x9E37_79B9_7F4A_7C15);
-        for _ in 0..20_000 {
-            let bound = if c.next(2) == 0 { 1_000 } else { crate::money::MAX_AMOUNT_FEN };
-            let amount = fen(1 + c.next(bound));
-            let rate = FeeRate::basis_points("rate", c.next(10_001)).unwrap();
-            let pre = match c.next(3) {
-                0 => None,
-                1 => Some(fen(c.next(1_000))),
-                _ => Some(fen(c.next(amount.fen() + 1))),
-            };
-            let s = settle(amount, rate, pre);
-            assert_eq!(s.received.fen() + s.real_fee.fen(), amount.fen());
-            assert_eq!(s.real_fee.fen() + s.real_subsidy.fen(), s.fee.fen());
-            assert!(s.real_subsidy <= pre.unwrap_or(Amount::ZERO) && s.real_subsidy <= s.fee && s.fee <= amount);
+    /// What a payment settles to and what its refunds give back (proptest shrinks a failure to
+    /// the smallest amount, rate and refund parts that show it).
+    fn settlement_cases() -> impl Strategy<Value = (Amount, FeeRate, Option<Amount>, Vec<u64>)> {
+        let amount = prop_oneof![1..=1_000i64, 1..=crate::money::MAX_AMOUNT_FEN].prop_map(fen);
+        (amount, 0..=10_000i64, 0..3u8, any::<u64>(), proptest::collection::vec(any::<u64>(), 1..40)).prop_map(
+            |(amount, bp, pre_kind, pre_seed, parts)| {
+                let rate = FeeRate::basis_points("rate", bp).unwrap();
+                let pre = match pre_kind {
+                    0 => None,
+                    1 => Some(fen((pre_seed % 1_000) as i64)),
+                    _ => Some(fen((pre_seed % (amount.fen() as u64 + 1)) as i64)),
+                };
+                (amount, rate, pre, parts)
+            },
+        )
+    }
 
-            // Refund it all in random parts: fee and subsidy come back exactly, never negative.
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4_000))]
+        #[test]
+        fn no_fen_is_created_or_lost((amount, rate, pre, parts) in settlement_cases()) {
+            let s = settle(amount, rate, pre);
+            prop_assert_eq!(s.received.fen() + s.real_fee.fen(), amount.fen());
+            prop_assert_eq!(s.real_fee.fen() + s.real_subsidy.fen(), s.fee.fen());
+            prop_assert!(s.real_subsidy <= pre.unwrap_or(Amount::ZERO) && s.real_subsidy <= s.fee && s.fee <= amount);
+
+            // Refund it all in parts: fee and subsidy come back exactly, never negative.
             let (mut refunded, mut fee_back, mut subsidy_back, mut real_fee_back) = (Amount::ZERO, 0, 0, 0);
+            let mut next = parts.iter();
             while refunded < amount {
-                let left = amount.fen() - refunded.fen();
-                let cap = if c.next(2) == 0 { left.min(50) } else { left };
-                let part = fen(1 + c.next(cap));
+                let left = (amount.fen() - refunded.fen()) as u64;
+                // Half the parts are small, so many-part refunds are tried too; once the drawn
+                // parts run out, the rest goes back in one.
+                let part = match next.next() {
+                    Some(seed) => {
+                        let cap = if seed % 2 == 0 { left.min(50) } else { left };
+                        fen(1 + ((seed / 2) % cap) as i64)
+                    }
+                    None => fen(left as i64),
+                };
                 let r = refund_return(amount, rate, pre, refunded, part).expect("within what was paid");
                 fee_back += r.fee.fen();
                 subsidy_back += r.subsidy.fen();
                 real_fee_back += r.real_fee.fen();
                 refunded = fen(refunded.fen() + part.fen());
             }
-            assert_eq!((fee_back, subsidy_back, real_fee_back), (s.fee.fen(), s.real_subsidy.fen(), s.real_fee.fen()));
-            assert!(refund_return(amount, rate, pre, amount, fen(1)).is_none(), "nothing beyond what was paid");
+            let back = (fee_back, subsidy_back, real_fee_back);
+            prop_assert_eq!(back, (s.fee.fen(), s.real_subsidy.fen(), s.real_fee.fen()));
+            prop_assert!(refund_return(amount, rate, pre, amount, fen(1)).is_none(), "nothing beyond what was paid");
         }
     }
 }

@@ -86,6 +86,75 @@ pub fn generate_secret_key(live: bool, random: &[u8; 32]) -> String {
     format!("{}{}", if live { "sk_live_" } else { "sk_test_" }, random_chars(BASE62, 32, random))
 }
 
+/// Ids as they cross from the faces into the core: a value of one of these types has the
+/// shape of its kind (prefix and length, or 19 digits for orders), so the core never looks up
+/// a malformed id, and an order id cannot be passed where a charge id belongs. A face parses
+/// what a client sent with `parse` (a malformed id names nothing that could exist: the same 404
+/// as an unknown one); ids read back from storage are wrapped with `from_stored`.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $shape:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// `id` if it has the shape of one, else "No such …" (404).
+            #[track_caller]
+            pub fn parse(id: &str) -> Result<$name, crate::Problem> {
+                let shape: fn(&str) -> bool = $shape;
+                if shape(id) {
+                    Ok($name(id.to_string()))
+                } else {
+                    Err(crate::Problem::not_found($what, id))
+                }
+            }
+
+            /// An id storage handed back (it was generated with its shape).
+            pub fn from_stored(id: impl Into<String>) -> $name {
+                $name(id.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An order's id: 19 digits.
+    OrderId, "order", is_order_id
+);
+id_type!(
+    /// `ch_` + 24 base62 characters.
+    ChargeId, "charge", |id| IdKind::Charge.matches(id)
+);
+id_type!(
+    /// `re_` + 24 base62 characters.
+    RefundId, "refund", |id| IdKind::Refund.matches(id)
+);
+id_type!(
+    /// `ps_` + 24 base62 characters.
+    ProfitShareId, "profit_sharing", |id| IdKind::ProfitShare.matches(id)
+);
+id_type!(
+    /// `evt_` + 24 base62 characters.
+    EventId, "event", |id| IdKind::Event.matches(id)
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +173,21 @@ mod tests {
         assert!(is_order_id(&order), "{order}");
         assert!(generate_secret_key(false, &r).starts_with("sk_test_"));
         assert_eq!(generate_secret_key(true, &r).len(), 8 + 32);
+    }
+
+    #[test]
+    fn id_types_accept_only_their_shape() {
+        let r = [3u8; 32];
+        let ch = IdKind::Charge.generate(&r);
+        assert_eq!(ChargeId::parse(&ch).unwrap().as_str(), ch);
+        let wrong = RefundId::parse(&ch).unwrap_err();
+        assert_eq!(
+            (wrong.code, wrong.message.as_str()),
+            ("resource_missing", format!("No such refund: {ch}").as_str())
+        );
+        assert!(OrderId::parse(&generate_order_id("261122", &r)).is_ok());
+        assert!(OrderId::parse("../../etc").is_err() && EventId::parse("evt_x").is_err());
+        assert_eq!(&*OrderId::from_stored("2000000000000000000"), "2000000000000000000");
     }
 
     #[test]

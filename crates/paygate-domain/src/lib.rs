@@ -32,17 +32,45 @@ pub fn civil(unix: i64) -> (i64, i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d, secs)
 }
 
-/// Deterministic pseudo-random cases for property tests (xorshift64*), without a dependency.
-#[cfg(test)]
-pub(crate) struct Cases(pub u64);
+/// Beijing time (UTC+8, no daylight saving): the clock every seed platform writes its times in.
+pub const BEIJING_OFFSET_SECONDS: i64 = 8 * 3600;
+
+/// A unix time as Beijing wall-clock time; the one place paygate converts to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BeijingTime {
+    pub year: i64,
+    pub month: i64,
+    pub day: i64,
+    pub hour: i64,
+    pub minute: i64,
+    pub second: i64,
+}
+
+impl BeijingTime {
+    pub fn of(unix: i64) -> BeijingTime {
+        let (year, month, day, secs) = civil(unix.saturating_add(BEIJING_OFFSET_SECONDS));
+        BeijingTime { year, month, day, hour: secs / 3600, minute: secs % 3600 / 60, second: secs % 60 }
+    }
+
+    /// `yyyyMMddHHmmss`, as WeChat writes `time_end`.
+    pub fn compact(&self) -> String {
+        let BeijingTime { year, month, day, hour, minute, second } = self;
+        format!("{year:04}{month:02}{day:02}{hour:02}{minute:02}{second:02}")
+    }
+
+    /// `yyyy-MM-dd HH:mm:ss`, as the cashier and Alipay write times.
+    pub fn dashed(&self) -> String {
+        let BeijingTime { year, month, day, hour, minute, second } = self;
+        format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}")
+    }
+}
 
 #[cfg(test)]
-impl Cases {
-    /// A value in `0..below` (`below` ≥ 1).
-    pub fn next(&mut self, below: i64) -> i64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % below.max(1) as u64) as i64
+mod tests {
+    #[test]
+    fn beijing_time_is_utc_plus_eight() {
+        let t = super::BeijingTime::of(1_584_697_940);
+        assert_eq!((t.compact(), t.dashed()), ("20200320175220".into(), "2020-03-20 17:52:20".into()));
+        assert_eq!(super::BeijingTime::of(-28_800).dashed(), "1970-01-01 00:00:00");
     }
 }

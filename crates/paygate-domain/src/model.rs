@@ -80,7 +80,9 @@ impl LatePayment {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Rendered as its snake_case name (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Created,
     Paid,
@@ -179,7 +181,9 @@ impl Order {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Rendered as its snake_case name (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum ChargeStatus {
     Pending,
     Succeeded,
@@ -242,7 +246,9 @@ pub struct Charge {
     pub member_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Rendered as its snake_case name (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum RefundStatus {
     Pending,
     Succeeded,

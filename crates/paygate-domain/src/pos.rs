@@ -128,7 +128,7 @@ impl Settlement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Cases;
+    use proptest::prelude::*;
 
     fn fen(v: i64) -> Amount {
         Amount::from_stored(v)
@@ -150,29 +150,43 @@ mod tests {
         assert_eq!(s.to_json()["discount_info"]["mch_discount_fee"], 300);
     }
 
-    #[test]
-    fn no_fen_is_created_or_lost_across_discounts_fees_and_subsidies() {
-        let mut c = Cases(0xD1B5_4A32_D192_ED03);
-        for _ in 0..20_000 {
-            let bound = if c.next(2) == 0 { 2_000 } else { 10_000_000 };
-            let origin = fen(1 + c.next(bound));
-            let mut left = origin.fen() - 1;
-            let mut take = |c: &mut Cases| {
-                let v = c.next(left / 2 + 1);
-                left -= v;
-                fen(v)
-            };
-            let d =
-                Discounts { kd: take(&mut c), m: take(&mut c), y: take(&mut c), p: take(&mut c), ..Default::default() };
-            assert!(d.check(origin).is_ok());
-            let rate = FeeRate::basis_points("rate", c.next(10_001)).unwrap();
-            let pre = (c.next(2) == 0).then(|| fen(c.next(origin.fen() + 1)));
+    /// A payment with every kind of discount (together less than what it costs), a fee rate and
+    /// maybe a declared subsidy.
+    fn payments() -> impl Strategy<Value = (Amount, Discounts, FeeRate, Option<Amount>)> {
+        let origin = prop_oneof![1..=2_000i64, 1..=10_000_000i64];
+        (origin, [any::<u64>(); 4], 0..=10_000i64, proptest::option::of(any::<u64>())).prop_map(
+            |(origin, seeds, bp, pre)| {
+                // Each discount takes part of what is left, so one fen is always paid.
+                let mut left = origin - 1;
+                let mut take = |seed: u64| {
+                    let v = (seed % (left as u64 / 2 + 1)) as i64;
+                    left -= v;
+                    fen(v)
+                };
+                let d = Discounts {
+                    kd: take(seeds[0]),
+                    m: take(seeds[1]),
+                    y: take(seeds[2]),
+                    p: take(seeds[3]),
+                    ..Default::default()
+                };
+                let pre = pre.map(|seed| fen((seed % (origin as u64 + 1)) as i64));
+                (fen(origin), d, FeeRate::basis_points("rate", bp).unwrap(), pre)
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4_000))]
+        #[test]
+        fn no_fen_is_created_or_lost_across_discounts_fees_and_subsidies((origin, d, rate, pre) in payments()) {
+            prop_assert!(d.check(origin).is_ok());
             let s = settle(origin, &d, rate, pre, None);
-            assert_eq!(s.user_pay.fen() + d.kd.fen() + d.m.fen() + d.y.fen() + d.p.fen(), origin.fen());
-            assert_eq!(s.fee_base.fen(), s.user_pay.fen() + d.kd.fen() + d.y.fen() + d.p.fen());
-            assert_eq!(s.channel.received.fen() + s.channel.real_fee.fen(), s.fee_base.fen());
-            assert_eq!(s.channel.real_fee.fen() + s.channel.real_subsidy.fen(), s.channel.fee.fen());
-            assert!(s.user_pay >= fen(1));
+            prop_assert_eq!(s.user_pay.fen() + d.kd.fen() + d.m.fen() + d.y.fen() + d.p.fen(), origin.fen());
+            prop_assert_eq!(s.fee_base.fen(), s.user_pay.fen() + d.kd.fen() + d.y.fen() + d.p.fen());
+            prop_assert_eq!(s.channel.received.fen() + s.channel.real_fee.fen(), s.fee_base.fen());
+            prop_assert_eq!(s.channel.real_fee.fen() + s.channel.real_subsidy.fen(), s.channel.fee.fen());
+            prop_assert!(s.user_pay >= fen(1));
         }
     }
 }

@@ -94,6 +94,15 @@ impl Problem {
         Problem::new(ProblemKind::Unavailable, "service_unavailable", format!("{detail}"))
     }
 
+    /// For our own failures (internal, or the database away): says where they were met, when
+    /// that is more telling than where the error was first made. Client errors keep theirs.
+    pub fn raised_at(mut self, at: &'static Location<'static>) -> Self {
+        if matches!(self.kind, ProblemKind::Internal | ProblemKind::Unavailable) {
+            self.location = at;
+        }
+        self
+    }
+
     pub fn is_internal(&self) -> bool {
         self.kind == ProblemKind::Internal
     }

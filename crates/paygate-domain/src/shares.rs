@@ -4,14 +4,18 @@
 //! conditional update that re-checks the same bound.
 
 use crate::{Amount, Order, OrderStatus, Problem, ProblemKind};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// The default upper bound of what may be shared: 30 % (WeChat's default maximum ratio).
 pub const DEFAULT_MAX_SHARE_BPS: i64 = 3000;
 /// WeChat's and Alipay's limit of receivers in one request.
 pub const MAX_RECEIVERS: usize = 50;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Rendered as its snake_case name (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum ShareKind {
     /// WeChat 单次分账: shares and ends sharing; the rest of the frozen funds is released.
     WechatSingle,
@@ -69,8 +73,18 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// As objects show it and storage keeps it.
+    pub fn to_object(&self) -> ReceiverObject {
+        ReceiverObject {
+            kind: self.kind.clone(),
+            account: self.account.clone(),
+            amount: self.amount.fen(),
+            description: self.description.clone(),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({"type": self.kind, "account": self.account, "amount": self.amount.fen(), "description": self.description})
+        crate::objects::to_value(&self.to_object())
     }
 }
 
@@ -137,7 +151,10 @@ fn check_receiver_type(kind: ShareKind, t: &str, param: &str) -> Result<(), Prob
         return Err(Problem::new(
             ProblemKind::InvalidRequest,
             "receiver_type_deprecated",
-            format!("{param} 'PERSONAL_WECHATID' is deprecated: WeChat no longer shares to personal WeChat ids; use PERSONAL_OPENID or MERCHANT_ID."),
+            format!(
+                "{param} 'PERSONAL_WECHATID' is deprecated: WeChat no longer shares to personal WeChat ids; \
+                 use PERSONAL_OPENID or MERCHANT_ID."
+            ),
         )
         .with_param(param));
     }
@@ -211,7 +228,8 @@ pub fn plan_share(
             ProblemKind::InvalidRequest,
             "share_exceeds_limit",
             format!(
-                "Sharing {} fen would bring order {} to {} fen shared; at most {} fen may be shared ({}% of the {} fen paid and not refunded).",
+                "Sharing {} fen would bring order {} to {} fen shared; at most {} fen may be shared \
+                 ({}% of the {} fen paid and not refunded).",
                 amount.fen(),
                 order.id,
                 after,
@@ -225,7 +243,9 @@ pub fn plan_share(
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Rendered as its snake_case name (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum ShareStatus {
     Pending,
     Succeeded,
@@ -270,23 +290,66 @@ pub struct ProfitShare {
     pub failure_msg: Option<String>,
 }
 
+/// A receiver as requests name it and profit-sharing objects show it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ShareReceiver)]
+pub struct ReceiverObject {
+    /// WeChat: `MERCHANT_ID` or `PERSONAL_OPENID`; Alipay: `userId` or `loginName`.
+    #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 32)]
+    pub kind: String,
+    #[schema(min_length = 1, max_length = 64)]
+    pub account: String,
+    /// Fen, at least 1.
+    #[schema(minimum = 1)]
+    pub amount: i64,
+    #[schema(min_length = 1, max_length = 80)]
+    pub description: String,
+}
+
+/// A profit share (分账) of an order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ProfitSharing)]
+pub struct ProfitSharingObject {
+    #[schema(pattern = "^ps_[0-9A-Za-z]{24}$")]
+    pub id: String,
+    #[schema(value_type = String, example = "profit_sharing")]
+    pub object: &'static str,
+    pub created: i64,
+    pub livemode: bool,
+    pub order: String,
+    #[serde(rename = "type")]
+    pub kind: ShareKind,
+    pub out_order_no: String,
+    pub status: ShareStatus,
+    pub amount: i64,
+    pub amount_returned: i64,
+    pub receivers: Vec<ReceiverObject>,
+    pub channel_order_no: Option<String>,
+    pub failure_msg: Option<String>,
+}
+
 impl ProfitShare {
+    pub fn to_object(&self) -> ProfitSharingObject {
+        ProfitSharingObject {
+            id: self.id.clone(),
+            object: "profit_sharing",
+            created: self.created,
+            livemode: self.mode.is_live(),
+            order: self.order_id.clone(),
+            kind: self.kind,
+            out_order_no: self.out_order_no.clone(),
+            status: self.status,
+            amount: self.amount.fen(),
+            amount_returned: self.amount_returned.fen(),
+            receivers: self.receivers.iter().map(Receiver::to_object).collect(),
+            channel_order_no: self.channel_order_no.clone(),
+            failure_msg: self.failure_msg.clone(),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "object": "profit_sharing",
-            "created": self.created,
-            "livemode": self.mode.is_live(),
-            "order": self.order_id,
-            "type": self.kind.as_str(),
-            "out_order_no": self.out_order_no,
-            "status": self.status.as_str(),
-            "amount": self.amount.fen(),
-            "amount_returned": self.amount_returned.fen(),
-            "receivers": self.receivers.iter().map(Receiver::to_json).collect::<Vec<_>>(),
-            "channel_order_no": self.channel_order_no,
-            "failure_msg": self.failure_msg,
-        })
+        crate::objects::to_value(&self.to_object())
     }
 }
 

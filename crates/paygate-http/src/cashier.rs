@@ -9,7 +9,7 @@ use paygate_core::pos::{CodePayment, Envelope, SignType};
 use paygate_core::Paygate;
 use paygate_domain::pos::Discounts;
 use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem, ProblemKind};
-use paygate_store::{FaceCredential, PosRecord, PosRef};
+use paygate_store::{ExposeSecret, FaceCredential, PosRecord, PosRef};
 use serde_json::{json, Map, Value};
 
 pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpResponse {
@@ -24,7 +24,7 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
     };
     let verified = verify(app, &envelope, sign_type).await;
     let (caller, cred) = match verified {
-        Ok(v) => v,
+        Ok((caller, cred)) => (crate::errors::log_app(caller), cred),
         Err(p) => return answer(Err(p), None, sign_type),
     };
     let result = async {
@@ -123,7 +123,8 @@ fn answer(result: Result<Value, Problem>, cred: Option<&FaceCredential>, sign_ty
     };
     let mut out = Map::new();
     out.insert("result".into(), json!(inner.to_string()));
-    let signature = cred.map(|c| paygate_core::pos::sign(&out, &c.secret, sign_type)).unwrap_or_default();
+    let signature =
+        cred.map(|c| paygate_core::pos::sign(&out, c.secret.expose_secret(), sign_type)).unwrap_or_default();
     out.insert("sign".into(), json!(signature));
     request::json(status, Value::Object(out).to_string().into_bytes())
 }
@@ -211,8 +212,7 @@ pub(crate) fn status(r: &PosRecord) -> (&'static str, &'static str) {
 
 /// `yyyy-MM-dd HH:mm:ss`, Beijing time.
 fn pay_time(unix: i64) -> String {
-    let (y, m, d, s) = paygate_domain::civil(unix + 8 * 3600);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+    paygate_domain::BeijingTime::of(unix).dashed()
 }
 
 /// Seed 001's `data`: fee fields only when paid, member fields only for members.

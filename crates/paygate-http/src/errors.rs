@@ -41,8 +41,15 @@ pub(crate) fn signed_face_code(kind: ProblemKind) -> (StatusCode, i64) {
     (status, code)
 }
 
+/// Records the authenticated app on the request's log span (every line of the request then
+/// names it); returns the caller for chaining.
+pub(crate) fn log_app(caller: paygate_core::Caller) -> paygate_core::Caller {
+    tracing::Span::current().record("app", caller.app.id.as_str());
+    caller
+}
+
 pub(crate) fn log_problem(problem: &Problem) {
-    eprintln!("paygate: error: {problem}");
+    tracing::error!(%problem, "request failed");
 }
 
 /// What a client may see of a problem, in any face: an internal one (or the database being

@@ -6,6 +6,7 @@
 mod cashier;
 mod errors;
 mod hserve;
+mod openapi;
 mod pingpp;
 mod request;
 mod routes;
@@ -29,7 +30,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tracing::Instrument;
 
+pub use openapi::openapi_json;
 pub use request::MAX_BODY_BYTES;
 pub use routes::listed_routes;
 pub use server::Limits;
@@ -39,6 +42,9 @@ pub type HttpResponse = Response<Full<Bytes>>;
 /// Longer request targets are refused with 414 in the face's format (hyper's own, much larger
 /// limit answers without a body).
 pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The route label of a request that matched no route (ids never become labels).
+const UNMATCHED: &str = "unmatched";
 
 /// Serves until `shutdown` flips to true, then stops accepting and lets in-flight requests
 /// finish for at most `limits.shutdown_grace` before closing what is left.
@@ -54,7 +60,7 @@ pub async fn serve(listener: TcpListener, app: Arc<Paygate>, limits: Limits, mut
                     Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: say so, and let the backlog wait.
-                        eprintln!("paygate: accept failed: {e}");
+                        tracing::error!(error = %e, "accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         continue;
                     }
@@ -80,7 +86,7 @@ pub async fn serve(listener: TcpListener, app: Arc<Paygate>, limits: Limits, mut
                     tokio::select! {
                         _ = conn.as_mut() => {}
                         reason = server::watchdog(state.clone(), limits.clone()) => {
-                            eprintln!("paygate: closing connection from {peer}: {reason}");
+                            tracing::info!(%peer, reason, "closing connection");
                         }
                         _ = conn_shutdown.changed() => {
                             conn.as_mut().graceful_shutdown();
@@ -100,9 +106,9 @@ pub async fn serve(listener: TcpListener, app: Arc<Paygate>, limits: Limits, mut
     let drained =
         tokio::time::timeout(limits.shutdown_grace, async { while connections.join_next().await.is_some() {} });
     if drained.await.is_err() {
-        eprintln!(
-            "paygate: {} connection(s) still open after the shutdown grace period; closing them",
-            connections.len()
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the shutdown grace period; closing them"
         );
         connections.shutdown().await;
     }
@@ -115,20 +121,60 @@ async fn handle(
     body_timeout: std::time::Duration,
     in_flight: server::InFlight,
 ) -> Result<HttpResponse, std::convert::Infallible> {
-    // Run each request to completion on its own task: a client that disconnects mid-refund must
-    // not cancel the work between the reservation and the channel's answer.
-    let task = tokio::spawn(async move {
-        let _in_flight = in_flight;
+    let started = Instant::now();
+    let request_id = request_id(&req);
+    let method = req.method().clone();
+    // Every line logged while this request runs carries its id, method, route and app (faces
+    // record the app once they know it); the last one says how it ended.
+    let span = tracing::info_span!(
+        "request",
+        id = %request_id,
+        method = %method,
+        route = tracing::field::Empty,
+        app = tracing::field::Empty
+    );
+    let work = async move {
         let (parts, body) = req.into_parts();
         let close = sends_body_on_connect(&parts.headers);
         let body = tokio::time::timeout(body_timeout, read_body(body)).await;
-        let mut response = route(&app, Req::new(parts, Bytes::new(), peer), body).await;
-        if close {
-            response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+        let (mut response, template) = route(&app, Req::new(parts, Bytes::new(), peer), body).await;
+        let template = template.unwrap_or_else(|| UNMATCHED.into());
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        app.metrics.observe_request(method.as_str(), &template, status, elapsed.as_secs_f64());
+        tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "answered");
+        let headers = response.headers_mut();
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&request_id) {
+            headers.insert("x-request-id", value);
         }
+        if close {
+            headers.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+        }
+        drop(in_flight);
         response
-    });
+    };
+    // Run each request to completion on its own task: a client that disconnects mid-refund must
+    // not cancel the work between the reservation and the channel's answer.
+    let task = tokio::spawn(work.instrument(span));
     Ok(task.await.unwrap_or_else(|_| pingpp::error_response(&Problem::internal("a request handler panicked"))))
+}
+
+/// The caller's `X-Request-Id` when it is a sane token (1–128 of `[A-Za-z0-9._:/+=-]`), so a
+/// proxy's id follows the request through; otherwise a fresh one.
+fn request_id(req: &Request<Incoming>) -> String {
+    let given = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).filter(|v| {
+        (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:/+=-".contains(&b))
+    });
+    if let Some(id) = given {
+        return id.to_string();
+    }
+    let mut seed = [0u8; 32];
+    if getrandom::getrandom(&mut seed).is_err() {
+        // No randomness: a time-based id still tells requests apart in the log.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos());
+        return format!("req_t{}", nanos.unwrap_or(0));
+    }
+    format!("req_{}", paygate_domain::ids::random_chars(b"0123456789abcdefghijklmnopqrstuvwxyz", 20, &seed))
 }
 
 /// The official Ping++ Node SDK (2.x) writes its request body when the socket emits `connect`;
@@ -167,10 +213,18 @@ async fn read_body(mut body: Incoming) -> Option<Bytes> {
 
 /// Everything the router checks before a face's handler runs, then the handler; every refusal
 /// is rendered in the format of the face the request was meant for.
-async fn route(app: &Paygate, mut req: Req, body: Result<Option<Bytes>, tokio::time::error::Elapsed>) -> HttpResponse {
+/// The answer, and the route template it matched (for the request log and metrics).
+async fn route(
+    app: &Paygate,
+    mut req: Req,
+    body: Result<Option<Bytes>, tokio::time::error::Elapsed>,
+) -> (HttpResponse, Option<String>) {
     let segments: Vec<String> = req.segments();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (face, rest) = routes::face_of(&segs);
+    let template = if routes::known_prefix(&segs) { face.template(rest) } else { None };
+    // Named on the span before the handler runs, so its own log lines carry it too.
+    tracing::Span::current().record("route", template.as_deref().unwrap_or(UNMATCHED));
     // HEAD is GET without the body (hyper leaves the body out of the answer).
     let head = req.method == Method::HEAD;
     if head {
@@ -215,13 +269,23 @@ async fn route(app: &Paygate, mut req: Req, body: Result<Option<Bytes>, tokio::t
             Face::SandboxPage => sandbox_page::handle(app, &req, rest.first().copied().unwrap_or_default()).await,
         },
     };
-    errors::finish(response, &allowed)
+    (errors::finish(response, &allowed), template)
 }
 
 /// `/healthz`: the process answers (liveness). `/readyz`: it can also reach its database
 /// (readiness: a load balancer sends traffic only to ready nodes).
 async fn ops(app: &Paygate, path: &[&str]) -> HttpResponse {
     match path {
+        ["metrics"] => {
+            let mut response = request::text_owned(StatusCode::OK, app.metrics_text().await);
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            response
+        }
+        // Public, like the API reference it is: no key needed to read it.
+        ["openapi.json"] => request::json(StatusCode::OK, openapi::openapi_json().as_bytes().to_vec()),
         ["readyz"] => match app.store.ready().await {
             Ok(()) => request::text(StatusCode::OK, "ready\n"),
             Err(problem) => {

@@ -7,6 +7,7 @@ use http_body_util::Full;
 use hyper::http::request::Parts;
 use hyper::{Method, Response, StatusCode};
 use paygate_domain::{Problem, ProblemKind};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::net::SocketAddr;
 
@@ -90,6 +91,11 @@ impl Incoming {
 
     pub fn json_body(&self) -> Result<JsonBody, Problem> {
         JsonBody::parse(&self.body)
+    }
+
+    /// The body as a typed request (see [`typed_body`]).
+    pub fn body_as<T: DeserializeOwned>(&self) -> Result<T, Problem> {
+        typed_body(&self.body)
     }
 }
 
@@ -227,21 +233,50 @@ impl JsonBody {
         }
     }
 
-    pub fn boolean(&self, name: &str) -> Result<Option<bool>, Problem> {
-        match self.present(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(Problem::invalid(name, format!("{name} must be true or false."))),
-        }
-    }
-
-    pub fn required_int(&self, name: &str) -> Result<i64, Problem> {
-        self.int(name)?.ok_or_else(|| Problem::missing(name))
-    }
-
     pub fn value(&self, name: &str) -> Value {
         self.0.get(name).cloned().unwrap_or(Value::Null)
     }
+}
+
+/// A JSON object body as the request type `T`, with the errors [`JsonBody`] gives: an empty body
+/// is `{}`, anything but a JSON object is `invalid_json`, a NUL anywhere is refused naming where
+/// it is, and a field of the wrong type or a missing one is a 400 whose `param` is the field's
+/// path (`receivers[0].amount`). Fields `T` does not know are ignored, as they always were.
+pub fn typed_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let JsonBody(map) = JsonBody::parse(bytes)?;
+    serde_path_to_error::deserialize(Value::Object(map))
+        .map_err(|e| field_problem(&e.path().to_string(), &e.inner().to_string()))
+}
+
+/// Turns serde's account of a bad field into a problem naming it. serde's messages have fixed
+/// forms (`missing field `x``, `invalid type: …, expected …`); the wire types' own messages
+/// (e.g. [`crate::pingpp::bodies::Int`]'s "is too large") are completed with the field name.
+fn field_problem(path: &str, message: &str) -> Problem {
+    let at = |field: &str| if path == "." { field.to_string() } else { format!("{path}.{field}") };
+    if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+        return Problem::missing(&at(field));
+    }
+    if path == "." {
+        return Problem::new(
+            ProblemKind::InvalidRequest,
+            "invalid_json",
+            format!("The request body is invalid: {message}."),
+        );
+    }
+    // A null where a value is required reads as absent, as it always did.
+    if message.starts_with("invalid type: null") {
+        return Problem::missing(path);
+    }
+    if let Some((_, expected)) = message.split_once(", expected ") {
+        let expected = match expected {
+            "a sequence" => "an array",
+            "a map" => "an object",
+            "a boolean" => "true or false",
+            other => other,
+        };
+        return Problem::invalid(path, format!("{path} must be {expected}."));
+    }
+    Problem::invalid(path, format!("{path} {message}."))
 }
 
 /// Refuses a NUL character in any string (or key) of `value`, naming where it is
@@ -283,6 +318,14 @@ pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
         .status(status)
         .header("content-type", "text/plain; charset=utf-8")
         .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("static headers are valid")
+}
+
+pub fn text_owned(status: StatusCode, body: String) -> HttpResponse {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body)))
         .expect("static headers are valid")
 }
 

@@ -18,7 +18,7 @@ pub(crate) enum Face {
     Saas,
     /// The sandbox pay page a person opens in a browser: HTML.
     SandboxPage,
-    /// `/healthz`, `/readyz`: plain text.
+    /// `/healthz`, `/readyz`, `/metrics`: plain text; `/openapi.json`: the `/v1` document.
     Ops,
 }
 
@@ -79,7 +79,7 @@ const HSERVE: &[(&str, &[Method])] = &[
 const CASHIER: &[(&str, &[Method])] = &[("pay", POST), ("query", POST), ("refund", POST), ("reverse", POST)];
 const SAAS: &[(&str, &[Method])] = &[("", POST)];
 const SANDBOX_PAGE: &[(&str, &[Method])] = &[("*", GET_POST)];
-const OPS: &[(&str, &[Method])] = &[("healthz", GET), ("readyz", GET)];
+const OPS: &[(&str, &[Method])] = &[("healthz", GET), ("readyz", GET), ("metrics", GET), ("openapi.json", GET)];
 
 /// The face of a path, and the rest of the path below the face's prefix.
 pub(crate) fn face_of<'a>(segments: &'a [&'a str]) -> (Face, &'a [&'a str]) {
@@ -89,7 +89,7 @@ pub(crate) fn face_of<'a>(segments: &'a [&'a str]) -> (Face, &'a [&'a str]) {
         ["api", "v2", "cashier", rest @ ..] => (Face::Cashier, rest),
         ["api", "v1", "pay", "wx", "query", rest @ ..] => (Face::Saas, rest),
         ["sandbox", "charges", rest @ ..] => (Face::SandboxPage, rest),
-        ["healthz" | "readyz"] => (Face::Ops, segments),
+        ["healthz" | "readyz" | "metrics" | "openapi.json"] => (Face::Ops, segments),
         _ => (Face::Pingpp, segments),
     }
 }
@@ -112,9 +112,15 @@ impl Face {
         if !whole_path_known {
             return Vec::new();
         }
+        // A literal segment beats a `*`: `orders/*/profit_sharings/finish` takes POST only, although
+        // `orders/*/profit_sharings/*` (GET) matches it too — `finish` is never a share's id, and
+        // `Allow` must not advertise a GET that can only ever answer 404.
+        let literals = |p: &str| p.split('/').filter(|s| *s != "*").count();
+        let matching: Vec<_> = self.table().iter().filter(|(pattern, _)| matches(pattern, rest)).collect();
+        let most = matching.iter().map(|(pattern, _)| literals(pattern)).max().unwrap_or(0);
         let mut allowed: Vec<Method> = Vec::new();
-        for (pattern, methods) in self.table() {
-            if matches(pattern, rest) {
+        for (pattern, methods) in matching {
+            if literals(pattern) == most {
                 for m in methods.iter() {
                     if !allowed.contains(m) {
                         allowed.push(m.clone());
@@ -132,6 +138,28 @@ impl Face {
     }
 }
 
+impl Face {
+    /// The route `rest` matched, as a template (`/v1/orders/*/pay`): what request logs and
+    /// metrics are labelled with, so ids never become label values.
+    pub(crate) fn template(self, rest: &[&str]) -> Option<String> {
+        let prefix = match self {
+            Face::Pingpp => "/v1/",
+            Face::Hserve => "/hserve/",
+            Face::Cashier => "/api/v2/cashier/",
+            Face::Saas => "/api/v1/pay/wx/query",
+            Face::SandboxPage => "/sandbox/charges/",
+            Face::Ops => "/",
+        };
+        // The most specific pattern wins: `orders/*/profit_sharings/finish` over `…/*`.
+        let specificity = |p: &str| p.split('/').filter(|s| *s != "*").count();
+        self.table()
+            .iter()
+            .filter(|(pattern, _)| matches(pattern, rest))
+            .max_by_key(|(pattern, _)| specificity(pattern))
+            .map(|(pattern, _)| format!("{prefix}{pattern}"))
+    }
+}
+
 fn matches(pattern: &str, rest: &[&str]) -> bool {
     let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
     parts.len() == rest.len() && parts.iter().zip(rest).all(|(p, s)| *p == "*" || p == s)
@@ -146,7 +174,7 @@ pub(crate) fn known_prefix(segments: &[&str]) -> bool {
             | ["api", "v2", "cashier", ..]
             | ["api", "v1", "pay", "wx", "query", ..]
             | ["sandbox", "charges", ..]
-            | ["healthz" | "readyz"]
+            | ["healthz" | "readyz" | "metrics" | "openapi.json"]
     )
 }
 
@@ -183,12 +211,15 @@ mod tests {
         assert_eq!(face, Face::Pingpp);
         assert_eq!(face.allowed(rest, true), vec![Method::GET, Method::PUT, Method::HEAD]);
         let (face, rest) = face_of(&["v1", "orders", "o1", "profit_sharings", "finish"]);
-        assert_eq!(face.allowed(rest, true), vec![Method::POST, Method::GET, Method::HEAD]);
+        assert_eq!(face.allowed(rest, true), vec![Method::POST]);
         let (face, rest) = face_of(&["hserve", "v2.2", "idp", "pay", "refund"]);
         assert_eq!(face.allowed(rest, true), vec![Method::POST, Method::OPTIONS]);
         let (face, rest) = face_of(&["api", "v2", "cashier", "query"]);
         assert_eq!((face, face.allowed(rest, true)), (Face::Cashier, vec![Method::POST]));
         assert!(Face::Pingpp.allowed(&["nope"], true).is_empty());
+        let finish = ["orders", "o1", "profit_sharings", "finish"];
+        assert_eq!(Face::Pingpp.template(&finish).as_deref(), Some("/v1/orders/*/profit_sharings/finish"));
+        assert_eq!(Face::Hserve.template(&["v2.0", "user", "info", "7"]).as_deref(), Some("/hserve/*/user/info/*"));
         assert!(!known_prefix(&["nope"]));
     }
 }

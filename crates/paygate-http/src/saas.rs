@@ -10,7 +10,7 @@ use paygate_core::pos::{Envelope, SignType};
 use paygate_core::Paygate;
 use paygate_domain::fees::FeeRate;
 use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem};
-use paygate_store::{FaceCredential, PosRecord, PosRef};
+use paygate_store::{ExposeSecret, FaceCredential, PosRecord, PosRef};
 use serde_json::{json, Map, Value};
 
 pub(crate) async fn handle(app: &Paygate, req: &Incoming) -> HttpResponse {
@@ -49,6 +49,7 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming) -> HttpResponse {
             token: None,
         };
         let (caller, c) = app.verify_envelope(&envelope).await?;
+        let caller = crate::errors::log_app(caller);
         cred = Some(c);
         let text = |name: &str| fields.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
         let by = if let Some(v) = text("trade_no") {
@@ -89,8 +90,9 @@ fn answer(result: Result<Map<String, Value>, Problem>, cred: Option<&FaceCredent
             (status, m)
         }
     };
-    let signature =
-        cred.map(|c| paygate_core::pos::sign(&out, &c.secret, SignType::Md5).to_uppercase()).unwrap_or_default();
+    let signature = cred
+        .map(|c| paygate_core::pos::sign(&out, c.secret.expose_secret(), SignType::Md5).to_uppercase())
+        .unwrap_or_default();
     out.insert("sign".into(), json!(signature));
     request::json(status, Value::Object(out).to_string().into_bytes())
 }

@@ -225,7 +225,7 @@ impl RefusalLog {
             && self.last_logged_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
             self.refused.fetch_sub(count, Ordering::Relaxed);
-            eprintln!("paygate: connection limit ({cap}) reached: refused {count} connection(s) with 503");
+            tracing::warn!(cap, refused = count, "connection limit reached: refused connections with 503");
         }
     }
 }

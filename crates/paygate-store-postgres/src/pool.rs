@@ -1,15 +1,21 @@
-//! A deliberately small connection pool: a semaphore bounds connections, each keeps its own
-//! prepared-statement cache, and a connection dropped while inside a transaction (its request
-//! future was cancelled) is closed instead of reused, so the server rolls that transaction back.
+//! Connections from the deadpool, lent to a job as a [`Tx`]: the error classification, the
+//! bounded statement cache, and the rule that a connection dropped inside a transaction is
+//! closed, never reused.
 
+use async_trait::async_trait;
+use deadpool_postgres::{Object, PoolError};
 use paygate_domain::Problem;
 use paygate_store::rows::{RowLike, SqlParam};
+use paygate_store::sql::{RowSink, Tx};
 use paygate_store::Result;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::Statement;
+
+/// Prepared statements kept per connection. The store's statements are fixed texts plus a few
+/// filter shapes (LIMIT/OFFSET are parameters), but 知晓云 `where` filters can take any shape:
+/// past this many the connection's cache is emptied (the server deallocates them) and refills
+/// with what is in use.
+const STATEMENT_CACHE_MAX: usize = 256;
 
 /// The error with its cause chain ("error connecting to server: Connection refused"); the
 /// driver's messages never include the password. The database being away (no connection, a
@@ -45,57 +51,33 @@ pub fn pg_err(e: tokio_postgres::Error) -> Problem {
     }
 }
 
-pub fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
-}
-
-struct Idle {
-    client: Client,
-    statements: HashMap<String, Statement>,
-}
-
-pub struct Pool {
-    config: Config,
-    idle: Mutex<Vec<Idle>>,
-    permits: Arc<Semaphore>,
-}
-
-impl Pool {
-    pub fn new(config: Config, size: usize) -> Pool {
-        Pool { config, idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(size)) }
-    }
-
-    pub async fn get(self: &Arc<Self>) -> Result<Conn> {
-        let permit = self.permits.clone().acquire_owned().await.map_err(Problem::internal)?;
-        let idle = self.idle.lock().map_err(|_| Problem::internal("pool poisoned"))?.pop();
-        let idle = match idle {
-            Some(c) if !c.client.is_closed() => c,
-            _ => {
-                let (client, connection) = self.config.connect(NoTls).await.map_err(pg_err)?;
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                Idle { client, statements: HashMap::new() }
-            }
-        };
-        Ok(Conn { inner: Some(idle), pool: self.clone(), in_transaction: false, _permit: permit })
+/// No connection within the checkout or connect timeout is the database being away, like a
+/// refused connection: 503.
+#[track_caller]
+pub fn pool_err(e: PoolError) -> Problem {
+    match e {
+        PoolError::Backend(e) => pg_err(e),
+        PoolError::Timeout(kind) => Problem::unavailable(format!("postgres: no connection in time ({kind:?})")),
+        PoolError::Closed => Problem::unavailable("postgres: the connection pool is closed"),
+        other => Problem::internal(format!("postgres pool: {other}")),
     }
 }
 
-pub struct Conn {
-    inner: Option<Idle>,
-    pool: Arc<Pool>,
-    in_transaction: bool,
-    _permit: OwnedSemaphorePermit,
+/// A pooled connection lent to one job. While `open` (between BEGIN and its COMMIT/ROLLBACK
+/// answer) dropping it — the job's future was cancelled, or the end failed — takes the
+/// connection out of the pool and closes it, so the server rolls the transaction back and no
+/// later job can run inside it.
+pub struct PgTx {
+    conn: Option<Object>,
+    pub open: bool,
 }
 
-impl Drop for Conn {
+impl Drop for PgTx {
     fn drop(&mut self) {
-        if let Some(idle) = self.inner.take() {
-            if !self.in_transaction && !idle.client.is_closed() {
-                if let Ok(mut pool) = self.pool.idle.lock() {
-                    pool.push(idle);
-                }
+        if self.open {
+            if let Some(conn) = self.conn.take() {
+                // Detached from the pool; dropping the client ends its connection task.
+                drop(Object::take(conn));
             }
         }
     }
@@ -110,82 +92,58 @@ fn refs(params: &[SqlParam]) -> Vec<&(dyn ToSql + Sync)> {
             SqlParam::Bool(b) => b,
             SqlParam::OptText(o) => o,
             SqlParam::OptInt(o) => o,
+            SqlParam::Bytes(b) => b,
         })
         .collect()
 }
 
-impl Conn {
-    fn idle(&mut self) -> &mut Idle {
-        self.inner.as_mut().expect("connection present until drop")
+impl PgTx {
+    pub fn new(conn: Object) -> PgTx {
+        PgTx { conn: Some(conn), open: false }
     }
 
-    pub fn client(&mut self) -> &Client {
-        &self.idle().client
+    pub fn client(&self) -> &Object {
+        self.conn.as_ref().expect("the connection stays until drop")
     }
 
-    async fn statement(&mut self, sql: &str) -> std::result::Result<Statement, tokio_postgres::Error> {
-        let idle = self.idle();
-        if let Some(s) = idle.statements.get(sql) {
-            return Ok(s.clone());
+    async fn statement(&self, sql: &str) -> Result<Statement> {
+        let client = self.client();
+        if client.statement_cache.size() >= STATEMENT_CACHE_MAX {
+            client.statement_cache.clear();
         }
-        let s = idle.client.prepare(sql).await?;
-        idle.statements.insert(sql.to_string(), s.clone());
-        Ok(s)
-    }
-
-    pub async fn begin(&mut self) -> Result<()> {
-        self.in_transaction = true;
-        self.idle().client.batch_execute("BEGIN").await.map_err(pg_err)
-    }
-
-    pub async fn commit(&mut self) -> Result<()> {
-        self.idle().client.batch_execute("COMMIT").await.map_err(pg_err)?;
-        self.in_transaction = false;
-        Ok(())
-    }
-
-    /// Rolls back after a failed step; the original error is what the caller reports.
-    pub async fn rollback(&mut self) {
-        if self.idle().client.batch_execute("ROLLBACK").await.is_ok() {
-            self.in_transaction = false;
-        }
-    }
-
-    pub async fn exec_raw(
-        &mut self,
-        sql: &str,
-        params: &[SqlParam],
-    ) -> std::result::Result<u64, tokio_postgres::Error> {
-        let stmt = self.statement(sql).await?;
-        self.idle().client.execute(&stmt, &refs(params)).await
-    }
-
-    pub async fn exec(&mut self, sql: &str, params: &[SqlParam]) -> Result<u64> {
-        self.exec_raw(sql, params).await.map_err(pg_err)
-    }
-
-    pub async fn query<T>(
-        &mut self,
-        sql: &str,
-        params: &[SqlParam],
-        map: impl Fn(&dyn RowLike) -> Result<T>,
-    ) -> Result<Vec<T>> {
-        let stmt = self.statement(sql).await.map_err(pg_err)?;
-        let rows = self.idle().client.query(&stmt, &refs(params)).await.map_err(pg_err)?;
-        rows.iter().map(|r| map(&Row(r))).collect()
-    }
-
-    pub async fn query_opt<T>(
-        &mut self,
-        sql: &str,
-        params: &[SqlParam],
-        map: impl Fn(&dyn RowLike) -> Result<T>,
-    ) -> Result<Option<T>> {
-        Ok(self.query(sql, params, map).await?.into_iter().next())
+        client.prepare_cached(sql).await.map_err(pg_err)
     }
 }
 
-pub struct Row<'a>(pub &'a tokio_postgres::Row);
+#[async_trait]
+impl Tx for PgTx {
+    async fn exec(&mut self, sql: &str, params: &[SqlParam]) -> Result<u64> {
+        let statement = self.statement(sql).await?;
+        self.client().execute(&statement, &refs(params)).await.map_err(pg_err)
+    }
+
+    async fn each_row(&mut self, sql: &str, params: &[SqlParam], row: &mut RowSink<'_>) -> Result<()> {
+        let statement = self.statement(sql).await?;
+        for r in self.client().query(&statement, &refs(params)).await.map_err(pg_err)? {
+            row(&Row(&r))?;
+        }
+        Ok(())
+    }
+
+    async fn batch(&mut self, sql: &str) -> Result<()> {
+        self.client().batch_execute(sql).await.map_err(pg_err)
+    }
+
+    fn for_update(&self) -> &'static str {
+        "FOR UPDATE"
+    }
+
+    fn for_update_skip_locked(&self) -> &'static str {
+        "FOR UPDATE SKIP LOCKED"
+    }
+}
+
+struct Row<'a>(&'a tokio_postgres::Row);
 
 impl RowLike for Row<'_> {
     fn text(&self, i: usize) -> Result<String> {
@@ -201,6 +159,12 @@ impl RowLike for Row<'_> {
         self.0.try_get(i).map_err(pg_err)
     }
     fn boolean(&self, i: usize) -> Result<bool> {
+        self.0.try_get(i).map_err(pg_err)
+    }
+    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
+        self.0.try_get(i).map_err(pg_err)
+    }
+    fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>> {
         self.0.try_get(i).map_err(pg_err)
     }
 }

@@ -3,7 +3,8 @@
 -- Profit sharing on the order itself, so one conditional UPDATE decides a share or a refund:
 -- share_reserved = pending + succeeded shares not yet returned; a refund needs it to be zero.
 ALTER TABLE orders ADD COLUMN profit_sharing BOOLEAN NOT NULL DEFAULT FALSE;
-ALTER TABLE orders ADD COLUMN share_reserved INTEGER NOT NULL DEFAULT 0 CHECK (share_reserved >= 0 AND share_reserved <= amount_paid);
+ALTER TABLE orders ADD COLUMN share_reserved INTEGER NOT NULL DEFAULT 0
+    CHECK (share_reserved >= 0 AND share_reserved <= amount_paid);
 ALTER TABLE orders ADD COLUMN sharing_finished BOOLEAN NOT NULL DEFAULT FALSE;
 -- The largest share of what was paid (minus refunds), in basis points; 3000 = 30 %.
 ALTER TABLE apps ADD COLUMN max_share_bps INTEGER NOT NULL DEFAULT 3000 CHECK (max_share_bps BETWEEN 0 AND 10000);

@@ -2,27 +2,40 @@
 //! commit: one fsync serves every job in the batch, each isolated by a savepoint), and a pool of
 //! reader connections. A job's result is delivered only after its batch committed, so whatever a
 //! client was told survives kill -9.
+//!
+//! A job is a shared transaction body (async, over [`Tx`]). Every [`Tx`] call here runs on the
+//! calling thread and returns a finished future, so a body never waits: [`run_now`] polls it once
+//! on the thread that owns the connection, with no executor and no runtime. A body that did wait
+//! on something else (a bug) is refused with an error rather than blocking the writer.
 
+use async_trait::async_trait;
 use paygate_domain::Problem;
 use paygate_store::rows::{RowLike, SqlParam};
+use paygate_store::sql::{PoolStats, RowSink, Tx, TxFuture};
 use paygate_store::Result;
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OpenFlags};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{Connection, OpenFlags, ToSql};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use tokio::sync::oneshot;
 
 type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
 /// A job gets `None` when its batch could not begin a transaction: it must then not run.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Deliver) + Send>;
+type Job = Box<dyn FnOnce(Option<&mut SqliteTx>) -> (bool, Deliver) + Send>;
 
 /// Jobs committed together at most; bounds the latency one batch adds.
 const MAX_BATCH: usize = 256;
+/// Idle reader connections kept open.
+const MAX_IDLE_READERS: usize = 8;
 
 pub struct Db {
     path: String,
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Write jobs sent and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
+    readers_busy: Arc<AtomicUsize>,
 }
 
 /// A busy, full or unreadable database file is `Unavailable` (503, retry later); anything else
@@ -49,31 +62,49 @@ fn open(path: &str, writer: bool) -> Result<Connection> {
     if writer {
         conn.execute_batch("PRAGMA wal_autocheckpoint = 4000;").map_err(sql_err)?;
     }
-    conn.set_prepared_statement_cache_capacity(64);
+    // Every statement text the store writes once (dynamic filters add a few shapes); LRU beyond.
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
+}
+
+/// Polls a transaction body once: SQLite's [`Tx`] futures are complete when created.
+fn run_now<T>(body: TxFuture<'_, T>) -> Result<T> {
+    let mut body = body;
+    match body.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(Problem::internal("a SQLite transaction body waited on something other than SQLite")),
+    }
 }
 
 impl Db {
     pub fn open(path: &str) -> Result<Db> {
         let conn = open(path, true)?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(SqliteTx(conn), rx, &taken))
             .map_err(Problem::internal)?;
-        Ok(Db { path: path.to_string(), writer: Mutex::new(tx), readers: Arc::new(Mutex::new(Vec::new())) })
+        Ok(Db {
+            path: path.to_string(),
+            writer: Mutex::new(tx),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            queued,
+            readers_busy: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
-    /// Runs `f` on the single writer inside a transaction; resolves after the commit.
-    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    /// Runs `job` on the single writer inside a transaction; resolves after the commit.
+    pub async fn write<T, F>(&self, job: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: for<'a> FnOnce(&'a mut dyn Tx) -> TxFuture<'a, T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn: Option<&Connection>| {
+        let job: Job = Box::new(move |conn: Option<&mut SqliteTx>| {
             let result = match conn {
-                Some(conn) => f(conn),
+                Some(conn) => run_now(job(conn)),
                 // BEGIN IMMEDIATE fails when the file is locked past busy_timeout or unwritable.
                 None => Err(Problem::unavailable("sqlite: could not begin a transaction")),
             };
@@ -83,31 +114,34 @@ impl Db {
             });
             (ok, deliver)
         });
-        self.writer
-            .lock()
-            .map_err(|_| Problem::internal("sqlite writer lock poisoned"))?
-            .send(job)
-            .map_err(|_| Problem::internal("sqlite writer stopped"))?;
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = self.writer.lock().map_err(|_| Problem::internal("sqlite writer lock poisoned"))?.send(job);
+        if sent.is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(Problem::internal("sqlite writer stopped"));
+        }
         rx.await.map_err(|_| Problem::internal("sqlite writer dropped a job"))?
     }
 
-    /// Runs `f` on a pooled reader connection off the async runtime.
-    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    /// Runs `job` on a pooled reader connection off the async runtime.
+    pub async fn read<T, F>(&self, job: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: for<'a> FnOnce(&'a mut dyn Tx) -> TxFuture<'a, T> + Send + 'static,
     {
-        let readers = self.readers.clone();
-        let path = self.path.clone();
+        let (readers, busy, path) = (self.readers.clone(), self.readers_busy.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || {
-            let conn = match readers.lock().map_err(|_| Problem::internal("reader pool poisoned"))?.pop() {
+            let idle = readers.lock().map_err(|_| Problem::internal("reader pool poisoned"))?.pop();
+            let mut conn = SqliteTx(match idle {
                 Some(c) => c,
                 None => open(&path, false)?,
-            };
-            let result = f(&conn);
+            });
+            busy.fetch_add(1, Ordering::Relaxed);
+            let result = run_now(job(&mut conn));
+            busy.fetch_sub(1, Ordering::Relaxed);
             if let Ok(mut pool) = readers.lock() {
-                if pool.len() < 8 {
-                    pool.push(conn);
+                if pool.len() < MAX_IDLE_READERS {
+                    pool.push(conn.0);
                 }
             }
             result
@@ -115,9 +149,21 @@ impl Db {
         .await
         .map_err(Problem::internal)?
     }
+
+    pub fn stats(&self) -> PoolStats {
+        let idle = self.readers.lock().map(|r| r.len()).unwrap_or(0) as i64;
+        let in_use = self.readers_busy.load(Ordering::Relaxed) as i64;
+        PoolStats {
+            size: idle + in_use,
+            max_size: MAX_IDLE_READERS as i64,
+            in_use,
+            idle,
+            waiting: self.queued.load(Ordering::Relaxed) as i64,
+        }
+    }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: SqliteTx, rx: mpsc::Receiver<Job>, queued: &AtomicUsize) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -126,22 +172,23 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let began = conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_err);
+        queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        let began = conn.0.execute_batch("BEGIN IMMEDIATE").map_err(sql_err);
         let mut delivers = Vec::with_capacity(batch.len());
         for job in batch {
             if began.is_err() {
                 delivers.push(job(None).1);
                 continue;
             }
-            let _ = conn.execute_batch("SAVEPOINT job");
-            let (ok, deliver) = job(Some(&conn));
+            let _ = conn.0.execute_batch("SAVEPOINT job");
+            let (ok, deliver) = job(Some(&mut conn));
             let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-            let _ = conn.execute_batch(end);
+            let _ = conn.0.execute_batch(end);
             delivers.push(deliver);
         }
-        let committed = began.and_then(|_| conn.execute_batch("COMMIT").map_err(sql_err));
+        let committed = began.and_then(|_| conn.0.execute_batch("COMMIT").map_err(sql_err));
         if committed.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = conn.0.execute_batch("ROLLBACK");
         }
         for deliver in delivers {
             deliver(committed.clone());
@@ -150,50 +197,62 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
 }
 
 /// `$N` → `?N`: SQLite's explicitly numbered placeholders bind like PostgreSQL's.
-pub fn sqlite_sql(sql: &str) -> String {
+fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
-pub fn value(p: &SqlParam) -> SqlValue {
-    match p {
-        SqlParam::Text(s) => SqlValue::Text(s.clone()),
-        SqlParam::Int(i) => SqlValue::Integer(*i),
-        SqlParam::Bool(b) => SqlValue::Integer(*b as i64),
-        SqlParam::OptText(s) => s.clone().map(SqlValue::Text).unwrap_or(SqlValue::Null),
-        SqlParam::OptInt(i) => i.map(SqlValue::Integer).unwrap_or(SqlValue::Null),
+struct Param<'a>(&'a SqlParam);
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self.0 {
+            SqlParam::Text(s) => s.to_sql(),
+            SqlParam::Int(i) => i.to_sql(),
+            SqlParam::Bool(b) => b.to_sql(),
+            SqlParam::OptText(s) => s.to_sql(),
+            SqlParam::OptInt(i) => i.to_sql(),
+            SqlParam::Bytes(b) => b.to_sql(),
+        }
     }
 }
 
-pub fn exec(conn: &Connection, sql: &str, params: &[SqlParam]) -> Result<usize> {
-    let mut stmt = conn.prepare_cached(&sqlite_sql(sql)).map_err(sql_err)?;
-    stmt.execute(rusqlite::params_from_iter(params.iter().map(value))).map_err(sql_err)
+fn bind(params: &[SqlParam]) -> impl rusqlite::Params + '_ {
+    rusqlite::params_from_iter(params.iter().map(Param))
 }
 
-pub fn query<T>(
-    conn: &Connection,
-    sql: &str,
-    params: &[SqlParam],
-    map: impl Fn(&dyn RowLike) -> Result<T>,
-) -> Result<Vec<T>> {
-    let mut stmt = conn.prepare_cached(&sqlite_sql(sql)).map_err(sql_err)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(value))).map_err(sql_err)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(sql_err)? {
-        out.push(map(&Row(row))?);
+/// A connection lent to a job: the writer's (inside its batch's transaction) or a reader's.
+pub struct SqliteTx(Connection);
+
+#[async_trait]
+impl Tx for SqliteTx {
+    async fn exec(&mut self, sql: &str, params: &[SqlParam]) -> Result<u64> {
+        let mut stmt = self.0.prepare_cached(&sqlite_sql(sql)).map_err(sql_err)?;
+        Ok(stmt.execute(bind(params)).map_err(sql_err)? as u64)
     }
-    Ok(out)
+
+    async fn each_row(&mut self, sql: &str, params: &[SqlParam], row: &mut RowSink<'_>) -> Result<()> {
+        let mut stmt = self.0.prepare_cached(&sqlite_sql(sql)).map_err(sql_err)?;
+        let mut rows = stmt.query(bind(params)).map_err(sql_err)?;
+        while let Some(r) = rows.next().map_err(sql_err)? {
+            row(&Row(r))?;
+        }
+        Ok(())
+    }
+
+    async fn batch(&mut self, sql: &str) -> Result<()> {
+        self.0.execute_batch(sql).map_err(sql_err)
+    }
+
+    fn for_update(&self) -> &'static str {
+        ""
+    }
+
+    fn for_update_skip_locked(&self) -> &'static str {
+        ""
+    }
 }
 
-pub fn query_opt<T>(
-    conn: &Connection,
-    sql: &str,
-    params: &[SqlParam],
-    map: impl Fn(&dyn RowLike) -> Result<T>,
-) -> Result<Option<T>> {
-    Ok(query(conn, sql, params, map)?.into_iter().next())
-}
-
-pub struct Row<'a>(&'a rusqlite::Row<'a>);
+struct Row<'a>(&'a rusqlite::Row<'a>);
 
 impl RowLike for Row<'_> {
     fn text(&self, i: usize) -> Result<String> {
@@ -209,6 +268,12 @@ impl RowLike for Row<'_> {
         self.0.get(i).map_err(sql_err)
     }
     fn boolean(&self, i: usize) -> Result<bool> {
+        self.0.get(i).map_err(sql_err)
+    }
+    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
+        self.0.get(i).map_err(sql_err)
+    }
+    fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>> {
         self.0.get(i).map_err(sql_err)
     }
 }

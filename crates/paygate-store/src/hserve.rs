@@ -3,6 +3,7 @@
 //! the SQL for it is written here once for both backends.
 
 use crate::rows::{self, RowLike, Shifted, SqlParam};
+use crate::sql::job;
 use crate::Result;
 use async_trait::async_trait;
 use paygate_domain::{App, Charge, Mode, Order, Problem, Scope};
@@ -226,9 +227,9 @@ pub const CREATED_BY_NAME: &str = "(SELECT u.username FROM hserve_users u WHERE 
 /// `o.` + ORDER_COLUMNS, `c.` + CHARGE_COLUMNS, then the meta columns: one row per record.
 fn select_columns() -> String {
     format!(
-        "o.seq, {}, {}, h.transaction_no, h.trade_no, h.gateway_type, h.trade_type, h.created_by, h.merchandise_description, \
-         h.merchandise_schema_id, h.merchandise_record_id, h.merchandise_snapshot, h.ip_address, \
-         {UPDATED}, {CREATED_BY_NAME}",
+        "o.seq, {}, {}, h.transaction_no, h.trade_no, h.gateway_type, h.trade_type, h.created_by, \
+         h.merchandise_description, h.merchandise_schema_id, h.merchandise_record_id, h.merchandise_snapshot, \
+         h.ip_address, {UPDATED}, {CREATED_BY_NAME}",
         rows::prefixed(rows::ORDER_COLUMNS, "o."),
         rows::prefixed(rows::CHARGE_COLUMNS, "c.")
     )
@@ -263,8 +264,9 @@ pub fn record(r: &dyn RowLike) -> Result<PaymentRecord> {
     })
 }
 
-pub const INSERT_META: &str = "INSERT INTO hserve_orders (order_id, app_id, livemode, transaction_no, trade_no, gateway_type, trade_type, \
-    created_by, merchandise_description, merchandise_schema_id, merchandise_record_id, merchandise_snapshot, ip_address) \
+pub const INSERT_META: &str = "INSERT INTO hserve_orders \
+    (order_id, app_id, livemode, transaction_no, trade_no, gateway_type, trade_type, created_by, \
+    merchandise_description, merchandise_schema_id, merchandise_record_id, merchandise_snapshot, ip_address) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 pub fn meta_params(scope: &Scope, order_id: &str, m: &RecordMeta) -> Vec<SqlParam> {
@@ -344,7 +346,11 @@ pub fn record_by_reference(scope: &Scope, user: Option<i64>, reference: &str) ->
     let mut params = rows::scoped(scope, reference);
     let by_id = reference.parse::<i64>().ok();
     params.push(SqlParam::OptInt(by_id));
-    let mut sql = format!("SELECT {} {FROM} WHERE h.app_id = $1 AND h.livemode = $2 AND (h.transaction_no = $3 OR h.trade_no = $3 OR o.seq = $4)", select_columns());
+    let mut sql = format!(
+        "SELECT {} {FROM} WHERE h.app_id = $1 AND h.livemode = $2 \
+         AND (h.transaction_no = $3 OR h.trade_no = $3 OR o.seq = $4)",
+        select_columns()
+    );
     if let Some(u) = user {
         params.push(SqlParam::Int(u));
         sql.push_str(&format!(" AND h.created_by = ${}", params.len()));
@@ -573,3 +579,102 @@ pub const DELETE_SESSION: &str = "DELETE FROM hserve_sessions WHERE token_hash =
 pub const CLIENT_APP: &str = "SELECT app_id, livemode FROM hserve_clients WHERE client_id = $1";
 pub const CLIENTS_OF_APP: &str = "SELECT client_id, livemode FROM hserve_clients WHERE app_id = $1 ORDER BY livemode";
 pub const INSERT_CLIENT: &str = "INSERT INTO hserve_clients (client_id, app_id, livemode) VALUES ($1, $2, $3)";
+
+#[async_trait]
+impl<B: crate::Backend> HserveStore for B {
+    async fn hserve_client(&self, client_id: &str) -> Result<Option<(App, Mode)>> {
+        let sql = format!(
+            "SELECT {}, c.livemode FROM hserve_clients c JOIN apps a ON a.id = c.app_id WHERE c.client_id = $1",
+            crate::sql::APP_COLUMNS
+        );
+        job!(self, Read, [client_id], |tx| {
+            let row = |r: &dyn RowLike| Ok((crate::sql::app(r)?, Mode::from_live(r.boolean(6)?)));
+            tx.query_opt(&sql, &[SqlParam::Text(client_id)], row).await
+        })
+    }
+
+    async fn hserve_clients(&self, app_id: &str) -> Result<Vec<(String, Mode)>> {
+        job!(self, Read, [app_id], |tx| {
+            let row = |r: &dyn RowLike| Ok((r.text(0)?, Mode::from_live(r.boolean(1)?)));
+            tx.query(CLIENTS_OF_APP, &[SqlParam::Text(app_id)], row).await
+        })
+    }
+
+    async fn create_hserve_user(
+        &self,
+        scope: &Scope,
+        username: Option<&str>,
+        password_hash: Option<&str>,
+        anonymous: bool,
+        now: i64,
+    ) -> Result<HserveUser> {
+        let params = new_user_params(scope, username, password_hash, anonymous, now);
+        let id = job!(self, Autocommit, [], |tx| { tx.query_opt(INSERT_USER, &params, |r| r.int(0)).await })?;
+        inserted_user(id, username, password_hash, anonymous, now)
+    }
+
+    async fn hserve_user_by_name(&self, scope: &Scope, username: &str) -> Result<Option<HserveUser>> {
+        let params = rows::scoped(scope, username);
+        job!(self, Read, [], |tx| { tx.query_opt(&user_by_name_sql(), &params, user).await })
+    }
+
+    async fn hserve_user(&self, scope: &Scope, id: i64) -> Result<Option<HserveUser>> {
+        let params = rows::scoped_int(scope, id);
+        job!(self, Read, [], |tx| { tx.query_opt(&user_by_id_sql(), &params, user).await })
+    }
+
+    async fn create_hserve_session(&self, token_hash: &[u8], scope: &Scope, user_id: i64, expires: i64) -> Result<()> {
+        let params = [
+            SqlParam::Bytes(token_hash.to_vec()),
+            SqlParam::Int(user_id),
+            SqlParam::Text(scope.app_id.clone()),
+            SqlParam::Bool(scope.mode.is_live()),
+            SqlParam::Int(expires),
+        ];
+        job!(self, Autocommit, [], |tx| { tx.exec(INSERT_SESSION, &params).await.map(|_| ()) })
+    }
+
+    async fn hserve_session(&self, token_hash: &[u8], now: i64) -> Result<Option<(Scope, i64)>> {
+        let params = [SqlParam::Bytes(token_hash.to_vec()), SqlParam::Int(now)];
+        job!(self, Read, [], |tx| {
+            let row =
+                |r: &dyn RowLike| Ok((Scope { app_id: r.text(0)?, mode: Mode::from_live(r.boolean(1)?) }, r.int(2)?));
+            tx.query_opt(SESSION, &params, row).await
+        })
+    }
+
+    async fn delete_hserve_session(&self, token_hash: &[u8]) -> Result<bool> {
+        let params = [SqlParam::Bytes(token_hash.to_vec())];
+        job!(self, Autocommit, [], |tx| { Ok(tx.exec(DELETE_SESSION, &params).await? > 0) })
+    }
+
+    async fn insert_payment_record(&self, order: &Order, charge: &Charge, meta: &RecordMeta) -> Result<i64> {
+        job!(self, Write, [order, charge, meta], |tx| {
+            let scope = Scope { app_id: order.app_id.clone(), mode: order.mode };
+            tx.exec(&rows::insert_order_sql(), &rows::order_params(&order)).await?;
+            tx.exec(&rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
+            tx.exec(INSERT_META, &meta_params(&scope, &order.id, &meta)).await?;
+            let seq = tx.query_opt(rows::ORDER_SEQ, &rows::scoped(&scope, &order.id), |r| r.int(0)).await?;
+            seq.ok_or_else(|| crate::sql::vanished("record"))
+        })
+    }
+
+    async fn payment_records(
+        &self,
+        scope: &Scope,
+        user: Option<i64>,
+        query: &RecordQuery,
+    ) -> Result<(Vec<PaymentRecord>, i64)> {
+        let ((page_sql, page_params), (count_sql, count_params)) = records_queries(scope, user, query)?;
+        job!(self, Read, [], |tx| {
+            let records = tx.query(&page_sql, &page_params, record).await?;
+            let total = tx.query_opt(&count_sql, &count_params, |r| r.int(0)).await?.unwrap_or(0);
+            Ok((records, total))
+        })
+    }
+
+    async fn payment_record(&self, scope: &Scope, user: Option<i64>, reference: &str) -> Result<Option<PaymentRecord>> {
+        let (sql, params) = record_by_reference(scope, user, reference);
+        job!(self, Read, [], |tx| { tx.query_opt(&sql, &params, record).await })
+    }
+}

@@ -2,21 +2,31 @@
 //! (PostgreSQL: row locks; SQLite: the single writer), so callers never check-then-act.
 //! Every object lookup takes a [`Scope`]; there is no unscoped read of merchant data except
 //! [`Store::find_test_charge`] for the operator's `paygate sandbox pay` command.
+//!
+//! Every method is written once, over [`sql::Tx`], in `transactions.rs` (and in `hserve.rs`,
+//! `shares.rs`, `pos.rs` for their traits); a backend crate only says how to run it.
 
 pub mod hserve;
 pub mod outbox;
 pub mod pos;
 pub mod rows;
 pub mod shares;
+pub mod sql;
+mod transactions;
 
 use async_trait::async_trait;
 pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
-pub use outbox::{Attempt, AttemptRecord, AttemptResult, Claim, DeliveryView, DueDelivery, Endpoint, NewEndpoint};
+pub use outbox::{
+    Attempt, AttemptRecord, AttemptResult, Claim, DeliveryView, DueDelivery, Endpoint, NewEndpoint, OutboxStats,
+};
 use paygate_domain::events::Event;
 use paygate_domain::paging::{CreatedRange, OrderFilter, Page, Paging};
 use paygate_domain::{Amount, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope};
 pub use pos::{BalanceTransaction, FaceCredential, Member, PosMeta, PosRecord, PosRef, PosStore};
+/// Re-exported so callers reach a credential's secret without naming the crate.
+pub use secrecy::{ExposeSecret, SecretString};
 pub use shares::{ShareOutcome, ShareRequest, ShareReserved, ShareStore};
+pub use sql::{Access, Backend, PoolStats, Tx};
 
 pub type Result<T> = std::result::Result<T, Problem>;
 
@@ -27,6 +37,15 @@ pub struct ApiKeyRecord {
     pub mode: Mode,
     /// The last four characters, so an operator can tell keys apart.
     pub hint: String,
+}
+
+/// Who a (not expired) API key belongs to.
+#[derive(Debug, Clone)]
+pub struct KeyOwner {
+    pub app: App,
+    pub mode: Mode,
+    /// When the key stops working (it was rolled); `None`: it does not expire.
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,7 +152,14 @@ pub trait Store: HserveStore + ShareStore + PosStore + Send + Sync + 'static {
         credentials: &[FaceCredential],
     ) -> Result<()>;
     async fn count_apps(&self) -> Result<i64>;
-    async fn find_api_key(&self, key_hash: &[u8]) -> Result<Option<(App, Mode)>>;
+    /// Every app, oldest first.
+    async fn list_apps(&self) -> Result<Vec<App>>;
+    /// The key's owner, unless the key expired at or before `now`.
+    async fn find_api_key(&self, key_hash: &[u8], now: i64) -> Result<Option<KeyOwner>>;
+    /// In one transaction: the app's keys of `key.mode` that are still valid at
+    /// `old_keys_expire` now expire then (an earlier expiry is kept, never extended), and `key`
+    /// is added, not expiring. False when the app does not exist.
+    async fn roll_api_key(&self, app_id: &str, key: &ApiKeyRecord, old_keys_expire: i64) -> Result<bool>;
     async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool>;
     async fn set_app_late_payment(&self, app_id: &str, policy: LatePayment) -> Result<bool>;
     async fn app(&self, app_id: &str) -> Result<Option<App>>;
@@ -213,6 +239,12 @@ pub trait Store: HserveStore + ShareStore + PosStore + Send + Sync + 'static {
     ) -> Result<IdempotencyBegin>;
     async fn idempotency_complete(&self, scope: &Scope, key: &str, status: u16, body: &[u8]) -> Result<()>;
     async fn idempotency_release(&self, scope: &Scope, key: &str) -> Result<()>;
+
+    /// Connection figures for `/metrics` (see [`PoolStats`] for what each backend counts); read
+    /// from memory, never from the database.
+    async fn pool_stats(&self) -> Result<PoolStats>;
+    /// Pending deliveries and the age of the oldest at `now`, from an index.
+    async fn outbox_stats(&self, now: i64) -> Result<OutboxStats>;
 }
 
 /// What an existing idempotency row means for a new request with `fingerprint` at `now`;

@@ -188,14 +188,17 @@ pub fn list_events_query(
     if let Some(seq) = cursor_seq {
         push(format!("seq {}", if ending_before { ">" } else { "<" }), SqlParam::Int(seq), &mut sql);
     }
-    sql.push_str(&format!(" ORDER BY seq {} LIMIT {}", if ending_before { "ASC" } else { "DESC" }, limit + 1));
+    params.push(SqlParam::Int(limit + 1));
+    sql.push_str(&format!(" ORDER BY seq {} LIMIT ${}", if ending_before { "ASC" } else { "DESC" }, params.len()));
     (sql, params)
 }
 
-pub const INSERT_ENDPOINT: &str = "INSERT INTO webhook_endpoints (id, app_id, livemode, created, url, secret, all_events) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const INSERT_ENDPOINT: &str = "INSERT INTO webhook_endpoints \
+    (id, app_id, livemode, created, url, secret, all_events) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub const INSERT_ENDPOINT_TYPE: &str = "INSERT INTO webhook_endpoint_events (endpoint_id, type) VALUES ($1, $2)";
 pub const ENDPOINT_TYPES: &str = "SELECT type FROM webhook_endpoint_events WHERE endpoint_id = $1 ORDER BY type";
-pub const LIST_ENDPOINTS: &str = "SELECT id, created, livemode, url, all_events FROM webhook_endpoints WHERE app_id = $1 AND livemode = $2 AND NOT deleted ORDER BY seq";
+pub const LIST_ENDPOINTS: &str = "SELECT id, created, livemode, url, all_events FROM webhook_endpoints \
+    WHERE app_id = $1 AND livemode = $2 AND NOT deleted ORDER BY seq";
 pub const DELETE_ENDPOINT: &str =
     "UPDATE webhook_endpoints SET deleted = TRUE WHERE app_id = $1 AND livemode = $2 AND id = $3 AND NOT deleted";
 /// Deliveries still queued for a deleted endpoint are dropped with it.
@@ -222,8 +225,8 @@ pub fn claim_sql(lock: &str) -> String {
         "WITH due AS (SELECT d.seq, d.endpoint_id, d.next_attempt_at, \
              ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.seq) AS place \
              FROM deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until <= $1) \
-             AND NOT e.deleted), \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+             AND (d.lease_until IS NULL OR d.lease_until <= $1) AND NOT e.deleted), \
          busy AS (SELECT endpoint_id, COUNT(*) AS leased FROM deliveries \
              WHERE status = 'pending' AND next_attempt_at <= $1 AND lease_until > $1 GROUP BY endpoint_id), \
          picked AS (SELECT due.seq FROM due LEFT JOIN busy ON busy.endpoint_id = due.endpoint_id \
@@ -243,8 +246,10 @@ pub fn claim_params(c: &Claim) -> Vec<SqlParam> {
 
 pub const DELIVERY_TARGET: &str = "SELECT url, secret FROM webhook_endpoints WHERE id = $1";
 pub const EVENT_BY_ID: &str = "SELECT id, app_id, livemode, created, type, data, \
-    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id AND d.status = 'pending') FROM events WHERE id = $1";
-pub const INSERT_ATTEMPT: &str = "INSERT INTO delivery_attempts (delivery_seq, attempted_at, status_code, latency_ms, error, response_snippet) VALUES ($1, $2, $3, $4, $5, $6)";
+    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id AND d.status = 'pending') \
+    FROM events WHERE id = $1";
+pub const INSERT_ATTEMPT: &str = "INSERT INTO delivery_attempts \
+    (delivery_seq, attempted_at, status_code, latency_ms, error, response_snippet) VALUES ($1, $2, $3, $4, $5, $6)";
 /// The attempt's verdict moves the delivery only while its claim still holds (the lease is the
 /// one it was claimed with: a node that outlived its lease decides nothing), the delivery is
 /// pending, and its endpoint still exists: a deletion during the attempt is never undone.
@@ -260,7 +265,8 @@ pub const DELIVERY_UNSENDABLE: &str = "UPDATE deliveries SET status = 'failed', 
 pub const DELIVERIES_OF_EVENT: &str =
     "SELECT d.seq, d.endpoint_id, d.status, d.attempts, d.next_attempt_at FROM deliveries d \
     JOIN events e ON e.id = d.event_id WHERE e.app_id = $1 AND e.livemode = $2 AND e.id = $3 ORDER BY d.seq";
-pub const ATTEMPTS_OF_DELIVERY: &str = "SELECT attempted_at, status_code, latency_ms, error, response_snippet FROM delivery_attempts WHERE delivery_seq = $1 ORDER BY seq";
+pub const ATTEMPTS_OF_DELIVERY: &str = "SELECT attempted_at, status_code, latency_ms, error, response_snippet \
+    FROM delivery_attempts WHERE delivery_seq = $1 ORDER BY seq";
 /// A manual resend queues a fresh delivery for every endpoint that would receive the event now.
 pub const RESEND: &str = FAN_OUT;
 
@@ -321,9 +327,24 @@ pub fn attempt(r: &dyn RowLike) -> Result<Attempt> {
     })
 }
 
-pub const EXPIRED_ORDERS: &str = "SELECT app_id, livemode, id FROM orders WHERE status = 'created' AND time_expire <= $1 ORDER BY time_expire LIMIT $2";
-pub const CLOSE_ORDER: &str = "UPDATE orders SET status = 'closed' WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created' AND time_expire <= $4";
+pub const EXPIRED_ORDERS: &str = "SELECT app_id, livemode, id FROM orders \
+    WHERE status = 'created' AND time_expire <= $1 ORDER BY time_expire LIMIT $2";
+pub const CLOSE_ORDER: &str = "UPDATE orders SET status = 'closed' \
+    WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created' AND time_expire <= $4";
 
 pub const LATE_PAYMENTS_TO_REFUND: &str =
     "SELECT o.app_id, o.livemode, o.id FROM orders o JOIN apps a ON a.id = o.app_id \
     WHERE o.status = 'paid_after_close' AND o.refund_reserved < o.amount_paid AND a.late_payment = 'refund' LIMIT $1";
+
+/// How many deliveries are pending and when the oldest of them was queued; reads only the
+/// partial index `deliveries_pending_created` (migration 4), not the delivered history.
+pub const OUTBOX_STATS: &str = "SELECT COUNT(*), MIN(created) FROM deliveries WHERE status = 'pending'";
+
+/// The outbox as `/metrics` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Deliveries not yet delivered or given up (due now or waiting for a retry).
+    pub pending: i64,
+    /// Seconds since the oldest pending delivery was queued; 0 when nothing is pending.
+    pub oldest_pending_age_seconds: i64,
+}

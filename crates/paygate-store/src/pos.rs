@@ -3,20 +3,25 @@
 //! here once for both backends.
 
 use crate::rows::{self, RowLike, SqlParam};
+use crate::sql::{job, vanished, Tx};
+use crate::transactions::{emit, load_order, order_object};
 use crate::Result;
 use async_trait::async_trait;
+use paygate_domain::objects;
 use paygate_domain::pos::Discounts;
 use paygate_domain::{Amount, App, Charge, Mode, Order, Problem, Scope};
+use secrecy::{ExposeSecret, SecretString};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows the secret as `[REDACTED]`, so no `{:?}` can put it in a log.
+#[derive(Debug, Clone)]
 pub struct FaceCredential {
     /// `open_app_id` (cashier) or `accessid` (SaaS).
     pub public_id: String,
     /// `cashier` or `saas`.
     pub face: String,
     pub scope: Scope,
-    /// The shared signing key.
-    pub secret: String,
+    /// The shared signing key (`expose_secret()` to sign with it).
+    pub secret: SecretString,
     /// The cashier's store token (`token` in the envelope).
     pub token: Option<String>,
 }
@@ -116,7 +121,7 @@ pub fn credential(r: &dyn RowLike) -> Result<FaceCredential> {
         public_id: r.text(0)?,
         face: r.text(1)?,
         scope: Scope { app_id: r.text(2)?, mode: Mode::from_live(r.boolean(3)?) },
-        secret: r.text(4)?,
+        secret: SecretString::from(r.text(4)?),
         token: r.opt_text(5)?,
     })
 }
@@ -130,7 +135,7 @@ pub fn credential_params(c: &FaceCredential) -> Vec<SqlParam> {
         SqlParam::Text(c.face.clone()),
         SqlParam::Text(c.scope.app_id.clone()),
         SqlParam::Bool(c.scope.mode.is_live()),
-        SqlParam::Text(c.secret.clone()),
+        SqlParam::Text(c.secret.expose_secret().to_string()),
         SqlParam::OptText(c.token.clone()),
     ]
 }
@@ -219,8 +224,10 @@ pub fn member_scoped(scope: &Scope, member_id: i64, more: impl IntoIterator<Item
     rows::with(rows::scoped_int(scope, member_id), more)
 }
 
-pub const INSERT_META: &str = "INSERT INTO pos_orders (order_id, app_id, livemode, pay_no, out_trade_no, attach, discounts, pre_fee_subsidy, \
-    fee_subsidy_party, member_id, auth_code_kind, reversed, goods_detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+pub const INSERT_META: &str = "INSERT INTO pos_orders \
+    (order_id, app_id, livemode, pay_no, out_trade_no, attach, discounts, pre_fee_subsidy, fee_subsidy_party, \
+    member_id, auth_code_kind, reversed, goods_detail) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 pub fn meta_params(order: &Order, m: &PosMeta) -> Vec<SqlParam> {
     vec![
@@ -240,7 +247,8 @@ pub fn meta_params(order: &Order, m: &PosMeta) -> Vec<SqlParam> {
     ]
 }
 
-const META_COLUMNS: &str = "p.order_id, p.pay_no, p.out_trade_no, p.attach, p.discounts, p.pre_fee_subsidy, p.fee_subsidy_party, p.member_id, p.auth_code_kind, p.reversed, p.goods_detail";
+const META_COLUMNS: &str = "p.order_id, p.pay_no, p.out_trade_no, p.attach, p.discounts, p.pre_fee_subsidy, \
+    p.fee_subsidy_party, p.member_id, p.auth_code_kind, p.reversed, p.goods_detail";
 
 /// The record's order id and meta; the caller loads the order, charge and member by id.
 pub fn meta(r: &dyn RowLike) -> Result<(String, PosMeta)> {
@@ -274,7 +282,10 @@ pub fn meta_query(scope: &Scope, by: &PosRef) -> (String, Vec<SqlParam>) {
         ),
     };
     (
-        format!("SELECT {META_COLUMNS} FROM pos_orders p JOIN orders o ON o.id = p.order_id WHERE p.app_id = $1 AND p.livemode = $2 AND {clause} ORDER BY o.seq DESC LIMIT 1"),
+        format!(
+            "SELECT {META_COLUMNS} FROM pos_orders p JOIN orders o ON o.id = p.order_id \
+             WHERE p.app_id = $1 AND p.livemode = $2 AND {clause} ORDER BY o.seq DESC LIMIT 1"
+        ),
         rows::scoped(scope, value),
     )
 }
@@ -297,4 +308,151 @@ pub fn insufficient_balance(member: i64, amount: Amount) -> Problem {
         "insufficient_balance",
         format!("Member {member}'s wallet balance does not cover {} fen; nothing was charged.", amount.fen()),
     )
+}
+
+async fn load_meta(tx: &mut dyn Tx, scope: &Scope, by: &PosRef) -> Result<Option<(String, PosMeta)>> {
+    let (sql, params) = meta_query(scope, by);
+    tx.query_opt(&sql, &params, meta).await
+}
+
+async fn load_member(tx: &mut dyn Tx, scope: &Scope, id: i64) -> Result<Option<Member>> {
+    tx.query_opt(&member_by_id_sql(), &member_scoped(scope, id, []), member).await
+}
+
+/// `$4` signed amount, `$5` kind, `$6` reference, `$7` now (see [`RECORD_BALANCE`]).
+async fn record_balance(tx: &mut dyn Tx, scope: &Scope, member_id: i64, entry: [SqlParam; 4]) -> Result<()> {
+    tx.exec(RECORD_BALANCE, &member_scoped(scope, member_id, entry)).await.map(|_| ())
+}
+
+#[async_trait]
+impl<B: crate::Backend> PosStore for B {
+    async fn face_credential(&self, public_id: &str) -> Result<Option<(FaceCredential, App)>> {
+        let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM face_credentials c WHERE c.public_id = $1");
+        let app_sql = format!("SELECT {} FROM apps a WHERE a.id = $1", crate::sql::APP_COLUMNS);
+        job!(self, Read, [public_id], |tx| {
+            let Some(cred) = tx.query_opt(&sql, &[SqlParam::Text(public_id)], credential).await? else {
+                return Ok(None);
+            };
+            let app = tx.query_opt(&app_sql, &[SqlParam::Text(cred.scope.app_id.clone())], crate::sql::app).await?;
+            Ok(app.map(|app| (cred, app)))
+        })
+    }
+
+    async fn face_credentials(&self, app_id: &str) -> Result<Vec<FaceCredential>> {
+        job!(self, Read, [app_id], |tx| {
+            tx.query(&credentials_of_app_sql(), &[SqlParam::Text(app_id)], credential).await
+        })
+    }
+
+    async fn remember_signature(&self, public_id: &str, sign: &str, now: i64, forget_before: i64) -> Result<bool> {
+        let params = [SqlParam::Text(public_id.to_string()), SqlParam::Text(sign.to_string()), SqlParam::Int(now)];
+        job!(self, Autocommit, [], |tx| {
+            tx.exec(FORGET_SIGNATURES, &[SqlParam::Int(forget_before)]).await?;
+            Ok(tx.exec(REMEMBER_SIGNATURE, &params).await? == 1)
+        })
+    }
+
+    async fn set_fee_rate(&self, scope: &Scope, family: &str, rate_bp: i64) -> Result<()> {
+        let params = rows::with(rows::scoped(scope, family), [SqlParam::Int(rate_bp)]);
+        job!(self, Autocommit, [], |tx| { tx.exec(SET_FEE_RATE, &params).await.map(|_| ()) })
+    }
+
+    async fn fee_rate(&self, scope: &Scope, family: &str) -> Result<Option<i64>> {
+        let params = rows::scoped(scope, family);
+        job!(self, Read, [], |tx| { tx.query_opt(FEE_RATE, &params, |r| r.int(0)).await })
+    }
+
+    async fn create_member(&self, scope: &Scope, member: &Member) -> Result<Member> {
+        let params = member_params(scope, member);
+        let id = job!(self, Autocommit, [], |tx| { tx.query_opt(INSERT_MEMBER, &params, |r| r.int(0)).await })?;
+        inserted_member(id, member)
+    }
+
+    async fn member(&self, scope: &Scope, id: i64) -> Result<Option<Member>> {
+        job!(self, Read, [scope], |tx| { load_member(tx, &scope, id).await })
+    }
+
+    async fn member_by_pay_code(&self, scope: &Scope, pay_code: &str) -> Result<Option<Member>> {
+        let params = rows::scoped(scope, pay_code);
+        job!(self, Read, [], |tx| { tx.query_opt(&member_by_code_sql(), &params, member).await })
+    }
+
+    async fn top_up(&self, scope: &Scope, member_id: i64, amount: Amount, reference: &str, now: i64) -> Result<Member> {
+        job!(self, Write, [scope, reference], |tx| {
+            if tx.exec(CREDIT, &member_scoped(&scope, member_id, [SqlParam::Int(amount.fen())])).await? != 1 {
+                return Err(Problem::not_found("member", &member_id.to_string()));
+            }
+            let entry = [
+                SqlParam::Int(amount.fen()),
+                SqlParam::Text("topup".into()),
+                SqlParam::Text(reference),
+                SqlParam::Int(now),
+            ];
+            record_balance(tx, &scope, member_id, entry).await?;
+            load_member(tx, &scope, member_id).await?.ok_or_else(|| vanished("member"))
+        })
+    }
+
+    async fn balance_transactions(&self, scope: &Scope, member_id: i64, limit: i64) -> Result<Vec<BalanceTransaction>> {
+        let params = member_scoped(scope, member_id, [SqlParam::Int(limit)]);
+        job!(self, Read, [], |tx| { tx.query(BALANCE_TRANSACTIONS, &params, balance_transaction).await })
+    }
+
+    async fn insert_pos_payment(&self, order: &Order, charge: &Charge, meta: &PosMeta) -> Result<()> {
+        job!(self, Write, [order, charge, meta], |tx| {
+            tx.exec(&rows::insert_order_sql(), &rows::order_params(&order)).await?;
+            tx.exec(&rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
+            tx.exec(INSERT_META, &meta_params(&order, &meta)).await?;
+            Ok(())
+        })
+    }
+
+    async fn insert_wallet_payment(&self, order: &Order, charge: &Charge, meta: &PosMeta, now: i64) -> Result<()> {
+        let member_id = meta.member_id.ok_or_else(|| Problem::internal("wallet payment without member"))?;
+        job!(self, Write, [order, charge, meta], |tx| {
+            let scope = Scope { app_id: order.app_id.clone(), mode: order.mode };
+            tx.exec(&rows::insert_order_sql(), &rows::order_params(&order)).await?;
+            tx.exec(&rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
+            tx.exec(INSERT_META, &meta_params(&order, &meta)).await?;
+            // The debit re-checks the balance itself: a wallet that does not cover it writes nothing.
+            if tx.exec(DEBIT, &wallet_debit_params(&order, member_id)).await? != 1 {
+                return Err(insufficient_balance(member_id, order.actual_amount));
+            }
+            let entry = [
+                SqlParam::Int(-order.actual_amount.fen()),
+                SqlParam::Text("payment".into()),
+                SqlParam::Text(charge.id.clone()),
+                SqlParam::Int(now),
+            ];
+            record_balance(tx, &scope, member_id, entry).await?;
+            emit(tx, &scope, paygate_domain::events::CHARGE_SUCCEEDED, objects::charge(&charge, None), now).await?;
+            let object = order_object(tx, &scope, order.clone()).await?;
+            emit(tx, &scope, paygate_domain::events::ORDER_SUCCEEDED, object, now).await
+        })
+    }
+
+    async fn pos_record(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>> {
+        job!(self, Read, [scope, by], |tx| {
+            let Some((order_id, meta)) = load_meta(tx, &scope, &by).await? else { return Ok(None) };
+            let order = load_order(tx, &scope, &order_id, false).await?;
+            let order = order.ok_or_else(|| Problem::internal("record without order"))?;
+            let charge =
+                tx.query_opt(&rows::charges_of_order_sql(), &rows::scoped(&scope, &order_id), rows::charge).await?;
+            let charge = charge.ok_or_else(|| Problem::internal("record without charge"))?;
+            let member = match meta.member_id {
+                Some(id) => load_member(tx, &scope, id).await?,
+                None => None,
+            };
+            Ok(Some(PosRecord { order, charge, meta, member }))
+        })
+    }
+
+    async fn pos_meta(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosMeta>> {
+        job!(self, Read, [scope, by], |tx| { Ok(load_meta(tx, &scope, &by).await?.map(|(_, m)| m)) })
+    }
+
+    async fn mark_reversed(&self, scope: &Scope, order_id: &str) -> Result<()> {
+        let params = rows::scoped(scope, order_id);
+        job!(self, Autocommit, [], |tx| { tx.exec(MARK_REVERSED, &params).await.map(|_| ()) })
+    }
 }

@@ -17,6 +17,8 @@ pub trait RowLike {
     fn int(&self, i: usize) -> Result<i64>;
     fn opt_int(&self, i: usize) -> Result<Option<i64>>;
     fn boolean(&self, i: usize) -> Result<bool>;
+    fn bytes(&self, i: usize) -> Result<Vec<u8>>;
+    fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>>;
 }
 
 /// A bind parameter of a dynamically built query.
@@ -28,11 +30,13 @@ pub enum SqlParam {
     /// Typed NULLs: PostgreSQL checks a parameter's type even when it is NULL.
     OptText(Option<String>),
     OptInt(Option<i64>),
+    Bytes(Vec<u8>),
 }
 
-pub const ORDER_COLUMNS: &str = "id, app_id, livemode, created, status, uid, merchant_order_no, amount, coupon_amount, \
-    actual_amount, amount_paid, amount_refunded, refund_reserved, has_refunds, currency, subject, body, client_ip, \
-    time_paid, time_expire, description, metadata, receipt_app, service_app, profit_sharing, share_reserved, sharing_finished";
+pub const ORDER_COLUMNS: &str = "id, app_id, livemode, created, status, uid, merchant_order_no, amount, \
+    coupon_amount, actual_amount, amount_paid, amount_refunded, refund_reserved, has_refunds, currency, subject, body, \
+    client_ip, time_paid, time_expire, description, metadata, receipt_app, service_app, profit_sharing, \
+    share_reserved, sharing_finished";
 
 pub const CHARGE_COLUMNS: &str = "id, order_id, app_id, livemode, created, status, channel, channel_order_no, amount, \
     amount_refunded, currency, client_ip, subject, body, extra, credential, time_paid, time_expire, transaction_no, \
@@ -43,6 +47,11 @@ pub const REFUND_COLUMNS: &str = "id, order_id, charge_id, app_id, livemode, cre
 
 pub fn insert_order_sql() -> String {
     format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({})", placeholders(27))
+}
+/// A second order with a taken merchant_order_no inserts nothing (0 rows) instead of failing:
+/// that one unique key, and no other error, is a duplicate order.
+pub fn insert_new_order_sql() -> String {
+    format!("{} ON CONFLICT (app_id, livemode, merchant_order_no) DO NOTHING", insert_order_sql())
 }
 pub fn insert_charge_sql() -> String {
     format!("INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({})", placeholders(26))
@@ -65,13 +74,17 @@ pub fn charges_of_order_sql() -> String {
     )
 }
 pub fn pending_charges_sql(lock: &str) -> String {
-    format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'pending' {lock}")
+    format!(
+        "SELECT {CHARGE_COLUMNS} FROM charges \
+         WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'pending' {lock}"
+    )
 }
 pub fn find_charge_sql() -> String {
     format!(
         "SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 \
          AND (id = $3 OR channel_order_no = $3 OR transaction_no = $3 \
-         OR channel_order_no = (SELECT trade_no FROM hserve_orders WHERE app_id = $1 AND livemode = $2 AND transaction_no = $3)) \
+         OR channel_order_no = (SELECT trade_no FROM hserve_orders \
+             WHERE app_id = $1 AND livemode = $2 AND transaction_no = $3)) \
          ORDER BY seq DESC LIMIT 1"
     )
 }
@@ -84,13 +97,13 @@ pub fn find_test_charge_sql() -> String {
     )
 }
 
-pub const CLOSE_PENDING_CHARGES: &str =
-    "UPDATE charges SET status = 'closed' WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'pending'";
+pub const CLOSE_PENDING_CHARGES: &str = "UPDATE charges SET status = 'closed' \
+    WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'pending'";
 pub const CANCEL_ORDER: &str =
     "UPDATE orders SET status = 'canceled' WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status = 'created'";
 /// A closed charge can still succeed at the channel (money taken late); see `plan_settlement`.
-pub const CHARGE_SUCCEEDED: &str =
-    "UPDATE charges SET status = 'succeeded', transaction_no = $4, time_paid = $5, notification = $6, settlement = $7 \
+pub const CHARGE_SUCCEEDED: &str = "UPDATE charges \
+    SET status = 'succeeded', transaction_no = $4, time_paid = $5, notification = $6, settlement = $7 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3 AND status IN ('pending', 'closed')";
 /// Once a charge pays the order, its other pending charges can no longer succeed normally.
 pub const CLOSE_OTHER_PENDING: &str = "UPDATE charges SET status = 'closed' \
@@ -120,8 +133,10 @@ pub const CHARGE_REFUND_COUNTED: &str = "UPDATE charges SET amount_refunded = am
 /// the charge, `$4` the amount, `$5` the refund id, `$6` now. No-ops for other charges.
 pub const WALLET_REFUND_CREDIT: &str = "UPDATE members SET balance = balance + $4 \
     WHERE id = (SELECT member_id FROM charges WHERE app_id = $1 AND livemode = $2 AND id = $3)";
-pub const WALLET_REFUND_RECORD: &str = "INSERT INTO balance_transactions (member_id, app_id, livemode, created, kind, amount, balance_after, reference) \
-    SELECT m.id, CAST($1 AS TEXT), CAST($2 AS BOOLEAN), CAST($6 AS BIGINT), 'refund', CAST($4 AS BIGINT), m.balance, CAST($5 AS TEXT) FROM members m \
+pub const WALLET_REFUND_RECORD: &str = "INSERT INTO balance_transactions \
+    (member_id, app_id, livemode, created, kind, amount, balance_after, reference) \
+    SELECT m.id, CAST($1 AS TEXT), CAST($2 AS BOOLEAN), CAST($6 AS BIGINT), 'refund', CAST($4 AS BIGINT), m.balance, \
+    CAST($5 AS TEXT) FROM members m \
     WHERE m.id = (SELECT member_id FROM charges WHERE app_id = $1 AND livemode = $2 AND id = $3)";
 pub const ORDER_REFUND_RELEASED: &str = "UPDATE orders SET refund_reserved = refund_reserved - $4 \
     WHERE app_id = $1 AND livemode = $2 AND id = $3";
@@ -374,7 +389,9 @@ pub fn list_orders_query(
     let mut reversed = false;
     match paging {
         Paging::Page { page, per_page } => {
-            sql.push_str(&format!(" ORDER BY seq DESC LIMIT {} OFFSET {}", per_page + 1, (page - 1) * per_page));
+            params.push(SqlParam::Int(per_page + 1));
+            params.push(SqlParam::Int((page - 1) * per_page));
+            sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${} OFFSET ${}", params.len() - 1, params.len()));
         }
         Paging::Cursor { limit, ending_before, .. } => {
             if let Some(seq) = cursor_seq {
@@ -383,7 +400,8 @@ pub fn list_orders_query(
             }
             reversed = ending_before.is_some();
             let dir = if reversed { "ASC" } else { "DESC" };
-            sql.push_str(&format!(" ORDER BY seq {dir} LIMIT {}", limit + 1));
+            params.push(SqlParam::Int(limit + 1));
+            sql.push_str(&format!(" ORDER BY seq {dir} LIMIT ${}", params.len()));
         }
     }
     (sql, params, reversed)
@@ -407,7 +425,8 @@ pub fn refunds_query(
         params.push(SqlParam::Text(c.into()));
         sql.push_str(&format!(" AND charge_id = ${}", params.len()));
     }
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT {}", limit + 1));
+    params.push(SqlParam::Int(limit + 1));
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", params.len()));
     (sql, params)
 }
 
@@ -495,6 +514,12 @@ impl RowLike for Shifted<'_> {
     }
     fn boolean(&self, i: usize) -> Result<bool> {
         self.0.boolean(i + self.1)
+    }
+    fn bytes(&self, i: usize) -> Result<Vec<u8>> {
+        self.0.bytes(i + self.1)
+    }
+    fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>> {
+        self.0.opt_bytes(i + self.1)
     }
 }
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
+use tracing::Instrument;
 
 /// At most this much of a receiver's answer is kept in the attempt log.
 pub const SNIPPET_BYTES: usize = 512;
@@ -59,30 +60,6 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Defaults, overridden by `PAYGATE_WORKER_LEASE_SECONDS`, `PAYGATE_WORKER_POLL_MS`,
-    /// `PAYGATE_WORKER_TIMEOUT_MS`, `PAYGATE_WORKER_MAX_IN_FLIGHT` and
-    /// `PAYGATE_WORKER_PER_ENDPOINT`. Read once, at start; check with [`Settings::validate`].
-    pub fn from_env() -> Settings {
-        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok());
-        let mut s = Settings::default();
-        if let Some(lease) = var("PAYGATE_WORKER_LEASE_SECONDS") {
-            s.lease_seconds = i64::try_from(lease).unwrap_or(i64::MAX);
-        }
-        if let Some(poll) = var("PAYGATE_WORKER_POLL_MS") {
-            s.poll = Duration::from_millis(poll.max(10));
-        }
-        if let Some(timeout) = var("PAYGATE_WORKER_TIMEOUT_MS") {
-            s.timeout = Duration::from_millis(timeout);
-        }
-        if let Some(n) = var("PAYGATE_WORKER_MAX_IN_FLIGHT") {
-            s.max_in_flight = usize::try_from(n).unwrap_or(usize::MAX);
-        }
-        if let Some(n) = var("PAYGATE_WORKER_PER_ENDPOINT") {
-            s.per_endpoint = i64::try_from(n).unwrap_or(i64::MAX);
-        }
-        s
-    }
-
     /// Refuses settings under which a delivery could be sent twice by healthy workers, or not
     /// at all. The lease must outlast the attempt timeout by more than a second: the clock
     /// counts whole seconds, so a lease of N seconds may run out N − 1 seconds after the claim,
@@ -218,6 +195,19 @@ impl Worker {
 
     /// Expiry, then late refunds: each order on its own, failures logged and retried next pass.
     async fn housekeeping(&self) -> Sweep {
+        let started = Instant::now();
+        let sweep = self.housekeeping_pass().instrument(tracing::debug_span!("housekeeping")).await;
+        let metrics = &self.app.metrics;
+        metrics.sweep_seconds.observe(started.elapsed().as_secs_f64());
+        metrics.expired_orders.inc_by(sweep.expired_orders as u64);
+        metrics.worker_errors.inc_by(sweep.errors as u64);
+        if sweep.expired_orders + sweep.late_refunds > 0 {
+            tracing::info!(expired = sweep.expired_orders, late_refunds = sweep.late_refunds, "housekeeping");
+        }
+        sweep
+    }
+
+    async fn housekeeping_pass(&self) -> Sweep {
         let mut sweep = Sweep::default();
         match self.app.expire_due_orders(HOUSEKEEPING_BATCH).await {
             Ok(pass) => {
@@ -225,7 +215,7 @@ impl Worker {
                 sweep.errors += log_failures("closing expired order", pass.failed);
             }
             Err(problem) => {
-                eprintln!("paygate: worker: finding expired orders: {problem}");
+                tracing::error!(%problem, "finding expired orders");
                 sweep.errors += 1;
             }
         }
@@ -235,7 +225,7 @@ impl Worker {
                 sweep.errors += log_failures("refunding late payment of order", pass.failed);
             }
             Err(problem) => {
-                eprintln!("paygate: worker: finding late payments to refund: {problem}");
+                tracing::error!(%problem, "finding late payments to refund");
                 sweep.errors += 1;
             }
         }
@@ -257,7 +247,7 @@ impl Worker {
                 match self.claim_and_send(&mut sending, asked).await {
                     // A full claim means more may be due: claim again at once if there is room.
                     Ok(claimed) => more_due = claimed as i64 == asked && sending.len() < self.settings.max_in_flight,
-                    Err(problem) => eprintln!("paygate: worker: claiming deliveries: {problem}"),
+                    Err(problem) => tracing::error!(%problem, "claiming deliveries"),
                 }
             }
             if more_due {
@@ -324,17 +314,35 @@ impl Worker {
         for joined in finished {
             match joined {
                 Ok((delivery, sent)) => {
+                    let (status, error) = (sent.status, sent.error.clone());
                     let record = judge(&delivery, sent);
-                    match record.result {
-                        AttemptResult::Delivered => sweep.delivered += 1,
-                        AttemptResult::RetryAt(_) => sweep.retrying += 1,
-                        AttemptResult::GiveUp => sweep.failed += 1,
-                    }
+                    let result = match record.result {
+                        AttemptResult::Delivered => {
+                            sweep.delivered += 1;
+                            "delivered"
+                        }
+                        AttemptResult::RetryAt(_) => {
+                            sweep.retrying += 1;
+                            "retrying"
+                        }
+                        AttemptResult::GiveUp => {
+                            sweep.failed += 1;
+                            "failed"
+                        }
+                    };
+                    self.app.metrics.deliveries.get_or_create(&paygate_core::metrics::ResultLabels { result }).inc();
+                    let span = tracing::info_span!("delivery", seq = delivery.seq, endpoint = %delivery.endpoint_id,
+                        event = %delivery.event.id, attempt = delivery.attempts + 1);
+                    span.in_scope(|| match result {
+                        "delivered" => tracing::info!(status, latency_ms = record.attempt.latency_ms, result),
+                        _ => tracing::warn!(status, error, latency_ms = record.attempt.latency_ms, result),
+                    });
                     records.push(record);
                 }
                 Err(e) => {
-                    eprintln!("paygate: worker: a send did not finish ({e}); its lease will run out and it is retried");
+                    tracing::error!(error = %e, "a send did not finish; its lease will run out and it is retried");
                     sweep.errors += 1;
+                    self.app.metrics.worker_errors.inc();
                 }
             }
         }
@@ -343,10 +351,10 @@ impl Worker {
         }
         if let Err(problem) = self.app.store.record_attempts(&records).await {
             let n = records.len();
-            eprintln!("paygate: worker: recording {n} attempt(s) together failed ({problem}); now one by one");
+            tracing::warn!(%problem, "recording {n} attempt(s) together failed; now one by one");
             for record in &records {
                 if let Err(problem) = self.app.store.record_attempts(std::slice::from_ref(record)).await {
-                    eprintln!("paygate: worker: recording the attempt of delivery {}: {problem}", record.seq);
+                    tracing::error!(delivery = record.seq, %problem, "recording an attempt");
                     sweep.errors += 1;
                 }
             }
@@ -387,7 +395,7 @@ fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
 
 fn log_failures(what: &str, failed: Vec<(String, Problem)>) -> usize {
     for (id, problem) in &failed {
-        eprintln!("paygate: worker: {what} {id}: {problem} (tried again next pass)");
+        tracing::warn!(%problem, "{what} {id} failed; tried again next pass");
     }
     failed.len()
 }

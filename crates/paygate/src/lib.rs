@@ -10,9 +10,12 @@ use tokio::sync::watch;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://paygate.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// PostgreSQL connections per process unless configured (`--pg-pool`).
+pub const DEFAULT_PG_POOL: usize = 16;
 
-/// `sqlite://PATH` (relative, or `sqlite:///absolute`) or `postgres://…`/`postgresql://…`.
-pub fn open_store(url: &str) -> Result<Arc<dyn Store>, Problem> {
+/// `sqlite://PATH` (relative, or `sqlite:///absolute`) or `postgres://…`/`postgresql://…`
+/// with at most `pg_pool` connections.
+pub fn open_store(url: &str, pg_pool: usize) -> Result<Arc<dyn Store>, Problem> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             return Err(Problem::invalid("database", "sqlite:// needs a file path, e.g. sqlite://paygate.db"));
@@ -20,8 +23,7 @@ pub fn open_store(url: &str) -> Result<Arc<dyn Store>, Problem> {
         return Ok(Arc::new(paygate_store_sqlite::SqliteStore::open(path)?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let pool = std::env::var("PAYGATE_PG_POOL").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
-        return Ok(Arc::new(paygate_store_postgres::PostgresStore::connect(url, pool)?));
+        return Ok(Arc::new(paygate_store_postgres::PostgresStore::connect(url, pg_pool)?));
     }
     Err(Problem::invalid(
         "database",
@@ -49,10 +51,19 @@ pub async fn start(url: &str, clock: Arc<dyn Clock>) -> Result<Arc<Paygate>, Pro
     start_with(url, clock, Policy::default()).await
 }
 
-/// Opens the store and starts the application under the operator's `policy` (the binary reads
-/// it from the environment once, with [`Policy::from_env`]).
+/// Opens the store and starts the application under the operator's `policy`.
 pub async fn start_with(url: &str, clock: Arc<dyn Clock>, policy: Policy) -> Result<Arc<Paygate>, Problem> {
-    Ok(Arc::new(Paygate::start(open_store(url)?, clock, policy).await?))
+    start_configured(url, DEFAULT_PG_POOL, clock, policy).await
+}
+
+/// What the binary calls with its parsed configuration.
+pub async fn start_configured(
+    url: &str,
+    pg_pool: usize,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+) -> Result<Arc<Paygate>, Problem> {
+    Ok(Arc::new(Paygate::start(open_store(url, pg_pool)?, clock, policy).await?))
 }
 
 /// A running server; dropping the handle does not stop it, `stop` does.
@@ -72,7 +83,7 @@ impl Running {
         for mut task in self.tasks {
             // The HTTP server keeps its own deadline; this bounds the worker's last sweep too.
             if tokio::time::timeout(self.grace + std::time::Duration::from_secs(1), &mut task).await.is_err() {
-                eprintln!("paygate: a task did not stop within the grace period; abandoning it");
+                tracing::warn!("a task did not stop within the grace period; abandoning it");
                 task.abort();
             }
         }

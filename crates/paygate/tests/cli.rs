@@ -71,3 +71,98 @@ fn sandbox_page_and_cli_complete_payments(backend: Backend) {
     let (st, _) = s.post(&k.live, &format!("/v1/sandbox/charges/{}/pay", live["id"].as_str().unwrap()), json!({}));
     assert_eq!(st, 400);
 }
+
+both!(app_list_and_roll_key);
+
+/// `paygate app list` and `paygate app roll-key`: the new key works at once; the old one keeps
+/// working for the grace period (0 = stops at once).
+fn app_list_and_roll_key(backend: Backend) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = support::fresh_database(&rt, backend);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = paygate(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{args:?}: {}", String::from_utf8_lossy(&out.stdout)))
+    };
+    let created = json(&["app", "create", "--name", "roll shop", "--json", "--database", &db]);
+    let app = created["id"].as_str().unwrap();
+    let list = json(&["app", "list", "--json", "--database", &db]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!((list[0]["id"].as_str(), list[0]["name"].as_str()), (Some(app), Some("roll shop")));
+
+    let first = created["test_secret_key"].as_str().unwrap().to_string();
+    let rolled = json(&["app", "roll-key", app, "--grace-hours", "0", "--json", "--database", &db]);
+    let second = rolled["secret_key"].as_str().unwrap().to_string();
+    assert!(second.starts_with("sk_test_") && second != first);
+    let rolled = json(&["app", "roll-key", app, "--json", "--database", &db]);
+    let third = rolled["secret_key"].as_str().unwrap().to_string();
+    // A server on the system clock, started after the rolls (a node's key cache lives 30 s).
+    let (mut server, base) = serve_binary(&db);
+    let works = |key: &str| match ureq::get(&format!("{base}/v1/orders?app={app}"))
+        .set("authorization", &format!("Bearer {key}"))
+        .call()
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(status, _)) => status,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(works(&first), 401, "rolled with no grace: the old key stopped at once");
+    assert_eq!((works(&third), works(&second)), (200, 200), "within the grace period both work");
+    assert_eq!(works(created["live_secret_key"].as_str().unwrap()), 200, "the other mode's key is untouched");
+    let _ = server.kill();
+    let _ = server.wait();
+    let out = paygate(&["app", "roll-key", "app_nope", "--database", &db]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn every_command_answers_help_and_completions_are_printed() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["worker", "-h"],
+        vec!["app", "roll-key", "--help"],
+        vec!["webhook", "create", "--help"],
+        vec!["events", "resend", "--help"],
+        vec!["--version"],
+    ] {
+        let out = paygate(&args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+    let help = String::from_utf8(paygate(&["serve", "--help"]).stdout).unwrap();
+    assert!(
+        help.contains("PAYGATE_DATABASE_URL") && help.contains("PAYGATE_MAX_CONNECTIONS"),
+        "env vars shown: {help}"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let out = paygate(&["completions", shell]);
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("roll-key"), "{shell}");
+    }
+    let out = paygate(&["serve", "--idle-timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2), "a bad option is a usage error");
+    let out = paygate(&["serve", "--worker-lease-seconds", "5", "--database", "sqlite:///nonexistent/dir/x.db"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PAYGATE_WORKER_LEASE_SECONDS"));
+}
+
+/// `paygate serve --no-worker` on a free port; the child and its base URL.
+fn serve_binary(db: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paygate"))
+        .args(["serve", "--no-worker", "--listen", "127.0.0.1:0", "--database", db])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("paygate prints where it serves").unwrap();
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            break rest.split(' ').next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, base)
+}

@@ -107,7 +107,8 @@ fn nul_bytes_are_refused_at_every_face(backend: Backend) {
     pingpp(get(&s, &k.test, "/v1/orders/a%00b"), "path");
     let auth = format!("\r\nauthorization: Bearer {}", k.test);
     pingpp(post(&s, "/v1/sandbox/charges/a%00b/pay", &auth, b"{}"), "path");
-    let body = json!({"app": k.app, "merchant_order_no": "m\u{0}1", "amount": 1, "currency": "cny", "subject": "s", "body": "b"});
+    let body = json!({"app": k.app, "merchant_order_no": "m\u{0}1", "amount": 1, "currency": "cny", "subject": "s",
+        "body": "b"});
     pingpp(post(&s, "/v1/orders", &auth, body.to_string().as_bytes()), "merchant_order_no");
     let refund = json!({"amount": 1, "metadata": {"note": "x\u{0}"}});
     pingpp(post(&s, &format!("/v1/orders/{id}/order_refunds"), &auth, refund.to_string().as_bytes()), "metadata.note");
@@ -383,7 +384,8 @@ fn sqlite_busy_is_503() {
     let path = s.database_url.strip_prefix("sqlite://").unwrap();
     let locker = rusqlite::Connection::open(path).unwrap();
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    let body = json!({"app": k.app, "merchant_order_no": "busy-1", "amount": 1, "currency": "cny", "subject": "s", "body": "b"});
+    let body = json!({"app": k.app, "merchant_order_no": "busy-1", "amount": 1, "currency": "cny", "subject": "s",
+        "body": "b"});
     let r = post(&s, "/v1/orders", &format!("\r\nauthorization: Bearer {}", k.test), body.to_string().as_bytes());
     assert_eq!((r.status, r.header("retry-after")), (503, Some("1")), "{}", r.body);
     assert_eq!(r.json()["error"]["type"], "api_error");
@@ -541,7 +543,8 @@ fn every_listed_route_reaches_its_handler(backend: Backend) {
     let k = s.create_app("shop");
     for (path, method) in paygate_http::listed_routes() {
         let head = format!(
-            "{method} {path} HTTP/1.1\r\ncontent-type: application/json\r\nauthorization: Bearer {}\r\nx-hydrogen-client-id: {}",
+            "{method} {path} HTTP/1.1\r\ncontent-type: application/json\r\nauthorization: Bearer {}\r\n\
+             x-hydrogen-client-id: {}",
             k.test, k.client_id
         );
         let r = raw(&s, head.as_bytes(), b"{}");

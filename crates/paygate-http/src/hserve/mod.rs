@@ -14,6 +14,7 @@ use hyper::{Method, StatusCode};
 use paygate_core::hserve::{HserveCaller, PaymentInput, RecordRef};
 use paygate_core::shares::ShareInput;
 use paygate_core::{Caller, Paygate};
+use paygate_domain::ids::{OrderId, ProfitShareId};
 use paygate_domain::shares::ShareKind;
 use paygate_domain::{Amount, Problem, ProblemKind};
 use serde_json::{json, Value};
@@ -35,9 +36,10 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, path: &[&str]) -> Http
 
 fn cors(req: &Incoming, response: &mut HttpResponse) {
     let headers = response.headers_mut();
-    let allow_headers = req
-        .header("access-control-request-headers")
-        .unwrap_or("Content-Type, Authorization, X-Hydrogen-Client-ID, X-Hydrogen-Client-Version, X-Hydrogen-Client-Platform, X-Hydrogen-Client-SDK-Type, X-Hydrogen-Env-ID");
+    let allow_headers = req.header("access-control-request-headers").unwrap_or(
+        "Content-Type, Authorization, X-Hydrogen-Client-ID, X-Hydrogen-Client-Version, \
+             X-Hydrogen-Client-Platform, X-Hydrogen-Client-SDK-Type, X-Hydrogen-Env-ID",
+    );
     for (name, value) in [
         ("access-control-allow-origin", "*"),
         ("access-control-allow-methods", "GET, POST, PUT, DELETE, OPTIONS"),
@@ -65,7 +67,9 @@ fn error_response(problem: &Problem) -> HttpResponse {
         kind => crate::errors::status(kind),
     };
     let problem = crate::errors::public_problem(problem);
-    let body = json!({"error_msg": problem.message, "message": problem.message, "error_code": problem.code, "param": problem.param});
+    let body = json!({
+        "error_msg": problem.message, "message": problem.message, "error_code": problem.code, "param": problem.param,
+    });
     request::json(status, body.to_string().into_bytes())
 }
 
@@ -120,7 +124,7 @@ async fn dispatch(app: &Paygate, req: &Incoming, path: &[&str]) -> Answer {
             let caller = authenticate(app, req).await?;
             let server = app.hserve_server(&caller)?;
             let record = app.record_by(&caller, &RecordRef::TradeNo(body(req)?.required_string("trade_no")?)).await?;
-            app.finish_sharing(&server, &record.order.id).await?;
+            app.finish_sharing(&server, &OrderId::from_stored(record.order.id.clone())).await?;
             Ok((StatusCode::OK, render::wechat_share_answer(&record, None)))
         }
         ["v2.2", "idp", "pay", "profit-sharing", "return"] if m == Method::POST => {
@@ -129,7 +133,8 @@ async fn dispatch(app: &Paygate, req: &Incoming, path: &[&str]) -> Answer {
             let b = body(req)?;
             let record = app.record_by(&caller, &RecordRef::TradeNo(b.required_string("trade_no")?)).await?;
             let share_id = b.required_string("profit_sharing_id")?;
-            let share = app.return_share(&server, &record.order.id, &share_id, b.int("amount")?).await?;
+            let (order, share_id) = (OrderId::from_stored(record.order.id.clone()), ProfitShareId::parse(&share_id)?);
+            let share = app.return_share(&server, &order, &share_id, b.int("amount")?).await?;
             Ok((StatusCode::OK, share.to_json()))
         }
         _ => Err(Problem::new(
@@ -152,7 +157,7 @@ async fn client(app: &Paygate, req: &Incoming) -> Result<Caller, Problem> {
     let id = req
         .header("x-hydrogen-client-id")
         .ok_or_else(|| Problem::authentication("X-Hydrogen-Client-ID is required."))?;
-    app.hserve_client(id).await
+    app.hserve_client(id).await.map(crate::errors::log_app)
 }
 
 fn token(req: &Incoming) -> Result<String, Problem> {
@@ -168,7 +173,9 @@ fn token(req: &Incoming) -> Result<String, Problem> {
 }
 
 async fn authenticate(app: &Paygate, req: &Incoming) -> Result<HserveCaller, Problem> {
-    app.hserve_authenticate(req.header("x-hydrogen-client-id"), &token(req)?).await
+    let caller = app.hserve_authenticate(req.header("x-hydrogen-client-id"), &token(req)?).await?;
+    crate::errors::log_app(caller.caller().clone());
+    Ok(caller)
 }
 
 /// A JSON value as yuan text: numbers keep their decimal text, strings are taken as written.

@@ -1,12 +1,14 @@
 //! `/v1` routes: parse the request into core inputs, call the core, render.
 
+use super::bodies::{opt, CreateOrder, CreateRefund, PayOrder, SandboxPay, UpdateOrder};
 use super::Answer;
-use crate::request::{Incoming, JsonBody};
+use crate::request::Incoming;
 use hyper::{Method, StatusCode};
 use paygate_core::orders::{OrderInput, PayInput};
 use paygate_core::refunds::RefundInput;
 use paygate_core::sandbox::SandboxResult;
 use paygate_core::{Caller, Paygate};
+use paygate_domain::ids::{ChargeId, OrderId, RefundId};
 use paygate_domain::objects as render;
 use paygate_domain::paging::{CreatedRange, OrderFilter, Paging, DEFAULT_PER_PAGE, MAX_LIMIT};
 use paygate_domain::{Problem, ProblemKind};
@@ -16,48 +18,53 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
     match path {
         ["orders"] if m == Method::POST => create_order(app, caller, req).await,
         ["orders"] if m == Method::GET => list_orders(app, caller, req).await,
-        ["orders", id] if m == Method::GET => ok(render::order(&app.order(caller, id).await?)),
+        ["orders", id] if m == Method::GET => ok(render::order(&app.order(caller, &OrderId::parse(id)?).await?)),
         ["orders", id] if m == Method::PUT => update_order(app, caller, req, id).await,
         ["orders", id, "pay"] if m == Method::POST => pay_order(app, caller, req, id).await,
         ["orders", id, "charges"] if m == Method::GET => {
-            let charges = app.charges_of_order(caller, id).await?;
+            let charges = app.charges_of_order(caller, &OrderId::parse(id)?).await?;
             ok(render::charges(&format!("/v1/orders/{id}/charges"), &charges))
         }
         ["orders", id, "charges", ch] if m == Method::GET => {
-            app.order(caller, id).await?;
-            ok(render::charge(&app.charge(caller, ch, Some(id)).await?, None))
+            let order = OrderId::parse(id)?;
+            app.order(caller, &order).await?;
+            ok(render::charge(&app.charge(caller, &ChargeId::parse(ch)?, Some(&order)).await?, None))
         }
         ["orders", id, "order_refunds"] if m == Method::POST => {
+            let input = refund_input(req)?;
             // Ping++ answers an order refund with a list: an order's refund may span charges.
-            let refund = app.refund(caller, Some(id), None, refund_input(req)?).await?;
+            let refund = app.refund(caller, Some(&OrderId::parse(id)?), None, input).await?;
             ok(render::list(&format!("/v1/orders/{id}/order_refunds"), false, vec![render::refund(&refund)]))
         }
         ["orders", id, "order_refunds"] if m == Method::GET => {
-            let page = app.refunds(caller, Some(id), None, limit(req)?).await?;
+            let page = app.refunds(caller, Some(&OrderId::parse(id)?), None, limit(req)?).await?;
             ok(render::refund_list(&format!("/v1/orders/{id}/order_refunds"), &page))
         }
         ["orders", id, "order_refunds", re] if m == Method::GET => {
-            ok(render::refund(&app.refund_by_id(caller, re, Some(id), None).await?))
+            let re = RefundId::parse(re)?;
+            ok(render::refund(&app.refund_by_id(caller, &re, Some(&OrderId::parse(id)?), None).await?))
         }
         ["charges", id] if m == Method::GET => {
-            let charge = app.charge(caller, id, None).await?;
-            let refunds = app.refunds(caller, None, Some(id), DEFAULT_PER_PAGE).await?;
+            let id = ChargeId::parse(id)?;
+            let charge = app.charge(caller, &id, None).await?;
+            let refunds = app.refunds(caller, None, Some(&id), DEFAULT_PER_PAGE).await?;
             ok(render::charge(&charge, Some(&refunds)))
         }
         ["charges", id, "refunds"] if m == Method::POST => {
-            let refund = app.refund(caller, None, Some(id), refund_input(req)?).await?;
-            ok(render::refund(&refund))
+            let input = refund_input(req)?;
+            ok(render::refund(&app.refund(caller, None, Some(&ChargeId::parse(id)?), input).await?))
         }
         ["charges", id, "refunds"] if m == Method::GET => {
-            let page = app.refunds(caller, None, Some(id), limit(req)?).await?;
+            let page = app.refunds(caller, None, Some(&ChargeId::parse(id)?), limit(req)?).await?;
             ok(render::refund_list(&format!("/v1/charges/{id}/refunds"), &page))
         }
         ["charges", id, "refunds", re] if m == Method::GET => {
-            ok(render::refund(&app.refund_by_id(caller, re, None, Some(id)).await?))
+            let re = RefundId::parse(re)?;
+            ok(render::refund(&app.refund_by_id(caller, &re, None, Some(&ChargeId::parse(id)?)).await?))
         }
         ["sandbox", "charges", reference, "pay"] if m == Method::POST => {
-            let body = req.json_body()?;
-            let result = SandboxResult::parse(&body.string("result")?.unwrap_or_else(|| "success".into()))?;
+            let body: SandboxPay = req.body_as()?;
+            let result = SandboxResult::parse(body.result.as_deref().unwrap_or("success"))?;
             let (charge, _order) = app.sandbox_pay(caller, reference, result).await?;
             ok(render::charge(&charge, None))
         }
@@ -97,23 +104,23 @@ fn ok(value: serde_json::Value) -> Answer {
 }
 
 async fn create_order(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
-    let b = req.json_body()?;
-    check_app(caller, b.string("app")?.as_deref(), true)?;
+    let b: CreateOrder = req.body_as()?;
+    check_app(caller, Some(&b.app), true)?;
     let input = OrderInput {
-        merchant_order_no: b.required_string("merchant_order_no")?,
-        amount: b.required_int("amount")?,
-        coupon_amount: b.int("coupon_amount")?,
-        currency: b.required_string("currency")?,
-        subject: b.required_string("subject")?,
-        body: b.required_string("body")?,
-        uid: b.string("uid")?,
-        client_ip: b.string("client_ip")?,
-        time_expire: b.int("time_expire")?,
-        description: b.string("description")?,
-        metadata: b.value("metadata"),
-        receipt_app: b.string("receipt_app")?,
-        service_app: b.string("service_app")?,
-        profit_sharing: b.boolean("profit_sharing")?.unwrap_or(false),
+        merchant_order_no: b.merchant_order_no,
+        amount: b.amount.0,
+        coupon_amount: opt(b.coupon_amount),
+        currency: b.currency,
+        subject: b.subject,
+        body: b.body,
+        uid: b.uid,
+        client_ip: b.client_ip,
+        time_expire: opt(b.time_expire),
+        description: b.description,
+        metadata: b.metadata,
+        receipt_app: b.receipt_app,
+        service_app: b.service_app,
+        profit_sharing: b.profit_sharing.unwrap_or(false),
     };
     let view = app.create_order(caller, input, &req.peer.ip().to_string()).await?;
     ok(render::order(&view))
@@ -132,28 +139,24 @@ fn check_app(caller: &Caller, app: Option<&str>, required: bool) -> Result<(), P
 }
 
 async fn update_order(app: &Paygate, caller: &Caller, req: &Incoming, id: &str) -> Answer {
-    let b = req.json_body()?;
-    match b.string("status")?.as_deref() {
-        Some("canceled") => ok(render::order(&app.cancel_order(caller, id).await?)),
+    let b: UpdateOrder = req.body_as()?;
+    match b.status.as_deref() {
+        Some("canceled") => ok(render::order(&app.cancel_order(caller, &OrderId::parse(id)?).await?)),
         Some(other) => Err(Problem::invalid("status", format!("status can only be set to 'canceled', got '{other}'."))),
         None => Err(Problem::missing("status")),
     }
 }
 
 async fn pay_order(app: &Paygate, caller: &Caller, req: &Incoming, id: &str) -> Answer {
-    let b = req.json_body()?;
-    let input = PayInput {
-        channel: b.required_string("channel")?,
-        charge_amount: b.int("charge_amount")?,
-        extra: b.value("extra"),
-        base_url: req.base_url(),
-    };
-    ok(render::order(&app.pay_order(caller, id, input).await?))
+    let b: PayOrder = req.body_as()?;
+    let input =
+        PayInput { channel: b.channel, charge_amount: opt(b.charge_amount), extra: b.extra, base_url: req.base_url() };
+    ok(render::order(&app.pay_order(caller, &OrderId::parse(id)?, input).await?))
 }
 
 fn refund_input(req: &Incoming) -> Result<RefundInput, Problem> {
-    let b: JsonBody = req.json_body()?;
-    Ok(RefundInput { amount: b.int("amount")?, description: b.string("description")?, metadata: b.value("metadata") })
+    let b: CreateRefund = req.body_as()?;
+    Ok(RefundInput { amount: opt(b.amount), description: b.description, metadata: b.metadata })
 }
 
 fn limit(req: &Incoming) -> Result<i64, Problem> {

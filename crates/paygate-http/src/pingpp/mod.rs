@@ -1,10 +1,11 @@
 //! The Ping++-compatible `/v1` face: HTTP Basic/Bearer secret keys, optional RSA request
 //! signatures, Idempotency-Key on every POST/PUT, `{"error":{…}}` errors.
 
+pub(crate) mod bodies;
 mod handlers;
-mod members;
+pub(crate) mod members;
 mod shares;
-mod webhooks;
+pub(crate) mod webhooks;
 
 use crate::request::{self, Incoming};
 use crate::HttpResponse;
@@ -13,14 +14,16 @@ use hyper::{Method, StatusCode};
 use paygate_core::idempotency::Idempotent;
 use paygate_core::{Caller, Paygate};
 use paygate_domain::{Problem, ProblemKind};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// A handler's answer: a status and a JSON document, or a problem.
 pub(crate) type Answer = Result<(StatusCode, Value), Problem>;
 
 pub(crate) async fn handle(app: &Paygate, req: &Incoming, path: &[&str]) -> HttpResponse {
     let caller = match authenticate(app, req).await {
-        Ok(caller) => caller,
+        Ok(caller) => crate::errors::log_app(caller),
         Err(problem) => return error_response(&problem),
     };
     let idempotency_key = match req.method {
@@ -55,7 +58,10 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, path: &[&str]) -> Http
 /// requirement.
 async fn authenticate(app: &Paygate, req: &Incoming) -> Result<Caller, Problem> {
     let header = req.header("authorization").ok_or_else(|| {
-        Problem::authentication("No API key provided. Authenticate with HTTP Basic (secret key as user name) or 'Authorization: Bearer <secret key>'.")
+        Problem::authentication(
+            "No API key provided. Authenticate with HTTP Basic (secret key as user name) \
+             or 'Authorization: Bearer <secret key>'.",
+        )
     })?;
     let key = if let Some(token) = header.strip_prefix("Bearer ") {
         token.trim().to_string()
@@ -111,8 +117,49 @@ fn encode(answer: Answer) -> (StatusCode, Vec<u8>) {
     }
 }
 
+/// Every `/v1` error answer: `{"error": {type, code, message, param}}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    #[serde(rename = "type")]
+    #[schema(value_type = ErrorType)]
+    pub kind: &'static str,
+    /// Machine-readable: `invalid_parameter`, `missing_parameter`, `resource_missing`, …
+    #[schema(value_type = String)]
+    pub code: &'static str,
+    pub message: &'a str,
+    /// The offending field or parameter (`receivers[0].amount`, `Idempotency-Key`), or null.
+    #[schema(value_type = Option<String>)]
+    pub param: Option<&'a str>,
+}
+
+/// The `type` of an error.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Describes the document only: `error_type` names the kinds.
+#[allow(clippy::enum_variant_names)] // Ping++'s names, `_error` and all.
+pub(crate) enum ErrorType {
+    InvalidRequestError,
+    IdempotencyError,
+    AuthenticationError,
+    ChannelError,
+    RateLimitError,
+    ApiError,
+}
+
 fn problem_json(problem: &Problem) -> Value {
-    json!({"error": {"type": error_type(problem.kind), "code": problem.code, "message": problem.message, "param": problem.param}})
+    let error = ErrorDetail {
+        kind: error_type(problem.kind),
+        code: problem.code,
+        message: &problem.message,
+        param: problem.param.as_deref(),
+    };
+    paygate_domain::objects::to_value(&ErrorBody { error })
 }
 
 fn respond(answer: Answer) -> HttpResponse {

@@ -7,6 +7,7 @@ pub mod faces;
 pub mod receiver;
 
 use paygate_core::{Clock, Paygate};
+use paygate_store::ExposeSecret as _;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -180,8 +181,8 @@ impl TestServer {
             test: keys.test_secret_key,
             live: keys.live_secret_key,
             client_id,
-            cashier: (c.public_id, c.secret, c.token.unwrap_or_default()),
-            saas: (s.public_id, s.secret),
+            cashier: (c.public_id, c.secret.expose_secret().into(), c.token.unwrap_or_default()),
+            saas: (s.public_id, s.secret.expose_secret().into()),
         }
     }
 
