@@ -63,7 +63,7 @@ pub fn fee(amount: Amount, rate: FeeRate) -> Amount {
 }
 
 /// One payment's fee picture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FeeSettlement {
     /// The fee the channel charges at the rate.
     pub fee: Amount,

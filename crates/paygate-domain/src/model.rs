@@ -420,7 +420,7 @@ pub fn check_payable(order: &Order, now: i64) -> Result<(), crate::Problem> {
 /// What a channel's success or failure does to a charge and its order, decided under the order
 /// lock / single writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settlement {
+pub enum SettleDecision {
     /// The charge succeeded and pays the order normally.
     Paid,
     /// The charge succeeded after its order was closed or canceled: money to return or review.
@@ -431,13 +431,13 @@ pub enum Settlement {
     NotPending,
 }
 
-pub fn plan_settlement(order: &Order, charge: &Charge, succeeded: bool) -> Result<Settlement, crate::Problem> {
+pub fn plan_settlement(order: &Order, charge: &Charge, succeeded: bool) -> Result<SettleDecision, crate::Problem> {
     use crate::{Problem, ProblemKind};
     match (charge.status, succeeded) {
-        (ChargeStatus::Pending, false) => Ok(Settlement::Failed),
+        (ChargeStatus::Pending, false) => Ok(SettleDecision::Failed),
         (ChargeStatus::Pending | ChargeStatus::Closed, true) => match order.status {
-            OrderStatus::Created => Ok(Settlement::Paid),
-            s if s.is_ended_unpaid() => Ok(Settlement::PaidAfterClose),
+            OrderStatus::Created => Ok(SettleDecision::Paid),
+            s if s.is_ended_unpaid() => Ok(SettleDecision::PaidAfterClose),
             _ => Err(Problem::new(
                 ProblemKind::Conflict,
                 "order_already_paid",
@@ -447,6 +447,6 @@ pub fn plan_settlement(order: &Order, charge: &Charge, succeeded: bool) -> Resul
                 ),
             )),
         },
-        _ => Ok(Settlement::NotPending),
+        _ => Ok(SettleDecision::NotPending),
     }
 }

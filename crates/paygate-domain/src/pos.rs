@@ -108,6 +108,7 @@ pub fn settle(
 }
 
 impl Settlement {
+    /// The settlement as the charge stores it (and [`Settlement::from_json`] reads back).
     pub fn to_json(&self) -> Value {
         json!({
             "origin_fee": self.origin.fen(),
@@ -121,6 +122,26 @@ impl Settlement {
             "received_fee": self.channel.received.fen(),
             "fee_subsidy_party": self.subsidy_party,
             "discount_info": self.discounts.to_json(),
+        })
+    }
+
+    /// Reads back what [`Settlement::to_json`] stored; `None` for anything else.
+    pub fn from_json(v: &Value) -> Option<Settlement> {
+        let fen = |k: &str| v[k].as_i64().map(Amount::from_stored);
+        Some(Settlement {
+            origin: fen("origin_fee")?,
+            user_pay: fen("user_pay_fee")?,
+            fee_base: fen("fee")?,
+            rate: FeeRate::basis_points("rate_bp", v["rate_bp"].as_i64()?).ok()?,
+            channel: fees::FeeSettlement {
+                fee: fen("channel_fee")?,
+                real_subsidy: fen("real_fee_subsidy")?,
+                real_fee: fen("real_fee")?,
+                received: fen("received_fee")?,
+            },
+            pre_subsidy: fen("pre_fee_subsidy"),
+            subsidy_party: v["fee_subsidy_party"].as_str().map(str::to_string),
+            discounts: Discounts::from_json(&v["discount_info"]),
         })
     }
 }
@@ -148,6 +169,8 @@ mod tests {
         assert_eq!(s.channel.fee, fen(59), "0.6 % of 98.00 yuan is 58.8 fen → 59");
         assert_eq!((s.channel.real_subsidy, s.channel.real_fee, s.channel.received), (fen(20), fen(39), fen(9_761)));
         assert_eq!(s.to_json()["discount_info"]["mch_discount_fee"], 300);
+        assert_eq!(Settlement::from_json(&s.to_json()), Some(s.clone()), "stored and read back unchanged");
+        assert_eq!(Settlement::from_json(&serde_json::json!({"fee": 1})), None);
     }
 
     /// A payment with every kind of discount (together less than what it costs), a fee rate and

@@ -7,7 +7,7 @@ use crate::HttpResponse;
 use hyper::StatusCode;
 use paygate_core::pos::{CodePayment, Envelope, SignType};
 use paygate_core::Paygate;
-use paygate_domain::pos::Discounts;
+use paygate_domain::pos::{Discounts, Settlement};
 use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem, ProblemKind};
 use paygate_store::{ExposeSecret, FaceCredential, PosRecord, PosRef};
 use serde_json::{json, Map, Value};
@@ -236,15 +236,15 @@ fn data(r: &PosRecord, shop_name: &str) -> Value {
     });
     let o = out.as_object_mut().expect("an object");
     if status == "PAYED_SUCC" {
-        let s = r.charge.settlement.clone().unwrap_or_default();
-        o.insert("fee".into(), s["fee"].clone());
+        let s = r.charge.settlement.as_ref().and_then(Settlement::from_json);
+        o.insert("fee".into(), json!(s.as_ref().map(|s| s.fee_base.fen())));
         o.insert("origin_fee".into(), json!(r.order.amount.fen()));
         o.insert("refunded_fee".into(), json!(r.order.amount_refunded.fen()));
         o.insert(
             "can_refund".into(),
             json!(r.order.refundable() > Amount::ZERO && r.order.share_reserved == Amount::ZERO),
         );
-        o.insert("received_fee".into(), s["received_fee"].clone());
+        o.insert("received_fee".into(), json!(s.as_ref().map(|s| s.channel.received.fen())));
         o.insert("user_pay_fee".into(), json!(r.order.actual_amount.fen()));
         o.insert("discount_info".into(), r.meta.discounts.to_json());
         o.insert("pay_time".into(), json!(r.order.time_paid.map(pay_time)));

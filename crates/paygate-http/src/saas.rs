@@ -8,7 +8,7 @@ use hyper::StatusCode;
 use paygate_channels::{wechat, SandboxWechat};
 use paygate_core::pos::{Envelope, SignType};
 use paygate_core::Paygate;
-use paygate_domain::fees::FeeRate;
+use paygate_domain::pos::Settlement;
 use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem};
 use paygate_store::{ExposeSecret, FaceCredential, PosRecord, PosRef};
 use serde_json::{json, Map, Value};
@@ -115,10 +115,6 @@ fn states(r: &PosRecord) -> (&'static str, &'static str, &'static str) {
     }
 }
 
-fn yuan(fen: i64) -> String {
-    Amount::from_stored(fen).yuan()
-}
-
 /// The order's discounts as WeChat promotions: `(amount, name, type, contributor)`. WeChat's
 /// types say how a promotion settles: `DISCOUNT` (免充值) stays out of the settlement, `COUPON`
 /// (充值型) settles through it. Here only `m` (the merchant's own give-away) stays out: `fee =
@@ -153,7 +149,9 @@ fn promotions(r: &PosRecord) -> Vec<Value> {
 
 fn render(r: &PosRecord) -> Map<String, Value> {
     let (trade_status, trade_state, trade_state_desc) = states(r);
-    let s = r.charge.settlement.clone().unwrap_or_default();
+    // An unpaid charge has no settlement: its fee figures are zero.
+    let s = r.charge.settlement.as_ref().and_then(Settlement::from_json);
+    let channel = s.as_ref().map(|s| s.channel).unwrap_or_default();
     let paid = r.charge.status == ChargeStatus::Succeeded;
     let id = SandboxWechat::of(&r.order.app_id);
     let openid = r
@@ -206,15 +204,14 @@ fn render(r: &PosRecord) -> Map<String, Value> {
     native.insert("sign".into(), json!(native_sign));
 
     let mut out = Map::new();
-    let rate =
-        FeeRate::basis_points("rate", s["rate_bp"].as_i64().unwrap_or(0)).map(FeeRate::percent).unwrap_or_default();
+    let rate = s.as_ref().map(|s| s.rate.percent()).unwrap_or_else(|| "0.00%".into());
     for (k, v) in [
         ("trade_no", json!(r.meta.pay_no)),
         ("out_trade_no", json!(r.meta.out_trade_no)),
         ("channel_trade_no", json!(r.charge.channel_order_no)),
         ("total_amount", json!(r.order.amount.yuan())),
         ("rate", json!(rate)),
-        ("fee", json!(yuan(s["channel_fee"].as_i64().unwrap_or(0)))),
+        ("fee", json!(channel.fee.yuan())),
         ("trade_status", json!(trade_status)),
         ("appid", json!(id.appid)),
         ("openid", json!(if paid { openid } else { String::new() })),
@@ -233,8 +230,8 @@ fn render(r: &PosRecord) -> Map<String, Value> {
     if let Some(pre) = r.meta.pre_fee_subsidy {
         out.insert("fee_subsidy_party".into(), json!(r.meta.fee_subsidy_party.clone().unwrap_or_default()));
         out.insert("pre_fee_subsidy_amount".into(), json!(pre.yuan()));
-        out.insert("real_fee_subsidy_amount".into(), json!(yuan(s["real_fee_subsidy"].as_i64().unwrap_or(0))));
-        out.insert("real_fee_amount".into(), json!(yuan(s["real_fee"].as_i64().unwrap_or(0))));
+        out.insert("real_fee_subsidy_amount".into(), json!(channel.real_subsidy.yuan()));
+        out.insert("real_fee_amount".into(), json!(channel.real_fee.yuan()));
     }
     out
 }

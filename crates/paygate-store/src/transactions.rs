@@ -9,7 +9,7 @@ use crate::sql::{self, job, vanished, Backend, Tx};
 use crate::*;
 use paygate_domain::events as ev;
 use paygate_domain::objects::{self, OrderView};
-use paygate_domain::{plan_refund, plan_settlement, Settlement};
+use paygate_domain::{plan_refund, plan_settlement, SettleDecision};
 use serde_json::Value;
 
 /// Records an event and queues its deliveries in the current transaction (the outbox).
@@ -316,13 +316,13 @@ impl<B: Backend> Store for B {
             let settlement = plan_settlement(&order, &charge, matches!(outcome, ChargeOutcome::Succeeded { .. }))?;
             let order_key = scoped(&scope, &order.id);
             match (&settlement, &outcome) {
-                (Settlement::NotPending, _) => return Ok(SettledCharge::NotPending(charge)),
-                (Settlement::Failed, ChargeOutcome::Failed { code, message }) => {
+                (SettleDecision::NotPending, _) => return Ok(SettledCharge::NotPending(charge)),
+                (SettleDecision::Failed, ChargeOutcome::Failed { code, message }) => {
                     let set = [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())];
                     tx.exec(rows::CHARGE_FAILED, &with(scoped(&scope, &charge_id), set)).await?;
                 }
                 (
-                    Settlement::Paid | Settlement::PaidAfterClose,
+                    SettleDecision::Paid | SettleDecision::PaidAfterClose,
                     ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement: money },
                 ) => {
                     let set = [
@@ -333,7 +333,7 @@ impl<B: Backend> Store for B {
                     ];
                     let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
                     let order_sql =
-                        if settlement == Settlement::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
+                        if settlement == SettleDecision::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
                     if tx.exec(rows::CHARGE_SUCCEEDED, &with(scoped(&scope, &charge_id), set)).await? != 1
                         || tx.exec(order_sql, &with(order_key.clone(), paid)).await? != 1
                     {
@@ -347,12 +347,12 @@ impl<B: Backend> Store for B {
             let charge = load_charge(tx, &scope, &charge_id).await?.ok_or_else(|| vanished("charge"))?;
             let order = load_order(tx, &scope, &charge.order_id, false).await?.ok_or_else(|| vanished("order"))?;
             let now = charge.time_paid.unwrap_or(charge.created);
-            if settlement == Settlement::Paid {
+            if settlement == SettleDecision::Paid {
                 emit(tx, &scope, ev::CHARGE_SUCCEEDED, objects::charge(&charge, None), now).await?;
             }
             let kind = match settlement {
-                Settlement::Paid => Some(ev::ORDER_SUCCEEDED),
-                Settlement::PaidAfterClose => Some(ev::ORDER_PAID_AFTER_CLOSE),
+                SettleDecision::Paid => Some(ev::ORDER_SUCCEEDED),
+                SettleDecision::PaidAfterClose => Some(ev::ORDER_PAID_AFTER_CLOSE),
                 _ => None,
             };
             if let Some(kind) = kind {
