@@ -10,7 +10,7 @@ use serde_json::json;
 use sha2::Sha256;
 use support::{Backend, TestServer};
 
-both!(idempotency, isolation, bad_input_is_4xx_and_writes_nothing, request_signatures);
+both!(idempotency, isolation, bad_input_is_4xx_and_writes_nothing, request_signatures, openapi_document_is_served);
 
 fn order_body(app: &str, no: &str) -> String {
     json!({"app": app, "merchant_order_no": no, "amount": 100, "currency": "cny", "subject": "s", "body": "b"})
@@ -297,4 +297,20 @@ fn request_signatures(backend: Backend) {
     // An app without a registered key needs no signature.
     let plain = s.create_app("plain");
     s.create_order(&plain, &plain.test, "p", 100, json!({}));
+}
+
+/// The OpenAPI document is served as generated (and committed: see paygate-http's tests), with
+/// no key; and a path answers only the methods the document gives it: `…/profit_sharings/finish`
+/// is POST only, although the share route `…/profit_sharings/{id}` (GET) matches it too.
+fn openapi_document_is_served(backend: Backend) {
+    let s = TestServer::start(backend);
+    let (st, _, body) = s.raw("GET", "", "/openapi.json", None, &[]);
+    assert_eq!((st, body.as_str()), (200, paygate_http::openapi_json()));
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((doc["openapi"].as_str(), doc["paths"]["/v1/orders"]["post"].is_object()), (Some("3.1.0"), true));
+    let k = s.create_app("shop");
+    let order = s.create_order(&k, &k.test, "oa-1", 100, json!({}));
+    let finish = format!("/v1/orders/{}/profit_sharings/finish", order["id"].as_str().unwrap());
+    let (st, err) = s.get(&k.test, &finish);
+    assert_eq!((st, err["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{err}");
 }
