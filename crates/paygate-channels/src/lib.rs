@@ -106,7 +106,10 @@ impl Channels {
             Mode::Live => Err(Problem::new(
                 ProblemKind::Channel,
                 "channel_not_configured",
-                format!("Live mode has no payment channel configured for '{channel}'; use a test key to pay through the sandbox."),
+                format!(
+                    "Live mode has no payment channel configured for '{channel}'; \
+                     use a test key to pay through the sandbox."
+                ),
             )
             .with_param("channel")),
         }

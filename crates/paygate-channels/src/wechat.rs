@@ -59,7 +59,8 @@ mod tests {
     #[test]
     fn sign_matches_wechat_documented_example() {
         // WeChat Pay's signature guide: appid wxd930ea5d5a258f4f, key 192006250b4c09247ec02edce69f6a2d.
-        let fields = json!({"appid": "wxd930ea5d5a258f4f", "mch_id": "10000100", "device_info": "1000", "body": "test", "nonce_str": "ibuaiVcKdpRxkhJA"});
+        let fields = json!({"appid": "wxd930ea5d5a258f4f", "mch_id": "10000100", "device_info": "1000", "body": "test",
+            "nonce_str": "ibuaiVcKdpRxkhJA"});
         assert_eq!(
             sign_v2(fields.as_object().unwrap(), "192006250b4c09247ec02edce69f6a2d"),
             "9A0A8659F005D6984697E2CA0A9CF3B7"

@@ -47,7 +47,8 @@ impl HserveCaller {
             HserveCaller::User { .. } => Err(Problem::new(
                 ProblemKind::Authentication,
                 "server_key_required",
-                "Refunds and profit sharing are server operations: call them with the app's secret key (Authorization: Bearer sk_…), not a user session.",
+                "Refunds and profit sharing are server operations: call them with the app's secret key \
+                 (Authorization: Bearer sk_…), not a user session.",
             )),
         }
     }
@@ -111,7 +112,10 @@ pub fn gateway(gateway_type: &str) -> Result<(&'static str, &'static str), Probl
         other => {
             return Err(Problem::invalid(
                 "gateway_type",
-                format!("gateway_type must be one of weixin_tenpay_js, weixin_tenpay_native, weixin_tenpay_wap, alipay_wap, alipay_page, qpay_native; got '{other}'."),
+                format!(
+                    "gateway_type must be one of weixin_tenpay_js, weixin_tenpay_native, weixin_tenpay_wap, \
+                     alipay_wap, alipay_page, qpay_native; got '{other}'."
+                ),
             ))
         }
     })

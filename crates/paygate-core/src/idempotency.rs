@@ -41,7 +41,8 @@ impl Paygate {
             IdempotencyBegin::Mismatch => Err(Problem::new(
                 ProblemKind::Idempotency,
                 "idempotency_key_reused",
-                "Keys for idempotent requests can only be used with the same parameters they were first used with. Use a new Idempotency-Key for a different request.",
+                "Keys for idempotent requests can only be used with the same parameters they were first used \
+                 with. Use a new Idempotency-Key for a different request.",
             )
             .with_param("Idempotency-Key")),
             IdempotencyBegin::InFlight => Err(Problem::conflict(

@@ -2,6 +2,7 @@
 //! state changes in the store, money movement in the channels; this crate sequences them.
 
 pub mod auth;
+pub mod charges;
 pub mod hserve;
 pub mod idempotency;
 pub mod metrics;

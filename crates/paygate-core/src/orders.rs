@@ -278,5 +278,7 @@ pub(crate) fn pending_charge(
         notification: None,
         settlement: None,
         member_id: None,
+        order_no: order.merchant_order_no.clone(),
+        reversed: false,
     }
 }

@@ -44,7 +44,10 @@ pub fn verify_request(
         .parse()
         .map_err(|_| Problem::authentication("Pingplusplus-Request-Timestamp must be a unix timestamp in seconds."))?;
     if !paygate_domain::validate::within_window(now, ts, MAX_SKEW_SECONDS) {
-        return Err(Problem::authentication(format!("The request timestamp is more than {MAX_SKEW_SECONDS} seconds away from the server's time; the request is refused as stale.")));
+        return Err(Problem::authentication(format!(
+            "The request timestamp is more than {MAX_SKEW_SECONDS} seconds away from the server's time; \
+             the request is refused as stale."
+        )));
     }
     let raw = base64::engine::general_purpose::STANDARD
         .decode(signature.trim())

@@ -244,6 +244,11 @@ pub struct Charge {
     pub settlement: Option<Value>,
     /// The member whose wallet paid (balance payments).
     pub member_id: Option<i64>,
+    /// The merchant's number of the order this charge pays (its `merchant_order_no`): Ping++'s
+    /// `order_no` of a charge.
+    pub order_no: String,
+    /// Reversed (撤销) through `POST /v1/charges/{id}/reverse`: closed unpaid, or refunded in full.
+    pub reversed: bool,
 }
 
 /// Rendered as its snake_case name (`as_str`).
@@ -365,7 +370,8 @@ pub fn plan_refund(
             crate::ProblemKind::InvalidRequest,
             "profit_shares_unreturned",
             format!(
-                "Order {} has {} fen shared with profit-sharing receivers; return the shares (分账回退) first, then refund.",
+                "Order {} has {} fen shared with profit-sharing receivers; \
+                 return the shares (分账回退) first, then refund.",
                 order.id,
                 order.share_reserved.fen()
             ),

@@ -176,11 +176,14 @@ pub struct ChargeObject {
     pub created: i64,
     pub livemode: bool,
     pub paid: bool,
+    /// Refunded in full.
     pub refunded: bool,
+    /// Reversed (撤销) by `POST /v1/charges/{id}/reverse`.
     pub reversed: bool,
     pub app: String,
     pub channel: String,
-    /// The number the channel knows this payment by.
+    /// The merchant's order number (`order_no` of `POST /v1/charges`, or the order's
+    /// `merchant_order_no`).
     pub order_no: String,
     /// The order this charge pays.
     pub order: String,
@@ -222,10 +225,10 @@ impl ChargeObject {
             livemode: c.mode.is_live(),
             paid: c.status == ChargeStatus::Succeeded,
             refunded: c.amount_refunded == c.amount,
-            reversed: false,
+            reversed: c.reversed,
             app: c.app_id.clone(),
             channel: c.channel.clone(),
-            order_no: c.channel_order_no.clone(),
+            order_no: c.order_no.clone(),
             order: c.order_id.clone(),
             client_ip: c.client_ip.clone(),
             amount: c.amount.fen(),

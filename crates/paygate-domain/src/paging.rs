@@ -80,6 +80,17 @@ pub struct OrderFilter {
     pub created: CreatedRange,
 }
 
+/// Filters of `GET /v1/charges` (`app[id]` is implied by the caller's scope).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChargeFilter {
+    pub channel: Option<String>,
+    pub paid: Option<bool>,
+    /// Refunded in full, as a charge's `refunded` says.
+    pub refunded: Option<bool>,
+    pub reversed: Option<bool>,
+    pub created: CreatedRange,
+}
+
 /// One page of results, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {

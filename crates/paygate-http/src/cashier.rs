@@ -28,7 +28,8 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
         Err(p) => return answer(Err(p), None, sign_type),
     };
     let result = async {
-        let text = envelope.get("biz_content").and_then(Value::as_str).ok_or_else(|| Problem::missing("biz_content"))?;
+        let text =
+            envelope.get("biz_content").and_then(Value::as_str).ok_or_else(|| Problem::missing("biz_content"))?;
         let biz: Map<String, Value> = match serde_json::from_str(text) {
             Ok(Value::Object(m)) => {
                 crate::request::reject_nul(&Value::Object(m.clone()), "biz_content")?;
@@ -40,7 +41,8 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
         match op {
             "pay" => Ok(data(&app.pay_by_code(&caller, code_payment(&biz)?, &peer).await?, &caller.app.name)),
             "query" => {
-                let fresh = matches!(biz.get("is_fresh"), Some(Value::Bool(true))) || biz.get("is_fresh").and_then(Value::as_str) == Some("true");
+                let fresh = matches!(biz.get("is_fresh"), Some(Value::Bool(true)))
+                    || biz.get("is_fresh").and_then(Value::as_str) == Some("true");
                 Ok(data(&app.pos_record(&caller, &reference(&biz)?, fresh).await?, &caller.app.name))
             }
             "refund" => {
@@ -55,11 +57,19 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
                     "refund_no": refund.refund_no,
                     "refund_fee": refund.amount.fen(),
                     "refunded_fee": record.order.amount_refunded.fen(),
-                    "status": if refund.status == paygate_domain::RefundStatus::Succeeded { "REFUND_SUCC" } else { "REFUND_FAIL" },
+                    "status": if refund.status == paygate_domain::RefundStatus::Succeeded {
+                        "REFUND_SUCC"
+                    } else {
+                        "REFUND_FAIL"
+                    },
                 }))
             }
             "reverse" => Ok(data(&app.pos_reverse(&caller, &reference(&biz)?).await?, &caller.app.name)),
-            _ => Err(Problem::new(ProblemKind::NotFound, "route_not_found", format!("Unrecognized request URL (POST {}).", req.path))),
+            _ => Err(Problem::new(
+                ProblemKind::NotFound,
+                "route_not_found",
+                format!("Unrecognized request URL (POST {}).", req.path),
+            )),
         }
     }
     .await;
@@ -117,7 +127,8 @@ fn answer(result: Result<Value, Problem>, cred: Option<&FaceCredential>, sign_ty
             let problem = crate::errors::public_problem(&problem);
             (
                 status,
-                json!({"code": code, "msg": problem.message, "sub_code": problem.code, "param": problem.param, "succeed": false}),
+                json!({"code": code, "msg": problem.message, "sub_code": problem.code, "param": problem.param,
+                    "succeed": false}),
             )
         }
     };

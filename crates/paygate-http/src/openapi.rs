@@ -38,7 +38,7 @@ pub fn openapi_json() -> &'static str {
         ops::create_order, ops::list_orders, ops::get_order, ops::update_order, ops::pay_order,
         ops::order_charges, ops::order_charge, ops::create_order_refund, ops::order_refunds, ops::order_refund,
         ops::create_profit_sharing, ops::profit_sharings, ops::finish_profit_sharing, ops::profit_sharing,
-        ops::return_profit_sharing, ops::get_charge, ops::create_charge_refund, ops::charge_refunds,
+        ops::return_profit_sharing, ops::create_charge, ops::list_charges, ops::get_charge, ops::reverse_charge, ops::create_charge_refund, ops::charge_refunds,
         ops::charge_refund, ops::sandbox_pay, ops::create_member, ops::get_member, ops::top_up,
         ops::balance_transactions, ops::set_fee_rate, ops::list_events, ops::get_event, ops::event_deliveries,
         ops::resend_event, ops::create_webhook_endpoint, ops::webhook_endpoints, ops::delete_webhook_endpoint,

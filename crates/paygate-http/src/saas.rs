@@ -133,7 +133,8 @@ fn promotion_kinds(r: &PosRecord) -> [(Amount, &str, &'static str, &'static str)
 /// WeChat `promotion_detail` entries for the order's discounts (see [`promotion_kinds`]).
 fn promotions(r: &PosRecord) -> Vec<Value> {
     let entry = |id: usize, name: &str, kind: &str, amount: Amount, who: &str| {
-        let mut e = json!({"promotion_id": format!("{}{id}", &r.meta.pay_no[..10]), "name": name, "scope": "GLOBAL", "type": kind,
+        let promotion_id = format!("{}{id}", &r.meta.pay_no[..10]);
+        let mut e = json!({"promotion_id": promotion_id, "name": name, "scope": "GLOBAL", "type": kind,
             "amount": amount.fen().to_string(), "activity_id": format!("{}", 9_310_000 + id),
             "wxpay_contribute": "0", "merchant_contribute": "0", "other_contribute": "0"});
         e[who] = json!(amount.fen().to_string());

@@ -63,7 +63,8 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, charge_id: &str) -> Ht
         format!(
             "<!doctype html><meta charset=utf-8><title>paygate sandbox</title>\
              <h1>paygate sandbox</h1><p>{subject}</p><p>¥{yuan} via {channel} — status: <b>{status}</b></p>\
-             <form method=post><button name=result value=success>Pay</button> <button name=result value=fail>Fail</button></form>",
+             <form method=post><button name=result value=success>Pay</button> \
+             <button name=result value=fail>Fail</button></form>",
             subject = escape(&charge.subject),
             channel = escape(&charge.channel),
             status = charge.status.as_str(),

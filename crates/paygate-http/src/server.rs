@@ -206,7 +206,8 @@ impl<S> Watched<S> {
 /// What a client beyond the connection cap reads before its connection is closed.
 pub(crate) const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 retry-after: 1\r\nconnection: close\r\ncontent-length: 112\r\n\r\n\
-{\"error\":{\"type\":\"api_error\",\"code\":\"too_many_connections\",\"message\":\"Too many open connections.\",\"param\":null}}";
+{\"error\":{\"type\":\"api_error\",\"code\":\"too_many_connections\",\
+\"message\":\"Too many open connections.\",\"param\":null}}";
 
 /// Logs refusals at most once a second, with how many there were since the last line, so a
 /// flood cannot flood the log too.

@@ -85,6 +85,7 @@ impl Backend for PostgresStore {
         (2, include_str!("../migrations/0002_hserve_and_shares.sql")),
         (3, include_str!("../migrations/0003_pos_fees_wallet.sql")),
         (4, include_str!("../migrations/0004_key_expiry_outbox_index.sql")),
+        (5, include_str!("../migrations/0005_charge_api.sql")),
     ];
     /// Held until the migration transaction ends: nodes starting together migrate one by one
     /// (the key is the one older versions took as a session lock, 0x0070_6179_6761_7465).

@@ -32,6 +32,7 @@ impl Backend for SqliteStore {
         (2, include_str!("../migrations/0002_hserve_and_shares.sql")),
         (3, include_str!("../migrations/0003_pos_fees_wallet.sql")),
         (4, include_str!("../migrations/0004_key_expiry_outbox_index.sql")),
+        (5, include_str!("../migrations/0005_charge_api.sql")),
     ];
     // BEGIN IMMEDIATE takes the database's write lock: other processes wait for it.
     const MIGRATION_LOCK: Option<&'static str> = None;

@@ -6,6 +6,7 @@
 //! Every method is written once, over [`sql::Tx`], in `transactions.rs` (and in `hserve.rs`,
 //! `shares.rs`, `pos.rs` for their traits); a backend crate only says how to run it.
 
+pub mod charges;
 pub mod hserve;
 pub mod outbox;
 pub mod pos;
@@ -15,6 +16,7 @@ pub mod sql;
 mod transactions;
 
 use async_trait::async_trait;
+pub use charges::{ChargeStore, ReverseOutcome};
 pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
 pub use outbox::{
     Attempt, AttemptRecord, AttemptResult, Claim, DeliveryView, DueDelivery, Endpoint, NewEndpoint, OutboxStats,
@@ -130,7 +132,7 @@ pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 60;
 #[async_trait]
 /// The whole contract; the 知晓云 records and profit sharing are their own traits, implemented
 /// in their own file by each backend.
-pub trait Store: HserveStore + ShareStore + PosStore + Send + Sync + 'static {
+pub trait Store: HserveStore + ShareStore + PosStore + ChargeStore + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; safe to call from several nodes at once.

@@ -40,7 +40,7 @@ pub const ORDER_COLUMNS: &str = "id, app_id, livemode, created, status, uid, mer
 
 pub const CHARGE_COLUMNS: &str = "id, order_id, app_id, livemode, created, status, channel, channel_order_no, amount, \
     amount_refunded, currency, client_ip, subject, body, extra, credential, time_paid, time_expire, transaction_no, \
-    failure_code, failure_msg, metadata, description, notification, settlement, member_id";
+    failure_code, failure_msg, metadata, description, notification, settlement, member_id, order_no, reversed";
 
 pub const REFUND_COLUMNS: &str = "id, order_id, charge_id, app_id, livemode, created, status, amount, refund_no, \
     description, metadata, time_succeed, transaction_no, failure_code, failure_msg";
@@ -54,7 +54,7 @@ pub fn insert_new_order_sql() -> String {
     format!("{} ON CONFLICT (app_id, livemode, merchant_order_no) DO NOTHING", insert_order_sql())
 }
 pub fn insert_charge_sql() -> String {
-    format!("INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({})", placeholders(26))
+    format!("INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({})", placeholders(28))
 }
 pub fn insert_refund_sql() -> String {
     format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({})", placeholders(15))
@@ -213,6 +213,8 @@ pub fn charge_params(c: &Charge) -> Vec<SqlParam> {
         OptText(c.notification.as_ref().map(|n| n.to_string())),
         OptText(c.settlement.as_ref().map(|n| n.to_string())),
         OptInt(c.member_id),
+        Text(c.order_no.clone()),
+        Bool(c.reversed),
     ]
 }
 
@@ -319,6 +321,8 @@ pub fn charge(r: &dyn RowLike) -> Result<Charge> {
         notification: json(r.opt_text(23)?)?,
         settlement: json(r.opt_text(24)?)?,
         member_id: r.opt_int(25)?,
+        order_no: r.text(26)?,
+        reversed: r.boolean(27)?,
     })
 }
 

@@ -33,7 +33,7 @@ pub(crate) async fn load_order(tx: &mut dyn Tx, scope: &Scope, id: &str, lock: b
     tx.query_opt(&sql, &scoped(scope, id), rows::order).await
 }
 
-async fn load_charge(tx: &mut dyn Tx, scope: &Scope, id: &str) -> Result<Option<Charge>> {
+pub(crate) async fn load_charge(tx: &mut dyn Tx, scope: &Scope, id: &str) -> Result<Option<Charge>> {
     tx.query_opt(&rows::select_charge_sql(""), &scoped(scope, id), rows::charge).await
 }
 
@@ -41,7 +41,7 @@ async fn load_refund(tx: &mut dyn Tx, scope: &Scope, id: &str) -> Result<Option<
     tx.query_opt(&rows::select_refund_sql(""), &scoped(scope, id), rows::refund).await
 }
 
-async fn pending_charges(tx: &mut dyn Tx, scope: &Scope, order_id: &str) -> Result<Vec<Charge>> {
+pub(crate) async fn pending_charges(tx: &mut dyn Tx, scope: &Scope, order_id: &str) -> Result<Vec<Charge>> {
     let sql = rows::pending_charges_sql(tx.for_update());
     tx.query(&sql, &scoped(scope, order_id), rows::charge).await
 }
@@ -51,7 +51,13 @@ fn scope_row(r: &dyn rows::RowLike) -> Result<(Scope, String)> {
 }
 
 /// The `seq` of the order or event a cursor names, or the error naming the cursor parameter.
-async fn cursor_seq(tx: &mut dyn Tx, sql: &str, scope: &Scope, paging: &Paging, what: &str) -> Result<Option<i64>> {
+pub(crate) async fn cursor_seq(
+    tx: &mut dyn Tx,
+    sql: &str,
+    scope: &Scope,
+    paging: &Paging,
+    what: &str,
+) -> Result<Option<i64>> {
     let Paging::Cursor { starting_after, ending_before, .. } = paging else { return Ok(None) };
     let Some(id) = starting_after.as_ref().or(ending_before.as_ref()) else { return Ok(None) };
     let param = if starting_after.is_some() { "starting_after" } else { "ending_before" };
@@ -348,7 +354,9 @@ impl<B: Backend> Store for B {
             let order = load_order(tx, &scope, &charge.order_id, false).await?.ok_or_else(|| vanished("order"))?;
             let now = charge.time_paid.unwrap_or(charge.created);
             if settlement == SettleDecision::Paid {
-                emit(tx, &scope, ev::CHARGE_SUCCEEDED, objects::charge(&charge, None), now).await?;
+                // As Ping++ sends it: with its (still empty) refund list, not null.
+                let no_refunds = Page { data: Vec::new(), has_more: false };
+                emit(tx, &scope, ev::CHARGE_SUCCEEDED, objects::charge(&charge, Some(&no_refunds)), now).await?;
             }
             let kind = match settlement {
                 SettleDecision::Paid => Some(ev::ORDER_SUCCEEDED),

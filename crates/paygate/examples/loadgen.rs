@@ -23,7 +23,8 @@ fn report(name: &str, latencies: &mut [u64], elapsed: f64) {
             / 1000.0
     };
     println!(
-        "{{\"name\":\"{name}\",\"ops\":{},\"seconds\":{elapsed:.2},\"per_second\":{:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
+        "{{\"name\":\"{name}\",\"ops\":{},\"seconds\":{elapsed:.2},\"per_second\":{:.0},\
+         \"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
         latencies.len(),
         latencies.len() as f64 / elapsed,
         pct(0.50),
@@ -76,7 +77,8 @@ fn main() {
             );
             let (mut lat, secs) = drive(clients, seconds, |c, i| {
                 let body = format!(
-                    "{{\"app\":\"{app}\",\"merchant_order_no\":\"b{run}{i}\",\"amount\":100,\"currency\":\"cny\",\"subject\":\"bench\",\"body\":\"bench\",\"client_ip\":\"127.0.0.1\"}}"
+                    "{{\"app\":\"{app}\",\"merchant_order_no\":\"b{run}{i}\",\"amount\":100,\"currency\":\"cny\",\
+                     \"subject\":\"bench\",\"body\":\"bench\",\"client_ip\":\"127.0.0.1\"}}"
                 );
                 let resp = agents[c]
                     .post(&format!("{base}/v1/orders"))
@@ -114,20 +116,25 @@ fn main() {
             let conn = rusqlite::Connection::open(&path).unwrap();
             conn.execute_batch(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
-                 CREATE TABLE IF NOT EXISTS bench_orders (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, app_id TEXT NOT NULL,
-                   livemode BOOLEAN NOT NULL, created INTEGER NOT NULL, status TEXT NOT NULL, merchant_order_no TEXT NOT NULL,
-                   amount INTEGER NOT NULL, currency TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL, client_ip TEXT NOT NULL,
-                   time_expire INTEGER NOT NULL, metadata TEXT, UNIQUE (app_id, livemode, merchant_order_no));",
+                 CREATE TABLE IF NOT EXISTS bench_orders (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                   app_id TEXT NOT NULL, livemode BOOLEAN NOT NULL, created INTEGER NOT NULL, status TEXT NOT NULL,
+                   merchant_order_no TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,
+                   subject TEXT NOT NULL, body TEXT NOT NULL, client_ip TEXT NOT NULL, time_expire INTEGER NOT NULL,
+                   metadata TEXT, UNIQUE (app_id, livemode, merchant_order_no));",
             )
             .unwrap();
             let conn = Mutex::new(conn);
             // One writer, as SQLite allows; each insert is its own durable transaction.
             let (mut lat, secs) = drive(1, seconds, |_, i| {
                 let c = conn.lock().unwrap();
-                c.prepare_cached("INSERT INTO bench_orders (id, app_id, livemode, created, status, merchant_order_no, amount, currency, subject, body, client_ip, time_expire) VALUES (?1, 'app_bench', 0, 1, 'created', ?1, 100, 'cny', 'bench', 'bench', '127.0.0.1', 2)")
-                    .unwrap()
-                    .execute([format!("{i:019}")])
-                    .unwrap();
+                c.prepare_cached(concat!(
+                    "INSERT INTO bench_orders (id, app_id, livemode, created, status, merchant_order_no, amount, ",
+                    "currency, subject, body, client_ip, time_expire) VALUES (?1, 'app_bench', 0, 1, 'created', ?1, ",
+                    "100, 'cny', 'bench', 'bench', '127.0.0.1', 2)"
+                ))
+                .unwrap()
+                .execute([format!("{i:019}")])
+                .unwrap();
             });
             report("sqlite_raw_insert", &mut lat, secs);
         }
@@ -164,11 +171,24 @@ fn main() {
                         if i >= count {
                             break;
                         }
-                        let body = format!("{{\"app\":\"{app}\",\"merchant_order_no\":\"p{run}{i}\",\"amount\":100,\"currency\":\"cny\",\"subject\":\"b\",\"body\":\"b\"}}");
-                        let text = agent.post(&format!("{base}/v1/orders")).set("authorization", auth).send_string(&body).unwrap().into_string().unwrap();
+                        let body = format!(
+                            "{{\"app\":\"{app}\",\"merchant_order_no\":\"p{run}{i}\",\"amount\":100,\
+                             \"currency\":\"cny\",\"subject\":\"b\",\"body\":\"b\"}}"
+                        );
+                        let post = |url: String, body: &str| {
+                            agent
+                                .post(&url)
+                                .set("authorization", auth)
+                                .send_string(body)
+                                .unwrap()
+                                .into_string()
+                                .unwrap()
+                        };
+                        let text = post(format!("{base}/v1/orders"), &body);
                         let id = text.split("\"id\":\"").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
-                        let text = agent.post(&format!("{base}/v1/orders/{id}/pay")).set("authorization", auth).send_string("{\"channel\":\"alipay_qr\"}").unwrap().into_string().unwrap();
-                        let ch = text.split("\"id\":\"ch_").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
+                        let text = post(format!("{base}/v1/orders/{id}/pay"), "{\"channel\":\"alipay_qr\"}");
+                        let ch = text.split("\"id\":\"ch_").nth(1).and_then(|t| t.split('"').next());
+                        let ch = ch.unwrap().to_string();
                         charges.lock().unwrap().push(format!("ch_{ch}"));
                     });
                 }
@@ -218,7 +238,8 @@ fn main() {
                     .iter()
                     .map(|b| format!("{b:02x}"))
                     .collect();
-                let body = serde_json::json!({"open_app_id": open_app_id, "timestamp": ts, "sign_type": "MD5", "token": token, "biz_content": biz, "sign": sign});
+                let body = serde_json::json!({"open_app_id": open_app_id, "timestamp": ts, "sign_type": "MD5",
+                    "token": token, "biz_content": biz, "sign": sign});
                 let text = agents[c]
                     .post(&format!("{base}/api/v2/cashier/pay"))
                     .send_string(&body.to_string())

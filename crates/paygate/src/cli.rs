@@ -28,7 +28,7 @@ pub struct LogArgs {
     /// Log line format: human-readable text, or one JSON object per line.
     #[arg(long, env = "PAYGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
-    /// Which log lines to keep (tracing's EnvFilter syntax, e.g. `info` or `paygate_worker=debug,info`).
+    /// Which log lines to keep: a level, or `target=level` pairs (e.g. `info` or `paygate_worker=debug,info`).
     #[arg(long, env = "PAYGATE_LOG", default_value = "info", global = true)]
     pub log: String,
 }

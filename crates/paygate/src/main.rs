@@ -33,16 +33,22 @@ fn main() -> ExitCode {
 // The one message that cannot go through the logger: the logger's own configuration is bad.
 #[allow(clippy::print_stderr)]
 fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
+    // `Targets` (`info`, `paygate_worker=debug,info`) rather than `EnvFilter`: the same syntax
+    // operators use, without the regex engine EnvFilter compiles in.
+    let filter: tracing_subscriber::filter::Targets = filter.parse().unwrap_or_else(|e| {
         eprintln!("paygate: --log '{filter}' is not a valid filter ({e}); using 'info'");
-        tracing_subscriber::EnvFilter::new("info")
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
     });
     // Colours only for a person at a terminal, never into a file or a log collector.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    use tracing_subscriber::prelude::*;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
     match format {
-        LogFormat::Text => builder.with_target(false).init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => tracing_subscriber::registry().with(fmt.with_target(false).with_filter(filter)).init(),
+        LogFormat::Json => {
+            let json = fmt.json().flatten_event(true).with_current_span(true);
+            tracing_subscriber::registry().with(json.with_filter(filter)).init()
+        }
     }
 }
 

@@ -19,7 +19,8 @@ both!(
 
 fn envelope(s: &TestServer, k: &Keys, biz: Value, sign_type: &str) -> Map<String, Value> {
     let (open_app_id, secret, token) = &k.cashier;
-    let mut e = json!({"open_app_id": open_app_id, "timestamp": s.clock.now_for_tests(), "sign_type": sign_type, "token": token, "biz_content": biz.to_string()});
+    let mut e = json!({"open_app_id": open_app_id, "timestamp": s.clock.now_for_tests(), "sign_type": sign_type,
+        "token": token, "biz_content": biz.to_string()});
     let fields = e.as_object().unwrap().clone();
     e["sign"] = json!(if sign_type == "MD5" { md5_sign(&fields, secret) } else { hmac_sign(&fields, secret) });
     e.as_object().unwrap().clone()
@@ -192,7 +193,8 @@ fn envelopes_are_refused_in_the_face_shape(backend: Backend) {
         &s,
         &k,
         "pay",
-        json!({"out_trade_no": "o2", "total_fee": 100, "auth_code": "134567890123456789", "discount_info": {"m_discount_fee": 100}}),
+        json!({"out_trade_no": "o2", "total_fee": 100, "auth_code": "134567890123456789",
+            "discount_info": {"m_discount_fee": 100}}),
     );
     assert_eq!((st, r["param"].as_str()), (400, Some("discount_info")), "{r}");
 }
@@ -292,7 +294,8 @@ fn seed_002_query_with_fees_and_subsidies(backend: Backend) {
     let (st, _) = s.post(&k.test, "/v1/fee_rates", json!({"channel": "wechat", "rate_bp": 100}));
     assert_eq!(st, 200);
     // Seed 002's worked examples: a 5-yuan fee with 6 yuan pre-declared, then with 2.
-    let goods = json!([{"goods_id": "sku-1", "goods_remark": "1001", "discount_amount": "3", "quantity": "1", "price": "528800"}]);
+    let goods = json!([{"goods_id": "sku-1", "goods_remark": "1001", "discount_amount": "3", "quantity": "1",
+        "price": "528800"}]);
     let (_, six) = cashier(
         &s,
         &k,
@@ -305,7 +308,8 @@ fn seed_002_query_with_fees_and_subsidies(backend: Backend) {
         &k,
         "pay",
         json!({"out_trade_no": "20200324182435196", "total_fee": 50000, "auth_code": "134567890123456780",
-        "pre_fee_subsidy_amount": 200, "fee_subsidy_party": "服务商", "discount_info": {"m_discount_fee": 0, "p_discount_fee": 0}}),
+        "pre_fee_subsidy_amount": 200, "fee_subsidy_party": "服务商",
+        "discount_info": {"m_discount_fee": 0, "p_discount_fee": 0}}),
     );
     let trade_no = six["data"]["pay_no"].as_str().unwrap();
 

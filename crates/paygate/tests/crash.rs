@@ -92,7 +92,8 @@ fn kill_9_loses_no_acknowledged_payment_or_event(backend: Backend) {
     let charges = Mutex::new(Vec::new());
     let numbers: Vec<usize> = (0..PAYMENTS).collect();
     parallel(&numbers, 8, |agent, i| {
-        let order = json!({"app": app_id, "merchant_order_no": format!("crash{i}"), "amount": 100, "currency": "cny", "subject": "s", "body": "b"});
+        let order = json!({"app": app_id, "merchant_order_no": format!("crash{i}"), "amount": 100, "currency": "cny",
+            "subject": "s", "body": "b"});
         let (st, o) = call(agent, "POST", &format!("{base}/v1/orders"), &key, order).unwrap();
         assert_eq!(st, 200, "{o}");
         let (st, paying) = call(
@@ -221,7 +222,8 @@ fn sigterm_drains_in_flight_deliveries(backend: Backend) {
         .0,
         200
     );
-    let order = json!({"app": app_id, "merchant_order_no": "term-1", "amount": 100, "currency": "cny", "subject": "s", "body": "b"});
+    let order = json!({"app": app_id, "merchant_order_no": "term-1", "amount": 100, "currency": "cny", "subject": "s",
+        "body": "b"});
     let (_, o) = call(&agent, "POST", &format!("{base}/v1/orders"), &key, order).unwrap();
     let id = o["id"].as_str().unwrap().to_string();
     assert_eq!(

@@ -348,7 +348,8 @@ fn profit_sharing_rules(backend: Backend) {
     assert_eq!((st, a["status"].as_str(), a["amount"].as_i64()), (200, Some("succeeded"), Some(150)), "{a}");
 
     // The same out_order_no is the same request; reused for another request it is refused.
-    let body = json!({"type": "wechat_multi", "out_order_no": "P20261122001", "receivers": receiver("PERSONAL_OPENID", json!(100))});
+    let receivers = receiver("PERSONAL_OPENID", json!(100));
+    let body = json!({"type": "wechat_multi", "out_order_no": "P20261122001", "receivers": receivers});
     let (st, first) = share(&s, &k, &wx, body.clone());
     assert_eq!(st, 200, "{first}");
     let (_, again) = share(&s, &k, &wx, body);

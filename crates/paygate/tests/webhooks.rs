@@ -170,7 +170,8 @@ fn retries_follow_the_schedule(backend: Backend) {
         s.clock.advance(1);
     }
     assert_eq!(rx.count(), 4, "delivered on attempt 4");
-    // Attempt 1 at once; then 15 s, 15 s (+≤10 % jitter), then the receiver's Retry-After 120 s over the scheduled 30 s.
+    // Attempt 1 at once; then 15 s, 15 s (+≤10 % jitter), then the receiver's Retry-After 120 s over the
+    // scheduled 30 s.
     let gaps: Vec<i64> = attempt_times.windows(2).map(|w| w[1] - w[0]).collect();
     assert_eq!(attempt_times[0], 0);
     assert!((15..=17).contains(&gaps[0]) && (15..=17).contains(&gaps[1]), "{gaps:?}");

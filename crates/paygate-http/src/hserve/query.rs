@@ -257,7 +257,11 @@ mod tests {
 
     #[test]
     fn filters_where_and_paging_parse() {
-        let q = Query::parse("limit=5&offset=10&status=success&paid_at__gte=100&where=%7B%22%24and%22%3A%5B%7B%22gateway_type%22%3A%7B%22%24eq%22%3A%22alipay%22%7D%7D%5D%7D&order_by=-paid_at");
+        let q = Query::parse(concat!(
+            "limit=5&offset=10&status=success&paid_at__gte=100&where=",
+            "%7B%22%24and%22%3A%5B%7B%22gateway_type%22%3A%7B%22%24eq%22%3A%22alipay%22%7D%7D%5D%7D",
+            "&order_by=-paid_at"
+        ));
         let p = parse(&q).unwrap();
         assert_eq!((p.query.limit, p.query.offset), (5, 10));
         assert_eq!(p.query.order_by, vec![(Field::PaidAt, true)]);

@@ -15,7 +15,8 @@ pub fn session(s: &Session) -> Value {
 }
 
 pub fn user(u: &HserveUser) -> Value {
-    json!({"id": u.id, "created_at": u.created, "username": u.username, "_anonymous": u.anonymous, "_username": u.username})
+    json!({"id": u.id, "created_at": u.created, "username": u.username, "_anonymous": u.anonymous,
+        "_username": u.username})
 }
 
 fn status(r: &PaymentRecord) -> &'static str {
@@ -181,5 +182,6 @@ pub fn wechat_share_answer(record: &PaymentRecord, share: Option<&ProfitShare>) 
 
 /// Seed 003's Alipay profit-sharing answer (`return_code` "10000" is Alipay's success code).
 pub fn alipay_share_answer(record: &PaymentRecord, share: &ProfitShare) -> Value {
-    json!({"return_code": "10000", "trade_no": record.meta.trade_no, "profit_sharing_id": share.id, "out_order_no": share.out_order_no})
+    json!({"return_code": "10000", "trade_no": record.meta.trade_no, "profit_sharing_id": share.id,
+        "out_order_no": share.out_order_no})
 }

@@ -162,6 +162,52 @@ fn profit_sharing() {}
     responses((status = 200, description = "The share after the return.", body = ProfitSharingObject)))]
 fn return_profit_sharing() {}
 
+/// `GET /v1/charges`: filters, then cursors; newest first.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ChargeListQuery {
+    /// The caller's app id (optional: the key's app is implied).
+    #[param(rename = "app[id]")]
+    app_id: Option<String>,
+    /// A Ping++ channel name.
+    channel: Option<String>,
+    #[param(schema_with = boolean_text)]
+    paid: Option<String>,
+    /// Refunded in full.
+    #[param(schema_with = boolean_text)]
+    refunded: Option<String>,
+    #[param(schema_with = boolean_text)]
+    reversed: Option<String>,
+    #[param(rename = "created[gt]")]
+    created_gt: Option<i64>,
+    #[param(rename = "created[gte]")]
+    created_gte: Option<i64>,
+    #[param(rename = "created[lt]")]
+    created_lt: Option<i64>,
+    #[param(rename = "created[lte]")]
+    created_lte: Option<i64>,
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+    /// A charge id of this app and mode.
+    starting_after: Option<String>,
+    /// A charge id of this app and mode (not with `starting_after`).
+    ending_before: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/charges", tag = "charges", request_body = CreateCharge,
+    responses((status = 200, description = "The new charge with its `credential`.", body = ChargeObject)))]
+fn create_charge() {}
+
+#[utoipa::path(get, path = "/v1/charges", tag = "charges", params(ChargeListQuery),
+    responses((status = 200, description = "Charges, newest first.", body = List<ChargeObject>)))]
+fn list_charges() {}
+
+#[utoipa::path(post, path = "/v1/charges/{charge_id}/reverse", tag = "charges", params(("charge_id" = String, Path)),
+    request_body = ReverseCharge,
+    responses((status = 200, description = "The reversed charge: closed if it was unpaid, refunded in full if paid.",
+        body = ChargeObject)))]
+fn reverse_charge() {}
+
 #[utoipa::path(get, path = "/v1/charges/{charge_id}", tag = "charges", params(("charge_id" = String, Path)),
     responses((status = 200, description = "The charge with its refunds.", body = ChargeObject)))]
 fn get_charge() {}

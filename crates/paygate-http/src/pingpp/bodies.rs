@@ -104,6 +104,53 @@ pub struct CreateOrder {
     pub profit_sharing: Option<bool>,
 }
 
+/// `POST /v1/charges`: Ping++'s charge request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateCharge {
+    /// The merchant's order number, unique per app: letters, digits, `_` and `-`.
+    #[schema(pattern = "^[0-9A-Za-z_-]{1,64}$")]
+    pub order_no: String,
+    /// `{"id": app_id}`: the caller's own app; another app's is answered 404.
+    pub app: AppRef,
+    /// A Ping++ channel name; test mode pays all of them through the sandbox.
+    #[schema(schema_with = pingpp_channel)]
+    pub channel: String,
+    /// Fen.
+    #[schema(value_type = i64, minimum = 1, maximum = 10_000_000_000_i64)]
+    pub amount: Int,
+    /// IPv4 or IPv6; the peer's address when absent.
+    pub client_ip: Option<String>,
+    #[schema(pattern = "^[cC][nN][yY]$", example = "cny")]
+    pub currency: String,
+    #[schema(min_length = 1, max_length = 32)]
+    pub subject: String,
+    #[schema(min_length = 1, max_length = 128)]
+    pub body: String,
+    /// Channel-specific parameters, kept with the charge.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub extra: Value,
+    /// Unix seconds, in the future and at most 15 days away; 24 h from now when absent.
+    #[schema(value_type = Option<i64>)]
+    pub time_expire: Option<Int>,
+    /// As an order's `metadata`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Value,
+    #[schema(min_length = 1, max_length = 255)]
+    pub description: Option<String>,
+}
+
+/// `{"id": …}`: how Ping++'s charge request names its app.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AppRef {
+    pub id: String,
+}
+
+/// `POST /v1/charges/{id}/reverse` takes no fields (Ping++'s SDKs send `{}`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ReverseCharge {}
+
 /// The one update an order takes: `{"status": "canceled"}`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateOrder {

@@ -68,6 +68,7 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
             let (charge, _order) = app.sandbox_pay(caller, reference, result).await?;
             ok(render::charge(&charge, None))
         }
+        _ if let Some(answer) = super::charges::dispatch(app, caller, req, path).await => answer,
         _ if let Some(answer) = super::webhooks::dispatch(app, caller, req, path).await => answer,
         _ if let Some(answer) = super::shares::dispatch(app, caller, req, path).await => answer,
         _ if let Some(answer) = super::members::dispatch(app, caller, req, path).await => answer,

@@ -2,6 +2,7 @@
 //! signatures, Idempotency-Key on every POST/PUT, `{"error":{…}}` errors.
 
 pub(crate) mod bodies;
+mod charges;
 mod handlers;
 pub(crate) mod members;
 mod shares;

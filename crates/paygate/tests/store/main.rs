@@ -163,6 +163,8 @@ pub fn charge(order: &Order, n: &str, channel: &str) -> Charge {
         notification: None,
         settlement: None,
         member_id: None,
+        order_no: order.merchant_order_no.clone(),
+        reversed: false,
     }
 }
 

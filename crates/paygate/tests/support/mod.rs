@@ -71,9 +71,12 @@ pub fn fresh_database(rt: &tokio::runtime::Runtime, backend: Backend) -> String 
             let admin = postgres_admin_url();
             let schema = unique("t_");
             rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL is required for the test suite ({admin}): {e}. Set PAYGATE_TEST_POSTGRES_URL or run .ci/run."));
+                let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is required for the test suite ({admin}): {e}. \
+                             Set PAYGATE_TEST_POSTGRES_URL or run .ci/run."
+                    )
+                });
                 tokio::spawn(conn);
                 client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
             });
