@@ -2,7 +2,6 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 
 pub const ORDER_SUCCEEDED: &str = "order.succeeded";
 pub const CHARGE_SUCCEEDED: &str = "charge.succeeded";
@@ -42,12 +41,13 @@ pub struct Event {
 }
 
 /// An event as the API shows it and webhooks deliver it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = Event)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Event))]
 pub struct EventObject {
-    #[schema(pattern = "^evt_[0-9A-Za-z]{24}$")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^evt_[0-9A-Za-z]{24}$"))]
     pub id: String,
-    #[schema(value_type = String, example = "event")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "event"))]
     pub object: &'static str,
     /// One of the event types, e.g. `order.succeeded`.
     #[serde(rename = "type")]
@@ -56,15 +56,16 @@ pub struct EventObject {
     pub livemode: bool,
     pub pending_webhooks: i64,
     /// Always null.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub request: Option<Value>,
     pub data: EventData,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventData {
     /// The object as it was when the event happened (an order, charge, refund or profit share).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub object: Value,
 }
 

@@ -2,13 +2,13 @@
 //! what `/v1` answers and what events carry as `data.object`. Amounts are fen integers.
 //!
 //! Each shape is a struct that is both what gets serialized and what the OpenAPI document
-//! describes (`utoipa::ToSchema`), so the document cannot drift from the answers.
+//! describes (`utoipa::ToSchema`, derived with the `openapi` feature), so the document cannot
+//! drift from the answers.
 
 use crate::paging::Page;
 use crate::{Charge, ChargeStatus, Order, OrderStatus, Refund, RefundStatus};
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 
 /// An order with its charges, newest charge first: what the order endpoints render.
 #[derive(Debug, Clone)]
@@ -18,11 +18,12 @@ pub struct OrderView {
 }
 
 /// `{"object": "list", …}`: every list the API answers, of any object.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(title = "List")]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(title = "List"))]
 pub struct List<T> {
     /// Always `list`.
-    #[schema(value_type = String, example = "list")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "list"))]
     pub object: &'static str,
     pub url: String,
     pub has_more: bool,
@@ -46,30 +47,32 @@ pub fn list(url: &str, has_more: bool, data: Vec<Value>) -> Value {
 }
 
 /// What the client needs of the newest charge; `{}` before the order has one.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChargeEssentials {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     /// Present (possibly null) whenever `channel` is.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub transaction_no: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub credential: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub extra: Option<Value>,
 }
 
 /// A Ping++ order (seed 004), with its charges.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = Order)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Order))]
 pub struct OrderObject {
     /// 19 decimal digits.
-    #[schema(pattern = "^[0-9]{19}$", example = "2011611220000000001")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{19}$", example = "2011611220000000001"))]
     pub id: String,
-    #[schema(value_type = String, example = "order")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "order"))]
     pub object: &'static str,
     pub created: i64,
     pub livemode: bool,
@@ -85,7 +88,7 @@ pub struct OrderObject {
     pub amount_refunded: i64,
     pub amount_paid: i64,
     pub coupon_amount: i64,
-    #[schema(value_type = String, example = "cny")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "cny"))]
     pub currency: &'static str,
     pub subject: String,
     pub body: String,
@@ -93,11 +96,11 @@ pub struct OrderObject {
     pub time_paid: Option<i64>,
     pub time_expire: i64,
     /// Always null: coupon objects are not supported.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub coupon: Option<Value>,
     pub description: Option<String>,
     /// The merchant's key/value pairs, or null.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
     pub charge_essentials: ChargeEssentials,
     pub receipt_app: String,
@@ -166,12 +169,13 @@ pub fn orders(page: &Page<OrderView>) -> Value {
 }
 
 /// A payment attempt at a channel, with what the client needs to pay (`credential`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = Charge)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Charge))]
 pub struct ChargeObject {
-    #[schema(pattern = "^ch_[0-9A-Za-z]{24}$")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^ch_[0-9A-Za-z]{24}$"))]
     pub id: String,
-    #[schema(value_type = String, example = "charge")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "charge"))]
     pub object: &'static str,
     pub created: i64,
     pub livemode: bool,
@@ -190,11 +194,11 @@ pub struct ChargeObject {
     pub client_ip: String,
     pub amount: i64,
     pub amount_settle: i64,
-    #[schema(value_type = String, example = "cny")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "cny"))]
     pub currency: &'static str,
     pub subject: String,
     pub body: String,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub extra: Value,
     pub time_paid: Option<i64>,
     pub time_expire: i64,
@@ -206,10 +210,10 @@ pub struct ChargeObject {
     pub amount_refunded: i64,
     pub failure_code: Option<String>,
     pub failure_msg: Option<String>,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Value,
     /// What the client needs to pay at the channel (test mode: the sandbox page).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub credential: Value,
     pub description: Option<String>,
     pub status: ChargeStatus,
@@ -261,12 +265,13 @@ pub fn charges(url: &str, charges: &[Charge]) -> Value {
     to_value(&List::new(url, false, charges.iter().map(|c| ChargeObject::new(c, None)).collect()))
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = Refund)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Refund))]
 pub struct RefundObject {
-    #[schema(pattern = "^re_[0-9A-Za-z]{24}$")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^re_[0-9A-Za-z]{24}$"))]
     pub id: String,
-    #[schema(value_type = String, example = "refund")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "refund"))]
     pub object: &'static str,
     /// The refund number sent to the channel.
     pub order_no: String,
@@ -278,13 +283,13 @@ pub struct RefundObject {
     pub description: String,
     pub failure_code: Option<String>,
     pub failure_msg: Option<String>,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: Value,
     pub charge: String,
     pub order: String,
     pub transaction_no: Option<String>,
     /// Always `{}`.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub extra: Value,
 }
 

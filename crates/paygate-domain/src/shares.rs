@@ -6,7 +6,6 @@
 use crate::{Amount, Order, OrderStatus, Problem, ProblemKind};
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 
 /// The default upper bound of what may be shared: 30 % (WeChat's default maximum ratio).
 pub const DEFAULT_MAX_SHARE_BPS: i64 = 3000;
@@ -14,7 +13,8 @@ pub const DEFAULT_MAX_SHARE_BPS: i64 = 3000;
 pub const MAX_RECEIVERS: usize = 50;
 
 /// Rendered as its snake_case name (`as_str`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ShareKind {
     /// WeChat 单次分账: shares and ends sharing; the rest of the frozen funds is released.
@@ -244,7 +244,8 @@ pub fn plan_share(
 }
 
 /// Rendered as its snake_case name (`as_str`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ShareStatus {
     Pending,
@@ -291,29 +292,31 @@ pub struct ProfitShare {
 }
 
 /// A receiver as requests name it and profit-sharing objects show it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = ShareReceiver)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ShareReceiver))]
 pub struct ReceiverObject {
     /// WeChat: `MERCHANT_ID` or `PERSONAL_OPENID`; Alipay: `userId` or `loginName`.
     #[serde(rename = "type")]
-    #[schema(min_length = 1, max_length = 32)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 32))]
     pub kind: String,
-    #[schema(min_length = 1, max_length = 64)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub account: String,
     /// Fen, at least 1.
-    #[schema(minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub amount: i64,
-    #[schema(min_length = 1, max_length = 80)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 80))]
     pub description: String,
 }
 
 /// A profit share (分账) of an order.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(as = ProfitSharing)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ProfitSharing))]
 pub struct ProfitSharingObject {
-    #[schema(pattern = "^ps_[0-9A-Za-z]{24}$")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^ps_[0-9A-Za-z]{24}$"))]
     pub id: String,
-    #[schema(value_type = String, example = "profit_sharing")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "profit_sharing"))]
     pub object: &'static str,
     pub created: i64,
     pub livemode: bool,

@@ -4,7 +4,10 @@
 //! (`paygate_domain::objects`, the http face's own objects), and the operations below are
 //! checked against the route table (`every_route_is_documented`), so the document follows the
 //! code. `committed_document_is_current` fails when `docs/openapi.json` is stale; regenerate it
-//! with `PAYGATE_WRITE_OPENAPI=1 cargo test -p paygate-http --lib openapi`.
+//! with `PAYGATE_WRITE_OPENAPI=1 cargo test -p paygate-http --features openapi --lib openapi`.
+//!
+//! Only compiled with the `openapi` feature (utoipa is a build-time cost the release binary does
+//! not pay): without it, `crate::openapi_json` serves the committed file as is.
 
 use crate::pingpp::ErrorBody;
 use utoipa::openapi::header::HeaderBuilder;
@@ -149,7 +152,8 @@ mod tests {
         assert!(
             committed == generated,
             "docs/openapi.json is stale: regenerate it with \
-             `PAYGATE_WRITE_OPENAPI=1 cargo test -p paygate-http --lib openapi` and commit it"
+             `PAYGATE_WRITE_OPENAPI=1 cargo test -p paygate-http --features openapi --lib openapi` \
+             and commit it"
         );
     }
 

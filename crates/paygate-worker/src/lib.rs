@@ -29,6 +29,13 @@ pub const MAX_IN_FLIGHT_LIMIT: usize = 256;
 /// Orders looked at per expiry or late-refund pass.
 const HOUSEKEEPING_BATCH: i64 = 100;
 
+/// Sends in flight at most, all endpoints together, unless configured.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
+/// Sends in flight at most to one endpoint unless configured: enough for one busy merchant
+/// server to take deliveries quickly, few enough that a dead endpoint holds an eighth of the
+/// slots at most.
+pub const DEFAULT_PER_ENDPOINT: i64 = 16;
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Pause between claims when there was nothing to do.
@@ -51,8 +58,8 @@ impl Default for Settings {
         Settings {
             poll: Duration::from_millis(200),
             batch: 32,
-            max_in_flight: 64,
-            per_endpoint: 4,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            per_endpoint: DEFAULT_PER_ENDPOINT,
             lease_seconds: 60,
             timeout: Duration::from_secs(10),
         }

@@ -132,10 +132,10 @@ pub struct WorkerArgs {
     #[arg(long, env = "PAYGATE_WORKER_TIMEOUT_MS", default_value_t = 10_000)]
     pub worker_timeout_ms: u64,
     /// Deliveries in flight at most, all endpoints together.
-    #[arg(long, env = "PAYGATE_WORKER_MAX_IN_FLIGHT", default_value_t = 64)]
+    #[arg(long, env = "PAYGATE_WORKER_MAX_IN_FLIGHT", default_value_t = paygate_worker::DEFAULT_MAX_IN_FLIGHT)]
     pub worker_max_in_flight: usize,
     /// Deliveries in flight at most to one endpoint (across nodes).
-    #[arg(long, env = "PAYGATE_WORKER_PER_ENDPOINT", default_value_t = 4)]
+    #[arg(long, env = "PAYGATE_WORKER_PER_ENDPOINT", default_value_t = paygate_worker::DEFAULT_PER_ENDPOINT)]
     pub worker_per_endpoint: i64,
 }
 
@@ -319,6 +319,9 @@ pub enum WebhookCommand {
     },
     /// paygate's platform public key (PEM): what receivers verify `x-pingplusplus-signature` with.
     PublicKey {
+        /// Print JSON (`{"pem": …}`) instead of the PEM text.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: Database,
     },

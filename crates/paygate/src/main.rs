@@ -331,8 +331,13 @@ async fn webhook_command(cmd: WebhookCommand) -> Result<(), Problem> {
             app.delete_endpoint(&caller, &endpoint_id).await?;
             tracing::info!("deleted {endpoint_id}");
         }
-        WebhookCommand::PublicKey { db } => {
-            print!("{}", open_default(&db).await?.platform_public_key_pem().await?);
+        WebhookCommand::PublicKey { json, db } => {
+            let pem = open_default(&db).await?.platform_public_key_pem().await?;
+            if json {
+                println!("{}", json!({ "pem": pem }));
+            } else {
+                print!("{pem}");
+            }
         }
     }
     Ok(())

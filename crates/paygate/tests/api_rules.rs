@@ -299,13 +299,17 @@ fn request_signatures(backend: Backend) {
     s.create_order(&plain, &plain.test, "p", 100, json!({}));
 }
 
-/// The OpenAPI document is served as generated (and committed: see paygate-http's tests), with
-/// no key; and a path answers only the methods the document gives it: `…/profit_sharings/finish`
-/// is POST only, although the share route `…/profit_sharings/{id}` (GET) matches it too.
+/// The OpenAPI document is served, with no key, exactly as committed in `docs/openapi.json`
+/// (generated with paygate-http's `openapi` feature, whose tests keep the file current; embedded
+/// as is without it); and a path answers only the methods the document gives it:
+/// `…/profit_sharings/finish` is POST only, although the share route `…/profit_sharings/{id}`
+/// (GET) matches it too.
 fn openapi_document_is_served(backend: Backend) {
     let s = TestServer::start(backend);
     let (st, _, body) = s.raw("GET", "", "/openapi.json", None, &[]);
     assert_eq!((st, body.as_str()), (200, paygate_http::openapi_json()));
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json")).unwrap();
+    assert!(body == committed, "the served document is not docs/openapi.json");
     let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!((doc["openapi"].as_str(), doc["paths"]["/v1/orders"]["post"].is_object()), (Some("3.1.0"), true));
     let k = s.create_app("shop");

@@ -8,8 +8,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
+#[cfg(feature = "openapi")]
 use utoipa::openapi::schema::{Array, ArrayBuilder, Object, ObjectBuilder, SchemaType, Type};
-use utoipa::ToSchema;
 
 /// A JSON integer: `1.5`, `"100"` and numbers beyond i64 are refused, naming the field
 /// (money is integer fen; no float ever reaches the money path).
@@ -42,18 +42,22 @@ pub fn opt(v: Option<Int>) -> Option<i64> {
 
 // Lists the core checks against, shown as `enum`s: the document takes them from the same
 // constants, so a channel or event type added there is documented too.
+#[cfg(feature = "openapi")]
 fn one_of(values: &[&str]) -> Object {
     ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values.iter().copied())).build()
 }
 
+#[cfg(feature = "openapi")]
 fn pingpp_channel() -> Object {
     one_of(paygate_domain::PINGPP_CHANNELS)
 }
 
+#[cfg(feature = "openapi")]
 fn fee_family() -> Object {
     one_of(paygate_domain::fees::FAMILIES)
 }
 
+#[cfg(feature = "openapi")]
 fn event_types() -> Array {
     ArrayBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
@@ -63,38 +67,39 @@ fn event_types() -> Array {
 }
 
 /// `POST /v1/orders`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateOrder {
     /// The caller's own app id; another app's is answered 404.
     pub app: String,
     /// Unique per app: letters, digits, `_` and `-`.
-    #[schema(pattern = "^[0-9A-Za-z_-]{1,64}$")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9A-Za-z_-]{1,64}$"))]
     pub merchant_order_no: String,
     /// Fen.
-    #[schema(value_type = i64, minimum = 1, maximum = 10_000_000_000_i64)]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 1, maximum = 10_000_000_000_i64))]
     pub amount: Int,
     /// Fen taken off `amount`; less than `amount`.
-    #[schema(value_type = Option<i64>, minimum = 0, maximum = 10_000_000_000_i64)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 0, maximum = 10_000_000_000_i64))]
     pub coupon_amount: Option<Int>,
-    #[schema(pattern = "^[cC][nN][yY]$", example = "cny")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[cC][nN][yY]$", example = "cny"))]
     pub currency: String,
-    #[schema(min_length = 1, max_length = 32)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 32))]
     pub subject: String,
-    #[schema(min_length = 1, max_length = 128)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub body: String,
-    #[schema(min_length = 1, max_length = 64)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub uid: Option<String>,
     /// IPv4 or IPv6; the peer's address when absent.
     pub client_ip: Option<String>,
     /// Unix seconds, in the future and at most 15 days away; 24 h from now when absent.
-    #[schema(value_type = Option<i64>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub time_expire: Option<Int>,
-    #[schema(min_length = 1, max_length = 255)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub description: Option<String>,
     /// At most 50 keys of 1–40 characters; values are strings (≤ 500 characters), numbers,
     /// booleans or null.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Value,
     /// This app's id (sub-apps are not supported).
     pub receipt_app: Option<String>,
@@ -105,61 +110,66 @@ pub struct CreateOrder {
 }
 
 /// `POST /v1/charges`: Ping++'s charge request.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateCharge {
     /// The merchant's order number, unique per app: letters, digits, `_` and `-`.
-    #[schema(pattern = "^[0-9A-Za-z_-]{1,64}$")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9A-Za-z_-]{1,64}$"))]
     pub order_no: String,
     /// `{"id": app_id}`: the caller's own app; another app's is answered 404.
     pub app: AppRef,
     /// A Ping++ channel name; test mode pays all of them through the sandbox.
-    #[schema(schema_with = pingpp_channel)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = pingpp_channel))]
     pub channel: String,
     /// Fen.
-    #[schema(value_type = i64, minimum = 1, maximum = 10_000_000_000_i64)]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 1, maximum = 10_000_000_000_i64))]
     pub amount: Int,
     /// IPv4 or IPv6; the peer's address when absent.
     pub client_ip: Option<String>,
-    #[schema(pattern = "^[cC][nN][yY]$", example = "cny")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[cC][nN][yY]$", example = "cny"))]
     pub currency: String,
-    #[schema(min_length = 1, max_length = 32)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 32))]
     pub subject: String,
-    #[schema(min_length = 1, max_length = 128)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub body: String,
     /// Channel-specific parameters, kept with the charge.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub extra: Value,
     /// Unix seconds, in the future and at most 15 days away; 24 h from now when absent.
-    #[schema(value_type = Option<i64>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub time_expire: Option<Int>,
     /// As an order's `metadata`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Value,
-    #[schema(min_length = 1, max_length = 255)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub description: Option<String>,
 }
 
 /// `{"id": …}`: how Ping++'s charge request names its app.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppRef {
     pub id: String,
 }
 
 /// `POST /v1/charges/{id}/reverse` takes no fields (Ping++'s SDKs send `{}`).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReverseCharge {}
 
 /// The one update an order takes: `{"status": "canceled"}`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateOrder {
-    #[schema(value_type = OrderUpdateStatus)]
+    #[cfg_attr(feature = "openapi", schema(value_type = OrderUpdateStatus))]
     pub status: Option<String>,
 }
 
 /// What `PUT /v1/orders/{id}` may set `status` to.
-#[derive(ToSchema)]
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
 #[allow(dead_code)] // Describes the document only; the handler matches the string.
 pub enum OrderUpdateStatus {
@@ -167,43 +177,47 @@ pub enum OrderUpdateStatus {
 }
 
 /// `POST /v1/orders/{id}/pay`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PayOrder {
     /// A Ping++ channel name; test mode pays all of them through the sandbox.
-    #[schema(schema_with = pingpp_channel)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = pingpp_channel))]
     pub channel: String,
     /// Must equal the order's `actual_amount` (no split payments).
-    #[schema(value_type = Option<i64>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub charge_amount: Option<Int>,
     /// Channel-specific parameters.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub extra: Value,
 }
 
 /// `POST /v1/orders/{id}/order_refunds` and `POST /v1/charges/{id}/refunds`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRefund {
     /// Fen; everything still refundable when absent.
-    #[schema(value_type = Option<i64>, minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 1))]
     pub amount: Option<Int>,
-    #[schema(min_length = 1, max_length = 255)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub description: Option<String>,
     /// As an order's `metadata`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Value,
 }
 
 /// `POST /v1/sandbox/charges/{reference}/pay`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SandboxPay {
     /// `success` when absent.
-    #[schema(value_type = Option<SandboxOutcome>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<SandboxOutcome>))]
     pub result: Option<String>,
 }
 
-#[derive(ToSchema)]
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
 #[allow(dead_code)] // Describes the document only; the core parses the string.
 pub enum SandboxOutcome {
@@ -212,66 +226,75 @@ pub enum SandboxOutcome {
 }
 
 /// `POST /v1/orders/{id}/profit_sharings`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateProfitSharing {
     #[serde(rename = "type")]
-    #[schema(value_type = paygate_domain::shares::ShareKind)]
+    #[cfg_attr(feature = "openapi", schema(value_type = paygate_domain::shares::ShareKind))]
     pub kind: String,
     /// 1 to 50 receivers; each `type` + `account` at most once. Checked by the domain's
     /// receiver rules, which name the field (`receivers[2].amount`).
     #[serde(default)]
-    #[schema(value_type = Vec<paygate_domain::shares::ReceiverObject>, min_items = 1, max_items = 50)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Vec<paygate_domain::shares::ReceiverObject>, min_items = 1, max_items = 50)
+    )]
     pub receivers: Value,
     /// The merchant's number for this request: the same number is the same request.
-    #[schema(pattern = "^[0-9A-Za-z_-]{1,64}$")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9A-Za-z_-]{1,64}$"))]
     pub out_order_no: Option<String>,
 }
 
 /// `POST /v1/orders/{id}/profit_sharings/{ps}/returns`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReturnProfitSharing {
     /// Fen; the whole share when absent.
-    #[schema(value_type = Option<i64>, minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>, minimum = 1))]
     pub amount: Option<Int>,
 }
 
 /// `POST /v1/members`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateMember {
-    #[schema(min_length = 1, max_length = 32)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 32))]
     pub member_no: String,
-    #[schema(min_length = 1, max_length = 20)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 20))]
     pub phone: String,
-    #[schema(min_length = 1, max_length = 64)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub name: String,
 }
 
 /// `POST /v1/members/{id}/topups`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TopUp {
     /// Fen.
-    #[schema(value_type = i64, minimum = 1, maximum = 10_000_000_000_i64)]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 1, maximum = 10_000_000_000_i64))]
     pub amount: Int,
 }
 
 /// `POST /v1/fee_rates`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SetFeeRate {
     /// The channel family the rate applies to.
-    #[schema(schema_with = fee_family)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = fee_family))]
     pub channel: String,
     /// Basis points (1/100 of a percent).
-    #[schema(value_type = i64, minimum = 0, maximum = 10_000)]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 0, maximum = 10_000))]
     pub rate_bp: Int,
 }
 
 /// `POST /v1/webhook_endpoints`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateWebhookEndpoint {
     /// An `https`/`http` URL of a public address.
     pub url: String,
     /// Event types to send; every type when absent.
-    #[schema(schema_with = event_types)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = event_types))]
     pub events: Option<Vec<String>>,
 }
 

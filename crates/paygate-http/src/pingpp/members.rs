@@ -10,7 +10,6 @@ use paygate_domain::objects::{to_value, List};
 use paygate_domain::paging::{self, MAX_LIMIT};
 use paygate_store::{BalanceTransaction, Member};
 use serde::Serialize;
-use utoipa::ToSchema;
 
 pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, path: &[&str]) -> Option<Answer> {
     let m = &req.method;
@@ -61,11 +60,12 @@ fn ok(object: &impl Serialize) -> Answer {
 }
 
 /// A member of the merchant's loyalty scheme, with a wallet.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Member)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Member))]
 pub(crate) struct MemberObject {
     pub id: String,
-    #[schema(value_type = String, example = "member")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "member"))]
     pub object: &'static str,
     pub created: i64,
     pub livemode: bool,
@@ -94,10 +94,11 @@ impl MemberObject {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-#[schema(as = BalanceTransaction)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = BalanceTransaction))]
 pub(crate) struct BalanceTransactionObject {
-    #[schema(value_type = String, example = "balance_transaction")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "balance_transaction"))]
     pub object: &'static str,
     pub created: i64,
     /// `topup`, `payment` or `refund`.
@@ -122,10 +123,11 @@ impl BalanceTransactionObject {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-#[schema(as = FeeRate)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = FeeRate))]
 pub(crate) struct FeeRateObject {
-    #[schema(value_type = String, example = "fee_rate")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "fee_rate"))]
     pub object: &'static str,
     pub channel: String,
     pub rate_bp: i64,

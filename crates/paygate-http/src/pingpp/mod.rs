@@ -17,7 +17,6 @@ use paygate_core::{Caller, Paygate};
 use paygate_domain::{Problem, ProblemKind};
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 
 /// A handler's answer: a status and a JSON document, or a problem.
 pub(crate) type Answer = Result<(StatusCode, Value), Problem>;
@@ -119,28 +118,31 @@ fn encode(answer: Answer) -> (StatusCode, Vec<u8>) {
 }
 
 /// Every `/v1` error answer: `{"error": {type, code, message, param}}`.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Error)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Error))]
 pub(crate) struct ErrorBody<'a> {
     pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct ErrorDetail<'a> {
     #[serde(rename = "type")]
-    #[schema(value_type = ErrorType)]
+    #[cfg_attr(feature = "openapi", schema(value_type = ErrorType))]
     pub kind: &'static str,
     /// Machine-readable: `invalid_parameter`, `missing_parameter`, `resource_missing`, …
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub code: &'static str,
     pub message: &'a str,
     /// The offending field or parameter (`receivers[0].amount`, `Idempotency-Key`), or null.
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub param: Option<&'a str>,
 }
 
 /// The `type` of an error.
-#[derive(ToSchema)]
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
 #[allow(dead_code)] // Describes the document only: `error_type` names the kinds.
 #[allow(clippy::enum_variant_names)] // Ping++'s names, `_error` and all.

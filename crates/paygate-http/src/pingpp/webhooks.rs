@@ -11,7 +11,6 @@ use paygate_domain::paging::{CreatedRange, Paging};
 use paygate_store::{DeliveryView, Endpoint};
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 
 pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, path: &[&str]) -> Option<Answer> {
     let m = &req.method;
@@ -53,12 +52,13 @@ fn ok(object: &impl Serialize) -> (StatusCode, Value) {
 }
 
 /// Where events are sent. `secret` (for the HMAC signature) is shown once, on creation.
-#[derive(Serialize, ToSchema)]
-#[schema(as = WebhookEndpoint)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = WebhookEndpoint))]
 pub(crate) struct EndpointObject {
-    #[schema(pattern = "^we_[0-9A-Za-z]{24}$")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^we_[0-9A-Za-z]{24}$"))]
     pub id: String,
-    #[schema(value_type = String, example = "webhook_endpoint")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "webhook_endpoint"))]
     pub object: &'static str,
     pub created: i64,
     pub livemode: bool,
@@ -83,39 +83,43 @@ impl EndpointObject {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct DeletedEndpoint {
     pub id: String,
-    #[schema(value_type = String, example = "webhook_endpoint")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "webhook_endpoint"))]
     pub object: &'static str,
     pub deleted: bool,
 }
 
-#[derive(Serialize, ToSchema)]
-#[schema(as = PublicKey)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = PublicKey))]
 pub(crate) struct PublicKeyObject {
-    #[schema(value_type = String, example = "public_key")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "public_key"))]
     pub object: &'static str,
-    #[schema(value_type = String, example = "RSA-SHA256")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "RSA-SHA256"))]
     pub algorithm: &'static str,
     /// PEM: what webhook signatures (`x-pingplusplus-signature`) verify with.
     pub pem: String,
 }
 
-#[derive(Serialize, ToSchema)]
-#[schema(as = Resend)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Resend))]
 pub(crate) struct ResendObject {
-    #[schema(value_type = String, example = "resend")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "resend"))]
     pub object: &'static str,
     pub event: String,
     pub deliveries_queued: u64,
 }
 
 /// One event's delivery to one endpoint, with every attempt.
-#[derive(Serialize, ToSchema)]
-#[schema(as = WebhookDelivery)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = WebhookDelivery))]
 pub(crate) struct DeliveryObject {
-    #[schema(value_type = String, example = "webhook_delivery")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "webhook_delivery"))]
     pub object: &'static str,
     pub endpoint: String,
     /// `pending`, `delivered` or `failed`.
@@ -126,8 +130,9 @@ pub(crate) struct DeliveryObject {
     pub attempt_log: Vec<AttemptObject>,
 }
 
-#[derive(Serialize, ToSchema)]
-#[schema(as = WebhookAttempt)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = WebhookAttempt))]
 pub(crate) struct AttemptObject {
     pub attempted_at: i64,
     pub status_code: Option<i64>,
