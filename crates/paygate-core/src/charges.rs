@@ -2,11 +2,10 @@
 //! and reversed (撤销). Behind each such charge is an order (merchant_order_no = `order_no`), so
 //! everything orders have — expiry, refunds, late payments, events — applies unchanged.
 
-use crate::orders::{pending_charge, OrderInput};
+use crate::orders::OrderInput;
 use crate::refunds::RefundInput;
-use crate::{random32, Caller, Paygate};
-use paygate_channels::PaymentRequest;
-use paygate_domain::ids::{generate_order_id, ChargeId, IdKind};
+use crate::{Caller, Paygate};
+use paygate_domain::ids::ChargeId;
 use paygate_domain::paging::{ChargeFilter, Page, Paging};
 use paygate_domain::{Charge, Problem};
 use paygate_store::ReverseOutcome;
@@ -54,23 +53,8 @@ impl Paygate {
             }
             _ => p,
         })?;
-        let charge_id = IdKind::Charge.generate(&random32()?);
-        let channel_order_no = format!("{}{}", order.id, &generate_order_id("", &random32()?)[1..8]);
-        let extra = if input.extra.is_null() { Value::Object(Default::default()) } else { input.extra };
-        let credential = channel_impl
-            .open(&PaymentRequest {
-                charge_id: &charge_id,
-                channel: &input.channel,
-                channel_order_no: &channel_order_no,
-                amount: order.actual_amount,
-                subject: &order.subject,
-                body: &order.body,
-                client_ip: &order.client_ip,
-                extra: &extra,
-                base_url: &input.base_url,
-            })
-            .await?;
-        let charge = pending_charge(&order, charge_id, input.channel, channel_order_no, extra, credential, self.now());
+        let charge =
+            self.charge_at_channel(&order, channel_impl.as_ref(), input.channel, input.extra, &input.base_url).await?;
         self.store.insert_charge_payment(&order, &charge).await?;
         Ok(charge)
     }

@@ -156,6 +156,35 @@ impl Paygate {
         }
     }
 
+    /// Opens the payment for the whole of `order` at `channel` and returns the pending charge
+    /// for the caller to record (nothing is written here).
+    pub(crate) async fn charge_at_channel(
+        &self,
+        order: &Order,
+        channel: &dyn paygate_channels::Channel,
+        channel_name: String,
+        extra: Value,
+        base_url: &str,
+    ) -> Result<Charge, Problem> {
+        let charge_id = IdKind::Charge.generate(&random32()?);
+        let channel_order_no = format!("{}{}", order.id, &generate_order_id("", &random32()?)[1..8]);
+        let extra = if extra.is_null() { Value::Object(Default::default()) } else { extra };
+        let credential = channel
+            .open(&PaymentRequest {
+                charge_id: &charge_id,
+                channel: &channel_name,
+                channel_order_no: &channel_order_no,
+                amount: order.actual_amount,
+                subject: &order.subject,
+                body: &order.body,
+                client_ip: &order.client_ip,
+                extra: &extra,
+                base_url,
+            })
+            .await?;
+        Ok(pending_charge(order, charge_id, channel_name, channel_order_no, extra, credential, self.now()))
+    }
+
     /// Opens a charge for the order through the channel the payer chose.
     pub async fn pay_order(&self, caller: &Caller, id: &OrderId, input: PayInput) -> Result<OrderView, Problem> {
         let order = self.find_order(caller, id).await?;
@@ -173,24 +202,8 @@ impl Paygate {
             }
         }
         paygate_domain::check_payable(&order, self.now())?;
-        let random = random32()?;
-        let charge_id = IdKind::Charge.generate(&random);
-        let channel_order_no = format!("{}{}", order.id, &generate_order_id("", &random32()?)[1..8]);
-        let extra = if input.extra.is_null() { Value::Object(Default::default()) } else { input.extra };
-        let credential = channel_impl
-            .open(&PaymentRequest {
-                charge_id: &charge_id,
-                channel: &input.channel,
-                channel_order_no: &channel_order_no,
-                amount: order.actual_amount,
-                subject: &order.subject,
-                body: &order.body,
-                client_ip: &order.client_ip,
-                extra: &extra,
-                base_url: &input.base_url,
-            })
-            .await?;
-        let charge = pending_charge(&order, charge_id, input.channel, channel_order_no, extra, credential, self.now());
+        let charge =
+            self.charge_at_channel(&order, channel_impl.as_ref(), input.channel, input.extra, &input.base_url).await?;
         let opened = self.store.open_charge(&caller.scope, &charge).await?;
         self.close_at_channels(&opened.superseded).await;
         self.order(caller, id).await
