@@ -56,6 +56,9 @@ pub fn pg_err(e: tokio_postgres::Error) -> Problem {
 #[track_caller]
 pub fn pool_err(e: PoolError) -> Problem {
     match e {
+        // Opening a connection failed without an answer from PostgreSQL (refused, TLS refused or
+        // not offered, certificate not trusted): the database is out of reach, whatever the cause.
+        PoolError::Backend(e) if e.code().is_none() => Problem::unavailable(pg_err(e).message),
         PoolError::Backend(e) => pg_err(e),
         PoolError::Timeout(kind) => Problem::unavailable(format!("postgres: no connection in time ({kind:?})")),
         PoolError::Closed => Problem::unavailable("postgres: the connection pool is closed"),
