@@ -33,6 +33,7 @@ impl Backend for SqliteStore {
         (3, include_str!("../migrations/0003_pos_fees_wallet.sql")),
         (4, include_str!("../migrations/0004_key_expiry_outbox_index.sql")),
         (5, include_str!("../migrations/0005_charge_api.sql")),
+        (6, include_str!("../migrations/0006_sqlite_charge_lookups.sql")),
     ];
     // BEGIN IMMEDIATE takes the database's write lock: other processes wait for it.
     const MIGRATION_LOCK: Option<&'static str> = None;
