@@ -4,24 +4,12 @@ create → sandbox pay → retrieve → partial refund → list with each filter
 Environment (set by tests/clients/run): PAYGATE_BASE, PAYGATE_APP, PAYGATE_KEY, PAYGATE_BIN,
 PAYGATE_DATABASE.
 """
-import os
-import subprocess
 import time
 
 import pingpp
 import pytest
 
-ENV = os.environ
-RUN = format(int(time.time() * 1000), "x")
-
-
-@pytest.fixture(autouse=True)
-def sdk():
-    pingpp.api_base = ENV["PAYGATE_BASE"]
-    pingpp.api_key = ENV["PAYGATE_KEY"]
-    pingpp.private_key = None
-    pingpp.private_key_path = None
-    yield
+from pingpp_helpers import ENV, RUN, sandbox_pay, sdk  # noqa: F401 (sdk is an autouse fixture)
 
 
 def new_charge(no, channel, **extra):
@@ -29,13 +17,6 @@ def new_charge(no, channel, **extra):
                   client_ip="127.0.0.1", currency="cny", subject="Your Subject", body="Your Body")
     params.update(extra)
     return pingpp.Charge.create(**params)
-
-
-def sandbox_pay(charge_id):
-    """The operator's CLI completes the payment, as `paygate sandbox pay CH_ID`."""
-    out = subprocess.run([ENV["PAYGATE_BIN"], "sandbox", "pay", charge_id, "--database", ENV["PAYGATE_DATABASE"]],
-                         check=True, capture_output=True, text=True).stdout
-    assert "succeeded" in out, out
 
 
 def test_charge_story():

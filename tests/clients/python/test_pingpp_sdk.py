@@ -3,24 +3,12 @@
 Environment (set by tests/clients/run): PAYGATE_BASE, PAYGATE_APP, PAYGATE_KEY,
 PAYGATE_SIGNED_APP, PAYGATE_SIGNED_KEY, PAYGATE_PRIVATE_KEY_FILE, PAYGATE_BIN, PAYGATE_DATABASE.
 """
-import os
-import subprocess
 import time
 
 import pingpp
 import pytest
 
-ENV = os.environ
-RUN = format(int(time.time() * 1000), "x")
-
-
-@pytest.fixture(autouse=True)
-def sdk():
-    pingpp.api_base = ENV["PAYGATE_BASE"]
-    pingpp.api_key = ENV["PAYGATE_KEY"]
-    pingpp.private_key = None
-    pingpp.private_key_path = None
-    yield
+from pingpp_helpers import ENV, RUN, sandbox_pay, sdk  # noqa: F401 (sdk is an autouse fixture)
 
 
 def new_order(app, no, **extra):
@@ -28,13 +16,6 @@ def new_order(app, no, **extra):
                   subject="Your Subject", body="Your Body", uid="py_user", receipt_app=app, service_app=app)
     params.update(extra)
     return pingpp.Order.create(**params)
-
-
-def sandbox_pay(charge_id):
-    """The operator's CLI completes the payment, as `paygate sandbox pay CH_ID`."""
-    out = subprocess.run([ENV["PAYGATE_BIN"], "sandbox", "pay", charge_id, "--database", ENV["PAYGATE_DATABASE"]],
-                         check=True, capture_output=True, text=True).stdout
-    assert "succeeded" in out, out
 
 
 def test_order_story():
