@@ -8,7 +8,7 @@ use hyper::StatusCode;
 use paygate_core::pos::{CodePayment, Envelope, SignType};
 use paygate_core::Paygate;
 use paygate_domain::pos::{Discounts, Settlement};
-use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem, ProblemKind};
+use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem};
 use paygate_store::{ExposeSecret, FaceCredential, PosRecord, PosRef};
 use serde_json::{json, Map, Value};
 
@@ -65,11 +65,7 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
                 }))
             }
             "reverse" => Ok(data(&app.pos_reverse(&caller, &reference(&biz)?).await?, &caller.app.name)),
-            _ => Err(Problem::new(
-                ProblemKind::NotFound,
-                "route_not_found",
-                format!("Unrecognized request URL (POST {}).", req.path),
-            )),
+            _ => Err(crate::errors::route_not_found(req)),
         }
     }
     .await;

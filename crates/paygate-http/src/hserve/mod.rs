@@ -137,11 +137,7 @@ async fn dispatch(app: &Paygate, req: &Incoming, path: &[&str]) -> Answer {
             let share = app.return_share(&server, &order, &share_id, b.int("amount")?).await?;
             Ok((StatusCode::OK, share.to_json()))
         }
-        _ => Err(Problem::new(
-            ProblemKind::NotFound,
-            "route_not_found",
-            format!("Unrecognized request URL ({} {}).", req.method, req.path),
-        )),
+        _ => Err(crate::errors::route_not_found(req)),
     }
 }
 
@@ -262,13 +258,7 @@ async fn share(app: &Paygate, req: &Incoming, which: &str, op: &str) -> Answer {
         ("wechat", "profit-sharing") => ShareKind::WechatSingle,
         ("wechat", "multi-profit-sharing") => ShareKind::WechatMulti,
         ("alipay", "profit-sharing") => ShareKind::Alipay,
-        _ => {
-            return Err(Problem::new(
-                ProblemKind::NotFound,
-                "route_not_found",
-                format!("Unrecognized request URL (POST {}).", req.path),
-            ))
-        }
+        _ => return Err(crate::errors::route_not_found(req)),
     };
     let caller = authenticate(app, req).await?;
     let b = body(req)?;

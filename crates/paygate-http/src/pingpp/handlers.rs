@@ -72,32 +72,9 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
         _ if let Some(answer) = super::webhooks::dispatch(app, caller, req, path).await => answer,
         _ if let Some(answer) = super::shares::dispatch(app, caller, req, path).await => answer,
         _ if let Some(answer) = super::members::dispatch(app, caller, req, path).await => answer,
-        _ if known_path(path) => Err(Problem::new(
-            ProblemKind::InvalidRequest,
-            "method_not_allowed",
-            format!("{} is not supported on {}.", req.method, req.path),
-        )),
-        _ => Err(Problem::new(
-            ProblemKind::NotFound,
-            "route_not_found",
-            format!("Unrecognized request URL ({} {}).", req.method, req.path),
-        )),
+        // The router answered unknown paths and wrong methods from its route table already.
+        _ => Err(crate::errors::route_not_found(req)),
     }
-}
-
-fn known_path(path: &[&str]) -> bool {
-    matches!(
-        path.first(),
-        Some(
-            &"orders"
-                | &"charges"
-                | &"events"
-                | &"webhook_endpoints"
-                | &"webhook_public_key"
-                | &"members"
-                | &"fee_rates"
-        )
-    ) && path.len() <= 4
 }
 
 fn ok(value: serde_json::Value) -> Answer {
