@@ -65,6 +65,8 @@ pub struct Paygate {
     pub(crate) keys: auth::KeyHasher,
     /// Failed 知晓云 logins per client id and username (in memory, per node).
     pub(crate) logins: throttle::LoginThrottle,
+    /// The signed faces' credential cache and replay-cache housekeeping (per node).
+    pub(crate) signed: pos::SignedFaces,
     platform_key: tokio_free_once::Once<rsa::RsaPrivateKey>,
 }
 
@@ -95,7 +97,8 @@ impl Paygate {
         let keys = auth::KeyHasher::new(secret);
         let (logins, platform_key) = (throttle::LoginThrottle::default(), tokio_free_once::Once::new());
         let metrics = metrics::Metrics::default();
-        Ok(Paygate { store, channels: Channels::default(), clock, policy, metrics, keys, logins, platform_key })
+        let signed = pos::SignedFaces::default();
+        Ok(Paygate { store, channels: Channels::default(), clock, policy, metrics, keys, logins, signed, platform_key })
     }
 
     pub fn now(&self) -> i64 {

@@ -13,14 +13,37 @@ use paygate_domain::fees::{self, FeeRate};
 use paygate_domain::ids::IdKind;
 use paygate_domain::ids::OrderId;
 use paygate_domain::pos::{self, Discounts, Settlement};
-use paygate_domain::{Amount, Charge, ChargeStatus, OrderStatus, Problem, ProblemKind, Refund, Scope};
-use paygate_store::{BalanceTransaction, ExposeSecret, FaceCredential, Member, PosMeta, PosRecord, PosRef};
+use paygate_domain::{Amount, App, Charge, ChargeStatus, Order, OrderStatus, Problem, ProblemKind, Refund, Scope};
+use paygate_store::{
+    BalanceTransaction, ExposeSecret, FaceCredential, Member, PosMeta, PosRecord, PosRef, SeenSignature, WalletPayment,
+};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
 use subtle::ConstantTimeEq;
 
 /// Signed envelopes older or newer than this are refused (seconds).
 pub const TIMESTAMP_WINDOW: i64 = 300;
+/// How long a node trusts a signing credential (and its app) it looked up without asking the
+/// database again: a credential changed or removed in the database stops working on every
+/// node within this long. The same bound as API keys ([`crate::auth::CACHE_SECONDS`]).
+pub const CREDENTIAL_CACHE_SECONDS: i64 = crate::auth::CACHE_SECONDS;
+const CREDENTIAL_CACHE_MAX: usize = 10_000;
+/// How often a node drops expired signatures from the replay cache (seconds). Never inside a
+/// payment's transaction: concurrent deletes of the same rows would queue the payments on them.
+const FORGET_EVERY: i64 = 10;
+
+/// What a node keeps in memory for the signed faces.
+#[derive(Default)]
+pub(crate) struct SignedFaces {
+    /// Public id → credential, its app and until when they are trusted. Only known ids are
+    /// kept, so unknown ones cannot fill it.
+    credentials: Mutex<HashMap<String, (FaceCredential, App, i64)>>,
+    /// When this node last forgot expired signatures.
+    forgot_at: AtomicI64,
+}
 
 /// A fresh cashier credential and SaaS credential for one app and mode.
 pub(crate) fn new_credentials(scope: &Scope) -> Result<Vec<FaceCredential>, Problem> {
@@ -124,18 +147,31 @@ impl Paygate {
     /// Checks a signed envelope: known public id of the right face, fresh timestamp (when the
     /// face sends one), token, signature (constant time), and that the signature is new.
     pub async fn verify_envelope(&self, e: &Envelope<'_>) -> Result<(Caller, FaceCredential), Problem> {
+        let (caller, cred, seen) = self.check_envelope(e).await?;
+        if let Some(seen) = seen {
+            self.remember(&seen).await?;
+        }
+        Ok((caller, cred))
+    }
+
+    /// [`Paygate::verify_envelope`] but for the replay cache: the signature (when the envelope
+    /// has a timestamp) is returned for the operation to record in its own transaction
+    /// ([`Paygate::pay_by_code`]), or through [`Paygate::refused`] when it fails before that.
+    pub async fn check_envelope(
+        &self,
+        e: &Envelope<'_>,
+    ) -> Result<(Caller, FaceCredential, Option<SeenSignature>), Problem> {
         let Envelope { face, public_id, fields, signature, sign_type, timestamp, token } = e.clone();
         let id_field = if face == "cashier" { "open_app_id" } else { "accessid" };
+        let now = self.now();
         let (cred, app) = self
-            .store
-            .face_credential(public_id)
+            .face_credential(public_id, now)
             .await?
             .filter(|(c, _)| c.face == face)
             .ok_or_else(|| Problem::authentication(format!("Unknown {id_field}.")).with_param(id_field))?;
         let signature = signature.filter(|s| !s.is_empty()).ok_or_else(|| {
             Problem::authentication("The request is not signed: sign is required.").with_param("sign")
         })?;
-        let now = self.now();
         if let Some(ts) = timestamp {
             if !paygate_domain::validate::within_window(now, ts, TIMESTAMP_WINDOW) {
                 return Err(Problem::authentication(format!(
@@ -158,12 +194,55 @@ impl Paygate {
         if !same(&computed, signature) {
             return Err(Problem::authentication("The signature does not match the request.").with_param("sign"));
         }
-        if timestamp.is_some()
-            && !self.store.remember_signature(public_id, signature, now, now - 2 * TIMESTAMP_WINDOW).await?
-        {
-            return Err(Problem::authentication("This request was already received (replay).").with_param("sign"));
+        let seen = timestamp.map(|_| SeenSignature { public_id: public_id.into(), sign: signature.into(), at: now });
+        Ok((Caller { scope: cred.scope.clone(), app }, cred, seen))
+    }
+
+    /// The answer to a request refused after its envelope was checked: its signature is used
+    /// up all the same (a replay of it is refused as one, whatever the first answer was).
+    pub async fn refused(&self, seen: Option<SeenSignature>, problem: Problem) -> Problem {
+        match seen {
+            Some(seen) => self.remember(&seen).await.err().unwrap_or(problem),
+            None => problem,
         }
-        Ok((Caller { scope: cred.scope.clone(), app }, cred))
+    }
+
+    /// Records a signature in the replay cache; a replay is refused.
+    async fn remember(&self, seen: &SeenSignature) -> Result<(), Problem> {
+        self.forget_old_signatures(seen.at).await?;
+        match self.store.remember_signature(seen).await? {
+            true => Ok(()),
+            false => Err(paygate_store::pos::replayed()),
+        }
+    }
+
+    /// A signature is remembered for twice the window: one received earlier can no longer have
+    /// a timestamp inside the window. One request in `FORGET_EVERY` seconds per node does it.
+    async fn forget_old_signatures(&self, now: i64) -> Result<(), Problem> {
+        let last = self.signed.forgot_at.load(Ordering::Relaxed);
+        if now - last < FORGET_EVERY
+            || self.signed.forgot_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return Ok(());
+        }
+        self.store.forget_signatures(now - 2 * TIMESTAMP_WINDOW).await.map(|_| ())
+    }
+
+    /// A signing credential and its app, from this node's cache while it is trusted.
+    async fn face_credential(&self, public_id: &str, now: i64) -> Result<Option<(FaceCredential, App)>, Problem> {
+        let poisoned = || Problem::internal("credential cache poisoned");
+        if let Some((cred, app, until)) = self.signed.credentials.lock().map_err(|_| poisoned())?.get(public_id) {
+            if now < *until {
+                return Ok(Some((cred.clone(), app.clone())));
+            }
+        }
+        let Some((cred, app)) = self.store.face_credential(public_id).await? else { return Ok(None) };
+        let mut cache = self.signed.credentials.lock().map_err(|_| poisoned())?;
+        if cache.len() >= CREDENTIAL_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(public_id.to_string(), (cred.clone(), app.clone(), now + CREDENTIAL_CACHE_SECONDS));
+        Ok(Some((cred, app)))
     }
 
     /// The rate in force now for a channel's family (0 when none was set).
@@ -200,8 +279,48 @@ impl Paygate {
     }
 
     /// A scanned-code payment: WeChat/Alipay through their channel (the sandbox in test mode),
-    /// a member code through the wallet, all or nothing.
-    pub async fn pay_by_code(&self, caller: &Caller, input: CodePayment, peer_ip: &str) -> Result<PosRecord, Problem> {
+    /// a member code through the wallet, all or nothing. `seen` is the envelope's signature
+    /// ([`Paygate::check_envelope`]): a wallet payment records it in its own transaction, a
+    /// channel payment before anything else, and a payment refused earlier records it alone.
+    pub async fn pay_by_code(
+        &self,
+        caller: &Caller,
+        input: CodePayment,
+        peer_ip: &str,
+        seen: Option<SeenSignature>,
+    ) -> Result<PosRecord, Problem> {
+        let (order, charge, meta) = match self.code_payment(caller, &input, peer_ip) {
+            Ok(planned) => planned,
+            Err(problem) => return Err(self.refused(seen, problem).await),
+        };
+        if meta.auth_code_kind == "member" {
+            // One write transaction that answers from what it wrote: no read before or after.
+            let now = self.now();
+            if seen.is_some() {
+                self.forget_old_signatures(now).await?;
+            }
+            let payment = WalletPayment { order, charge, meta, pay_code: input.auth_code, now, seen };
+            return self.store.wallet_payment(&payment).await;
+        }
+        if let Some(seen) = &seen {
+            self.remember(seen).await?;
+        }
+        self.channels.resolve(caller.scope.mode, &charge.channel)?;
+        self.store.insert_pos_payment(&order, &charge, &meta).await?;
+        // A channel payment is asked about at once, as a cashier does after a scan; what is
+        // still in progress stays PAYING until a later (fresh) query.
+        self.pos_record(caller, &PosRef::PayNo(meta.pay_no), true).await
+    }
+
+    /// The checked order, charge and record of a scanned-code payment. A wallet payment's are
+    /// built paid; the store adds the member and the settlement, which it reads in the
+    /// payment's transaction.
+    fn code_payment(
+        &self,
+        caller: &Caller,
+        input: &CodePayment,
+        peer_ip: &str,
+    ) -> Result<(Order, Charge, PosMeta), Problem> {
         let kind = code_kind(&input.auth_code)?;
         let origin = Amount::positive("total_fee", input.total_fee)?;
         input.discounts.check(origin)?;
@@ -219,15 +338,6 @@ impl Paygate {
         if !(input.goods_detail.is_array() || input.goods_detail.is_null()) {
             return Err(Problem::invalid("goods_detail", "goods_detail must be a list."));
         }
-        let member = match kind {
-            "member" => Some(
-                self.store
-                    .member_by_pay_code(&caller.scope, &input.auth_code)
-                    .await?
-                    .ok_or_else(|| Problem::invalid("auth_code", "No member has this payment code."))?,
-            ),
-            _ => None,
-        };
         let channel = match kind {
             "wechat" => "wx_pub_scan",
             "alipay" => "alipay_scan",
@@ -255,7 +365,7 @@ impl Paygate {
             discounts: input.discounts.clone(),
             pre_fee_subsidy,
             fee_subsidy_party: input.fee_subsidy_party.clone(),
-            member_id: member.as_ref().map(|m| m.id),
+            member_id: None,
             auth_code_kind: kind.to_string(),
             reversed: false,
             goods_detail: if input.goods_detail.is_null() { json!([]) } else { input.goods_detail.clone() },
@@ -278,30 +388,17 @@ impl Paygate {
             json!({"object": "credential"}),
             self.now(),
         );
-        let is_wallet = member.is_some();
-        if let Some(m) = &member {
-            // The wallet moves money itself: debit, settle and record in one transaction.
+        if kind == "member" {
+            // The wallet moves money itself: paid in the transaction that debits it.
             let now = self.now();
-            let transaction_no = format!("wlt{}", crate::random_digits(20)?);
-            charge.member_id = Some(m.id);
             charge.status = ChargeStatus::Succeeded;
-            charge.transaction_no = Some(transaction_no);
+            charge.transaction_no = Some(format!("wlt{}", crate::random_digits(20)?));
             charge.time_paid = Some(now);
-            let rate = self.fee_rate(&caller.scope, channel).await?;
-            charge.settlement = Some(
-                pos::settle(origin, &meta.discounts, rate, pre_fee_subsidy, meta.fee_subsidy_party.clone()).to_json(),
-            );
             order.status = OrderStatus::Paid;
             order.amount_paid = order.actual_amount;
             order.time_paid = Some(now);
-            self.store.insert_wallet_payment(&order, &charge, &meta, now).await?;
-        } else {
-            self.channels.resolve(caller.scope.mode, channel)?;
-            self.store.insert_pos_payment(&order, &charge, &meta).await?;
         }
-        // A channel payment is asked about at once, as a cashier does after a scan; what is
-        // still in progress stays PAYING until a later (fresh) query. A wallet payment is final.
-        self.pos_record(caller, &PosRef::PayNo(meta.pay_no), !is_wallet).await
+        Ok((order, charge, meta))
     }
 
     /// A point-of-sale payment; with `fresh`, a pending one is first asked about at its channel.

@@ -6,6 +6,29 @@ pub const MAX_PER_PAGE: i64 = 20;
 pub const DEFAULT_PER_PAGE: i64 = 10;
 pub const MAX_PAGE: i64 = 100_000_000;
 pub const MAX_LIMIT: i64 = 100;
+/// The most rows a `/v1` page may skip (`(page - 1) × per_page`). A database finds an offset
+/// page by walking every row before it, so its cost grows with the offset; deeper pages are
+/// refused (400 naming the parameter) rather than letting one request walk millions. Cursors
+/// (`starting_after`) and `created` windows reach any depth with one index seek.
+pub const MAX_OFFSET: i64 = 10_000;
+/// The same for 知晓云 record lists (`offset`): each record skipped is also looked up in
+/// `hserve_orders`, and the bounded `total_count` reads past the skipped records too.
+pub const MAX_RECORD_OFFSET: i64 = 1_000;
+
+/// `offset` within `0..=max`, or the refusal naming `param`.
+#[track_caller]
+pub fn offset(offset: i64, max: i64, param: &str) -> Result<i64, Problem> {
+    if !(0..=max).contains(&offset) {
+        return Err(Problem::invalid(
+            param,
+            format!(
+                "{param} would skip {offset} rows; offset paging stops at {max} (a page walks every row before \
+                 it): page with cursors or narrow the list with a created filter."
+            ),
+        ));
+    }
+    Ok(offset)
+}
 
 /// A list's `limit`: `default` when absent, else 1 to `max` — out of range is refused, never
 /// clamped, so a client learns its page is not the size it asked for.
@@ -36,6 +59,7 @@ impl Paging {
         if !(1..=MAX_PER_PAGE).contains(&per_page) {
             return Err(Problem::invalid("per_page", format!("per_page must be between 1 and {MAX_PER_PAGE}.")));
         }
+        offset((page - 1) * per_page, MAX_OFFSET, "page")?;
         Ok(Paging::Page { page, per_page })
     }
 
@@ -107,6 +131,14 @@ mod tests {
         assert!(Paging::page(Some(0), None).is_err());
         assert_eq!(Paging::page(None, Some(21)).unwrap_err().param.as_deref(), Some("per_page"));
         assert_eq!(Paging::page(None, None).unwrap(), Paging::Page { page: 1, per_page: 10 });
+        // The deepest page skips exactly MAX_OFFSET rows; one more is refused, naming `page`.
+        assert_eq!(Paging::page(Some(MAX_OFFSET / 20 + 1), Some(20)).unwrap().size(), 20);
+        assert_eq!(Paging::page(Some(MAX_OFFSET / 20 + 2), Some(20)).unwrap_err().param.as_deref(), Some("page"));
+        assert_eq!(Paging::page(Some(MAX_PAGE), Some(1)).unwrap_err().param.as_deref(), Some("page"));
+        assert_eq!(offset(MAX_RECORD_OFFSET, MAX_RECORD_OFFSET, "offset").unwrap(), MAX_RECORD_OFFSET);
+        for bad in [-1, MAX_RECORD_OFFSET + 1, i64::MAX] {
+            assert_eq!(offset(bad, MAX_RECORD_OFFSET, "offset").unwrap_err().param.as_deref(), Some("offset"), "{bad}");
+        }
         assert!(Paging::cursor(Some(0), None, None).is_err());
         assert!(Paging::cursor(None, Some("a".into()), Some("b".into())).is_err());
         for bad in [0, -5, 101, i64::MIN, i64::MAX] {

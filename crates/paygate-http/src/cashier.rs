@@ -9,7 +9,7 @@ use paygate_core::pos::{CodePayment, Envelope, SignType};
 use paygate_core::Paygate;
 use paygate_domain::pos::{Discounts, Settlement};
 use paygate_domain::{Amount, ChargeStatus, OrderStatus, Problem};
-use paygate_store::{ExposeSecret, FaceCredential, PosRecord, PosRef};
+use paygate_store::{ExposeSecret, FaceCredential, PosRecord, PosRef, SeenSignature};
 use serde_json::{json, Map, Value};
 
 pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpResponse {
@@ -22,9 +22,10 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
         Ok(t) => t.unwrap_or(SignType::Md5),
         Err(p) => return answer(Err(p), None, SignType::Md5),
     };
-    let verified = verify(app, &envelope, sign_type).await;
-    let (caller, cred) = match verified {
-        Ok((caller, cred)) => (crate::errors::log_app(caller), cred),
+    // A payment records its signature in its own transaction; every other op before it runs.
+    let verified = verify(app, &envelope, sign_type, op == "pay").await;
+    let (caller, cred, mut seen) = match verified {
+        Ok((caller, cred, seen)) => (crate::errors::log_app(caller), cred, seen),
         Err(p) => return answer(Err(p), None, sign_type),
     };
     let result = async {
@@ -39,7 +40,10 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
         };
         let peer = req.peer.ip().to_string();
         match op {
-            "pay" => Ok(data(&app.pay_by_code(&caller, code_payment(&biz)?, &peer).await?, &caller.app.name)),
+            "pay" => {
+                let input = code_payment(&biz)?;
+                Ok(data(&app.pay_by_code(&caller, input, &peer, seen.take()).await?, &caller.app.name))
+            }
             "query" => {
                 let fresh = matches!(biz.get("is_fresh"), Some(Value::Bool(true)))
                     || biz.get("is_fresh").and_then(Value::as_str) == Some("true");
@@ -69,6 +73,11 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, op: &str) -> HttpRespo
         }
     }
     .await;
+    // A payment refused before it reached the core (bad biz_content) used up its signature too.
+    let result = match (result, seen) {
+        (Err(problem), Some(seen)) => Err(app.refused(Some(seen), problem).await),
+        (result, _) => result,
+    };
     answer(result, Some(&cred), sign_type)
 }
 
@@ -82,11 +91,13 @@ fn envelope(req: &Incoming) -> Result<Map<String, Value>, Problem> {
     }
 }
 
+/// With `defer`, the signature is not recorded yet but returned for the operation to record.
 async fn verify(
     app: &Paygate,
     envelope: &Map<String, Value>,
     sign_type: SignType,
-) -> Result<(paygate_core::Caller, FaceCredential), Problem> {
+    defer: bool,
+) -> Result<(paygate_core::Caller, FaceCredential, Option<SeenSignature>), Problem> {
     let open_app_id =
         envelope.get("open_app_id").and_then(Value::as_str).ok_or_else(|| Problem::missing("open_app_id"))?;
     let timestamp = match envelope.get("timestamp") {
@@ -97,7 +108,7 @@ async fn verify(
     .ok_or_else(|| Problem::invalid("timestamp", "timestamp (unix seconds) is required."))?;
     let mut fields = envelope.clone();
     let signature = fields.remove("sign");
-    app.verify_envelope(&Envelope {
+    let envelope = Envelope {
         face: "cashier",
         public_id: open_app_id,
         fields: &fields,
@@ -105,8 +116,11 @@ async fn verify(
         sign_type,
         timestamp: Some(timestamp),
         token: envelope.get("token").and_then(Value::as_str),
-    })
-    .await
+    };
+    if defer {
+        return app.check_envelope(&envelope).await;
+    }
+    app.verify_envelope(&envelope).await.map(|(caller, cred)| (caller, cred, None))
 }
 
 /// A refusal before the caller is identified: unsigned, like every refusal before verification.

@@ -306,11 +306,12 @@ pub fn json_object(bytes: &[u8]) -> Option<Result<Map<String, Value>, Problem>> 
 }
 
 pub fn json(status: StatusCode, body: Vec<u8>) -> HttpResponse {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json; charset=utf-8")
-        .body(Full::new(Bytes::from(body)))
-        .expect("static headers are valid")
+    // Every API answer goes through here: a static header value, nothing parsed or copied.
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let json = hyper::header::HeaderValue::from_static("application/json; charset=utf-8");
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, json);
+    response
 }
 
 pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {

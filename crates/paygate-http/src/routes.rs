@@ -5,6 +5,7 @@
 //! the two in step.
 
 use hyper::Method;
+use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Face {
@@ -108,6 +109,32 @@ impl Face {
         }
     }
 
+    fn prefix(self) -> &'static str {
+        match self {
+            Face::Pingpp => "/v1/",
+            Face::Hserve => "/hserve/",
+            Face::Cashier => "/api/v2/cashier/",
+            Face::Saas => "/api/v1/pay/wx/query",
+            Face::SandboxPage => "/sandbox/charges/",
+            Face::Ops => "/",
+        }
+    }
+
+    /// The face's routes, split into segments once: matching a request compares segments and
+    /// allocates nothing.
+    fn routes(self) -> &'static [Route] {
+        static ROUTES: [OnceLock<Vec<Route>>; 6] = [const { OnceLock::new() }; 6];
+        ROUTES[self as usize].get_or_init(|| {
+            let prefix = self.prefix();
+            let route = |(pattern, methods): &(&'static str, &'static [Method])| {
+                let segments: Vec<&'static str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+                let literals = segments.iter().filter(|s| **s != "*").count();
+                Route { template: format!("{prefix}{pattern}"), segments, literals, methods }
+            };
+            self.table().iter().map(route).collect()
+        })
+    }
+
     /// The methods `rest` answers to (with `HEAD` wherever `GET` is); empty when the path is
     /// not a route of this face. `whole_path_known` is false for unrecognised top-level paths.
     pub(crate) fn allowed(self, rest: &[&str], whole_path_known: bool) -> Vec<Method> {
@@ -117,16 +144,13 @@ impl Face {
         // A literal segment beats a `*`: `orders/*/profit_sharings/finish` takes POST only, although
         // `orders/*/profit_sharings/*` (GET) matches it too — `finish` is never a share's id, and
         // `Allow` must not advertise a GET that can only ever answer 404.
-        let literals = |p: &str| p.split('/').filter(|s| *s != "*").count();
-        let matching: Vec<_> = self.table().iter().filter(|(pattern, _)| matches(pattern, rest)).collect();
-        let most = matching.iter().map(|(pattern, _)| literals(pattern)).max().unwrap_or(0);
+        let matching = self.routes().iter().filter(|r| r.matches(rest));
+        let most = matching.clone().map(|r| r.literals).max().unwrap_or(0);
         let mut allowed: Vec<Method> = Vec::new();
-        for (pattern, methods) in matching {
-            if literals(pattern) == most {
-                for m in methods.iter() {
-                    if !allowed.contains(m) {
-                        allowed.push(m.clone());
-                    }
+        for route in matching.filter(|r| r.literals == most) {
+            for m in route.methods {
+                if !allowed.contains(m) {
+                    allowed.push(m.clone());
                 }
             }
         }
@@ -138,33 +162,31 @@ impl Face {
         }
         allowed
     }
-}
 
-impl Face {
     /// The route `rest` matched, as a template (`/v1/orders/*/pay`): what request logs and
     /// metrics are labelled with, so ids never become label values.
-    pub(crate) fn template(self, rest: &[&str]) -> Option<String> {
-        let prefix = match self {
-            Face::Pingpp => "/v1/",
-            Face::Hserve => "/hserve/",
-            Face::Cashier => "/api/v2/cashier/",
-            Face::Saas => "/api/v1/pay/wx/query",
-            Face::SandboxPage => "/sandbox/charges/",
-            Face::Ops => "/",
-        };
+    pub(crate) fn template(self, rest: &[&str]) -> Option<&'static str> {
         // The most specific pattern wins: `orders/*/profit_sharings/finish` over `…/*`.
-        let specificity = |p: &str| p.split('/').filter(|s| *s != "*").count();
-        self.table()
-            .iter()
-            .filter(|(pattern, _)| matches(pattern, rest))
-            .max_by_key(|(pattern, _)| specificity(pattern))
-            .map(|(pattern, _)| format!("{prefix}{pattern}"))
+        let routes = self.routes().iter().filter(|r| r.matches(rest));
+        routes.max_by_key(|r| r.literals).map(|r| r.template.as_str())
     }
 }
 
-fn matches(pattern: &str, rest: &[&str]) -> bool {
-    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
-    parts.len() == rest.len() && parts.iter().zip(rest).all(|(p, s)| *p == "*" || p == s)
+/// One line of a face's table, ready to match.
+struct Route {
+    /// The pattern's segments; `*` matches any one.
+    segments: Vec<&'static str>,
+    /// How many segments are literal: of two patterns that match, the one with more decides.
+    literals: usize,
+    /// The face's prefix and the pattern: the label of the requests it matches.
+    template: String,
+    methods: &'static [Method],
+}
+
+impl Route {
+    fn matches(&self, rest: &[&str]) -> bool {
+        self.segments.len() == rest.len() && self.segments.iter().zip(rest).all(|(p, s)| *p == "*" || p == s)
+    }
 }
 
 /// Whether the path starts with a known face prefix (an unknown prefix is a plain 404).
@@ -183,16 +205,10 @@ pub(crate) fn known_prefix(segments: &[&str]) -> bool {
 /// Every `(face, path, method)` the tables list, with `x` for each `*`: for tests that
 /// check each listed route reaches its handler.
 pub fn listed_routes() -> Vec<(String, Method)> {
-    let prefixes = [
-        (Face::Pingpp, "/v1/"),
-        (Face::Hserve, "/hserve/"),
-        (Face::Cashier, "/api/v2/cashier/"),
-        (Face::Saas, "/api/v1/pay/wx/query"),
-        (Face::SandboxPage, "/sandbox/charges/"),
-        (Face::Ops, "/"),
-    ];
+    let faces = [Face::Pingpp, Face::Hserve, Face::Cashier, Face::Saas, Face::SandboxPage, Face::Ops];
     let mut out = Vec::new();
-    for (face, prefix) in prefixes {
+    for face in faces {
+        let prefix = face.prefix();
         for (pattern, methods) in face.table() {
             let path = pattern.split('/').map(|p| if p == "*" { "x" } else { p }).collect::<Vec<_>>().join("/");
             for m in methods.iter() {
@@ -220,8 +236,11 @@ mod tests {
         assert_eq!((face, face.allowed(rest, true)), (Face::Cashier, vec![Method::POST]));
         assert!(Face::Pingpp.allowed(&["nope"], true).is_empty());
         let finish = ["orders", "o1", "profit_sharings", "finish"];
-        assert_eq!(Face::Pingpp.template(&finish).as_deref(), Some("/v1/orders/*/profit_sharings/finish"));
-        assert_eq!(Face::Hserve.template(&["v2.0", "user", "info", "7"]).as_deref(), Some("/hserve/*/user/info/*"));
+        assert_eq!(Face::Pingpp.template(&finish), Some("/v1/orders/*/profit_sharings/finish"));
+        assert_eq!(Face::Hserve.template(&["v2.0", "user", "info", "7"]), Some("/hserve/*/user/info/*"));
+        assert_eq!(Face::Saas.template(&[]), Some("/api/v1/pay/wx/query"));
+        assert_eq!(Face::Saas.template(&["x"]), None);
+        assert_eq!(Face::Pingpp.template(&["orders", "o1", "pay", "x"]), None);
         assert!(!known_prefix(&["nope"]));
     }
 }

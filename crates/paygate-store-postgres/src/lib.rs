@@ -1,11 +1,14 @@
 //! The PostgreSQL store, for production and for several stateless nodes on one database. The
 //! transactions are `paygate-store`'s (shared with SQLite); this crate connects (a deadpool,
-//! TLS when the URL asks for it), begins and ends transactions, and names the row locks.
+//! TLS when the URL asks for it), begins and ends transactions, names the row locks, and turns
+//! on `paygate-store`'s batches of concurrent order creates and retrieves (`PoolOptions`).
 
 mod pool;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use paygate_domain::Problem;
+use paygate_store::batches::{Batches, MAX_BATCH};
+use paygate_store::coalesce::Limits;
 use paygate_store::sql::{Access, Backend, PoolStats, Tx, TxFuture};
 use paygate_store::Result;
 use pool::{pg_err, pool_err, PgTx};
@@ -21,16 +24,29 @@ pub struct PoolOptions {
     pub connect_timeout: Duration,
     /// Waiting for a free connection when all are in use; past it the request is a 503.
     pub wait_timeout: Duration,
+    /// How concurrent order creates and retrieves are batched (`None`: each runs alone).
+    pub batches: Option<Limits>,
 }
 
 impl PoolOptions {
+    /// Batches of up to [`MAX_BATCH`] calls, two in flight each for creates and for retrieves
+    /// (an eighth of the connections on a larger pool; never more than the pool): one batch can
+    /// gather the calls that queue while the other is with the database. At 32 clients and 16
+    /// connections, two in flight beat four on both rate and CPU per call (fewer, fuller
+    /// statements); one leaves the database idle while a batch travels.
     pub fn new(size: usize) -> PoolOptions {
-        PoolOptions { size, connect_timeout: Duration::from_secs(5), wait_timeout: Duration::from_secs(5) }
+        PoolOptions {
+            size,
+            connect_timeout: Duration::from_secs(5),
+            wait_timeout: Duration::from_secs(5),
+            batches: Some(Limits { max_batch: MAX_BATCH, in_flight: (size / 8).max(2).min(size.max(1)) }),
+        }
     }
 }
 
 pub struct PostgresStore {
     pool: Pool,
+    batches: Option<Batches>,
 }
 
 impl PostgresStore {
@@ -64,7 +80,10 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(Problem::internal)?;
-        Ok(PostgresStore { pool })
+        let batches = options.batches.map(|limits| {
+            Batches::new(std::sync::Arc::new(PostgresStore { pool: pool.clone(), batches: None }), limits)
+        });
+        Ok(PostgresStore { pool, batches })
     }
 }
 
@@ -86,6 +105,8 @@ impl Backend for PostgresStore {
         (3, include_str!("../migrations/0003_pos_fees_wallet.sql")),
         (4, include_str!("../migrations/0004_key_expiry_outbox_index.sql")),
         (5, include_str!("../migrations/0005_charge_api.sql")),
+        (6, include_str!("../migrations/0006_list_indexes.sql")),
+        (7, include_str!("../migrations/0007_outbox_partitions.sql")),
     ];
     /// Held until the migration transaction ends: nodes starting together migrate one by one
     /// (the key is the one older versions took as a session lock, 0x0070_6179_6761_7465).
@@ -114,6 +135,10 @@ impl Backend for PostgresStore {
             // The job's own error is what the caller reports, rolled back or not.
             (Err(e), _) => Err(e),
         }
+    }
+
+    fn batches(&self) -> Option<&Batches> {
+        self.batches.as_ref()
     }
 
     fn connection_stats(&self) -> PoolStats {

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::{Object, PoolError};
 use paygate_domain::Problem;
-use paygate_store::rows::{RowLike, SqlParam};
+use paygate_store::rows::{RowLike, SqlArray, SqlParam};
 use paygate_store::sql::{RowSink, Tx};
 use paygate_store::Result;
 use tokio_postgres::types::ToSql;
@@ -96,6 +96,9 @@ fn refs(params: &[SqlParam]) -> Vec<&(dyn ToSql + Sync)> {
             SqlParam::OptText(o) => o,
             SqlParam::OptInt(o) => o,
             SqlParam::Bytes(b) => b,
+            SqlParam::Array(SqlArray::Text(v)) => v,
+            SqlParam::Array(SqlArray::Int(v)) => v,
+            SqlParam::Array(SqlArray::Bool(v)) => v,
         })
         .collect()
 }

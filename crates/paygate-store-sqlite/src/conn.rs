@@ -212,6 +212,10 @@ impl ToSql for Param<'_> {
             SqlParam::OptText(s) => s.to_sql(),
             SqlParam::OptInt(i) => i.to_sql(),
             SqlParam::Bytes(b) => b.to_sql(),
+            // Only PostgreSQL's batch statements bind arrays; SQLite never batches.
+            SqlParam::Array(_) => {
+                Err(rusqlite::Error::ToSqlConversionFailure("array parameters are PostgreSQL-only".into()))
+            }
         }
     }
 }

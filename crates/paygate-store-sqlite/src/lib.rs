@@ -34,6 +34,8 @@ impl Backend for SqliteStore {
         (4, include_str!("../migrations/0004_key_expiry_outbox_index.sql")),
         (5, include_str!("../migrations/0005_charge_api.sql")),
         (6, include_str!("../migrations/0006_sqlite_charge_lookups.sql")),
+        (7, include_str!("../migrations/0007_list_indexes.sql")),
+        (8, include_str!("../migrations/0008_outbox_months.sql")),
     ];
     // BEGIN IMMEDIATE takes the database's write lock: other processes wait for it.
     const MIGRATION_LOCK: Option<&'static str> = None;

@@ -132,6 +132,12 @@ impl Field {
         })
     }
 
+    /// Fields an index of `hserve_orders` finds by value, each value holding few records:
+    /// a query that compares one with `=` or `in` reads those records first.
+    fn pins_records(self) -> bool {
+        matches!(self, Field::TradeNo | Field::TransactionNo | Field::CreatedById | Field::MerchandiseRecordId)
+    }
+
     /// Whether the field can be null (sorting then puts nulls first ascending, last descending).
     pub fn nullable(self) -> bool {
         use Field::*;
@@ -235,8 +241,17 @@ fn select_columns() -> String {
     )
 }
 
-const FROM: &str =
-    "FROM hserve_orders h JOIN orders o ON o.id = h.order_id JOIN charges c ON c.channel_order_no = h.trade_no";
+/// A record's rows, the order read first: the order lists' indexes (scope, `created`, the rare
+/// filters) find the page, each record then by its primary key. `CROSS JOIN` fixes that order on
+/// SQLite, which plans without statistics and would otherwise guess; PostgreSQL plans a cross
+/// join with a join condition like any join, from its statistics. The join condition is
+/// [`JOINED`], in the WHERE clause.
+const BY_ORDER: &str = "orders o CROSS JOIN hserve_orders h";
+/// The record read first: for a query pinned to a few records by an index of `hserve_orders`
+/// (its creator, its numbers, its merchandise), which are then sorted.
+const BY_RECORD: &str = "hserve_orders h CROSS JOIN orders o";
+const JOINED: &str = "o.id = h.order_id";
+const WITH_CHARGE: &str = "JOIN charges c ON c.channel_order_no = h.trade_no";
 
 pub fn record(r: &dyn RowLike) -> Result<PaymentRecord> {
     let order = rows::order(&Shifted(r, 1))?;
@@ -290,10 +305,28 @@ pub fn meta_params(scope: &Scope, order_id: &str, m: &RecordMeta) -> Vec<SqlPara
 /// SQL text and its parameters.
 pub type Statement = (String, Vec<SqlParam>);
 
+/// How far past the page `meta.total_count` counts: exact while at most `offset + limit +
+/// TOTAL_COUNT_AHEAD` records match, and that number (so `next` is still offered) when more do.
+/// Counting every match would read millions of rows per request; this reads at most what the
+/// page skipped, the page and this many more (docs/hserve.md).
+pub const TOTAL_COUNT_AHEAD: i64 = 200;
+
+/// The default order: newest first, by `(created, seq)` — the order of `orders_scope_created`
+/// and of the partial list indexes, so a page is read from an index without sorting the app.
+const NEWEST_FIRST: &str = "o.created DESC, o.seq DESC";
+
 /// The page and the count query for `query` within `scope`, restricted to `user` when set.
+/// The orders drive (their list indexes hold the scope, `created` and the rare filters), each
+/// joined to its record by primary key — unless the query is a user's or is pinned to a few
+/// records by an index of `hserve_orders` ([`pinned`]), whose records are read first and sorted.
 pub fn records_queries(scope: &Scope, user: Option<i64>, query: &RecordQuery) -> Result<(Statement, Statement)> {
     let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
-    let mut filter = String::from("h.app_id = $1 AND h.livemode = $2");
+    let by_record = user.is_some() || pinned(&query.condition);
+    // A record has its order's scope. Said on the table read first: by order, each record is then
+    // found by `hserve_orders`' primary key alone (an index-only probe on PostgreSQL); by record,
+    // its scoped indexes find them.
+    let scoped = if by_record { "h" } else { "o" };
+    let mut filter = format!("{JOINED} AND {scoped}.app_id = $1 AND {scoped}.livemode = $2");
     if let Some(u) = user {
         params.push(SqlParam::Int(u));
         filter.push_str(&format!(" AND h.created_by = ${}", params.len()));
@@ -304,19 +337,34 @@ pub fn records_queries(scope: &Scope, user: Option<i64>, query: &RecordQuery) ->
         let n = query.order_by.len();
         return Err(Problem::invalid("order_by", format!("order_by takes at most {MAX_ORDER_BY} fields, got {n}.")));
     }
-    let mut order = query.order_by.iter().map(|(f, desc)| order_term(*f, *desc)).collect::<Result<Vec<_>>>()?;
-    order.push("o.seq DESC".into());
-    let count = format!("SELECT COUNT(*) FROM hserve_orders h JOIN orders o ON o.id = h.order_id WHERE {filter}");
-    let count_params = params.clone();
+    let order = match query.order_by.is_empty() {
+        true => NEWEST_FIRST.to_string(),
+        false => {
+            let mut terms = query.order_by.iter().map(|(f, desc)| order_term(*f, *desc)).collect::<Result<Vec<_>>>()?;
+            terms.push("o.seq DESC".into());
+            terms.join(", ")
+        }
+    };
+    let records = if by_record { BY_RECORD } else { BY_ORDER };
+    // The count reads the records the page would, in the same order, and stops at its bound.
+    let mut count_params = params.clone();
+    count_params.push(SqlParam::Int(query.offset.saturating_add(query.limit).saturating_add(TOTAL_COUNT_AHEAD)));
+    let count = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM {records} WHERE {filter} ORDER BY {order} LIMIT ${}) t",
+        count_params.len()
+    );
     // Bound, not inlined: statement caches then hold one entry per filter shape.
     params.push(SqlParam::Int(query.limit));
+    let limit = params.len();
     params.push(SqlParam::Int(query.offset));
-    let n = params.len();
+    // The page's records are found first, on the list index and the records' primary key only
+    // (the records an offset skips, and those a sort passes over, read nothing else); their
+    // charges, creators and refunds are read for the page alone.
     let page = format!(
-        "SELECT {} {FROM} WHERE {filter} ORDER BY {} LIMIT ${} OFFSET ${n}",
+        "SELECT {} FROM {BY_ORDER} {WITH_CHARGE} WHERE {JOINED} AND o.seq IN (SELECT o.seq FROM {records} \
+         WHERE {filter} ORDER BY {order} LIMIT ${limit} OFFSET ${}) ORDER BY {order}",
         select_columns(),
-        order.join(", "),
-        n - 1
+        params.len()
     );
     Ok(((page, params), (count, count_params)))
 }
@@ -346,9 +394,15 @@ pub fn record_by_reference(scope: &Scope, user: Option<i64>, reference: &str) ->
     let mut params = rows::scoped(scope, reference);
     let by_id = reference.parse::<i64>().ok();
     params.push(SqlParam::OptInt(by_id));
+    // The three lookups each by their own unique index, then the record by primary key (the
+    // scope is checked on the order: SQLite would otherwise walk `hserve_orders` by scope): an OR
+    // across the two tables could only be checked record by record, over the whole app.
     let mut sql = format!(
-        "SELECT {} {FROM} WHERE h.app_id = $1 AND h.livemode = $2 \
-         AND (h.transaction_no = $3 OR h.trade_no = $3 OR o.seq = $4)",
+        "SELECT {} FROM {BY_RECORD} {WITH_CHARGE} WHERE {JOINED} AND o.app_id = $1 AND o.livemode = $2 \
+         AND h.order_id IN (\
+         SELECT order_id FROM hserve_orders WHERE transaction_no = $3 \
+         UNION ALL SELECT order_id FROM hserve_orders WHERE trade_no = $3 \
+         UNION ALL SELECT id FROM orders WHERE seq = $4)",
         select_columns()
     );
     if let Some(u) = user {
@@ -356,6 +410,16 @@ pub fn record_by_reference(scope: &Scope, user: Option<i64>, reference: &str) ->
         sql.push_str(&format!(" AND h.created_by = ${}", params.len()));
     }
     (sql, params)
+}
+
+/// Whether `c` pins the query to few records by an index of `hserve_orders` (see
+/// [`Field::pins_records`]): a comparison with `=` or `in` that every match must pass.
+fn pinned(c: &Condition) -> bool {
+    match c {
+        Condition::Field { field, op: Op::Eq | Op::In, value } => field.pins_records() && *value != Operand::Null,
+        Condition::And(all) => all.iter().any(pinned),
+        Condition::Or(_) | Condition::Field { .. } => false,
+    }
 }
 
 fn predicate(c: &Condition, params: &mut Vec<SqlParam>) -> Result<String> {
@@ -439,8 +503,10 @@ fn gateway_predicate(op: Op, value: &Operand, params: &mut Vec<SqlParam>) -> Res
     Ok(if matches!(op, Op::Eq | Op::In) { any } else { format!("NOT {any}") })
 }
 
-const REFUND_COMPLETE: &str = "(o.amount_paid > 0 AND o.amount_refunded = o.amount_paid)";
-const REFUND_PARTIAL: &str = "(o.amount_refunded > 0 AND o.amount_refunded < o.amount_paid)";
+// Money refunded implies a refund was reserved, which set `has_refunds` for good: saying it
+// lets the partial index `orders_refunds_created` answer every refund_status but null.
+const REFUND_COMPLETE: &str = "(o.has_refunds AND o.amount_paid > 0 AND o.amount_refunded = o.amount_paid)";
+const REFUND_PARTIAL: &str = "(o.has_refunds AND o.amount_refunded > 0 AND o.amount_refunded < o.amount_paid)";
 const REFUND_FAILED: &str = "(o.has_refunds AND o.amount_refunded = 0 AND o.refund_reserved = 0)";
 
 /// `status` and `refund_status` are read off the order's money columns, exactly as the face

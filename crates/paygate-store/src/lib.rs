@@ -6,7 +6,9 @@
 //! Every method is written once, over [`sql::Tx`], in `transactions.rs` (and in `hserve.rs`,
 //! `shares.rs`, `pos.rs` for their traits); a backend crate only says how to run it.
 
+pub mod batches;
 pub mod charges;
+pub mod coalesce;
 pub mod hserve;
 pub mod outbox;
 pub mod pos;
@@ -18,13 +20,16 @@ mod transactions;
 use async_trait::async_trait;
 pub use charges::{ChargeStore, ReverseOutcome};
 pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
+pub use outbox::history::{MonthsDropped, OutboxHistory};
 pub use outbox::{
     Attempt, AttemptRecord, AttemptResult, Claim, DeliveryView, DueDelivery, Endpoint, NewEndpoint, OutboxStats,
 };
 use paygate_domain::events::Event;
 use paygate_domain::paging::{CreatedRange, OrderFilter, Page, Paging};
 use paygate_domain::{Amount, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope};
-pub use pos::{BalanceTransaction, FaceCredential, Member, PosMeta, PosRecord, PosRef, PosStore};
+pub use pos::{
+    BalanceTransaction, FaceCredential, Member, PosMeta, PosRecord, PosRef, PosStore, SeenSignature, WalletPayment,
+};
 /// Re-exported so callers reach a credential's secret without naming the crate.
 pub use secrecy::{ExposeSecret, SecretString};
 pub use shares::{ShareOutcome, ShareRequest, ShareReserved, ShareStore};
@@ -132,7 +137,7 @@ pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 60;
 #[async_trait]
 /// The whole contract; the 知晓云 records and profit sharing are their own traits, implemented
 /// in their own file by each backend.
-pub trait Store: HserveStore + ShareStore + PosStore + ChargeStore + Send + Sync + 'static {
+pub trait Store: HserveStore + ShareStore + PosStore + ChargeStore + OutboxHistory + Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; safe to call from several nodes at once.

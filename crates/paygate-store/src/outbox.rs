@@ -8,6 +8,9 @@ use paygate_domain::ids::IdKind;
 use paygate_domain::{Mode, Problem, Scope};
 use serde_json::Value;
 
+pub(crate) mod claim;
+pub mod history;
+
 #[derive(Debug, Clone)]
 pub struct NewEndpoint {
     pub id: String,
@@ -52,6 +55,7 @@ pub struct DueDelivery {
     pub attempts: i64,
     /// The claim's lease: only its holder decides what happens to the delivery next.
     pub lease_until: i64,
+    /// Its event; `event.created` is the month the delivery is kept in (`event_created`).
     pub event: Event,
 }
 
@@ -59,6 +63,8 @@ pub struct DueDelivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
     pub seq: i64,
+    /// The delivery's event's `created` ([`DueDelivery::event`]): the month the delivery lives in.
+    pub event_created: i64,
     /// The lease the delivery was claimed with ([`DueDelivery::lease_until`]).
     pub lease_until: i64,
     pub attempt: Attempt,
@@ -107,9 +113,11 @@ pub fn new_event(scope: &Scope, kind: &str, object: Value, now: i64) -> Result<E
 pub const INSERT_EVENT: &str =
     "INSERT INTO events (id, app_id, livemode, created, type, data) VALUES ($1, $2, $3, $4, $5, $6)";
 
-/// One pending delivery per live endpoint of the event's app and mode that subscribes to it.
-pub const FAN_OUT: &str = "INSERT INTO deliveries (event_id, endpoint_id, created, status, attempts, next_attempt_at) \
-    SELECT $1, e.id, $2, 'pending', 0, $2 FROM webhook_endpoints e \
+/// One pending delivery per live endpoint of the event's app and mode that subscribes to it, in
+/// the event's month (`event_created` = the event's `created`, `$2`).
+pub const FAN_OUT: &str = "INSERT INTO deliveries \
+    (event_id, endpoint_id, created, status, attempts, next_attempt_at, event_created) \
+    SELECT $1, e.id, $2, 'pending', 0, $2, $2 FROM webhook_endpoints e \
     WHERE e.app_id = $3 AND e.livemode = $4 AND NOT e.deleted \
     AND (e.all_events OR EXISTS (SELECT 1 FROM webhook_endpoint_events t WHERE t.endpoint_id = e.id AND t.type = $5))";
 
@@ -141,8 +149,10 @@ pub fn event_statements(e: &Event) -> [(&'static str, Vec<SqlParam>); 2] {
     ]
 }
 
+/// `pending_webhooks` names the event's month, so PostgreSQL counts in that month's partition only.
 pub const EVENT_COLUMNS: &str = "id, app_id, livemode, created, type, data, \
-    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id AND d.status = 'pending')";
+    (SELECT COUNT(*) FROM deliveries d \
+    WHERE d.event_id = events.id AND d.event_created = events.created AND d.status = 'pending')";
 
 pub fn event(r: &dyn RowLike) -> Result<Event> {
     Ok(Event {
@@ -205,72 +215,38 @@ pub const DELETE_ENDPOINT: &str =
 pub const DROP_ENDPOINT_DELIVERIES: &str =
     "UPDATE deliveries SET status = 'failed' WHERE endpoint_id = $1 AND status = 'pending'";
 
-/// Deliveries still pending for an endpoint that is gone (queued by a transaction that raced
-/// the deletion on PostgreSQL, or revived by older versions) are dropped when they come due,
-/// never sent. Runs in the claim's transaction, before the claim.
-pub const DROP_ORPHANED_DELIVERIES: &str = "UPDATE deliveries SET status = 'failed', lease_until = NULL \
-    WHERE status = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
-    AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted)";
-
-/// Claims due deliveries by setting a lease, never more than `$4` leased at once per endpoint:
-/// `place` numbers each endpoint's due deliveries, `busy` counts its leases still running
-/// (leased rows are due rows: only those are claimed). Endpoints take turns (every endpoint's
-/// first due delivery before any endpoint's second), oldest first within a turn. Window functions
-/// cannot take row locks, so the rows picked are locked (`lock`: PostgreSQL's
-/// `FOR UPDATE SKIP LOCKED`) and re-checked one level up, and the UPDATE re-checks them again:
-/// a row another node claimed meanwhile is skipped, never leased twice. SQLite's single writer
-/// makes the statement atomic as is. $1 now, $2 lease until, $3 limit, $4 per endpoint.
-pub fn claim_sql(lock: &str) -> String {
-    format!(
-        "WITH due AS (SELECT d.seq, d.endpoint_id, d.next_attempt_at, \
-             ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.seq) AS place \
-             FROM deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
-             AND (d.lease_until IS NULL OR d.lease_until <= $1) AND NOT e.deleted), \
-         busy AS (SELECT endpoint_id, COUNT(*) AS leased FROM deliveries \
-             WHERE status = 'pending' AND next_attempt_at <= $1 AND lease_until > $1 GROUP BY endpoint_id), \
-         picked AS (SELECT due.seq FROM due LEFT JOIN busy ON busy.endpoint_id = due.endpoint_id \
-             WHERE due.place + COALESCE(busy.leased, 0) <= $4 \
-             ORDER BY due.place, due.next_attempt_at, due.seq LIMIT $3) \
-         UPDATE deliveries SET lease_until = $2 WHERE seq IN (SELECT seq FROM deliveries \
-             WHERE seq IN (SELECT seq FROM picked) AND status = 'pending' \
-             AND (lease_until IS NULL OR lease_until <= $1) {lock}) \
-         AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $1) \
-         RETURNING seq, event_id, endpoint_id, attempts"
-    )
-}
-
-pub fn claim_params(c: &Claim) -> Vec<SqlParam> {
-    vec![SqlParam::Int(c.now), SqlParam::Int(c.lease_until), SqlParam::Int(c.limit), SqlParam::Int(c.per_endpoint)]
-}
-
-pub const DELIVERY_TARGET: &str = "SELECT url, secret FROM webhook_endpoints WHERE id = $1";
-pub const EVENT_BY_ID: &str = "SELECT id, app_id, livemode, created, type, data, \
-    (SELECT COUNT(*) FROM deliveries d WHERE d.event_id = events.id AND d.status = 'pending') \
-    FROM events WHERE id = $1";
 pub const INSERT_ATTEMPT: &str = "INSERT INTO delivery_attempts \
-    (delivery_seq, attempted_at, status_code, latency_ms, error, response_snippet) VALUES ($1, $2, $3, $4, $5, $6)";
+    (delivery_seq, attempted_at, status_code, latency_ms, error, response_snippet, event_created) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
 /// The attempt's verdict moves the delivery only while its claim still holds (the lease is the
 /// one it was claimed with: a node that outlived its lease decides nothing), the delivery is
 /// pending, and its endpoint still exists: a deletion during the attempt is never undone.
 pub const DELIVERY_DONE: &str = "UPDATE deliveries SET status = $2, attempts = attempts + 1, lease_until = NULL, \
-    next_attempt_at = $3 WHERE seq = $1 AND lease_until = $4 AND status = 'pending' \
+    next_attempt_at = $3 WHERE seq = $1 AND event_created = $5 AND lease_until = $4 AND status = 'pending' \
     AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE NOT deleted)";
 /// Otherwise the attempt still counts (the log shows it), and the claim's own lease is let go.
 pub const DELIVERY_ATTEMPT_COUNTED: &str = "UPDATE deliveries SET attempts = attempts + 1, \
-    lease_until = CASE WHEN lease_until = $2 THEN NULL ELSE lease_until END WHERE seq = $1";
+    lease_until = CASE WHEN lease_until = $2 THEN NULL ELSE lease_until END WHERE seq = $1 AND event_created = $3";
 /// A claimed delivery that cannot be sent at all (its stored event or endpoint unreadable) is
 /// failed with the reason logged as an attempt, so it neither blocks nor repeats.
-pub const DELIVERY_UNSENDABLE: &str = "UPDATE deliveries SET status = 'failed', lease_until = NULL WHERE seq = $1";
+pub const DELIVERY_UNSENDABLE: &str =
+    "UPDATE deliveries SET status = 'failed', lease_until = NULL WHERE seq = $1 AND event_created = $2";
 pub const DELIVERIES_OF_EVENT: &str =
     "SELECT d.seq, d.endpoint_id, d.status, d.attempts, d.next_attempt_at FROM deliveries d \
-    JOIN events e ON e.id = d.event_id WHERE e.app_id = $1 AND e.livemode = $2 AND e.id = $3 ORDER BY d.seq";
+    JOIN events e ON e.id = d.event_id AND e.created = d.event_created \
+    WHERE e.app_id = $1 AND e.livemode = $2 AND e.id = $3 ORDER BY d.seq";
 pub const ATTEMPTS_OF_DELIVERY: &str = "SELECT attempted_at, status_code, latency_ms, error, response_snippet \
     FROM delivery_attempts WHERE delivery_seq = $1 ORDER BY seq";
-/// A manual resend queues a fresh delivery for every endpoint that would receive the event now.
-pub const RESEND: &str = FAN_OUT;
+/// A manual resend queues a fresh delivery for every endpoint that would receive the event now,
+/// in the event's month. $1 event, $2 now, $3 app, $4 livemode, $5 type.
+pub const RESEND: &str = "INSERT INTO deliveries \
+    (event_id, endpoint_id, created, status, attempts, next_attempt_at, event_created) \
+    SELECT $1, e.id, $2, 'pending', 0, $2, v.created FROM webhook_endpoints e \
+    JOIN events v ON v.id = $1 AND v.app_id = $3 AND v.livemode = $4 \
+    WHERE e.app_id = $3 AND e.livemode = $4 AND NOT e.deleted \
+    AND (e.all_events OR EXISTS (SELECT 1 FROM webhook_endpoint_events t WHERE t.endpoint_id = e.id AND t.type = $5))";
 
-pub fn attempt_params(seq: i64, a: &Attempt) -> Vec<SqlParam> {
+pub fn attempt_params(seq: i64, event_created: i64, a: &Attempt) -> Vec<SqlParam> {
     use SqlParam::*;
     vec![
         Int(seq),
@@ -279,6 +255,7 @@ pub fn attempt_params(seq: i64, a: &Attempt) -> Vec<SqlParam> {
         Int(a.latency_ms),
         OptText(a.error.clone()),
         OptText(a.response_snippet.clone()),
+        Int(event_created),
     ]
 }
 
@@ -290,31 +267,12 @@ pub fn done_params(r: &AttemptRecord) -> Vec<SqlParam> {
         AttemptResult::RetryAt(at) => ("pending", at),
         AttemptResult::GiveUp => ("failed", r.attempt.attempted_at),
     };
-    vec![SqlParam::Int(r.seq), SqlParam::Text(status.into()), SqlParam::Int(next), SqlParam::Int(r.lease_until)]
+    use SqlParam::Int;
+    vec![Int(r.seq), SqlParam::Text(status.into()), Int(next), Int(r.lease_until), Int(r.event_created)]
 }
 
 pub fn counted_params(r: &AttemptRecord) -> Vec<SqlParam> {
-    vec![SqlParam::Int(r.seq), SqlParam::Int(r.lease_until)]
-}
-
-/// A claimed row (`seq, event_id, endpoint_id, attempts` as [`claim_sql`] returns it) with
-/// its endpoint and event as read in the claim's transaction, or why it cannot be sent.
-pub fn due_delivery(
-    (seq, endpoint_id, attempts): (i64, String, i64),
-    claim: &Claim,
-    target: Option<(String, String)>,
-    event: Option<Result<Event>>,
-) -> Result<DueDelivery> {
-    let (url, secret) = target.ok_or_else(|| Problem::internal("its endpoint is missing"))?;
-    let event = event.ok_or_else(|| Problem::internal("its event is missing"))??;
-    Ok(DueDelivery { seq, endpoint_id, url, secret, attempts, lease_until: claim.lease_until, event })
-}
-
-/// What fails a claimed delivery that cannot be sent at all, with the reason as its attempt.
-pub fn unsendable_statements(seq: i64, now: i64, why: &Problem) -> [(&'static str, Vec<SqlParam>); 2] {
-    let error = Some(format!("not sent: {}", why.message));
-    let attempt = Attempt { attempted_at: now, status_code: None, latency_ms: 0, error, response_snippet: None };
-    [(INSERT_ATTEMPT, attempt_params(seq, &attempt)), (DELIVERY_UNSENDABLE, vec![SqlParam::Int(seq)])]
+    vec![SqlParam::Int(r.seq), SqlParam::Int(r.lease_until), SqlParam::Int(r.event_created)]
 }
 
 pub fn attempt(r: &dyn RowLike) -> Result<Attempt> {

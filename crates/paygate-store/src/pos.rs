@@ -4,13 +4,15 @@
 
 use crate::rows::{self, RowLike, SqlParam};
 use crate::sql::{job, vanished, Tx};
-use crate::transactions::{emit, load_order, order_object};
+use crate::transactions::{emit, load_order};
 use crate::Result;
 use async_trait::async_trait;
-use paygate_domain::objects;
 use paygate_domain::pos::Discounts;
 use paygate_domain::{Amount, App, Charge, Mode, Order, Problem, Scope};
 use secrecy::{ExposeSecret, SecretString};
+
+pub(crate) mod wallet;
+pub use wallet::WalletPayment;
 
 /// `Debug` shows the secret as `[REDACTED]`, so no `{:?}` can put it in a log.
 #[derive(Debug, Clone)]
@@ -72,6 +74,16 @@ pub struct PosRecord {
     pub member: Option<Member>,
 }
 
+/// A verified envelope's signature, for the replay cache: recorded by the transaction of the
+/// operation it asked for (a wallet payment) or on its own before the operation runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenSignature {
+    pub public_id: String,
+    pub sign: String,
+    /// When it was received (server time); forgotten once older than twice the timestamp window.
+    pub at: i64,
+}
+
 /// How a face names a point-of-sale payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PosRef {
@@ -88,9 +100,10 @@ pub enum PosRef {
 pub trait PosStore: Send + Sync {
     async fn face_credential(&self, public_id: &str) -> Result<Option<(FaceCredential, App)>>;
     async fn face_credentials(&self, app_id: &str) -> Result<Vec<FaceCredential>>;
-    /// Records a signature seen at `now`, forgetting those older than `forget_before`; false when
-    /// it was seen already (a replay).
-    async fn remember_signature(&self, public_id: &str, sign: &str, now: i64, forget_before: i64) -> Result<bool>;
+    /// Records a signature; false when it was seen already (a replay).
+    async fn remember_signature(&self, seen: &SeenSignature) -> Result<bool>;
+    /// Forgets the signatures received before `before`; how many.
+    async fn forget_signatures(&self, before: i64) -> Result<u64>;
     async fn set_fee_rate(&self, scope: &Scope, family: &str, rate_bp: i64) -> Result<()>;
     async fn fee_rate(&self, scope: &Scope, family: &str) -> Result<Option<i64>>;
 
@@ -104,10 +117,13 @@ pub trait PosStore: Send + Sync {
 
     /// The order, its pending charge and the record, in one transaction.
     async fn insert_pos_payment(&self, order: &Order, charge: &Charge, meta: &PosMeta) -> Result<()>;
-    /// A wallet payment, all or nothing: the order (paid), its charge (succeeded), the record,
-    /// the debit — a conditional update that needs the balance to cover it — its balance
-    /// transaction and the success events. A balance that does not cover it writes nothing.
-    async fn insert_wallet_payment(&self, order: &Order, charge: &Charge, meta: &PosMeta, now: i64) -> Result<()>;
+    /// A wallet payment in one transaction, answered from what it wrote: the signature (a replay
+    /// writes nothing and is refused), then the order (paid), its charge (succeeded, settled at
+    /// the rate in force), the record, the success events and, last, the debit — a conditional
+    /// update that needs the balance to cover it — and its balance transaction. An unknown code
+    /// or a balance that does not cover it is refused with the signature kept (it was used up,
+    /// as every verified envelope is) and nothing else written.
+    async fn wallet_payment(&self, payment: &WalletPayment) -> Result<PosRecord>;
     async fn pos_record(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>>;
     /// Only the record's own row (discounts, subsidy, …): what settling a payment needs.
     async fn pos_meta(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosMeta>>;
@@ -146,6 +162,15 @@ pub fn credentials_of_app_sql() -> String {
 pub const FORGET_SIGNATURES: &str = "DELETE FROM face_nonces WHERE created < $1";
 pub const REMEMBER_SIGNATURE: &str =
     "INSERT INTO face_nonces (public_id, sign, created) VALUES ($1, $2, $3) ON CONFLICT (public_id, sign) DO NOTHING";
+
+pub fn seen_params(seen: &SeenSignature) -> [SqlParam; 3] {
+    [SqlParam::Text(seen.public_id.clone()), SqlParam::Text(seen.sign.clone()), SqlParam::Int(seen.at)]
+}
+
+/// What a signed face answers to a signature it has seen before.
+pub fn replayed() -> Problem {
+    Problem::authentication("This request was already received (replay).").with_param("sign")
+}
 pub const SET_FEE_RATE: &str = "INSERT INTO fee_rates (app_id, livemode, family, rate_bp) VALUES ($1, $2, $3, $4) \
     ON CONFLICT (app_id, livemode, family) DO UPDATE SET rate_bp = $4";
 pub const FEE_RATE: &str = "SELECT rate_bp FROM fee_rates WHERE app_id = $1 AND livemode = $2 AND family = $3";
@@ -199,9 +224,6 @@ pub fn member_by_code_sql() -> String {
 
 /// `$3` member id, `$4` amount.
 pub const CREDIT: &str = "UPDATE members SET balance = balance + $4 WHERE app_id = $1 AND livemode = $2 AND id = $3";
-/// The wallet debit: applies only while the balance covers it, whatever ran before.
-pub const DEBIT: &str =
-    "UPDATE members SET balance = balance - $4 WHERE app_id = $1 AND livemode = $2 AND id = $3 AND balance >= $4";
 /// `$3` member id, `$4` signed amount, `$5` kind, `$6` reference, `$7` now.
 pub const RECORD_BALANCE: &str =
     "INSERT INTO balance_transactions (member_id, app_id, livemode, created, kind, amount, balance_after, reference) \
@@ -293,15 +315,6 @@ pub fn meta_query(scope: &Scope, by: &PosRef) -> (String, Vec<SqlParam>) {
 pub const MARK_REVERSED: &str =
     "UPDATE pos_orders SET reversed = TRUE WHERE app_id = $1 AND livemode = $2 AND order_id = $3";
 
-/// The paid order and succeeded charge a wallet payment inserts directly.
-pub fn wallet_debit_params(order: &Order, member_id: i64) -> Vec<SqlParam> {
-    member_scoped(
-        &Scope { app_id: order.app_id.clone(), mode: order.mode },
-        member_id,
-        [SqlParam::Int(order.actual_amount.fen())],
-    )
-}
-
 pub fn insufficient_balance(member: i64, amount: Amount) -> Problem {
     Problem::new(
         paygate_domain::ProblemKind::InvalidRequest,
@@ -344,12 +357,13 @@ impl<B: crate::Backend> PosStore for B {
         })
     }
 
-    async fn remember_signature(&self, public_id: &str, sign: &str, now: i64, forget_before: i64) -> Result<bool> {
-        let params = [SqlParam::Text(public_id.to_string()), SqlParam::Text(sign.to_string()), SqlParam::Int(now)];
-        job!(self, Autocommit, [], |tx| {
-            tx.exec(FORGET_SIGNATURES, &[SqlParam::Int(forget_before)]).await?;
-            Ok(tx.exec(REMEMBER_SIGNATURE, &params).await? == 1)
-        })
+    async fn remember_signature(&self, seen: &SeenSignature) -> Result<bool> {
+        let params = seen_params(seen);
+        job!(self, Autocommit, [], |tx| { Ok(tx.exec(REMEMBER_SIGNATURE, &params).await? == 1) })
+    }
+
+    async fn forget_signatures(&self, before: i64) -> Result<u64> {
+        job!(self, Autocommit, [], |tx| { tx.exec(FORGET_SIGNATURES, &[SqlParam::Int(before)]).await })
     }
 
     async fn set_fee_rate(&self, scope: &Scope, family: &str, rate_bp: i64) -> Result<()> {
@@ -407,28 +421,13 @@ impl<B: crate::Backend> PosStore for B {
         })
     }
 
-    async fn insert_wallet_payment(&self, order: &Order, charge: &Charge, meta: &PosMeta, now: i64) -> Result<()> {
-        let member_id = meta.member_id.ok_or_else(|| Problem::internal("wallet payment without member"))?;
-        job!(self, Write, [order, charge, meta], |tx| {
-            let scope = Scope { app_id: order.app_id.clone(), mode: order.mode };
-            tx.exec(&rows::insert_order_sql(), &rows::order_params(&order)).await?;
-            tx.exec(&rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
-            tx.exec(INSERT_META, &meta_params(&order, &meta)).await?;
-            // The debit re-checks the balance itself: a wallet that does not cover it writes nothing.
-            if tx.exec(DEBIT, &wallet_debit_params(&order, member_id)).await? != 1 {
-                return Err(insufficient_balance(member_id, order.actual_amount));
-            }
-            let entry = [
-                SqlParam::Int(-order.actual_amount.fen()),
-                SqlParam::Text("payment".into()),
-                SqlParam::Text(charge.id.clone()),
-                SqlParam::Int(now),
-            ];
-            record_balance(tx, &scope, member_id, entry).await?;
-            emit(tx, &scope, paygate_domain::events::CHARGE_SUCCEEDED, objects::charge(&charge, None), now).await?;
-            let object = order_object(tx, &scope, order.clone()).await?;
-            emit(tx, &scope, paygate_domain::events::ORDER_SUCCEEDED, object, now).await
-        })
+    /// Batched with the payments that queue meanwhile where the backend batches (see `wallet.rs`).
+    async fn wallet_payment(&self, payment: &WalletPayment) -> Result<PosRecord> {
+        if let Some(batches) = self.batches() {
+            let here = crate::sql::here();
+            return batches.wallets.call(payment.clone()).await.map_err(|p| p.raised_at(here));
+        }
+        job!(self, Write, [payment], |tx| { wallet::one(tx, payment).await })?
     }
 
     async fn pos_record(&self, scope: &Scope, by: &PosRef) -> Result<Option<PosRecord>> {

@@ -31,6 +31,16 @@ pub enum SqlParam {
     OptText(Option<String>),
     OptInt(Option<i64>),
     Bytes(Vec<u8>),
+    /// A column of values, one per row of a batch (`unnest($N::text[], …)`): PostgreSQL only.
+    Array(SqlArray),
+}
+
+/// The columns a batch statement binds; `None` is NULL (nullable columns share the variant).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlArray {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<bool>),
 }
 
 pub const ORDER_COLUMNS: &str = "id, app_id, livemode, created, status, uid, merchant_order_no, amount, \
@@ -347,17 +357,45 @@ pub fn refund(r: &dyn RowLike) -> Result<Refund> {
     })
 }
 
-/// Builds the orders list query for either backend. `cursor_seq` is the `seq` of the
-/// `starting_after` / `ending_before` order, looked up (scoped) by the caller.
+/// Every status an order can have (the CHECK of `orders.status`).
+const STATUSES: [&str; 6] = ["created", "paid", "canceled", "refunded", "closed", "paid_after_close"];
+
+/// `paid` and `canceled` both constrain `status`: folded into one set, so the database sees one
+/// condition — `status = 'canceled'` exactly as the partial index `orders_canceled_created` says
+/// (a predicate can only pick a partial index when written as a literal), and a contradiction
+/// (`paid=true&canceled=true`) as `FALSE`, which reads nothing, instead of a scan for rows that
+/// cannot exist.
+fn status_condition(filter: &OrderFilter) -> Option<String> {
+    let paid = |s: &str| matches!(s, "paid" | "refunded");
+    let kept: Vec<&str> = STATUSES
+        .into_iter()
+        .filter(|s| filter.paid.is_none_or(|p| paid(s) == p))
+        .filter(|s| filter.canceled.is_none_or(|c| (*s == "canceled") == c))
+        .collect();
+    match kept.as_slice() {
+        all if all.len() == STATUSES.len() => None,
+        [] => Some("FALSE".into()),
+        [one] => Some(format!("status = '{one}'")),
+        some => Some(format!("status IN ({})", some.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", "))),
+    }
+}
+
+/// The order lists read: newest first by `created`, then `seq` (the later of two orders created
+/// in the same second first). Every list index ends in `(created, seq)`.
+pub const NEWEST_FIRST: &str = "ORDER BY created DESC, seq DESC";
+
+/// Builds the orders list query for either backend. `cursor` is the `(created, seq)` of the
+/// `starting_after` / `ending_before` order, looked up (scoped) by the caller: the page is the
+/// rows after (before) it in list order, found by one seek of the same index.
 /// Fetches one row more than the page size so `has_more` is exact.
 pub fn list_orders_query(
     scope: &Scope,
     filter: &OrderFilter,
     paging: &Paging,
-    cursor_seq: Option<i64>,
+    cursor: Option<(i64, i64)>,
 ) -> (String, Vec<SqlParam>, bool) {
     let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
-    let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE app_id = $1 AND livemode = $2");
+    let mut sql = String::from("app_id = $1 AND livemode = $2");
     let mut push = |clause: &str, p: SqlParam, sql: &mut String| {
         params.push(p);
         sql.push_str(&format!(" AND {clause} ${}", params.len()));
@@ -371,18 +409,14 @@ pub fn list_orders_query(
     if let Some(v) = &filter.service_app {
         push("service_app =", SqlParam::Text(v.clone()), &mut sql);
     }
-    if let Some(paid) = filter.paid {
-        sql.push_str(if paid {
-            " AND status IN ('paid', 'refunded')"
-        } else {
-            " AND status NOT IN ('paid', 'refunded')"
-        });
+    if let Some(status) = status_condition(filter) {
+        sql.push_str(&format!(" AND {status}"));
     }
-    if let Some(v) = filter.refunded {
-        push("has_refunds =", SqlParam::Bool(v), &mut sql);
-    }
-    if let Some(canceled) = filter.canceled {
-        sql.push_str(if canceled { " AND status = 'canceled'" } else { " AND status <> 'canceled'" });
+    // A literal, not a bound boolean, for the same reason as the status (`orders_refunds_created`).
+    match filter.refunded {
+        Some(true) => sql.push_str(" AND has_refunds"),
+        Some(false) => sql.push_str(" AND NOT has_refunds"),
+        None => {}
     }
     let c = &filter.created;
     for (op, v) in [(">", c.gt), (">=", c.gte), ("<", c.lt), ("<=", c.lte)] {
@@ -391,26 +425,36 @@ pub fn list_orders_query(
         }
     }
     let mut reversed = false;
-    match paging {
+    let (order, page) = match paging {
         Paging::Page { page, per_page } => {
             params.push(SqlParam::Int(per_page + 1));
             params.push(SqlParam::Int((page - 1) * per_page));
-            sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${} OFFSET ${}", params.len() - 1, params.len()));
+            (NEWEST_FIRST, format!("LIMIT ${} OFFSET ${}", params.len() - 1, params.len()))
         }
         Paging::Cursor { limit, ending_before, .. } => {
-            if let Some(seq) = cursor_seq {
+            if let Some((created, seq)) = cursor {
                 let op = if ending_before.is_some() { ">" } else { "<" };
-                push(&format!("seq {op}"), SqlParam::Int(seq), &mut sql);
+                params.extend([SqlParam::Int(created), SqlParam::Int(seq)]);
+                let n = params.len();
+                sql.push_str(&format!(" AND (created, seq) {op} (${}, ${n})", n - 1));
             }
             reversed = ending_before.is_some();
-            let dir = if reversed { "ASC" } else { "DESC" };
             params.push(SqlParam::Int(limit + 1));
-            sql.push_str(&format!(" ORDER BY seq {dir} LIMIT ${}", params.len()));
+            (if reversed { "ORDER BY created ASC, seq ASC" } else { NEWEST_FIRST }, format!("LIMIT ${}", params.len()))
         }
-    }
+    };
+    // The page's `seq`s are found from the index alone — every filter's column is in the list
+    // indexes (`INCLUDE (status, has_refunds)` on PostgreSQL, trailing columns on SQLite), so
+    // rows a filter refuses and rows an offset skips are never read from the table — and only
+    // the page's own rows are then read whole, by primary key.
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE seq IN (SELECT seq FROM orders WHERE {sql} {order} {page}) {order}"
+    );
     (sql, params, reversed)
 }
 
+/// Where a cursor order stands in list order.
+pub const ORDER_CURSOR: &str = "SELECT created, seq FROM orders WHERE app_id = $1 AND livemode = $2 AND id = $3";
 pub const ORDER_SEQ: &str = "SELECT seq FROM orders WHERE app_id = $1 AND livemode = $2 AND id = $3";
 
 pub fn refunds_query(

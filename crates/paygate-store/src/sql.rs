@@ -116,6 +116,14 @@ pub trait Backend: Send + Sync + 'static {
 
     /// What [`crate::Store::pool_stats`] reports.
     fn connection_stats(&self) -> PoolStats;
+
+    /// Whether concurrent order creates and retrieves go to the database together: PostgreSQL
+    /// pays a statement and a commit per request, so it answers them in batches (one statement
+    /// each, [`crate::batches`]); `None`, the default, runs each as its own job — right for
+    /// SQLite, whose single writer already commits in groups and whose readers are in-process.
+    fn batches(&self) -> Option<&crate::batches::Batches> {
+        None
+    }
 }
 
 /// Runs `$body` (an async block body over `$tx: &mut dyn Tx`) as one job of `$access`, after

@@ -46,6 +46,23 @@ pub(crate) async fn pending_charges(tx: &mut dyn Tx, scope: &Scope, order_id: &s
     tx.query(&sql, &scoped(scope, order_id), rows::charge).await
 }
 
+/// A new order, or the duplicate naming the order that holds its merchant_order_no: the only
+/// conflict that is a duplicate (any other failure, such as a taken id, is an error).
+pub(crate) async fn insert_order_row(tx: &mut dyn Tx, order: &Order) -> Result<()> {
+    if tx.exec(&rows::insert_new_order_sql(), &rows::order_params(order)).await? == 1 {
+        return Ok(());
+    }
+    let taken = rows::merchant_no_params(order);
+    let existing = tx.query_opt(rows::ORDER_BY_MERCHANT_NO, &taken, |r| r.text(0)).await?;
+    let existing = existing.ok_or_else(|| vanished("order holding the merchant_order_no"))?;
+    Err(rows::duplicate_order(&order.merchant_order_no, &existing))
+}
+
+pub(crate) async fn order_view_row(tx: &mut dyn Tx, scope: &Scope, id: &str) -> Result<Option<OrderView>> {
+    let rows = tx.query(&rows::order_view_sql(), &scoped(scope, id), rows::order_and_charge).await?;
+    Ok(rows::into_order_view(rows))
+}
+
 fn scope_row(r: &dyn rows::RowLike) -> Result<(Scope, String)> {
     Ok((Scope { app_id: r.text(0)?, mode: Mode::from_live(r.boolean(1)?) }, r.text(2)?))
 }
@@ -58,11 +75,24 @@ pub(crate) async fn cursor_seq(
     paging: &Paging,
     what: &str,
 ) -> Result<Option<i64>> {
+    cursor_row(tx, sql, scope, paging, what, |r| r.int(0)).await
+}
+
+/// The row `sql` reads for the object a cursor names (`$1..$3` = scope and id), mapped, or the
+/// error naming the cursor parameter.
+pub(crate) async fn cursor_row<T: Send>(
+    tx: &mut dyn Tx,
+    sql: &str,
+    scope: &Scope,
+    paging: &Paging,
+    what: &str,
+    map: impl Fn(&dyn rows::RowLike) -> Result<T> + Sync,
+) -> Result<Option<T>> {
     let Paging::Cursor { starting_after, ending_before, .. } = paging else { return Ok(None) };
     let Some(id) = starting_after.as_ref().or(ending_before.as_ref()) else { return Ok(None) };
     let param = if starting_after.is_some() { "starting_after" } else { "ending_before" };
-    let seq = tx.query_opt(sql, &scoped(scope, id), |r| r.int(0)).await?;
-    seq.map(Some).ok_or_else(|| Problem::invalid(param, format!("No such {what}: {id}")))
+    let row = tx.query_opt(sql, &scoped(scope, id), map).await?;
+    row.map(Some).ok_or_else(|| Problem::invalid(param, format!("No such {what}: {id}")))
 }
 
 const INSERT_APP: &str =
@@ -205,32 +235,32 @@ impl<B: Backend> Store for B {
         job!(self, Read, [app_id], |tx| { tx.query_opt(&sql, &[SqlParam::Text(app_id)], sql::app).await })
     }
 
+    /// One autocommitted statement; on PostgreSQL concurrent creates share it (see `batches.rs`).
     async fn insert_order(&self, order: &Order) -> Result<()> {
-        job!(self, Autocommit, [order], |tx| {
-            if tx.exec(&rows::insert_new_order_sql(), &rows::order_params(&order)).await? == 1 {
-                return Ok(());
-            }
-            let taken = rows::merchant_no_params(&order);
-            let existing = tx.query_opt(rows::ORDER_BY_MERCHANT_NO, &taken, |r| r.text(0)).await?;
-            let existing = existing.ok_or_else(|| vanished("order holding the merchant_order_no"))?;
-            Err(rows::duplicate_order(&order.merchant_order_no, &existing))
-        })
+        if let Some(batches) = self.batches() {
+            let here = sql::here();
+            return batches.insert_order(order.clone()).await.map_err(|p| p.raised_at(here));
+        }
+        job!(self, Autocommit, [order], |tx| { insert_order_row(tx, &order).await })
     }
 
     async fn order(&self, scope: &Scope, id: &str) -> Result<Option<Order>> {
         job!(self, Read, [scope, id], |tx| { load_order(tx, &scope, &id, false).await })
     }
 
+    /// On PostgreSQL concurrent retrieves share one query (see `batches.rs`).
     async fn order_view(&self, scope: &Scope, id: &str) -> Result<Option<OrderView>> {
-        job!(self, Read, [scope, id], |tx| {
-            let rows = tx.query(&rows::order_view_sql(), &scoped(&scope, &id), rows::order_and_charge).await?;
-            Ok(rows::into_order_view(rows))
-        })
+        if let Some(batches) = self.batches() {
+            let here = sql::here();
+            return batches.order_view(scope.clone(), id.to_string()).await.map_err(|p| p.raised_at(here));
+        }
+        job!(self, Read, [scope, id], |tx| { order_view_row(tx, &scope, &id).await })
     }
 
     async fn list_orders(&self, scope: &Scope, filter: &OrderFilter, paging: &Paging) -> Result<Page<Order>> {
         job!(self, Read, [scope, filter, paging], |tx| {
-            let cursor = cursor_seq(tx, rows::ORDER_SEQ, &scope, &paging, "order").await?;
+            let at = |r: &dyn rows::RowLike| Ok((r.int(0)?, r.int(1)?));
+            let cursor = cursor_row(tx, rows::ORDER_CURSOR, &scope, &paging, "order", at).await?;
             let (sql, params, reversed) = rows::list_orders_query(&scope, &filter, &paging, cursor);
             Ok(rows::into_page(tx.query(&sql, &params, rows::order).await?, paging.size(), reversed))
         })
@@ -535,35 +565,14 @@ impl<B: Backend> Store for B {
 
     async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DueDelivery>> {
         let claim = *claim;
-        job!(self, Write, [], |tx| {
-            tx.exec(outbox::DROP_ORPHANED_DELIVERIES, &[SqlParam::Int(claim.now)]).await?;
-            let row = |r: &dyn rows::RowLike| Ok((r.int(0)?, r.text(1)?, r.text(2)?, r.int(3)?));
-            let sql = outbox::claim_sql(tx.for_update_skip_locked());
-            let claimed = tx.query(&sql, &outbox::claim_params(&claim), row).await?;
-            let mut due = Vec::with_capacity(claimed.len());
-            for (seq, event_id, endpoint_id, attempts) in claimed {
-                let endpoint = [SqlParam::Text(endpoint_id.clone())];
-                let target = tx.query_opt(outbox::DELIVERY_TARGET, &endpoint, |r| Ok((r.text(0)?, r.text(1)?))).await?;
-                let event = [SqlParam::Text(event_id)];
-                let event = tx.query_opt(outbox::EVENT_BY_ID, &event, |r| Ok(outbox::event(r))).await?;
-                // One unreadable row is failed with its reason; it never fails the claim.
-                match outbox::due_delivery((seq, endpoint_id, attempts), &claim, target, event) {
-                    Ok(delivery) => due.push(delivery),
-                    Err(why) => {
-                        for (sql, params) in outbox::unsendable_statements(seq, claim.now, &why) {
-                            tx.exec(sql, &params).await?;
-                        }
-                    }
-                }
-            }
-            Ok(due)
-        })
+        job!(self, Write, [], |tx| { outbox::claim::claim(tx, &claim).await })
     }
 
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<()> {
         job!(self, Write, [attempts], |tx| {
             for record in &attempts {
-                tx.exec(outbox::INSERT_ATTEMPT, &outbox::attempt_params(record.seq, &record.attempt)).await?;
+                let attempt = outbox::attempt_params(record.seq, record.event_created, &record.attempt);
+                tx.exec(outbox::INSERT_ATTEMPT, &attempt).await?;
                 if tx.exec(outbox::DELIVERY_DONE, &outbox::done_params(record)).await? == 0 {
                     tx.exec(outbox::DELIVERY_ATTEMPT_COUNTED, &outbox::counted_params(record)).await?;
                 }

@@ -8,6 +8,10 @@
 //! as slots free up and recording attempts as they finish, never more than `per_endpoint` in
 //! flight for one endpoint, so a slow or dead endpoint delays only itself. One failing item (an
 //! order that cannot be closed, a refund, a delivery) is logged and never stops the others.
+//!
+//! Housekeeping also keeps the outbox history: every [`UPKEEP_SECONDS`] it has the store create
+//! the coming months (PostgreSQL's monthly partitions) and, with a retention set, drop the months
+//! past it and delete older events in batches ([`paygate_store::OutboxHistory`]).
 
 use paygate_core::webhooks::webhook_signatures;
 use paygate_core::Paygate;
@@ -16,7 +20,7 @@ use paygate_domain::Problem;
 use paygate_store::{Attempt, AttemptRecord, AttemptResult, Claim, DueDelivery};
 use std::io::{self, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::{JoinError, JoinSet};
@@ -28,6 +32,14 @@ pub const SNIPPET_BYTES: usize = 512;
 pub const MAX_IN_FLIGHT_LIMIT: usize = 256;
 /// Orders looked at per expiry or late-refund pass.
 const HOUSEKEEPING_BATCH: i64 = 100;
+/// How often (by the application's clock) the outbox history is looked after: months created
+/// ahead, months past retention dropped; after a failure, [`UPKEEP_RETRY_SECONDS`].
+pub const UPKEEP_SECONDS: i64 = 3600;
+const UPKEEP_RETRY_SECONDS: i64 = 60;
+/// Months created ahead of the current one: two upkeeps that fail for a month still leave room.
+pub const MONTHS_AHEAD: i64 = 2;
+/// Events deleted per retention step (one transaction; SQLite's writer serves others in between).
+pub const TRIM_BATCH: i64 = 500;
 
 /// Sends in flight at most, all endpoints together, unless configured.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
@@ -51,6 +63,9 @@ pub struct Settings {
     pub lease_seconds: i64,
     /// Per-attempt timeout, DNS lookup included.
     pub timeout: Duration,
+    /// Events older than this many days whose deliveries are all finished are removed with their
+    /// deliveries and attempts (PostgreSQL: whole months); `None` keeps them forever.
+    pub event_retention_days: Option<i64>,
 }
 
 impl Default for Settings {
@@ -62,6 +77,7 @@ impl Default for Settings {
             per_endpoint: DEFAULT_PER_ENDPOINT,
             lease_seconds: 60,
             timeout: Duration::from_secs(10),
+            event_retention_days: None,
         }
     }
 }
@@ -94,6 +110,12 @@ impl Settings {
                 format!("Sends in flight must be between 1 and {MAX_IN_FLIGHT_LIMIT}, got {}.", self.max_in_flight),
             ));
         }
+        if self.event_retention_days.is_some_and(|days| !(1..=36_500).contains(&days)) {
+            return Err(Problem::invalid(
+                "PAYGATE_EVENT_RETENTION_DAYS",
+                "Event retention must be between 1 and 36500 days (unset keeps events forever).",
+            ));
+        }
         if self.per_endpoint < 1 || self.batch < 1 {
             return Err(Problem::invalid(
                 "PAYGATE_WORKER_PER_ENDPOINT",
@@ -111,6 +133,8 @@ pub struct Sweep {
     pub failed: usize,
     pub expired_orders: usize,
     pub late_refunds: usize,
+    /// Old events removed by retention (with their deliveries and attempts) this sweep.
+    pub trimmed_events: usize,
     /// Items that failed and were logged (the next pass tries them again); none stopped the
     /// others.
     pub errors: usize,
@@ -123,6 +147,7 @@ impl Sweep {
         self.failed += other.failed;
         self.expired_orders += other.expired_orders;
         self.late_refunds += other.late_refunds;
+        self.trimmed_events += other.trimmed_events;
         self.errors += other.errors;
     }
 }
@@ -131,6 +156,15 @@ pub struct Worker {
     app: Arc<Paygate>,
     settings: Settings,
     agent: ureq::Agent,
+    upkeep: Mutex<Upkeep>,
+}
+
+/// When the outbox history is next looked after, and whether retention has more to delete.
+#[derive(Debug, Default)]
+struct Upkeep {
+    /// `None`: at the first housekeeping pass.
+    next_at: Option<i64>,
+    trimming: bool,
 }
 
 /// What one send did, timed by the application's clock.
@@ -152,7 +186,7 @@ impl Worker {
         let resolver = GuardedResolver { allow_private: app.policy.webhook_allow_private, timeout: settings.timeout };
         // Never follow redirects: a 3xx is a failed attempt, never a request to wherever it points.
         let agent = ureq::AgentBuilder::new().timeout(settings.timeout).redirects(0).resolver(resolver).build();
-        Worker { app, settings, agent }
+        Worker { app, settings, agent, upkeep: Mutex::default() }
     }
 
     /// A worker, once [`Settings::validate`] accepts its settings: what a process starts with.
@@ -191,7 +225,8 @@ impl Worker {
             // A full pass means more may be waiting: go again at once. Failures never count,
             // so a broken order cannot make this spin.
             let limit = HOUSEKEEPING_BATCH as usize;
-            if sweep.expired_orders < limit && sweep.late_refunds < limit {
+            let trimming = sweep.trimmed_events == TRIM_BATCH as usize;
+            if sweep.expired_orders < limit && sweep.late_refunds < limit && !trimming {
                 tokio::select! {
                     _ = tokio::time::sleep(self.settings.poll) => {}
                     _ = shutdown.changed() => {}
@@ -208,8 +243,10 @@ impl Worker {
         metrics.sweep_seconds.observe(started.elapsed().as_secs_f64());
         metrics.expired_orders.inc_by(sweep.expired_orders as u64);
         metrics.worker_errors.inc_by(sweep.errors as u64);
-        if sweep.expired_orders + sweep.late_refunds > 0 {
-            tracing::info!(expired = sweep.expired_orders, late_refunds = sweep.late_refunds, "housekeeping");
+        if sweep.expired_orders + sweep.late_refunds + sweep.trimmed_events > 0 {
+            let (expired, late_refunds, trimmed_events) =
+                (sweep.expired_orders, sweep.late_refunds, sweep.trimmed_events);
+            tracing::info!(expired, late_refunds, trimmed_events, "housekeeping");
         }
         sweep
     }
@@ -236,7 +273,66 @@ impl Worker {
                 sweep.errors += 1;
             }
         }
+        self.outbox_upkeep(&mut sweep).await;
         sweep
+    }
+
+    /// At each upkeep: the coming months, then (with a retention) the months past it; between
+    /// upkeeps, while retention has more to delete, one batch per pass. A failed step is logged
+    /// and the upkeep retried a minute later.
+    async fn outbox_upkeep(&self, sweep: &mut Sweep) {
+        let now = self.app.now();
+        let store = &self.app.store;
+        let cutoff = self.settings.event_retention_days.map(|days| now.saturating_sub(days.saturating_mul(86_400)));
+        let due = self.upkeep.lock().map(|u| u.next_at.is_none_or(|at| now >= at)).unwrap_or(true);
+        if due {
+            let mut failed = false;
+            match store.prepare_outbox_months(now, MONTHS_AHEAD).await {
+                Ok(0) => {}
+                Ok(months) => tracing::info!(months, "outbox months created ahead"),
+                Err(problem) => {
+                    tracing::error!(%problem, "creating the coming outbox months");
+                    failed = true;
+                }
+            }
+            if let Some(cutoff) = cutoff {
+                match store.drop_outbox_months(cutoff).await {
+                    Ok(pass) if pass.dropped + pass.kept > 0 => {
+                        tracing::info!(
+                            dropped = pass.dropped,
+                            kept_pending = pass.kept,
+                            "outbox months past retention"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(problem) => {
+                        tracing::error!(%problem, "dropping outbox months past retention");
+                        failed = true;
+                    }
+                }
+            }
+            sweep.errors += usize::from(failed);
+            if let Ok(mut u) = self.upkeep.lock() {
+                u.next_at = Some(now + if failed { UPKEEP_RETRY_SECONDS } else { UPKEEP_SECONDS });
+                u.trimming = cutoff.is_some();
+            }
+        }
+        let trimming = self.upkeep.lock().map(|u| u.trimming).unwrap_or(false);
+        let (Some(cutoff), true) = (cutoff, trimming) else { return };
+        let more = match store.trim_outbox_history(cutoff, TRIM_BATCH).await {
+            Ok(deleted) => {
+                sweep.trimmed_events = usize::try_from(deleted).unwrap_or(usize::MAX);
+                deleted >= TRIM_BATCH as u64
+            }
+            Err(problem) => {
+                tracing::error!(%problem, "deleting events past retention");
+                sweep.errors += 1;
+                false
+            }
+        };
+        if let Ok(mut u) = self.upkeep.lock() {
+            u.trimming = more;
+        }
     }
 
     /// The dispatcher: keeps up to `max_in_flight` sends going, claims more whenever a slot is
@@ -392,7 +488,8 @@ fn judge(delivery: &DueDelivery, sent: Sent) -> AttemptRecord {
         error: sent.error,
         response_snippet: sent.snippet,
     };
-    AttemptRecord { seq: delivery.seq, lease_until: delivery.lease_until, attempt, result }
+    let (seq, event_created, lease_until) = (delivery.seq, delivery.event.created, delivery.lease_until);
+    AttemptRecord { seq, event_created, lease_until, attempt, result }
 }
 
 fn stopping(shutdown: &watch::Receiver<bool>) -> bool {

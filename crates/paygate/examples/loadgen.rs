@@ -8,10 +8,16 @@
 //!   loadgen receive PORT EXPECTED                           — a webhook receiver; rate of the first EXPECTED
 //!   loadgen wallet BASE OPEN_APP_ID SECRET TOKEN PAY_CODE CLIENTS SECONDS
 //!                                                           — cashier wallet payments (MD5-signed envelopes)
+//!   loadgen lists BASE KEY USER_TOKEN APP T0 N CLIENTS SECONDS
+//!                                                           — each list query of loadgen/lists.rs: p50/p99
+//!   loadgen lists-explain postgres|sqlite URL|PATH APP T0 N — each list query's plan (markdown)
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "loadgen/lists.rs"]
+mod lists;
 
 fn report(name: &str, latencies: &mut [u64], elapsed: f64) {
     latencies.sort_unstable();
@@ -304,6 +310,36 @@ fn main() {
                 "{{\"name\":\"webhook_delivery\",\"ops\":{expected},\"seconds\":{elapsed:.2},\"per_second\":{:.0}}}",
                 expected as f64 / elapsed
             );
+        }
+        "lists" => {
+            let (base, key, token) = (a(1), a(2), a(3));
+            let data = lists::Data { app: a(4), t0: a(5).parse().unwrap(), n: a(6).parse().unwrap() };
+            let (clients, seconds): (usize, u64) = (a(7).parse().unwrap(), a(8).parse().unwrap());
+            let agents: Vec<ureq::Agent> = (0..clients).map(|_| agent()).collect();
+            for q in lists::queries(&data) {
+                let auth = match q.auth {
+                    lists::Auth::Key => format!("Bearer {key}"),
+                    lists::Auth::User => format!("Hydrogen-r1 {token}"),
+                };
+                let get = |agent: &ureq::Agent| -> serde_json::Value {
+                    let resp = agent.get(&format!("{base}{}", q.path)).set("authorization", &auth).call();
+                    let resp = resp.unwrap_or_else(|e| panic!("{}: {e}", q.name));
+                    serde_json::from_str(&resp.into_string().unwrap()).unwrap()
+                };
+                // What the query answers, once, so a list that silently reads nothing is seen.
+                let first = get(&agents[0]);
+                let rows = first.get("data").or(first.get("objects")).and_then(|d| d.as_array()).map_or(0, Vec::len);
+                let total = first.pointer("/meta/total_count").cloned().unwrap_or(serde_json::Value::Null);
+                let (mut lat, secs) = drive(clients, seconds, |c, _| {
+                    get(&agents[c]);
+                });
+                report(&format!("lists:{}", q.name), &mut lat, secs);
+                println!("{{\"name\":\"lists:{}:answer\",\"rows\":{rows},\"total_count\":{total}}}", q.name);
+            }
+        }
+        "lists-explain" => {
+            let data = lists::Data { app: a(3), t0: a(4).parse().unwrap(), n: a(5).parse().unwrap() };
+            print!("{}", lists::explain(&a(1), &a(2), &data));
         }
         other => panic!("unknown mode {other}"),
     }

@@ -137,6 +137,10 @@ pub struct WorkerArgs {
     /// Deliveries in flight at most to one endpoint (across nodes).
     #[arg(long, env = "PAYGATE_WORKER_PER_ENDPOINT", default_value_t = paygate_worker::DEFAULT_PER_ENDPOINT)]
     pub worker_per_endpoint: i64,
+    /// Days to keep events with their deliveries and attempts (unset: forever). Only events whose
+    /// deliveries are all finished go; PostgreSQL drops whole months once they are past it.
+    #[arg(long, env = "PAYGATE_EVENT_RETENTION_DAYS", value_parser = clap::value_parser!(i64).range(1..=36_500))]
+    pub event_retention_days: Option<i64>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -359,6 +363,7 @@ impl WorkerArgs {
             per_endpoint: self.worker_per_endpoint,
             lease_seconds: self.worker_lease_seconds,
             timeout: Duration::from_millis(self.worker_timeout_ms),
+            event_retention_days: self.event_retention_days,
             ..paygate_worker::Settings::default()
         };
         settings.validate()?;

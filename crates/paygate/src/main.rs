@@ -43,12 +43,12 @@ fn init_logging(format: LogFormat, filter: &str) {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     use tracing_subscriber::prelude::*;
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    // The filter is global, not per layer: with one output there is nothing to filter per layer,
+    // and a per-layer filter looks each request's span up again on every enter, exit and record.
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => tracing_subscriber::registry().with(fmt.with_target(false).with_filter(filter)).init(),
-        LogFormat::Json => {
-            let json = fmt.json().flatten_event(true).with_current_span(true);
-            tracing_subscriber::registry().with(json.with_filter(filter)).init()
-        }
+        LogFormat::Text => registry.with(fmt.with_target(false)).init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true).with_current_span(true)).init(),
     }
 }
 

@@ -14,7 +14,10 @@ both!(
     envelopes_are_refused_in_the_face_shape,
     paying_fresh_query_and_reverse,
     seed_002_query_with_fees_and_subsidies,
-    wallet_never_goes_negative
+    wallet_never_goes_negative,
+    wallet_debits_add_up_under_concurrency,
+    wallet_payment_answers_what_a_query_reads,
+    refused_and_replayed_wallet_payments_write_nothing
 );
 
 fn envelope(s: &TestServer, k: &Keys, biz: Value, sign_type: &str) -> Map<String, Value> {
@@ -474,4 +477,142 @@ fn wallet_never_goes_negative(backend: Backend) {
     assert!(statuses.iter().all(|c| *c == 200 || *c == 400), "{statuses:?}");
     let (_, after) = s.get(&k.test, &format!("/v1/members/{}", m["id"].as_str().unwrap()));
     assert_eq!(after["balance"], 0);
+}
+
+/// The member's ledger, oldest first: (type, amount, balance_after).
+fn ledger(s: &TestServer, k: &Keys, member: &Value) -> Vec<(String, i64, i64)> {
+    let path = format!("/v1/members/{}/balance_transactions?limit=100", member["id"].as_str().unwrap());
+    let (st, history) = s.get(&k.test, &path);
+    assert_eq!(st, 200, "{history}");
+    let entry = |t: &Value| {
+        (t["type"].as_str().unwrap().to_string(), t["amount"].as_i64().unwrap(), t["balance_after"].as_i64().unwrap())
+    };
+    history["data"].as_array().unwrap().iter().rev().map(entry).collect()
+}
+
+fn balance(s: &TestServer, k: &Keys, member: &Value) -> i64 {
+    let (_, m) = s.get(&k.test, &format!("/v1/members/{}", member["id"].as_str().unwrap()));
+    m["balance"].as_i64().unwrap()
+}
+
+/// Many cashiers paying different amounts from one wallet at once: every debit is in the ledger
+/// in the order the wallet's row lock granted them, each balance_after is the one before minus
+/// the payment, and the debits add up to the balance change exactly; whatever was refused was
+/// more than the wallet held when it was refused (the balance only falls).
+fn wallet_debits_add_up_under_concurrency(backend: Backend) {
+    let s = TestServer::start(backend);
+    let k = s.create_app("shop");
+    let m = member(&s, &k, "M-sum", 1000);
+    let code = m["pay_code"].as_str().unwrap().to_string();
+    let s = Arc::new(s);
+    let handles: Vec<_> = (10..50)
+        .map(|fen: i64| {
+            let (s, k, code) = (s.clone(), k.clone(), code.clone());
+            std::thread::spawn(move || {
+                let biz = json!({"out_trade_no": format!("sum-{fen}"), "total_fee": fen, "auth_code": code});
+                let (st, r) = cashier(&s, &k, "pay", biz);
+                (fen, st, r)
+            })
+        })
+        .collect();
+    let answers: Vec<(i64, u16, Value)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let paid: i64 = answers.iter().filter(|(_, st, _)| *st == 200).map(|(fen, _, _)| fen).sum();
+    let left = balance(&s, &k, &m);
+    assert!(left >= 0);
+    assert_eq!(paid, 1000 - left, "the debits add up to the balance change");
+    for (fen, st, r) in &answers {
+        match st {
+            200 => assert_eq!(r["data"]["status"], "PAYED_SUCC", "{r}"),
+            400 => {
+                assert_eq!(r["sub_code"], "insufficient_balance", "{r}");
+                assert!(*fen > left, "{fen} fen was refused with {left} left at the end");
+            }
+            _ => panic!("{st}: {r}"),
+        }
+    }
+    let entries = ledger(&s, &k, &m);
+    assert_eq!(entries[0], ("topup".to_string(), 1000, 1000));
+    let payments = &entries[1..];
+    assert_eq!(payments.len(), answers.iter().filter(|(_, st, _)| *st == 200).count());
+    for pair in entries.windows(2) {
+        let ((_, _, before), (kind, amount, after)) = (&pair[0], &pair[1]);
+        assert_eq!((kind.as_str(), before + amount), ("payment", *after), "{entries:?}");
+    }
+    assert_eq!(entries.last().unwrap().2, left);
+}
+
+/// A wallet payment is answered from what its transaction wrote; that answer is exactly what a
+/// query reads back from the database, discounts, subsidy, fee and member included.
+fn wallet_payment_answers_what_a_query_reads(backend: Backend) {
+    let s = TestServer::start(backend);
+    let k = s.create_app("酷点门店");
+    let (st, _) = s.post(&k.test, "/v1/fee_rates", json!({"channel": "balance", "rate_bp": 38}));
+    assert_eq!(st, 200);
+    let m = member(&s, &k, "M-same", 100_000);
+    let biz = json!({"out_trade_no": "same-1", "total_fee": 12_345, "auth_code": m["pay_code"], "attach": "桌号 9",
+        "subject": "午餐", "pre_fee_subsidy_amount": 20, "fee_subsidy_party": "服务商",
+        "goods_detail": [{"goods_id": "sku-9", "quantity": 2}],
+        "discount_info": {"kd_discount_fee": 100, "kd_discount_desc": "平台券", "m_discount_fee": 200,
+            "y_discount_fee": 300, "p_discount_fee": 45, "mch_discount_desc": "满100减2"}});
+    let (st, paid) = cashier(&s, &k, "pay", biz);
+    assert_eq!(st, 200, "{paid}");
+    let d = &paid["data"];
+    assert_eq!(
+        (d["user_pay_fee"].as_i64(), d["fee"].as_i64(), d["received_fee"].as_i64(), d["member_name"].as_str()),
+        (Some(11_700), Some(12_145), Some(12_145 - (46 - 20)), Some("Janus")),
+        "{d}"
+    );
+    for by in [json!({"pay_no": d["pay_no"]}), json!({"order_no": d["order_no"]}), json!({"out_trade_no": "same-1"})] {
+        let (st, q) = cashier(&s, &k, "query", by);
+        assert_eq!((st, &q), (200, &paid), "the pay answer is what the database holds");
+    }
+    assert_eq!(balance(&s, &k, &m), 100_000 - 11_700);
+}
+
+/// A wallet payment refused (the balance, an unknown code, bad input) writes nothing but uses up
+/// its envelope, as every verified envelope is used up; a replayed payment envelope is refused
+/// and writes nothing.
+fn refused_and_replayed_wallet_payments_write_nothing(backend: Backend) {
+    let s = TestServer::start(backend);
+    let k = s.create_app("shop");
+    let m = member(&s, &k, "M-replay", 100);
+    let code = m["pay_code"].as_str().unwrap();
+    let events = |s: &TestServer| s.get(&k.test, "/v1/events?limit=100").1["data"].as_array().unwrap().len();
+    let replayed = |env: &Map<String, Value>| {
+        let (st, r) = send(&s, &k, "pay", env);
+        assert_eq!(
+            (st, r["param"].as_str(), r["msg"].as_str()),
+            (401, Some("sign"), Some("This request was already received (replay).")),
+            "{r}"
+        );
+    };
+    let short = envelope(&s, &k, json!({"out_trade_no": "short", "total_fee": 101, "auth_code": code}), "MD5");
+    let (st, r) = send(&s, &k, "pay", &short);
+    assert_eq!(
+        (st, r["code"].as_i64(), r["sub_code"].as_str()),
+        (400, Some(40002), Some("insufficient_balance")),
+        "{r}"
+    );
+    let unknown =
+        envelope(&s, &k, json!({"out_trade_no": "nobody", "total_fee": 1, "auth_code": "990000000000000007"}), "MD5");
+    let (st, r) = send(&s, &k, "pay", &unknown);
+    assert_eq!((st, r["param"].as_str()), (400, Some("auth_code")), "{r}");
+    let bad = envelope(&s, &k, json!({"out_trade_no": "bad", "total_fee": 1.5, "auth_code": code}), "MD5");
+    let (st, r) = send(&s, &k, "pay", &bad);
+    assert_eq!((st, r["param"].as_str()), (400, Some("total_fee")), "{r}");
+    for env in [&short, &unknown, &bad] {
+        replayed(env);
+    }
+    for out_trade_no in ["short", "nobody", "bad"] {
+        assert_eq!(cashier(&s, &k, "query", json!({"out_trade_no": out_trade_no})).0, 404);
+    }
+    assert_eq!((balance(&s, &k, &m), ledger(&s, &k, &m).len(), events(&s)), (100, 1, 0));
+
+    let good = envelope(&s, &k, json!({"out_trade_no": "once", "total_fee": 30, "auth_code": code}), "MD5");
+    let (st, paid) = send(&s, &k, "pay", &good);
+    assert_eq!(st, 200, "{paid}");
+    replayed(&good);
+    let (_, q) = cashier(&s, &k, "query", json!({"out_trade_no": "once"}));
+    assert_eq!(q["data"]["pay_no"], paid["data"]["pay_no"]);
+    assert_eq!((balance(&s, &k, &m), ledger(&s, &k, &m).len(), events(&s)), (70, 2, 2));
 }

@@ -20,7 +20,8 @@ both!(
     retries_follow_the_schedule,
     gives_up_after_sixteen_attempts,
     endpoint_input_is_validated,
-    expiry_and_late_payment
+    expiry_and_late_payment,
+    the_worker_keeps_months_ahead_and_retention_removes_only_old_finished_events
 );
 
 fn worker(s: &TestServer) -> Worker {
@@ -327,4 +328,68 @@ fn https_endpoints_go_through_tls(backend: Backend) {
     assert!(attempt["status_code"].is_null());
     assert!(!attempt["error"].as_str().unwrap().is_empty(), "{attempt}");
     assert_eq!(d["data"][0]["status"], "pending");
+}
+
+/// The worker's upkeep: PostgreSQL months made ahead of its clock, and with a retention of 30 days
+/// old events go once nothing of theirs is pending (PostgreSQL: their whole month; SQLite: each
+/// event on its own), while events with a pending delivery and recent ones stay.
+fn the_worker_keeps_months_ahead_and_retention_removes_only_old_finished_events(backend: Backend) {
+    let s = TestServer::start(backend);
+    let k = s.create_app("shop");
+    let (ok, down) = (Receiver::always(200), Receiver::always(500));
+    endpoint(&s, &k, &ok.url, json!(null));
+    let down_id = endpoint(&s, &k, &down.url, json!(["order.canceled"]))["id"].as_str().unwrap().to_string();
+    s.paid_order(&k, "h-1", 100);
+    let order = s.create_order(&k, &k.test, "h-2", 100, json!({}));
+    let path = format!("/v1/orders/{}", order["id"].as_str().unwrap());
+    assert_eq!(s.put(&k.test, &path, json!({"status": "canceled"})).0, 200);
+    let (_, events) = s.get(&k.test, "/v1/events");
+    let ids: Vec<String> =
+        events["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().into()).collect();
+    let (canceled, paid) = (ids[0].clone(), ids[1..].to_vec());
+    assert_eq!(ids.len(), 3, "{events}");
+    let settings = Settings { timeout: Duration::from_secs(5), event_retention_days: Some(30), ..Settings::default() };
+    let w = Worker::new(s.app.clone(), settings);
+    let sweep = s.rt.block_on(w.tick()).unwrap();
+    assert_eq!((sweep.delivered, sweep.retrying, sweep.trimmed_events), (3, 1, 0));
+    let months = |s: &TestServer| s.rt.block_on(s.app.store.outbox_months()).unwrap();
+    let month_starts = |s: &TestServer| months(s).iter().map(|m| m.0).collect::<Vec<_>>();
+    let pg = backend == Backend::Postgres;
+    if pg {
+        // 2027-01, 2027-02 and 2027-03 (the clock is at 2027-01-15).
+        for start in [1_798_761_600, 1_801_440_000, 1_803_859_200] {
+            assert!(month_starts(&s).contains(&start), "{start} in {:?}", months(&s));
+        }
+    } else {
+        assert!(months(&s).is_empty());
+    }
+    let found = |s: &TestServer, id: &str| s.get(&k.test, &format!("/v1/events/{id}")).0 == 200;
+
+    // 70 days on January is past retention, but the canceled event's delivery is still pending.
+    s.clock.advance(70 * 86_400);
+    let sweep = s.rt.block_on(w.tick()).unwrap();
+    assert!(found(&s, &canceled), "pending: kept");
+    assert_eq!(sweep.trimmed_events, if pg { 0 } else { 2 });
+    for id in &paid {
+        assert_eq!(found(&s, id), pg, "delivered and old: PostgreSQL keeps the month, SQLite deletes it");
+    }
+    if pg {
+        assert!(month_starts(&s).contains(&1_809_129_600), "2027-05 made ahead: {:?}", months(&s));
+    }
+
+    // Its endpoint deleted, nothing is pending: at the next upkeep the old events are gone.
+    assert_eq!(s.call("DELETE", &k.test, &format!("/v1/webhook_endpoints/{down_id}"), None, &[]).0, 200);
+    let fresh = s.create_order(&k, &k.test, "h-3", 100, json!({}));
+    let fresh_path = format!("/v1/orders/{}", fresh["id"].as_str().unwrap());
+    assert_eq!(s.put(&k.test, &fresh_path, json!({"status": "canceled"})).0, 200);
+    s.clock.advance(paygate_worker::UPKEEP_SECONDS);
+    s.rt.block_on(w.tick()).unwrap();
+    for id in paid.iter().chain([&canceled]) {
+        assert!(!found(&s, id), "{id} past retention and finished: gone");
+    }
+    let (_, events) = s.get(&k.test, "/v1/events");
+    assert_eq!(events["data"].as_array().unwrap().len(), 1, "the recent event stays: {events}");
+    if pg {
+        assert!(!month_starts(&s).contains(&1_798_761_600), "January dropped: {:?}", months(&s));
+    }
 }

@@ -3,7 +3,7 @@
 //! `limit` (default 20) and `offset`. Every unknown field or operator is a 400 naming it.
 
 use crate::request::Query;
-use paygate_domain::{Amount, Problem};
+use paygate_domain::{paging, Amount, Problem};
 use paygate_store::hserve::{Condition, Field, Op, Operand};
 use paygate_store::RecordQuery;
 use serde_json::Value;
@@ -45,6 +45,7 @@ pub fn parse(q: &Query) -> Result<ParsedQuery, Problem> {
     if offset < 0 {
         return Err(Problem::invalid("offset", format!("offset must not be negative, got {offset}.")));
     }
+    let offset = paging::offset(offset, paging::MAX_RECORD_OFFSET, "offset")?;
     let mut budget = Budget(MAX_VALUES);
     let mut all = Vec::new();
     for (name, value) in q.0.iter().filter(|(k, _)| !NOT_FILTERS.contains(&k.as_str())) {

@@ -35,7 +35,9 @@ struct OrderListQuery {
     created_lt: Option<i64>,
     #[param(rename = "created[lte]")]
     created_lte: Option<i64>,
-    #[param(minimum = 1, maximum = 100_000_000)]
+    /// 1-based. Offset paging walks every row before the page, so `(page - 1) × per_page` may be
+    /// at most 10 000 (`paging::MAX_OFFSET`; deeper is a 400 naming `page`): cursors reach any depth.
+    #[param(minimum = 1, maximum = 10_001)]
     page: Option<i64>,
     #[param(minimum = 1, maximum = 20)]
     per_page: Option<i64>,

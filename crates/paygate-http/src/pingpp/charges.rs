@@ -8,9 +8,10 @@ use hyper::{Method, StatusCode};
 use paygate_core::charges::ChargeInput;
 use paygate_core::{Caller, Paygate};
 use paygate_domain::ids::ChargeId;
-use paygate_domain::objects::{self as render, to_value, ChargeObject, List};
+use paygate_domain::objects::{to_vec, ChargeObject, List};
 use paygate_domain::paging::{ChargeFilter, CreatedRange, Paging, DEFAULT_PER_PAGE};
 use paygate_domain::{Problem, ProblemKind};
+use serde::Serialize;
 
 pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, path: &[&str]) -> Option<Answer> {
     let m = &req.method;
@@ -22,8 +23,8 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
     })
 }
 
-fn ok(value: serde_json::Value) -> Answer {
-    Ok((StatusCode::OK, value))
+fn ok(object: &impl Serialize) -> Answer {
+    Ok((StatusCode::OK, to_vec(object)))
 }
 
 /// `app` names the caller's own app; another id is answered as not found, never as forbidden.
@@ -54,7 +55,7 @@ async fn create(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
     let charge = app.create_charge(caller, input, &req.peer.ip().to_string()).await?;
     // A new charge has no refunds yet: its list is empty, as Ping++ answers it.
     let refunds = paygate_domain::paging::Page { data: Vec::new(), has_more: false };
-    ok(render::charge(&charge, Some(&refunds)))
+    ok(&ChargeObject::new(&charge, Some(&refunds)))
 }
 
 async fn list(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
@@ -77,7 +78,7 @@ async fn list(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
     let paging = Paging::cursor(q.int("limit")?, q.text("starting_after"), q.text("ending_before"))?;
     let page = app.list_charges(caller, &filter, &paging).await?;
     let data = page.data.iter().map(|c| ChargeObject::new(c, None)).collect();
-    ok(to_value(&List::new("/v1/charges", page.has_more, data)))
+    ok(&List::new("/v1/charges", page.has_more, data))
 }
 
 async fn reverse(app: &Paygate, caller: &Caller, req: &Incoming, id: &str) -> Answer {
@@ -85,5 +86,5 @@ async fn reverse(app: &Paygate, caller: &Caller, req: &Incoming, id: &str) -> An
     let id = ChargeId::parse(id)?;
     let charge = app.reverse_charge(caller, &id).await?;
     let refunds = app.refunds(caller, None, Some(&id), DEFAULT_PER_PAGE).await?;
-    ok(render::charge(&charge, Some(&refunds)))
+    ok(&ChargeObject::new(&charge, Some(&refunds)))
 }

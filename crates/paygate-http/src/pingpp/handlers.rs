@@ -9,64 +9,65 @@ use paygate_core::refunds::RefundInput;
 use paygate_core::sandbox::SandboxResult;
 use paygate_core::{Caller, Paygate};
 use paygate_domain::ids::{ChargeId, OrderId, RefundId};
-use paygate_domain::objects as render;
+use paygate_domain::objects::{self as render, ChargeObject, List, OrderObject, RefundObject};
 use paygate_domain::paging::{CreatedRange, OrderFilter, Paging, DEFAULT_PER_PAGE, MAX_LIMIT};
 use paygate_domain::{Problem, ProblemKind};
+use serde::Serialize;
 
 pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, path: &[&str]) -> Answer {
     let m = &req.method;
     match path {
         ["orders"] if m == Method::POST => create_order(app, caller, req).await,
         ["orders"] if m == Method::GET => list_orders(app, caller, req).await,
-        ["orders", id] if m == Method::GET => ok(render::order(&app.order(caller, &OrderId::parse(id)?).await?)),
+        ["orders", id] if m == Method::GET => ok(&OrderObject::new(&app.order(caller, &OrderId::parse(id)?).await?)),
         ["orders", id] if m == Method::PUT => update_order(app, caller, req, id).await,
         ["orders", id, "pay"] if m == Method::POST => pay_order(app, caller, req, id).await,
         ["orders", id, "charges"] if m == Method::GET => {
             let charges = app.charges_of_order(caller, &OrderId::parse(id)?).await?;
-            ok(render::charges(&format!("/v1/orders/{id}/charges"), &charges))
+            ok(&render::charge_list(&format!("/v1/orders/{id}/charges"), &charges))
         }
         ["orders", id, "charges", ch] if m == Method::GET => {
             let order = OrderId::parse(id)?;
             app.order(caller, &order).await?;
-            ok(render::charge(&app.charge(caller, &ChargeId::parse(ch)?, Some(&order)).await?, None))
+            ok(&ChargeObject::new(&app.charge(caller, &ChargeId::parse(ch)?, Some(&order)).await?, None))
         }
         ["orders", id, "order_refunds"] if m == Method::POST => {
             let input = refund_input(req)?;
             // Ping++ answers an order refund with a list: an order's refund may span charges.
             let refund = app.refund(caller, Some(&OrderId::parse(id)?), None, input).await?;
-            ok(render::list(&format!("/v1/orders/{id}/order_refunds"), false, vec![render::refund(&refund)]))
+            ok(&List::new(format!("/v1/orders/{id}/order_refunds"), false, vec![RefundObject::new(&refund)]))
         }
         ["orders", id, "order_refunds"] if m == Method::GET => {
             let page = app.refunds(caller, Some(&OrderId::parse(id)?), None, limit(req)?).await?;
-            ok(render::refund_list(&format!("/v1/orders/{id}/order_refunds"), &page))
+            ok(&render::refund_page(format!("/v1/orders/{id}/order_refunds"), &page))
         }
         ["orders", id, "order_refunds", re] if m == Method::GET => {
             let re = RefundId::parse(re)?;
-            ok(render::refund(&app.refund_by_id(caller, &re, Some(&OrderId::parse(id)?), None).await?))
+            ok(&RefundObject::new(&app.refund_by_id(caller, &re, Some(&OrderId::parse(id)?), None).await?))
         }
         ["charges", id] if m == Method::GET => {
             let id = ChargeId::parse(id)?;
             let charge = app.charge(caller, &id, None).await?;
             let refunds = app.refunds(caller, None, Some(&id), DEFAULT_PER_PAGE).await?;
-            ok(render::charge(&charge, Some(&refunds)))
+            ok(&ChargeObject::new(&charge, Some(&refunds)))
         }
         ["charges", id, "refunds"] if m == Method::POST => {
             let input = refund_input(req)?;
-            ok(render::refund(&app.refund(caller, None, Some(&ChargeId::parse(id)?), input).await?))
+            ok(&RefundObject::new(&app.refund(caller, None, Some(&ChargeId::parse(id)?), input).await?))
         }
         ["charges", id, "refunds"] if m == Method::GET => {
             let page = app.refunds(caller, None, Some(&ChargeId::parse(id)?), limit(req)?).await?;
-            ok(render::refund_list(&format!("/v1/charges/{id}/refunds"), &page))
+            ok(&render::refund_page(format!("/v1/charges/{id}/refunds"), &page))
         }
         ["charges", id, "refunds", re] if m == Method::GET => {
             let re = RefundId::parse(re)?;
-            ok(render::refund(&app.refund_by_id(caller, &re, None, Some(&ChargeId::parse(id)?)).await?))
+            ok(&RefundObject::new(&app.refund_by_id(caller, &re, None, Some(&ChargeId::parse(id)?)).await?))
         }
         ["sandbox", "charges", reference, "pay"] if m == Method::POST => {
             let body: SandboxPay = req.body_as()?;
             let result = SandboxResult::parse(body.result.as_deref().unwrap_or("success"))?;
             let (charge, _order) = app.sandbox_pay(caller, reference, result).await?;
-            ok(render::charge(&charge, None))
+            ok(&ChargeObject::new(&charge, None))
         }
         _ if let Some(answer) = super::charges::dispatch(app, caller, req, path).await => answer,
         _ if let Some(answer) = super::webhooks::dispatch(app, caller, req, path).await => answer,
@@ -77,8 +78,8 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
     }
 }
 
-fn ok(value: serde_json::Value) -> Answer {
-    Ok((StatusCode::OK, value))
+fn ok(object: &impl Serialize) -> Answer {
+    Ok((StatusCode::OK, render::to_vec(object)))
 }
 
 async fn create_order(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
@@ -101,7 +102,7 @@ async fn create_order(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer 
         profit_sharing: b.profit_sharing.unwrap_or(false),
     };
     let view = app.create_order(caller, input, &req.peer.ip().to_string()).await?;
-    ok(render::order(&view))
+    ok(&OrderObject::new(&view))
 }
 
 /// `app` names the caller's own app; another id is answered as not found, never as forbidden.
@@ -119,7 +120,7 @@ fn check_app(caller: &Caller, app: Option<&str>, required: bool) -> Result<(), P
 async fn update_order(app: &Paygate, caller: &Caller, req: &Incoming, id: &str) -> Answer {
     let b: UpdateOrder = req.body_as()?;
     match b.status.as_deref() {
-        Some("canceled") => ok(render::order(&app.cancel_order(caller, &OrderId::parse(id)?).await?)),
+        Some("canceled") => ok(&OrderObject::new(&app.cancel_order(caller, &OrderId::parse(id)?).await?)),
         Some(other) => Err(Problem::invalid("status", format!("status can only be set to 'canceled', got '{other}'."))),
         None => Err(Problem::missing("status")),
     }
@@ -129,7 +130,7 @@ async fn pay_order(app: &Paygate, caller: &Caller, req: &Incoming, id: &str) -> 
     let b: PayOrder = req.body_as()?;
     let input =
         PayInput { channel: b.channel, charge_amount: opt(b.charge_amount), extra: b.extra, base_url: req.base_url() };
-    ok(render::order(&app.pay_order(caller, &OrderId::parse(id)?, input).await?))
+    ok(&OrderObject::new(&app.pay_order(caller, &OrderId::parse(id)?, input).await?))
 }
 
 fn refund_input(req: &Incoming) -> Result<RefundInput, Problem> {
@@ -178,5 +179,5 @@ async fn list_orders(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
         Paging::page(q.int("page")?, q.int("per_page")?)?
     };
     let page = app.list_orders(caller, &filter, &paging).await?;
-    ok(render::orders(&page))
+    ok(&render::order_list(&page))
 }

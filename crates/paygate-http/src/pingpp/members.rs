@@ -6,7 +6,7 @@ use super::Answer;
 use crate::request::Incoming;
 use hyper::{Method, StatusCode};
 use paygate_core::{Caller, Paygate};
-use paygate_domain::objects::{to_value, List};
+use paygate_domain::objects::{to_vec, List};
 use paygate_domain::paging::{self, MAX_LIMIT};
 use paygate_store::{BalanceTransaction, Member};
 use serde::Serialize;
@@ -56,7 +56,7 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
 }
 
 fn ok(object: &impl Serialize) -> Answer {
-    Ok((StatusCode::OK, to_value(object)))
+    Ok((StatusCode::OK, to_vec(object)))
 }
 
 /// A member of the merchant's loyalty scheme, with a wallet.

@@ -16,10 +16,10 @@ use paygate_core::idempotency::Idempotent;
 use paygate_core::{Caller, Paygate};
 use paygate_domain::{Problem, ProblemKind};
 use serde::Serialize;
-use serde_json::Value;
 
-/// A handler's answer: a status and a JSON document, or a problem.
-pub(crate) type Answer = Result<(StatusCode, Value), Problem>;
+/// A handler's answer: a status and the JSON text of its body, or a problem. Handlers serialize
+/// their objects straight into these bytes (`objects::to_vec`), never through a `Value`.
+pub(crate) type Answer = Result<(StatusCode, Vec<u8>), Problem>;
 
 pub(crate) async fn handle(app: &Paygate, req: &Incoming, path: &[&str]) -> HttpResponse {
     let caller = match authenticate(app, req).await {
@@ -109,10 +109,10 @@ pub(crate) use crate::errors::{log_problem, public_problem};
 
 fn encode(answer: Answer) -> (StatusCode, Vec<u8>) {
     match answer {
-        Ok((status, value)) => (status, value.to_string().into_bytes()),
+        Ok(answer) => answer,
         Err(problem) => {
             let problem = public_problem(&problem);
-            (crate::errors::status(problem.kind), problem_json(&problem).to_string().into_bytes())
+            (crate::errors::status(problem.kind), problem_json(&problem))
         }
     }
 }
@@ -155,14 +155,14 @@ pub(crate) enum ErrorType {
     ApiError,
 }
 
-fn problem_json(problem: &Problem) -> Value {
+fn problem_json(problem: &Problem) -> Vec<u8> {
     let error = ErrorDetail {
         kind: error_type(problem.kind),
         code: problem.code,
         message: &problem.message,
         param: problem.param.as_deref(),
     };
-    paygate_domain::objects::to_value(&ErrorBody { error })
+    paygate_domain::objects::to_vec(&ErrorBody { error })
 }
 
 fn respond(answer: Answer) -> HttpResponse {

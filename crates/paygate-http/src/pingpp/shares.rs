@@ -8,7 +8,7 @@ use hyper::{Method, StatusCode};
 use paygate_core::shares::ShareInput;
 use paygate_core::{Caller, Paygate};
 use paygate_domain::ids::{OrderId, ProfitShareId};
-use paygate_domain::objects::{to_value, List, OrderObject};
+use paygate_domain::objects::{to_vec, List, OrderObject};
 use paygate_domain::shares::{ProfitShare, ShareKind};
 
 pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, path: &[&str]) -> Option<Answer> {
@@ -50,8 +50,8 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
     })
 }
 
-fn ok(object: &impl serde::Serialize) -> (StatusCode, serde_json::Value) {
-    (StatusCode::OK, to_value(object))
+fn ok(object: &impl serde::Serialize) -> (StatusCode, Vec<u8>) {
+    (StatusCode::OK, to_vec(object))
 }
 
 async fn create(app: &Paygate, caller: &Caller, req: &Incoming, order_id: &str) -> Answer {

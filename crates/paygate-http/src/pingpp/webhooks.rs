@@ -6,11 +6,10 @@ use crate::request::Incoming;
 use hyper::{Method, StatusCode};
 use paygate_core::{Caller, Paygate};
 use paygate_domain::ids::EventId;
-use paygate_domain::objects::{to_value, List};
+use paygate_domain::objects::{to_vec, List};
 use paygate_domain::paging::{CreatedRange, Paging};
 use paygate_store::{DeliveryView, Endpoint};
 use serde::Serialize;
-use serde_json::Value;
 
 pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, path: &[&str]) -> Option<Answer> {
     let m = &req.method;
@@ -47,8 +46,8 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
     })
 }
 
-fn ok(object: &impl Serialize) -> (StatusCode, Value) {
-    (StatusCode::OK, to_value(object))
+fn ok(object: &impl Serialize) -> (StatusCode, Vec<u8>) {
+    (StatusCode::OK, to_vec(object))
 }
 
 /// Where events are sent. `secret` (for the HMAC signature) is shown once, on creation.

@@ -3,14 +3,19 @@
 
 use crate::support::{self, Backend};
 use crate::{app, charge, event_types, fen, live, order, paid, test, Db, NOW};
-use paygate_domain::pos::Discounts;
+use paygate_domain::objects::{self, OrderView};
+use paygate_domain::pos::{Discounts, Settlement};
 use paygate_domain::shares::{Receiver, ShareKind, ShareStatus};
-use paygate_domain::{ChargeStatus, OrderStatus, ProblemKind};
+use paygate_domain::{ChargeStatus, Mode, OrderStatus, ProblemKind, Scope};
 use paygate_store::hserve::{Condition, Field, Op, Operand, RecordMeta, RecordQuery};
-use paygate_store::{Member, PosMeta, PosRef, RefundOutcome, RefundRequest, ShareOutcome, ShareRequest, ShareReserved};
+use paygate_store::{
+    BalanceTransaction, Member, PosMeta, PosRecord, PosRef, RefundOutcome, RefundRequest, SeenSignature, ShareOutcome,
+    ShareRequest, ShareReserved, Store, WalletPayment,
+};
 use serde_json::json;
+use std::sync::Arc;
 
-crate::both!(hserve_users_sessions_records, profit_sharing, point_of_sale);
+crate::both!(hserve_users_sessions_records, profit_sharing, point_of_sale, concurrent_wallet_payments);
 
 fn meta(n: &str, created_by: Option<i64>) -> RecordMeta {
     RecordMeta {
@@ -210,6 +215,15 @@ fn pos_meta(n: &str, member_id: Option<i64>) -> PosMeta {
     }
 }
 
+/// A refused wallet payment `n` left no order, record, event, debit or ledger entry.
+async fn nothing_written(s: &dyn Store, t: &Scope, member: i64, n: &str) {
+    assert!(s.order(t, &format!("o_{n}")).await.unwrap().is_none());
+    assert!(s.pos_meta(t, &PosRef::PayNo(format!("m_{n}"))).await.unwrap().is_none());
+    assert_eq!(s.member(t, member).await.unwrap().unwrap().balance, fen(150));
+    assert!(event_types(s, t).await.is_empty());
+    assert_eq!(s.balance_transactions(t, member, 10).await.unwrap().len(), 1, "the top-up only");
+}
+
 fn point_of_sale(backend: Backend) {
     let db = Db::open(backend);
     let s = db.store.as_ref();
@@ -217,10 +231,13 @@ fn point_of_sale(backend: Backend) {
         let a = app(s, "a", 10).await;
         let (t, l) = (test(&a), live(&a));
         // The replay cache: a signature once; old ones are forgotten.
-        assert!(s.remember_signature("kd_a_test", "sig1", NOW, NOW - 600).await.unwrap());
-        assert!(!s.remember_signature("kd_a_test", "sig1", NOW + 1, NOW - 600).await.unwrap());
-        assert!(s.remember_signature("kd_a_live", "sig1", NOW + 1, NOW - 600).await.unwrap());
-        assert!(s.remember_signature("kd_a_test", "sig1", NOW + 700, NOW + 100).await.unwrap());
+        let seen = |id: &str, sign: &str, at: i64| SeenSignature { public_id: id.into(), sign: sign.into(), at };
+        assert!(s.remember_signature(&seen("kd_a_test", "sig1", NOW)).await.unwrap());
+        assert!(!s.remember_signature(&seen("kd_a_test", "sig1", NOW + 1)).await.unwrap());
+        assert!(s.remember_signature(&seen("kd_a_live", "sig1", NOW + 1)).await.unwrap());
+        assert_eq!(s.forget_signatures(NOW + 1).await.unwrap(), 1, "only the one received before");
+        assert!(s.remember_signature(&seen("kd_a_test", "sig1", NOW + 700)).await.unwrap());
+        assert!(!s.remember_signature(&seen("kd_a_live", "sig1", NOW + 700)).await.unwrap());
 
         assert_eq!(s.fee_rate(&t, "wechat").await.unwrap(), None);
         s.set_fee_rate(&t, "wechat", 38).await.unwrap();
@@ -260,33 +277,59 @@ fn point_of_sale(backend: Backend) {
         assert!(s.pos_record(&l, &PosRef::PayNo("m_1".into())).await.unwrap().is_none());
         assert!(s.pos_meta(&t, &PosRef::PayNo("m_nope".into())).await.unwrap().is_none());
 
-        // A wallet that does not cover the payment writes nothing at all.
-        let mut big = order(&t, "2", 200);
-        big.status = OrderStatus::Paid;
-        big.amount_paid = big.actual_amount;
-        let mut big_charge = charge(&big, "2", "balance");
-        (big_charge.status, big_charge.member_id) = (ChargeStatus::Succeeded, Some(mei.id));
-        let short = s.insert_wallet_payment(&big, &big_charge, &pos_meta("2", Some(mei.id)), NOW).await.unwrap_err();
-        assert_eq!(short.code, "insufficient_balance");
-        assert!(s.order(&t, "o_2").await.unwrap().is_none());
-        assert_eq!(s.member(&t, mei.id).await.unwrap().unwrap().balance, fen(150));
-        // One it covers: paid at once, the debit recorded, events written.
-        let mut w = order(&t, "3", 100);
-        (w.status, w.amount_paid) = (OrderStatus::Paid, w.actual_amount);
-        let mut wc = charge(&w, "3", "balance");
-        (wc.status, wc.member_id) = (ChargeStatus::Succeeded, Some(mei.id));
-        s.insert_wallet_payment(&w, &wc, &pos_meta("3", Some(mei.id)), NOW + 5).await.unwrap();
+        // A wallet payment: the store finds the member by code and the rate in its transaction.
+        s.set_fee_rate(&t, "balance", 100).await.unwrap();
+        let wallet = |n: &str, amount: i64, code: &str, seen: Option<SeenSignature>| {
+            let mut o = order(&t, n, amount);
+            (o.status, o.amount_paid, o.time_paid) = (OrderStatus::Paid, o.actual_amount, Some(NOW + 5));
+            let mut c = charge(&o, n, "balance");
+            (c.status, c.time_paid, c.transaction_no) = (ChargeStatus::Succeeded, Some(NOW + 5), Some(format!("w{n}")));
+            WalletPayment { order: o, charge: c, meta: pos_meta(n, None), pay_code: code.into(), now: NOW + 5, seen }
+        };
+        let unknown = s.wallet_payment(&wallet("2", 100, "PC-nobody", None)).await.unwrap_err();
+        assert_eq!((unknown.kind, unknown.param.as_deref()), (ProblemKind::InvalidRequest, Some("auth_code")));
+        let mut other_mode = wallet("2", 100, "PC1", None);
+        (other_mode.order.mode, other_mode.charge.mode) = (Mode::Live, Mode::Live);
+        let unknown = s.wallet_payment(&other_mode).await.unwrap_err();
+        assert_eq!(unknown.param.as_deref(), Some("auth_code"), "a test-mode wallet is not live-mode's");
+        nothing_written(s, &t, mei.id, "2").await;
+        // One the wallet does not cover writes nothing but its signature, which is used up.
+        let short = s.wallet_payment(&wallet("3", 200, "PC1", Some(seen("kd_a_test", "w3", NOW + 5)))).await;
+        assert_eq!(short.unwrap_err().code, "insufficient_balance");
+        nothing_written(s, &t, mei.id, "3").await;
+        assert!(!s.remember_signature(&seen("kd_a_test", "w3", NOW + 6)).await.unwrap(), "kept");
+        // One it covers: paid at once, settled at the rate, debited, recorded, events written,
+        // and answered with what the database now holds.
+        let w4 = s.wallet_payment(&wallet("4", 100, "PC1", Some(seen("kd_a_test", "w4", NOW + 5)))).await.unwrap();
+        let member = w4.member.clone().unwrap();
+        assert_eq!((member.id, member.balance), (mei.id, fen(50)));
+        let settlement = w4.charge.settlement.as_ref().and_then(Settlement::from_json).unwrap();
+        assert_eq!((settlement.rate.bp(), settlement.channel.fee, settlement.channel.received), (100, fen(1), fen(99)));
+        let stored = s.pos_record(&t, &PosRef::PayNo("m_4".into())).await.unwrap().unwrap();
+        assert_eq!(
+            (&stored.order, &stored.charge, &stored.meta, &stored.member),
+            (&w4.order, &w4.charge, &w4.meta, &w4.member)
+        );
+        assert_eq!(event_types(s, &t).await, ["charge.succeeded", "order.succeeded"]);
+        let paging = paygate_domain::paging::Paging::Cursor { limit: 10, starting_after: None, ending_before: None };
+        let events = s.list_events(&t, None, &Default::default(), &paging).await.unwrap().data;
+        let view = OrderView { order: stored.order.clone(), charges: vec![stored.charge.clone()] };
+        assert_eq!(events[0].object, objects::order(&view), "the event carries the order as stored");
+        assert_eq!(events[1].object, objects::charge(&stored.charge, None));
+        // Its envelope again is a replay: refused, and nothing more is written.
+        let replay = s.wallet_payment(&wallet("5", 10, "PC1", Some(seen("kd_a_test", "w4", NOW + 6)))).await;
+        assert_eq!(replay.unwrap_err().param.as_deref(), Some("sign"));
+        assert!(s.order(&t, "o_5").await.unwrap().is_none());
         assert_eq!(s.member(&t, mei.id).await.unwrap().unwrap().balance, fen(50));
         // The latest record for a reused out_trade_no, with its member.
         let latest = s.pos_record(&t, &PosRef::OutTradeNo("shop-1".into())).await.unwrap().unwrap();
-        assert_eq!((latest.order.id.as_str(), latest.member.map(|m| m.id)), ("o_3", Some(mei.id)));
-        assert_eq!(event_types(s, &t).await, ["charge.succeeded", "order.succeeded"]);
+        assert_eq!((latest.order.id.as_str(), latest.member.map(|m| m.id)), ("o_4", Some(mei.id)));
 
         // Refunding a wallet payment credits the wallet in the refund's transaction.
         let refund = RefundRequest {
             id: "re_3".into(),
             refund_no: "rn_3".into(),
-            order_id: "o_3".into(),
+            order_id: "o_4".into(),
             charge_id: None,
             amount: Some(fen(30)),
             description: String::new(),
@@ -308,4 +351,114 @@ fn point_of_sale(backend: Backend) {
         s.mark_reversed(&t, "o_1").await.unwrap();
         assert!(s.pos_meta(&t, &PosRef::PayNo("m_1".into())).await.unwrap().unwrap().reversed);
     });
+}
+
+/// A wallet payment `n` of `amount` by code, signed `sign` (paid at [`NOW`]).
+fn wallet_payment(t: &Scope, n: &str, amount: i64, code: &str, sign: &str) -> WalletPayment {
+    let mut o = order(t, n, amount);
+    (o.status, o.amount_paid, o.time_paid) = (OrderStatus::Paid, o.actual_amount, Some(NOW));
+    let mut c = charge(&o, n, "balance");
+    (c.status, c.time_paid, c.transaction_no) = (ChargeStatus::Succeeded, Some(NOW), Some(format!("w{n}")));
+    let seen = Some(SeenSignature { public_id: "kd_a_test".into(), sign: sign.into(), at: NOW });
+    WalletPayment { order: o, charge: c, meta: pos_meta(n, None), pay_code: code.into(), now: NOW, seen }
+}
+
+/// Runs the payments at once (on PostgreSQL those that queue are written in one transaction).
+async fn pay_all(s: &Arc<dyn Store>, payments: Vec<WalletPayment>) -> Vec<paygate_store::Result<PosRecord>> {
+    let tasks: Vec<_> = payments
+        .into_iter()
+        .map(|p| {
+            let s = s.clone();
+            tokio::spawn(async move { s.wallet_payment(&p).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+/// Concurrent wallet payments of two wallets, with a replay, an unknown code, and wallets that
+/// cover only some of what is asked: each payment answered for itself, every debit in the
+/// ledger in order, and the debits adding up to the balance change exactly.
+fn concurrent_wallet_payments(backend: Backend) {
+    let db = Db::open(backend);
+    let s = db.store.as_ref();
+    db.run(async {
+        let a = app(s, "a", 10).await;
+        let t = test(&a);
+        let new_member = |no: &str, code: &str| Member {
+            id: 0,
+            created: NOW,
+            member_no: no.into(),
+            phone: "1".into(),
+            name: no.into(),
+            pay_code: code.into(),
+            balance: fen(0),
+        };
+        let mei = s.create_member(&t, &new_member("M1", "PC1")).await.unwrap();
+        let bo = s.create_member(&t, &new_member("M2", "PC2")).await.unwrap();
+        s.top_up(&t, mei.id, fen(1000), "t1", NOW).await.unwrap();
+        s.top_up(&t, bo.id, fen(100), "t2", NOW).await.unwrap();
+        let mut payments: Vec<WalletPayment> =
+            (10..18).map(|n| wallet_payment(&t, &n.to_string(), n, "PC1", &format!("s{n}"))).collect();
+        payments.push(wallet_payment(&t, "20", 30, "PC2", "s20"));
+        payments.push(wallet_payment(&t, "21", 30, "PC2", "s21"));
+        payments.push(wallet_payment(&t, "22", 5, "PC-nobody", "s22"));
+        payments.push(wallet_payment(&t, "23", 5, "PC1", "s10"));
+        let answers = pay_all(&db.store, payments).await;
+        let outcome = |a: &paygate_store::Result<PosRecord>| match a {
+            Ok(r) => r.order.id.clone(),
+            Err(p) => p.param.clone().unwrap_or_default(),
+        };
+        let outcomes: Vec<String> = answers.iter().map(outcome).collect();
+        let expected: Vec<String> = (11..18).chain(20..22).map(|n| format!("o_{n}")).collect();
+        assert_eq!((&outcomes[1..10], outcomes[10].as_str()), (&expected[..], "auth_code"), "{outcomes:?}");
+        // Payments 10 and 23 came with the same signature: whichever came first is paid.
+        let (first, replay) = (outcomes[0].as_str(), outcomes[11].as_str());
+        assert!([(first, replay)] == [("o_10", "sign")] || [(first, replay)] == [("sign", "o_23")], "{outcomes:?}");
+        let pc1: i64 = answers
+            .iter()
+            .flatten()
+            .filter(|r| r.member.as_ref().unwrap().id == mei.id)
+            .map(|r| r.order.amount.fen())
+            .sum();
+        assert_eq!(pc1, (10..18).sum::<i64>() - if first == "sign" { 10 - 5 } else { 0 });
+        assert_eq!(s.member(&t, mei.id).await.unwrap().unwrap().balance, fen(1000 - pc1));
+        assert_eq!(s.member(&t, bo.id).await.unwrap().unwrap().balance, fen(40));
+        assert_eq!(event_types(s, &t).await.len(), 2 * 10);
+        // Every answer carries the balance its own debit left, which is what its ledger entry says.
+        let ledger = s.balance_transactions(&t, mei.id, 100).await.unwrap();
+        for record in answers.iter().flatten().filter(|r| r.member.as_ref().unwrap().id == mei.id) {
+            let entry = ledger.iter().find(|e| e.reference == record.charge.id).unwrap();
+            assert_eq!(Some(entry.balance_after), record.member.as_ref().map(|m| m.balance));
+        }
+        assert_chained(&s.balance_transactions(&t, mei.id, 100).await.unwrap());
+
+        // Bo has 40: of four payments of 15, two fit; the others are refused alone and keep
+        // their signatures.
+        let payments = (30..34).map(|n| wallet_payment(&t, &n.to_string(), 15, "PC2", &format!("s{n}"))).collect();
+        let answers = pay_all(&db.store, payments).await;
+        let codes: Vec<&str> = answers.iter().map(|a| a.as_ref().map_or_else(|p| p.code, |_| "paid")).collect();
+        assert_eq!(codes.iter().filter(|c| **c == "paid").count(), 2, "{codes:?}");
+        assert_eq!(codes.iter().filter(|c| **c == "insufficient_balance").count(), 2, "{codes:?}");
+        assert_eq!(s.member(&t, bo.id).await.unwrap().unwrap().balance, fen(10));
+        let ledger = s.balance_transactions(&t, bo.id, 100).await.unwrap();
+        assert_eq!(ledger.len(), 1 + 2 + 2);
+        assert_chained(&ledger);
+        for n in 30..34 {
+            let seen = SeenSignature { public_id: "kd_a_test".into(), sign: format!("s{n}"), at: NOW };
+            assert!(!s.remember_signature(&seen).await.unwrap(), "s{n} is used up");
+        }
+    });
+}
+
+/// Newest first, as the store lists it: each entry is the one before it plus its amount.
+fn assert_chained(ledger: &[BalanceTransaction]) {
+    let oldest_first: Vec<_> = ledger.iter().rev().collect();
+    assert_eq!(oldest_first[0].kind, "topup");
+    for pair in oldest_first.windows(2) {
+        assert_eq!(pair[0].balance_after.fen() + pair[1].amount, pair[1].balance_after.fen(), "{ledger:?}");
+    }
 }

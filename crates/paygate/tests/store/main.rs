@@ -7,7 +7,10 @@
 mod support;
 
 mod apps;
+mod batching;
 mod faces;
+mod history;
+mod lists;
 mod orders;
 mod outbox;
 

@@ -79,12 +79,14 @@ fn events_and_deliveries(backend: Backend) {
         let records = [
             AttemptRecord {
                 seq: d0.seq,
+                event_created: d0.event.created,
                 lease_until: d0.lease_until,
                 attempt: attempt(NOW + 102, Some(200)),
                 result: AttemptResult::Delivered,
             },
             AttemptRecord {
                 seq: d1.seq,
+                event_created: d1.event.created,
                 lease_until: NOW + 1,
                 attempt: attempt(NOW + 102, Some(500)),
                 result: AttemptResult::GiveUp,
@@ -106,6 +108,7 @@ fn events_and_deliveries(backend: Backend) {
         assert_eq!(second.len(), 2);
         let retry = second.iter().map(|d| AttemptRecord {
             seq: d.seq,
+            event_created: d.event.created,
             lease_until: d.lease_until,
             attempt: attempt(NOW + 201, None),
             result: AttemptResult::RetryAt(NOW + 500),
