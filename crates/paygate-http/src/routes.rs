@@ -98,6 +98,9 @@ pub(crate) fn face_of<'a>(segments: &'a [&'a str]) -> (Face, &'a [&'a str]) {
 }
 
 impl Face {
+    /// Every face, in declaration order (`face as usize` indexes it).
+    const ALL: [Face; 6] = [Face::Pingpp, Face::Hserve, Face::Cashier, Face::Saas, Face::SandboxPage, Face::Ops];
+
     fn table(self) -> &'static [(&'static str, &'static [Method])] {
         match self {
             Face::Pingpp => PINGPP,
@@ -123,7 +126,7 @@ impl Face {
     /// The face's routes, split into segments once: matching a request compares segments and
     /// allocates nothing.
     fn routes(self) -> &'static [Route] {
-        static ROUTES: [OnceLock<Vec<Route>>; 6] = [const { OnceLock::new() }; 6];
+        static ROUTES: [OnceLock<Vec<Route>>; Face::ALL.len()] = [const { OnceLock::new() }; Face::ALL.len()];
         ROUTES[self as usize].get_or_init(|| {
             let prefix = self.prefix();
             let route = |(pattern, methods): &(&'static str, &'static [Method])| {
@@ -205,9 +208,8 @@ pub(crate) fn known_prefix(segments: &[&str]) -> bool {
 /// Every `(face, path, method)` the tables list, with `x` for each `*`: for tests that
 /// check each listed route reaches its handler.
 pub fn listed_routes() -> Vec<(String, Method)> {
-    let faces = [Face::Pingpp, Face::Hserve, Face::Cashier, Face::Saas, Face::SandboxPage, Face::Ops];
     let mut out = Vec::new();
-    for face in faces {
+    for face in Face::ALL {
         let prefix = face.prefix();
         for (pattern, methods) in face.table() {
             let path = pattern.split('/').map(|p| if p == "*" { "x" } else { p }).collect::<Vec<_>>().join("/");
@@ -242,5 +244,6 @@ mod tests {
         assert_eq!(Face::Saas.template(&["x"]), None);
         assert_eq!(Face::Pingpp.template(&["orders", "o1", "pay", "x"]), None);
         assert!(!known_prefix(&["nope"]));
+        assert!(Face::ALL.iter().enumerate().all(|(i, face)| *face as usize == i));
     }
 }

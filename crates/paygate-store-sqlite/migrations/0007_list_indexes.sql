@@ -17,8 +17,9 @@ CREATE INDEX orders_scope_uid ON orders (app_id, livemode, uid, created, seq, st
 -- The rare filters, each a partial index holding only its rows: orders with a refund asked
 -- (`refunded=true`, 知晓云 `refund_status`) and canceled orders. Neither is touched by an order
 -- create (a new order is neither), only by the refund or cancel that puts the row in.
-CREATE INDEX orders_refunds_created ON orders (app_id, livemode, created, seq, status) WHERE has_refunds;
-CREATE INDEX orders_canceled_created ON orders (app_id, livemode, created, seq, has_refunds) WHERE status = 'canceled';
+CREATE INDEX orders_refunds_created ON orders (app_id, livemode, created, seq, status, has_refunds) WHERE has_refunds;
+CREATE INDEX orders_canceled_created ON orders (app_id, livemode, created, seq, status, has_refunds)
+    WHERE status = 'canceled';
 -- 知晓云 `paid_at` windows and `order_by=-paid_at` among them, read backwards for the latest payment
 -- first. Only paid orders: a create does not write it.
 CREATE INDEX orders_scope_paid ON orders (app_id, livemode, time_paid, seq) WHERE time_paid IS NOT NULL;

@@ -346,7 +346,9 @@ pub fn records_queries(scope: &Scope, user: Option<i64>, query: &RecordQuery) ->
         }
     };
     let records = if by_record { BY_RECORD } else { BY_ORDER };
-    // The count reads the records the page would, in the same order, and stops at its bound.
+    // The count reads the records the page would, in the same order, and stops at its bound. The
+    // order changes no count, but without it SQLite may walk another index of the scope (payers'
+    // orders by uid, say), where matches clustered in time — the open orders — lie far apart.
     let mut count_params = params.clone();
     count_params.push(SqlParam::Int(query.offset.saturating_add(query.limit).saturating_add(TOTAL_COUNT_AHEAD)));
     let count = format!(
