@@ -53,8 +53,10 @@ impl Paygate {
             }
             _ => p,
         })?;
+        let number = crate::orders::fresh_channel_order_no(&order)?;
+        let channel = channel_impl.as_ref();
         let charge =
-            self.charge_at_channel(&order, channel_impl.as_ref(), input.channel, input.extra, &input.base_url).await?;
+            self.charge_at_channel(&order, channel, input.channel, number, input.extra, &input.base_url).await?;
         self.store.insert_charge_payment(&order, &charge).await?;
         Ok(charge)
     }

@@ -2,13 +2,12 @@
 //! sessions, payments made by an end user, their records, and the server-side refund. The face
 //! parses and renders; the money paths are the core's own (orders, charges, refunds).
 
-use crate::orders::{pending_charge, OrderInput};
+use crate::orders::OrderInput;
 use crate::refunds::RefundInput;
 use crate::{hex, random32, random_alnum, Caller, Paygate};
 use hmac::{Hmac, Mac};
 use paygate_channels::wechat;
-use paygate_channels::{PaymentRequest, SandboxWechat};
-use paygate_domain::ids::IdKind;
+use paygate_channels::SandboxWechat;
 use paygate_domain::ids::OrderId;
 use paygate_domain::{Amount, Problem, ProblemKind, Refund, Scope};
 use paygate_store::{HserveUser, PaymentRecord, RecordMeta, RecordQuery};
@@ -269,24 +268,9 @@ impl Paygate {
             peer_ip,
         )?;
         let channel_impl = self.channels.resolve(client.scope.mode, channel)?;
-        let charge_id = IdKind::Charge.generate(&random32()?);
-        let extra = Value::Object(Map::new());
-        let credential = channel_impl
-            .open(&PaymentRequest {
-                charge_id: &charge_id,
-                channel,
-                channel_order_no: &trade_no,
-                amount,
-                subject: &order.subject,
-                body: &order.body,
-                client_ip: &order.client_ip,
-                extra: &extra,
-                base_url,
-            })
-            .await?;
-        let pay_url = credential.get(channel).and_then(Value::as_str).unwrap_or_default().to_string();
-        let charge =
-            pending_charge(&order, charge_id, channel.to_string(), trade_no.clone(), extra, credential, self.now());
+        let (name, number) = (channel.to_string(), trade_no.clone());
+        let charge = self.charge_at_channel(&order, channel_impl.as_ref(), name, number, Value::Null, base_url).await?;
+        let pay_url = charge.credential.get(channel).and_then(Value::as_str).unwrap_or_default().to_string();
         let meta = RecordMeta {
             transaction_no: random_alnum(32)?,
             trade_no,

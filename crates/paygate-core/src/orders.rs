@@ -156,18 +156,19 @@ impl Paygate {
         }
     }
 
-    /// Opens the payment for the whole of `order` at `channel` and returns the pending charge
-    /// for the caller to record (nothing is written here).
+    /// Opens the payment for the whole of `order` at `channel` under `channel_order_no` (the
+    /// number the channel knows it by: [`fresh_channel_order_no`], or a face's own trade number)
+    /// and returns the pending charge for the caller to record (nothing is written here).
     pub(crate) async fn charge_at_channel(
         &self,
         order: &Order,
         channel: &dyn paygate_channels::Channel,
         channel_name: String,
+        channel_order_no: String,
         extra: Value,
         base_url: &str,
     ) -> Result<Charge, Problem> {
         let charge_id = IdKind::Charge.generate(&random32()?);
-        let channel_order_no = format!("{}{}", order.id, &generate_order_id("", &random32()?)[1..8]);
         let extra = if extra.is_null() { Value::Object(Default::default()) } else { extra };
         let credential = channel
             .open(&PaymentRequest {
@@ -202,8 +203,10 @@ impl Paygate {
             }
         }
         paygate_domain::check_payable(&order, self.now())?;
+        let number = fresh_channel_order_no(&order)?;
+        let channel = channel_impl.as_ref();
         let charge =
-            self.charge_at_channel(&order, channel_impl.as_ref(), input.channel, input.extra, &input.base_url).await?;
+            self.charge_at_channel(&order, channel, input.channel, number, input.extra, &input.base_url).await?;
         let opened = self.store.open_charge(&caller.scope, &charge).await?;
         self.close_at_channels(&opened.superseded).await;
         self.order(caller, id).await
@@ -255,6 +258,12 @@ impl Paygate {
 }
 
 /// A new pending charge for the whole of `order`.
+/// A new charge's number at the channel: the order id and seven random digits, so every charge
+/// of an order has its own.
+pub(crate) fn fresh_channel_order_no(order: &Order) -> Result<String, Problem> {
+    Ok(format!("{}{}", order.id, &generate_order_id("", &random32()?)[1..8]))
+}
+
 pub(crate) fn pending_charge(
     order: &Order,
     id: String,
