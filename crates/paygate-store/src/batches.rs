@@ -127,7 +127,7 @@ async fn insert_batch(tx: &mut dyn Tx, orders: &[Order]) -> Result<Vec<Result<()
     let mut holders = HashMap::new();
     if !refused.is_empty() {
         let keys = columns(refused.iter().map(|o| rows::merchant_no_params(o)))?;
-        holders = tx.query(&holders_sql(), &keys, row).await?.into_iter().collect();
+        holders = tx.query(HOLDERS, &keys, row).await?.into_iter().collect();
     }
     let answer = |o: &Order| match is_inserted(o) {
         true => Ok(()),
@@ -152,12 +152,9 @@ fn insert_orders_sql(columns: &[SqlParam]) -> String {
 }
 
 /// The order holding each `(app_id, livemode, merchant_order_no)` of `$1..$3`.
-fn holders_sql() -> String {
-    "SELECT o.app_id, o.livemode, o.merchant_order_no, o.id \
+const HOLDERS: &str = "SELECT o.app_id, o.livemode, o.merchant_order_no, o.id \
      FROM unnest($1::text[], $2::boolean[], $3::text[]) AS k(app_id, livemode, merchant_order_no) \
-     JOIN orders o ON o.app_id = k.app_id AND o.livemode = k.livemode AND o.merchant_order_no = k.merchant_order_no"
-        .into()
-}
+     JOIN orders o ON o.app_id = k.app_id AND o.livemode = k.livemode AND o.merchant_order_no = k.merchant_order_no";
 
 fn order_key(scope: &Scope, id: &str) -> Key {
     (scope.app_id.clone(), scope.mode.is_live(), id.to_string())
@@ -182,7 +179,7 @@ async fn view_batch(tx: &mut dyn Tx, keys: &[(Scope, String)]) -> Result<Vec<Opt
             vec![SqlParam::Text(app.clone()), SqlParam::Bool(*live), SqlParam::Text(id.clone())]
         }))?;
     let mut found: HashMap<Key, Vec<(Order, Option<Charge>)>> = HashMap::new();
-    for (order, charge) in tx.query(&views_sql(), &params, rows::order_and_charge).await? {
+    for (order, charge) in tx.query(views_sql(), &params, rows::order_and_charge).await? {
         let key = (order.app_id.clone(), order.mode.is_live(), order.id.clone());
         found.entry(key).or_default().push((order, charge));
     }
@@ -203,8 +200,8 @@ async fn view_batch(tx: &mut dyn Tx, keys: &[(Scope, String)]) -> Result<Vec<Opt
 
 /// `order_view_sql` for every `(app_id, livemode, id)` of `$1..$3`: each order only in the
 /// scope it was asked in; charges newest first within each order.
-fn views_sql() -> String {
-    format!(
+fn views_sql() -> &'static str {
+    crate::sql::once_sql!(
         "SELECT {}, {} FROM unnest($1::text[], $2::boolean[], $3::text[]) AS k(app_id, livemode, id) \
          JOIN orders o ON o.app_id = k.app_id AND o.livemode = k.livemode AND o.id = k.id \
          LEFT JOIN charges c ON c.order_id = o.id ORDER BY c.seq DESC",

@@ -122,13 +122,13 @@ async fn reverse_unpaid(tx: &mut dyn Tx, scope: &Scope, charge: Charge, now: i64
 impl<B: Backend> ChargeStore for B {
     async fn insert_charge_payment(&self, order: &Order, charge: &Charge) -> Result<()> {
         job!(self, Write, [order, charge], |tx| {
-            if tx.exec(&rows::insert_new_order_sql(), &rows::order_params(&order)).await? != 1 {
+            if tx.exec(rows::insert_new_order_sql(), &rows::order_params(&order)).await? != 1 {
                 let taken = rows::merchant_no_params(&order);
                 let existing = tx.query_opt(rows::ORDER_BY_MERCHANT_NO, &taken, |r| r.text(0)).await?;
                 let existing = existing.ok_or_else(|| vanished("order holding the order_no"))?;
                 return Err(duplicate_order_no(&order.merchant_order_no, &existing));
             }
-            tx.exec(&rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
+            tx.exec(rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
             Ok(())
         })
     }

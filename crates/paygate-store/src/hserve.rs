@@ -719,8 +719,8 @@ impl<B: crate::Backend> HserveStore for B {
     async fn insert_payment_record(&self, order: &Order, charge: &Charge, meta: &RecordMeta) -> Result<i64> {
         job!(self, Write, [order, charge, meta], |tx| {
             let scope = Scope { app_id: order.app_id.clone(), mode: order.mode };
-            tx.exec(&rows::insert_order_sql(), &rows::order_params(&order)).await?;
-            tx.exec(&rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
+            tx.exec(rows::insert_order_sql(), &rows::order_params(&order)).await?;
+            tx.exec(rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
             tx.exec(INSERT_META, &meta_params(&scope, &order.id, &meta)).await?;
             let seq = tx.query_opt(rows::ORDER_SEQ, &rows::scoped(&scope, &order.id), |r| r.int(0)).await?;
             seq.ok_or_else(|| crate::sql::vanished("record"))

@@ -156,8 +156,10 @@ pub fn credential_params(c: &FaceCredential) -> Vec<SqlParam> {
     ]
 }
 
-pub fn credentials_of_app_sql() -> String {
-    format!("SELECT {CREDENTIAL_COLUMNS} FROM face_credentials c WHERE c.app_id = $1 ORDER BY c.face, c.livemode")
+pub fn credentials_of_app_sql() -> &'static str {
+    crate::sql::once_sql!(
+        "SELECT {CREDENTIAL_COLUMNS} FROM face_credentials c WHERE c.app_id = $1 ORDER BY c.face, c.livemode"
+    )
 }
 pub const FORGET_SIGNATURES: &str = "DELETE FROM face_nonces WHERE created < $1";
 pub const REMEMBER_SIGNATURE: &str =
@@ -215,11 +217,11 @@ pub fn inserted_member(id: Option<i64>, m: &Member) -> Result<Member> {
     }
 }
 
-pub fn member_by_id_sql() -> String {
-    format!("SELECT {MEMBER_COLUMNS} FROM members WHERE app_id = $1 AND livemode = $2 AND id = $3")
+pub fn member_by_id_sql() -> &'static str {
+    crate::sql::once_sql!("SELECT {MEMBER_COLUMNS} FROM members WHERE app_id = $1 AND livemode = $2 AND id = $3")
 }
-pub fn member_by_code_sql() -> String {
-    format!("SELECT {MEMBER_COLUMNS} FROM members WHERE app_id = $1 AND livemode = $2 AND pay_code = $3")
+pub fn member_by_code_sql() -> &'static str {
+    crate::sql::once_sql!("SELECT {MEMBER_COLUMNS} FROM members WHERE app_id = $1 AND livemode = $2 AND pay_code = $3")
 }
 
 /// `$3` member id, `$4` amount.
@@ -329,7 +331,7 @@ async fn load_meta(tx: &mut dyn Tx, scope: &Scope, by: &PosRef) -> Result<Option
 }
 
 async fn load_member(tx: &mut dyn Tx, scope: &Scope, id: i64) -> Result<Option<Member>> {
-    tx.query_opt(&member_by_id_sql(), &member_scoped(scope, id, []), member).await
+    tx.query_opt(member_by_id_sql(), &member_scoped(scope, id, []), member).await
 }
 
 /// `$4` signed amount, `$5` kind, `$6` reference, `$7` now (see [`RECORD_BALANCE`]).
@@ -353,7 +355,7 @@ impl<B: crate::Backend> PosStore for B {
 
     async fn face_credentials(&self, app_id: &str) -> Result<Vec<FaceCredential>> {
         job!(self, Read, [app_id], |tx| {
-            tx.query(&credentials_of_app_sql(), &[SqlParam::Text(app_id)], credential).await
+            tx.query(credentials_of_app_sql(), &[SqlParam::Text(app_id)], credential).await
         })
     }
 
@@ -388,7 +390,7 @@ impl<B: crate::Backend> PosStore for B {
 
     async fn member_by_pay_code(&self, scope: &Scope, pay_code: &str) -> Result<Option<Member>> {
         let params = rows::scoped(scope, pay_code);
-        job!(self, Read, [], |tx| { tx.query_opt(&member_by_code_sql(), &params, member).await })
+        job!(self, Read, [], |tx| { tx.query_opt(member_by_code_sql(), &params, member).await })
     }
 
     async fn top_up(&self, scope: &Scope, member_id: i64, amount: Amount, reference: &str, now: i64) -> Result<Member> {
@@ -414,8 +416,8 @@ impl<B: crate::Backend> PosStore for B {
 
     async fn insert_pos_payment(&self, order: &Order, charge: &Charge, meta: &PosMeta) -> Result<()> {
         job!(self, Write, [order, charge, meta], |tx| {
-            tx.exec(&rows::insert_order_sql(), &rows::order_params(&order)).await?;
-            tx.exec(&rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
+            tx.exec(rows::insert_order_sql(), &rows::order_params(&order)).await?;
+            tx.exec(rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
             tx.exec(INSERT_META, &meta_params(&order, &meta)).await?;
             Ok(())
         })
@@ -436,7 +438,7 @@ impl<B: crate::Backend> PosStore for B {
             let order = load_order(tx, &scope, &order_id, false).await?;
             let order = order.ok_or_else(|| Problem::internal("record without order"))?;
             let charge =
-                tx.query_opt(&rows::charges_of_order_sql(), &rows::scoped(&scope, &order_id), rows::charge).await?;
+                tx.query_opt(rows::charges_of_order_sql(), &rows::scoped(&scope, &order_id), rows::charge).await?;
             let charge = charge.ok_or_else(|| Problem::internal("record without charge"))?;
             let member = match meta.member_id {
                 Some(id) => load_member(tx, &scope, id).await?,

@@ -55,19 +55,19 @@ pub const CHARGE_COLUMNS: &str = "id, order_id, app_id, livemode, created, statu
 pub const REFUND_COLUMNS: &str = "id, order_id, charge_id, app_id, livemode, created, status, amount, refund_no, \
     description, metadata, time_succeed, transaction_no, failure_code, failure_msg";
 
-pub fn insert_order_sql() -> String {
-    format!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({})", placeholders(27))
+pub fn insert_order_sql() -> &'static str {
+    crate::sql::once_sql!("INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({})", placeholders(27))
 }
 /// A second order with a taken merchant_order_no inserts nothing (0 rows) instead of failing:
 /// that one unique key, and no other error, is a duplicate order.
-pub fn insert_new_order_sql() -> String {
-    format!("{} ON CONFLICT (app_id, livemode, merchant_order_no) DO NOTHING", insert_order_sql())
+pub fn insert_new_order_sql() -> &'static str {
+    crate::sql::once_sql!("{} ON CONFLICT (app_id, livemode, merchant_order_no) DO NOTHING", insert_order_sql())
 }
-pub fn insert_charge_sql() -> String {
-    format!("INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({})", placeholders(28))
+pub fn insert_charge_sql() -> &'static str {
+    crate::sql::once_sql!("INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ({})", placeholders(28))
 }
-pub fn insert_refund_sql() -> String {
-    format!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({})", placeholders(15))
+pub fn insert_refund_sql() -> &'static str {
+    crate::sql::once_sql!("INSERT INTO refunds ({REFUND_COLUMNS}) VALUES ({})", placeholders(15))
 }
 pub fn select_order_sql(lock: &str) -> String {
     format!("SELECT {ORDER_COLUMNS} FROM orders WHERE app_id = $1 AND livemode = $2 AND id = $3 {lock}")
@@ -78,8 +78,8 @@ pub fn select_charge_sql(lock: &str) -> String {
 pub fn select_refund_sql(lock: &str) -> String {
     format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE app_id = $1 AND livemode = $2 AND id = $3 {lock}")
 }
-pub fn charges_of_order_sql() -> String {
-    format!(
+pub fn charges_of_order_sql() -> &'static str {
+    crate::sql::once_sql!(
         "SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 ORDER BY seq DESC"
     )
 }
@@ -89,8 +89,8 @@ pub fn pending_charges_sql(lock: &str) -> String {
          WHERE app_id = $1 AND livemode = $2 AND order_id = $3 AND status = 'pending' {lock}"
     )
 }
-pub fn find_charge_sql() -> String {
-    format!(
+pub fn find_charge_sql() -> &'static str {
+    crate::sql::once_sql!(
         "SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 \
          AND (id = $3 OR channel_order_no = $3 OR transaction_no = $3 \
          OR channel_order_no = (SELECT trade_no FROM hserve_orders \
@@ -98,8 +98,8 @@ pub fn find_charge_sql() -> String {
          ORDER BY seq DESC LIMIT 1"
     )
 }
-pub fn find_test_charge_sql() -> String {
-    format!(
+pub fn find_test_charge_sql() -> &'static str {
+    crate::sql::once_sql!(
         "SELECT {CHARGE_COLUMNS} FROM charges WHERE livemode = FALSE \
          AND (id = $1 OR channel_order_no = $1 OR transaction_no = $1 \
          OR channel_order_no = (SELECT trade_no FROM hserve_orders WHERE livemode = FALSE AND transaction_no = $1)) \
@@ -582,8 +582,8 @@ pub fn width(columns: &str) -> usize {
 
 /// An order and its charges, newest first, in one round trip (a row per charge; one row with
 /// NULL charge columns when it has none).
-pub fn order_view_sql() -> String {
-    format!(
+pub fn order_view_sql() -> &'static str {
+    crate::sql::once_sql!(
         "SELECT {}, {} FROM orders o LEFT JOIN charges c ON c.order_id = o.id \
          WHERE o.app_id = $1 AND o.livemode = $2 AND o.id = $3 ORDER BY c.seq DESC",
         prefixed(ORDER_COLUMNS, "o."),

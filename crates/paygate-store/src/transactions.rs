@@ -23,7 +23,7 @@ pub(crate) async fn emit(tx: &mut dyn Tx, scope: &Scope, kind: &str, object: Val
 
 /// The order as events carry it: with its charges.
 pub(crate) async fn order_object(tx: &mut dyn Tx, scope: &Scope, order: Order) -> Result<Value> {
-    let charges = tx.query(&rows::charges_of_order_sql(), &scoped(scope, &order.id), rows::charge).await?;
+    let charges = tx.query(rows::charges_of_order_sql(), &scoped(scope, &order.id), rows::charge).await?;
     Ok(objects::order(&OrderView { order, charges }))
 }
 
@@ -49,7 +49,7 @@ pub(crate) async fn pending_charges(tx: &mut dyn Tx, scope: &Scope, order_id: &s
 /// A new order, or the duplicate naming the order that holds its merchant_order_no: the only
 /// conflict that is a duplicate (any other failure, such as a taken id, is an error).
 pub(crate) async fn insert_order_row(tx: &mut dyn Tx, order: &Order) -> Result<()> {
-    if tx.exec(&rows::insert_new_order_sql(), &rows::order_params(order)).await? == 1 {
+    if tx.exec(rows::insert_new_order_sql(), &rows::order_params(order)).await? == 1 {
         return Ok(());
     }
     let taken = rows::merchant_no_params(order);
@@ -59,7 +59,7 @@ pub(crate) async fn insert_order_row(tx: &mut dyn Tx, order: &Order) -> Result<(
 }
 
 pub(crate) async fn order_view_row(tx: &mut dyn Tx, scope: &Scope, id: &str) -> Result<Option<OrderView>> {
-    let rows = tx.query(&rows::order_view_sql(), &scoped(scope, id), rows::order_and_charge).await?;
+    let rows = tx.query(rows::order_view_sql(), &scoped(scope, id), rows::order_and_charge).await?;
     Ok(rows::into_order_view(rows))
 }
 
@@ -314,7 +314,7 @@ impl<B: Backend> Store for B {
             paygate_domain::check_payable(&order, charge.created)?;
             let superseded = pending_charges(tx, &scope, &order.id).await?;
             tx.exec(rows::CLOSE_PENDING_CHARGES, &scoped(&scope, &order.id)).await?;
-            tx.exec(&rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
+            tx.exec(rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
             Ok(OpenedCharge { charge, superseded })
         })
     }
@@ -325,19 +325,19 @@ impl<B: Backend> Store for B {
 
     async fn charges_of_order(&self, scope: &Scope, order_id: &str) -> Result<Vec<Charge>> {
         job!(self, Read, [scope, order_id], |tx| {
-            tx.query(&rows::charges_of_order_sql(), &scoped(&scope, &order_id), rows::charge).await
+            tx.query(rows::charges_of_order_sql(), &scoped(&scope, &order_id), rows::charge).await
         })
     }
 
     async fn find_charge(&self, scope: &Scope, reference: &str) -> Result<Option<Charge>> {
         job!(self, Read, [scope, reference], |tx| {
-            tx.query_opt(&rows::find_charge_sql(), &scoped(&scope, &reference), rows::charge).await
+            tx.query_opt(rows::find_charge_sql(), &scoped(&scope, &reference), rows::charge).await
         })
     }
 
     async fn find_test_charge(&self, reference: &str) -> Result<Option<Charge>> {
         job!(self, Read, [reference], |tx| {
-            tx.query_opt(&rows::find_test_charge_sql(), &[SqlParam::Text(reference)], rows::charge).await
+            tx.query_opt(rows::find_test_charge_sql(), &[SqlParam::Text(reference)], rows::charge).await
         })
     }
 
@@ -426,7 +426,7 @@ impl<B: Backend> Store for B {
                 return Err(Problem::internal("refund reservation lost under the order lock"));
             }
             let refund = rows::pending_refund(&scope, &req, &charge.id, amount);
-            tx.exec(&rows::insert_refund_sql(), &rows::refund_params(&refund)).await?;
+            tx.exec(rows::insert_refund_sql(), &rows::refund_params(&refund)).await?;
             Ok(refund)
         })
     }

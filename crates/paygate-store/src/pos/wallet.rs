@@ -39,8 +39,8 @@ pub struct WalletPayment {
 }
 
 /// The member a wallet code names and, in the same round trip, the rate of `$4`'s family.
-fn member_and_rate_sql() -> String {
-    format!(
+fn member_and_rate_sql() -> &'static str {
+    crate::sql::once_sql!(
         "SELECT {MEMBER_COLUMNS}, (SELECT rate_bp FROM fee_rates f \
          WHERE f.app_id = $1 AND f.livemode = $2 AND f.family = $4) \
          FROM members WHERE app_id = $1 AND livemode = $2 AND pay_code = $3"
@@ -150,15 +150,15 @@ async fn write_rows(tx: &mut dyn Tx, p: WalletPayment) -> Result<Option<Written>
     let WalletPayment { order, mut charge, mut meta, pay_code, now, .. } = p;
     let scope = Scope { app_id: order.app_id.clone(), mode: order.mode };
     let family = rows::with(rows::scoped(&scope, &pay_code), [SqlParam::Text(fees::family(&charge.channel).into())]);
-    let found = tx.query_opt(&member_and_rate_sql(), &family, |r| Ok((member(r)?, r.opt_int(7)?))).await?;
+    let found = tx.query_opt(member_and_rate_sql(), &family, |r| Ok((member(r)?, r.opt_int(7)?))).await?;
     let Some((member, rate_bp)) = found else { return Ok(None) };
     let rate = FeeRate::basis_points("rate_bp", rate_bp.unwrap_or(0))?;
     let settlement =
         pos::settle(order.amount, &meta.discounts, rate, meta.pre_fee_subsidy, meta.fee_subsidy_party.clone());
     (charge.member_id, meta.member_id, charge.settlement) =
         (Some(member.id), Some(member.id), Some(settlement.to_json()));
-    tx.exec(&rows::insert_order_sql(), &rows::order_params(&order)).await?;
-    tx.exec(&rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
+    tx.exec(rows::insert_order_sql(), &rows::order_params(&order)).await?;
+    tx.exec(rows::insert_charge_sql(), &rows::charge_params(&charge)).await?;
     tx.exec(INSERT_META, &meta_params(&order, &meta)).await?;
     emit(tx, &scope, CHARGE_SUCCEEDED, objects::charge(&charge, None), now).await?;
     let view = OrderView { order: order.clone(), charges: vec![charge.clone()] };
