@@ -58,12 +58,13 @@ SELECT 'ch_' || printf('%024d', i), id, '@APP@', FALSE, created + 5,
 FROM gen ORDER BY i;
 
 INSERT INTO hserve_orders (order_id, app_id, livemode, transaction_no, trade_no, gateway_type, trade_type, created_by,
-    merchandise_description, merchandise_schema_id, merchandise_record_id, merchandise_snapshot, ip_address)
-SELECT id, '@APP@', FALSE, 'hx' || printf('%030d', i), trade_no,
+    merchandise_description, merchandise_schema_id, merchandise_record_id, merchandise_snapshot, ip_address,
+    created, seq)
+SELECT gen.id, '@APP@', FALSE, 'hx' || printf('%030d', i), trade_no,
     CASE WHEN weixin THEN 'weixin_tenpay' ELSE 'alipay' END,
     CASE WHEN weixin THEN 'weixin_tenpay_js' ELSE 'alipay_page' END,
-    p, 'bench item', 1 + (r / 100) % 3, 'item_' || ((r / 100000) % 10000), '{}', '127.0.0.1'
-FROM gen ORDER BY i;
+    p, 'bench item', 1 + (r / 100) % 3, 'item_' || ((r / 100000) % 10000), '{}', '127.0.0.1', o.created, o.seq
+FROM gen JOIN orders o ON o.id = gen.id ORDER BY i;
 
 INSERT INTO refunds (id, order_id, charge_id, app_id, livemode, created, status, amount, refund_no, description,
     metadata, time_succeed, transaction_no, failure_code, failure_msg)

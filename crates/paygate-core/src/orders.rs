@@ -9,6 +9,7 @@ use paygate_domain::validate::{self, DEFAULT_EXPIRY_SECONDS};
 use paygate_domain::{Amount, Charge, ChargeStatus, Currency, Order, OrderStatus, Problem, ProblemKind};
 use paygate_store::CancelOutcome;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// A create-order request after the face parsed its wire types.
 #[derive(Debug, Clone, Default)]
@@ -117,11 +118,17 @@ impl Paygate {
         paging: &Paging,
     ) -> Result<Page<OrderView>, Problem> {
         let page = self.store.list_orders(&caller.scope, filter, paging).await?;
-        let mut data = Vec::with_capacity(page.data.len());
-        for order in page.data {
-            let charges = self.store.charges_of_order(&caller.scope, &order.id).await?;
-            data.push(OrderView { order, charges });
+        let ids: Vec<String> = page.data.iter().map(|o| o.id.clone()).collect();
+        // One query for the page's charges (each order's newest first, as the query reads them).
+        let mut by_order: HashMap<String, Vec<Charge>> = HashMap::new();
+        for charge in self.store.charges_of_orders(&caller.scope, &ids).await? {
+            by_order.entry(charge.order_id.clone()).or_default().push(charge);
         }
+        let data = page
+            .data
+            .into_iter()
+            .map(|order| OrderView { charges: by_order.remove(&order.id).unwrap_or_default(), order })
+            .collect();
         Ok(Page { data, has_more: page.has_more })
     }
 

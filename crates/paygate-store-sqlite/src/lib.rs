@@ -36,6 +36,7 @@ impl Backend for SqliteStore {
         (6, include_str!("../migrations/0006_sqlite_charge_lookups.sql")),
         (7, include_str!("../migrations/0007_list_indexes.sql")),
         (8, include_str!("../migrations/0008_outbox_months.sql")),
+        (10, include_str!("../migrations/0010_record_list_order.sql")),
     ];
     // BEGIN IMMEDIATE takes the database's write lock: other processes wait for it.
     const MIGRATION_LOCK: Option<&'static str> = None;

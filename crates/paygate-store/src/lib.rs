@@ -191,6 +191,8 @@ pub trait Store: HserveStore + ShareStore + PosStore + ChargeStore + OutboxHisto
     async fn open_charge(&self, scope: &Scope, charge: &Charge) -> Result<OpenedCharge>;
     async fn charge(&self, scope: &Scope, id: &str) -> Result<Option<Charge>>;
     async fn charges_of_order(&self, scope: &Scope, order_id: &str) -> Result<Vec<Charge>>;
+    /// The charges of several orders (a list's page) in one query, each order's newest first.
+    async fn charges_of_orders(&self, scope: &Scope, order_ids: &[String]) -> Result<Vec<Charge>>;
     /// By charge id, channel order number or transaction number, within the scope.
     async fn find_charge(&self, scope: &Scope, reference: &str) -> Result<Option<Charge>>;
     /// The same lookup across all apps, test mode only: the operator's sandbox command.

@@ -83,6 +83,17 @@ pub fn charges_of_order_sql() -> &'static str {
         "SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id = $3 ORDER BY seq DESC"
     )
 }
+/// The charges of a page of orders: one bound parameter per order (a page holds at most 101).
+pub fn charges_of_orders_query(scope: &Scope, order_ids: &[String]) -> (String, Vec<SqlParam>) {
+    let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
+    params.extend(order_ids.iter().map(|id| SqlParam::Text(id.clone())));
+    let binds = (3..=params.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {CHARGE_COLUMNS} FROM charges WHERE app_id = $1 AND livemode = $2 AND order_id IN ({binds}) \
+         ORDER BY seq DESC"
+    );
+    (sql, params)
+}
 pub fn pending_charges_sql(lock: &str) -> String {
     format!(
         "SELECT {CHARGE_COLUMNS} FROM charges \
@@ -360,9 +371,15 @@ pub fn refund(r: &dyn RowLike) -> Result<Refund> {
 /// Every status an order can have (the CHECK of `orders.status`).
 const STATUSES: [&str; 6] = ["created", "paid", "canceled", "refunded", "closed", "paid_after_close"];
 
-/// `paid` and `canceled` both constrain `status`: folded into one set, so the database sees one
-/// condition — `status = 'canceled'` exactly as the partial index `orders_canceled_created` says
-/// (a predicate can only pick a partial index when written as a literal), and a contradiction
+/// The statuses an order with a refund can have: `has_refunds` is set only by [`RESERVE_REFUND`],
+/// which takes these three, and none of them ever goes back to created, canceled or closed.
+const REFUNDABLE: [&str; 3] = ["paid", "refunded", "paid_after_close"];
+
+/// `paid`, `canceled` and `refunded=true` all constrain `status`: folded into one set, so the
+/// database sees one condition — `status = 'canceled'` exactly as the partial index
+/// `orders_canceled_created` says (a predicate can only pick a partial index when written as a
+/// literal), `paid=false&refunded=true` as `status = 'paid_after_close'` (the late payments'
+/// own index, instead of every refunded order read to find none), and a contradiction
 /// (`paid=true&canceled=true`) as `FALSE`, which reads nothing, instead of a scan for rows that
 /// cannot exist.
 fn status_condition(filter: &OrderFilter) -> Option<String> {
@@ -371,9 +388,12 @@ fn status_condition(filter: &OrderFilter) -> Option<String> {
         .into_iter()
         .filter(|s| filter.paid.is_none_or(|p| paid(s) == p))
         .filter(|s| filter.canceled.is_none_or(|c| (*s == "canceled") == c))
+        .filter(|s| filter.refunded != Some(true) || REFUNDABLE.contains(s))
         .collect();
     match kept.as_slice() {
         all if all.len() == STATUSES.len() => None,
+        // `refunded=true` alone: `has_refunds` already says it (and picks `orders_refunds_created`).
+        some if filter.refunded == Some(true) && some == REFUNDABLE => None,
         [] => Some("FALSE".into()),
         [one] => Some(format!("status = '{one}'")),
         some => Some(format!("status IN ({})", some.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", "))),

@@ -329,6 +329,14 @@ impl<B: Backend> Store for B {
         })
     }
 
+    async fn charges_of_orders(&self, scope: &Scope, order_ids: &[String]) -> Result<Vec<Charge>> {
+        if order_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, params) = rows::charges_of_orders_query(scope, order_ids);
+        job!(self, Read, [sql, params], |tx| { tx.query(&sql, &params, rows::charge).await })
+    }
+
     async fn find_charge(&self, scope: &Scope, reference: &str) -> Result<Option<Charge>> {
         job!(self, Read, [scope, reference], |tx| {
             tx.query_opt(rows::find_charge_sql(), &scoped(&scope, &reference), rows::charge).await

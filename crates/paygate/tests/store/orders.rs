@@ -82,6 +82,11 @@ fn orders_and_charges(backend: Backend) {
         assert!(s.charge(&other, "ch_1b").await.unwrap().is_none());
         assert_eq!(ids(&s.charges_of_order(&t, "o_1").await.unwrap(), |c| &c.id), ["ch_1b", "ch_1a"]);
         assert!(s.charges_of_order(&other, "o_1").await.unwrap().is_empty());
+        // A page's charges in one query: each order's newest first, other scopes' never.
+        let listed: Vec<String> = ["o_1", "o_2", "o_3"].map(String::from).into();
+        assert_eq!(ids(&s.charges_of_orders(&t, &listed).await.unwrap(), |c| &c.id), ["ch_1b", "ch_1a"]);
+        assert!(s.charges_of_orders(&other, &listed).await.unwrap().is_empty());
+        assert!(s.charges_of_orders(&t, &[]).await.unwrap().is_empty());
         let view = s.order_view(&t, "o_1").await.unwrap().unwrap();
         assert_eq!(
             (view.order.id.as_str(), ids(&view.charges, |c| &c.id)),
