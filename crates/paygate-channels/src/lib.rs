@@ -2,8 +2,13 @@
 //! credential), closes charges, and moves money back. It never touches storage: the core records
 //! what a channel answered.
 
+pub mod alipay;
+pub mod alipay_pay;
+pub mod net;
+pub mod rsa;
 mod sandbox;
 pub mod wechat;
+pub mod wechat_pay;
 
 pub use sandbox::{Sandbox, SandboxWechat, HOLD_SECONDS};
 

@@ -33,7 +33,7 @@ impl Paygate {
     /// Validates, opens the payment at the channel, then records the order and its charge in one
     /// transaction (a duplicate `order_no` records nothing).
     pub async fn create_charge(&self, caller: &Caller, input: ChargeInput, peer_ip: &str) -> Result<Charge, Problem> {
-        let channel_impl = self.channels.resolve(caller.scope.mode, &input.channel)?;
+        let routed = self.route_channel(&caller.scope, &input.channel).await?;
         let order_input = OrderInput {
             merchant_order_no: input.order_no,
             amount: input.amount,
@@ -54,11 +54,13 @@ impl Paygate {
             _ => p,
         })?;
         let number = crate::orders::fresh_channel_order_no(&order)?;
-        let channel = channel_impl.as_ref();
-        let charge =
-            self.charge_at_channel(&order, channel, input.channel, number, input.extra, &input.base_url).await?;
+        let (channel, extra, base_url) = (input.channel, input.extra, input.base_url);
+        let opening =
+            crate::channel_routing::Opening { channel, channel_order_no: number, extra, base_url: base_url.clone() };
+        // A real channel is called only once the intent is recorded (prepare → record → complete).
+        let charge = self.prepare_charge(&routed, &order, opening).await?;
         self.store.insert_charge_payment(&order, &charge).await?;
-        Ok(charge)
+        self.complete_charge(&caller.scope, &routed, charge, &base_url).await
     }
 
     pub async fn list_charges(

@@ -267,10 +267,15 @@ impl Paygate {
             },
             peer_ip,
         )?;
-        let channel_impl = self.channels.resolve(client.scope.mode, channel)?;
-        let (name, number) = (channel.to_string(), trade_no.clone());
-        let charge = self.charge_at_channel(&order, channel_impl.as_ref(), name, number, Value::Null, base_url).await?;
-        let pay_url = charge.credential.get(channel).and_then(Value::as_str).unwrap_or_default().to_string();
+        let routed = self.route_channel(&client.scope, channel).await?;
+        let opening = crate::channel_routing::Opening {
+            channel: channel.to_string(),
+            channel_order_no: trade_no.clone(),
+            extra: Value::Null,
+            base_url: base_url.to_string(),
+        };
+        // A real channel is called only once the intent is recorded (prepare → record → complete).
+        let charge = self.prepare_charge(&routed, &order, opening).await?;
         let meta = RecordMeta {
             transaction_no: random_alnum(32)?,
             trade_no,
@@ -284,6 +289,8 @@ impl Paygate {
             ip_address: order.client_ip.clone(),
         };
         let id = self.store.insert_payment_record(&order, &charge, &meta).await?;
+        let charge = self.complete_charge(&client.scope, &routed, charge, base_url).await?;
+        let pay_url = charge.credential.get(channel).and_then(Value::as_str).unwrap_or_default().to_string();
         let jsapi =
             (input.gateway_type == "weixin_tenpay_js").then(|| jsapi_parameters(&order.app_id, &charge.id, self.now()));
         // Read back: the stored record is what every later read shows (creator's name, times).

@@ -1,7 +1,13 @@
 //! The use cases every face calls: parse happens in the face, rules in the domain, atomic
 //! state changes in the store, money movement in the channels; this crate sequences them.
 
+pub mod accounts;
+mod alipay_barcode;
+pub mod alipay_notify;
 pub mod auth;
+pub mod channel_notify;
+pub mod channel_poller;
+pub mod channel_routing;
 pub mod charges;
 pub mod hserve;
 pub mod idempotency;
@@ -10,10 +16,13 @@ pub mod orders;
 pub mod pos;
 pub mod refunds;
 pub mod sandbox;
+pub mod secret_box;
 pub mod shares;
 pub mod signature;
 pub mod throttle;
 pub mod webhooks;
+pub mod wechat_micropay;
+pub mod wechat_notify;
 
 use paygate_channels::Channels;
 use paygate_domain::Problem;
@@ -43,6 +52,15 @@ pub struct Policy {
     /// to them). Off by default: such URLs would let any merchant make paygate call services
     /// that only the host can reach (SSRF). For local development and the test suite.
     pub webhook_allow_private: bool,
+    /// Channel accounts' API base URLs may be such addresses too (`PAYGATE_CHANNEL_ALLOW_PRIVATE`): the URL is
+    /// the merchant's, so the same SSRF rule applies. For the simulator in development and tests.
+    pub channel_allow_private: bool,
+    /// This server's public base URL (`PAYGATE_PUBLIC_URL`): channel calls that no request carries a base URL
+    /// for (refunds) name their notification URL under it; without it WeChat uses the merchant-platform setting.
+    pub public_url: Option<String>,
+    /// Extra trusted root certificates (PEM) for channel endpoints (`--channel-ca-file`), beside the public
+    /// roots: a simulator's or a private deployment's own CA.
+    pub channel_ca_pem: Option<String>,
 }
 
 /// What a worker pass over many independent items did. One item's failure is reported here
@@ -67,6 +85,10 @@ pub struct Paygate {
     pub(crate) logins: throttle::LoginThrottle,
     /// The signed faces' credential cache and replay-cache housekeeping (per node).
     pub(crate) signed: pos::SignedFaces,
+    /// Channel accounts: the master keys and the decrypted-account cache (per node).
+    pub(crate) accounts: accounts::AccountKeys,
+    /// Channel adapters built from channel accounts, kept as long as their account is (per node).
+    pub(crate) adapters: channel_routing::Adapters,
     platform_key: tokio_free_once::Once<rsa::RsaPrivateKey>,
 }
 
@@ -98,7 +120,10 @@ impl Paygate {
         let (logins, platform_key) = (throttle::LoginThrottle::default(), tokio_free_once::Once::new());
         let metrics = metrics::Metrics::default();
         let signed = pos::SignedFaces::default();
-        Ok(Paygate { store, channels: Channels::default(), clock, policy, metrics, keys, logins, signed, platform_key })
+        let accounts = accounts::AccountKeys::default();
+        let channels = Channels::default();
+        let adapters = channel_routing::Adapters::default();
+        Ok(Paygate { store, channels, clock, policy, metrics, keys, logins, signed, accounts, adapters, platform_key })
     }
 
     pub fn now(&self) -> i64 {

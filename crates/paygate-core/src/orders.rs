@@ -1,5 +1,6 @@
 //! Orders and their charges.
 
+use crate::channel_routing::Opening;
 use crate::{random32, yymmdd, Caller, Pass, Paygate};
 use paygate_channels::PaymentRequest;
 use paygate_domain::ids::{generate_order_id, ChargeId, IdKind, OrderId};
@@ -157,7 +158,7 @@ impl Paygate {
     /// channel is recognised as one (never reported as a normal payment).
     pub(crate) async fn close_at_channels(&self, charges: &[Charge]) {
         for charge in charges {
-            if let Ok(channel) = self.channels.resolve(charge.mode, &charge.channel) {
+            if let Ok(channel) = self.channel_of(charge).await {
                 let _ = channel.close(charge).await;
             }
         }
@@ -196,7 +197,7 @@ impl Paygate {
     /// Opens a charge for the order through the channel the payer chose.
     pub async fn pay_order(&self, caller: &Caller, id: &OrderId, input: PayInput) -> Result<OrderView, Problem> {
         let order = self.find_order(caller, id).await?;
-        let channel_impl = self.channels.resolve(caller.scope.mode, &input.channel)?;
+        let routed = self.route_channel(&caller.scope, &input.channel).await?;
         if let Some(amount) = input.charge_amount {
             if amount != order.actual_amount.fen() {
                 return Err(Problem::invalid(
@@ -211,11 +212,13 @@ impl Paygate {
         }
         paygate_domain::check_payable(&order, self.now())?;
         let number = fresh_channel_order_no(&order)?;
-        let channel = channel_impl.as_ref();
-        let charge =
-            self.charge_at_channel(&order, channel, input.channel, number, input.extra, &input.base_url).await?;
+        let (channel, extra, base_url) = (input.channel, input.extra, input.base_url);
+        let opening = Opening { channel, channel_order_no: number, extra, base_url: base_url.clone() };
+        // A real channel is called only once the intent is recorded (prepare → record → complete).
+        let charge = self.prepare_charge(&routed, &order, opening).await?;
         let opened = self.store.open_charge(&caller.scope, &charge).await?;
         self.close_at_channels(&opened.superseded).await;
+        self.complete_charge(&caller.scope, &routed, opened.charge, &base_url).await?;
         self.order(caller, id).await
     }
 

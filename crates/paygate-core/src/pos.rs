@@ -305,7 +305,17 @@ impl Paygate {
         if let Some(seen) = &seen {
             self.remember(seen).await?;
         }
-        self.channels.resolve(caller.scope.mode, &charge.channel)?;
+        if meta.auth_code_kind == "wechat" {
+            if let Some(adapter) = self.wechat_adapter(&caller.scope).await? {
+                return self.pay_code_at_wechat(caller, adapter, order, charge, meta, &input.auth_code).await;
+            }
+        }
+        if meta.auth_code_kind == "alipay" {
+            if let Some(adapter) = self.alipay_adapter(&caller.scope).await? {
+                return self.pay_code_at_alipay(caller, adapter, order, charge, meta, &input.auth_code).await;
+            }
+        }
+        self.channel_for(&caller.scope, &charge.channel).await?;
         self.store.insert_pos_payment(&order, &charge, &meta).await?;
         // A channel payment is asked about at once, as a cashier does after a scan; what is
         // still in progress stays PAYING until a later (fresh) query.
@@ -415,7 +425,25 @@ impl Paygate {
             .await?
             .ok_or_else(|| Problem::not_found("order", value).with_param(param))?;
         if fresh && record.charge.status == ChargeStatus::Pending && record.order.status == OrderStatus::Created {
-            let channel = self.channels.resolve(record.charge.mode, &record.charge.channel)?;
+            // At Alipay: asked at once, recorded as its notification would be.
+            if self.refresh_alipay_code(&caller.scope, &record.charge).await? {
+                let again = self.store.pos_record(&caller.scope, by).await?;
+                return again.ok_or_else(|| Problem::internal("record vanished"));
+            }
+            // At WeChat: asked at once through the poller's path (recorded as its notification would be).
+            match self.sync_wechat_charge(&caller.scope, &record.charge, false).await {
+                Ok(crate::channel_poller::Synced::NotPolled) => {}
+                Ok(_) => {
+                    let again = self.store.pos_record(&caller.scope, by).await?;
+                    return again.ok_or_else(|| Problem::internal("record vanished"));
+                }
+                Err(problem) => {
+                    // Not known now: the payment is answered as recorded (PAYING); the poller asks again.
+                    tracing::warn!(charge = %record.charge.id, %problem, "is_fresh: WeChat Pay query failed");
+                    return Ok(record);
+                }
+            }
+            let channel = self.channel_of(&record.charge).await?;
             let result = match channel.query(&record.charge, self.now()).await? {
                 PaymentState::Paid => Some(SandboxResult::Success),
                 PaymentState::Failed { .. } => Some(SandboxResult::Fail),

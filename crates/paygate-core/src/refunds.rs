@@ -54,12 +54,15 @@ impl Paygate {
             .charge(&caller.scope, &refund.charge_id)
             .await?
             .ok_or_else(|| Problem::internal("refunded charge vanished"))?;
-        let answer = match self.channels.resolve(charge.mode, &charge.channel) {
+        let answer = match self.channel_of(&charge).await {
             Ok(channel) => channel.refund(&charge, &refund).await,
             Err(e) => Err(e),
         };
         let outcome = match answer {
-            Ok(RefundResult::Processing) => return Ok(refund),
+            Ok(RefundResult::Processing) => {
+                self.schedule_refund_poll(&caller.scope, &refund, &charge).await;
+                return Ok(refund);
+            }
             Ok(RefundResult::Succeeded { transaction_no }) => {
                 RefundOutcome::Succeeded { transaction_no, time_succeed: self.now() }
             }

@@ -50,7 +50,7 @@ impl Paygate {
             ShareReserved::New(share) => share,
         };
         let charge = paid_charge(&view)?;
-        let answer = match self.channels.resolve(charge.mode, &charge.channel) {
+        let answer = match self.channel_of(charge).await {
             Ok(channel) => channel.share(charge, &share).await,
             Err(e) => Err(e),
         };
@@ -85,7 +85,7 @@ impl Paygate {
             ));
         }
         let charge = paid_charge(&view)?;
-        self.channels.resolve(charge.mode, &charge.channel)?.finish_sharing(charge).await?;
+        self.channel_of(charge).await?.finish_sharing(charge).await?;
         self.store.finish_sharing(&caller.scope, &order.id).await?.ok_or_else(|| Problem::not_found("order", order_id))
     }
 
@@ -102,7 +102,7 @@ impl Paygate {
         let (share, amount) = self.store.reserve_share_return(&caller.scope, &share.id, amount).await?;
         let view = self.order(caller, order_id).await?;
         let charge = paid_charge(&view)?;
-        let returned = match self.channels.resolve(charge.mode, &charge.channel) {
+        let returned = match self.channel_of(charge).await {
             Ok(channel) => channel.return_share(charge, &share, amount).await.unwrap_or(false),
             Err(_) => false,
         };

@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn urls_must_be_http_with_a_host() {
-        let open = Policy { webhook_allow_private: true };
+        let open = Policy { webhook_allow_private: true, ..Policy::default() };
         let malformed = ["ftp://x", "http://", "https:///path", "javascript:alert(1)", "http://user@host/"];
         for bad in malformed.into_iter().chain(["http://a b/", "http://[::1/"]) {
             assert!(validate_url(bad, &open).is_err(), "{bad}");

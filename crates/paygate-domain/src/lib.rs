@@ -1,6 +1,7 @@
 //! The pure domain of paygate: money, ids, the order/charge/refund state machines and input
 //! validation. Nothing here does IO (no clock, no randomness, no database); callers pass those in.
 
+pub mod accounts;
 pub mod events;
 pub mod fees;
 pub mod ids;

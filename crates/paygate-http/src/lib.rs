@@ -3,6 +3,7 @@
 //! on connections, `routes` which face a path belongs to, `errors` what faces share about
 //! errors.
 
+mod alipay_notify;
 mod cashier;
 mod errors;
 mod hserve;
@@ -14,6 +15,7 @@ mod routes;
 mod saas;
 mod sandbox_page;
 mod server;
+mod wechat_notify;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -255,6 +257,20 @@ async fn route(
 ) -> (HttpResponse, Option<&'static str>) {
     let segments: Vec<String> = req.segments();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if let ["notify", "wechat", rest @ ..] = segs.as_slice() {
+        // WeChat Pay's notifications answer in WeChat's formats, not a face's: handled before the face tables.
+        let template = wechat_notify::template(rest);
+        tracing::Span::current().record("route", template);
+        let body = body.ok().flatten();
+        return (Box::pin(wechat_notify::handle(app, &req, rest, body.as_ref())).await, Some(template));
+    }
+    if let ["notify", "alipay", rest @ ..] = segs.as_slice() {
+        // Alipay's notifications answer `success` / `failure`, not a face's format.
+        let template = alipay_notify::template(rest);
+        tracing::Span::current().record("route", template);
+        let body = body.ok().flatten();
+        return (Box::pin(alipay_notify::handle(app, &req, rest, body.as_ref())).await, Some(template));
+    }
     let (face, rest) = routes::face_of(&segs);
     let template = if routes::known_prefix(&segs) { face.template(rest) } else { None };
     // Named on the span before the handler runs, so its own log lines carry it too.

@@ -53,6 +53,8 @@ const PINGPP: &[(&str, &[Method])] = &[
     ("members/*/topups", POST),
     ("members/*/balance_transactions", GET),
     ("fee_rates", POST),
+    ("channel_accounts", GET),
+    ("channel_accounts/*", &[M::GET, M::PUT, M::DELETE]),
     ("events", GET),
     ("events/*", GET),
     ("events/*/deliveries", GET),

@@ -115,7 +115,9 @@ impl Backend for PostgresStore {
         (5, include_str!("../migrations/0005_charge_api.sql")),
         (6, include_str!("../migrations/0006_list_indexes.sql")),
         (7, include_str!("../migrations/0007_outbox_partitions.sql")),
+        (8, include_str!("../migrations/0008_channel_accounts.sql")),
         (9, include_str!("../migrations/0009_record_list_order.sql")),
+        (10, include_str!("../migrations/0010_channel_polls.sql")),
     ];
     /// Held until the migration transaction ends: nodes starting together migrate one by one
     /// (the key is the one older versions took as a session lock, 0x0070_6179_6761_7465).

@@ -36,7 +36,9 @@ impl Backend for SqliteStore {
         (6, include_str!("../migrations/0006_sqlite_charge_lookups.sql")),
         (7, include_str!("../migrations/0007_list_indexes.sql")),
         (8, include_str!("../migrations/0008_outbox_months.sql")),
+        (9, include_str!("../migrations/0009_channel_accounts.sql")),
         (10, include_str!("../migrations/0010_record_list_order.sql")),
+        (11, include_str!("../migrations/0011_channel_polls.sql")),
     ];
     // BEGIN IMMEDIATE takes the database's write lock: other processes wait for it.
     const MIGRATION_LOCK: Option<&'static str> = None;

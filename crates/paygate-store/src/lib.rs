@@ -6,20 +6,25 @@
 //! Every method is written once, over [`sql::Tx`], in `transactions.rs` (and in `hserve.rs`,
 //! `shares.rs`, `pos.rs` for their traits); a backend crate only says how to run it.
 
+pub mod accounts;
 pub mod batches;
 pub mod charges;
 pub mod coalesce;
 pub mod hserve;
+pub mod intents;
 pub mod outbox;
+pub mod polls;
 pub mod pos;
 pub mod rows;
 pub mod shares;
 pub mod sql;
 mod transactions;
 
+pub use accounts::{AccountStore, StoredAccount};
 use async_trait::async_trait;
 pub use charges::{ChargeStore, ReverseOutcome};
 pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
+pub use intents::ChargeIntentStore;
 pub use outbox::history::{MonthsDropped, OutboxHistory};
 pub use outbox::{
     Attempt, AttemptRecord, AttemptResult, Claim, DeliveryView, DueDelivery, Endpoint, NewEndpoint, OutboxStats,
@@ -27,6 +32,7 @@ pub use outbox::{
 use paygate_domain::events::Event;
 use paygate_domain::paging::{CreatedRange, OrderFilter, Page, Paging};
 use paygate_domain::{Amount, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope};
+pub use polls::{DuePoll, PollKind, PollStore};
 pub use pos::{
     BalanceTransaction, FaceCredential, Member, PosMeta, PosRecord, PosRef, PosStore, SeenSignature, WalletPayment,
 };
@@ -137,7 +143,19 @@ pub const IDEMPOTENCY_LEASE_SECONDS: i64 = 60;
 #[async_trait]
 /// The whole contract; the 知晓云 records and profit sharing are their own traits, implemented
 /// in their own file by each backend.
-pub trait Store: HserveStore + ShareStore + PosStore + ChargeStore + OutboxHistory + Send + Sync + 'static {
+pub trait Store:
+    HserveStore
+    + ShareStore
+    + PosStore
+    + ChargeStore
+    + OutboxHistory
+    + AccountStore
+    + ChargeIntentStore
+    + PollStore
+    + Send
+    + Sync
+    + 'static
+{
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations; safe to call from several nodes at once.

@@ -445,10 +445,14 @@ impl<B: Backend> Store for B {
             let refund = load_refund(tx, &scope, &id).await?.ok_or_else(|| Problem::not_found("refund", &id))?;
             load_order(tx, &scope, &refund.order_id, true).await?;
             let amount = SqlParam::Int(refund.amount.fen());
+            // Whether this transaction moved the refund: `refund` was read before the order's row lock, so a
+            // concurrent finish (a notification racing the refund call) may have moved it meanwhile.
+            let mut moved = false;
             match &outcome {
                 RefundOutcome::Succeeded { transaction_no, time_succeed } => {
                     let set = [SqlParam::OptText(transaction_no.clone()), SqlParam::Int(*time_succeed)];
                     if tx.exec(rows::REFUND_SUCCEEDED, &with(scoped(&scope, &id), set)).await? == 1 {
+                        moved = true;
                         let counted = with(scoped(&scope, &refund.order_id), [amount.clone()]);
                         tx.exec(rows::ORDER_REFUND_COUNTED, &counted).await?;
                         let counted = with(scoped(&scope, &refund.charge_id), [amount.clone()]);
@@ -464,13 +468,14 @@ impl<B: Backend> Store for B {
                 RefundOutcome::Failed { code, message } => {
                     let set = [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())];
                     if tx.exec(rows::REFUND_FAILED, &with(scoped(&scope, &id), set)).await? == 1 {
+                        moved = true;
                         let released = with(scoped(&scope, &refund.order_id), [amount]);
                         tx.exec(rows::ORDER_REFUND_RELEASED, &released).await?;
                     }
                 }
             }
             let done = load_refund(tx, &scope, &id).await?.ok_or_else(|| vanished("refund"))?;
-            if done.status != refund.status {
+            if moved && done.status != refund.status {
                 let (kind, now) = match &outcome {
                     RefundOutcome::Succeeded { time_succeed, .. } => (ev::REFUND_SUCCEEDED, *time_succeed),
                     RefundOutcome::Failed { .. } => (ev::REFUND_FAILED, done.created),

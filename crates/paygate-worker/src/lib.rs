@@ -135,6 +135,8 @@ pub struct Sweep {
     pub late_refunds: usize,
     /// Old events removed by retention (with their deliveries and attempts) this sweep.
     pub trimmed_events: usize,
+    /// Payments and refunds pending at a real channel whose final answer the poller recorded this sweep.
+    pub polled: usize,
     /// Items that failed and were logged (the next pass tries them again); none stopped the
     /// others.
     pub errors: usize,
@@ -148,6 +150,7 @@ impl Sweep {
         self.expired_orders += other.expired_orders;
         self.late_refunds += other.late_refunds;
         self.trimmed_events += other.trimmed_events;
+        self.polled += other.polled;
         self.errors += other.errors;
     }
 }
@@ -270,6 +273,17 @@ impl Worker {
             }
             Err(problem) => {
                 tracing::error!(%problem, "finding late payments to refund");
+                sweep.errors += 1;
+            }
+        }
+        // Payments and refunds pending at WeChat: asked about again on their backoff (paygate-core channel_poller).
+        match self.app.poll_channels(HOUSEKEEPING_BATCH).await {
+            Ok(pass) => {
+                sweep.polled = pass.done;
+                sweep.errors += log_failures("asking the channel about", pass.failed);
+            }
+            Err(problem) => {
+                tracing::error!(%problem, "finding payments and refunds to ask the channel about");
                 sweep.errors += 1;
             }
         }

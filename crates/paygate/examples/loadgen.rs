@@ -11,6 +11,8 @@
 //!   loadgen lists BASE KEY USER_TOKEN APP T0 N CLIENTS SECONDS
 //!                                                           — each list query of loadgen/lists.rs: p50/p99
 //!   loadgen lists-explain postgres|sqlite URL|PATH APP T0 N — each list query's plan (markdown)
+//!   loadgen wechat BASE KEY APP SIM_BASE MCH_ID TAG CLIENTS SECONDS
+//!                                                           — payments through the WeChat simulator
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 
 #[path = "loadgen/lists.rs"]
 mod lists;
+#[path = "loadgen/wechat.rs"]
+mod wechat;
 
 fn report(name: &str, latencies: &mut [u64], elapsed: f64) {
     latencies.sort_unstable();
@@ -340,6 +344,10 @@ fn main() {
         "lists-explain" => {
             let data = lists::Data { app: a(3), t0: a(4).parse().unwrap(), n: a(5).parse().unwrap() };
             print!("{}", lists::explain(&a(1), &a(2), &data));
+        }
+        "wechat" => {
+            let t = wechat::Target { base: a(1), key: a(2), app: a(3), sim: a(4), mch_id: a(5), tag: a(6) };
+            wechat::run(&t, a(7).parse().expect("CLIENTS"), a(8).parse().expect("SECONDS"));
         }
         other => panic!("unknown mode {other}"),
     }

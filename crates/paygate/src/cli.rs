@@ -69,6 +69,12 @@ pub enum Command {
     /// Events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Payment channel simulators for tests and offline development (`paygate sim wechat --help`, `… alipay --help`).
+    #[command(subcommand)]
+    Sim(crate::cli_sim::SimCommand),
+    /// Channel accounts (WeChat Pay, Alipay credentials; secrets encrypted under the master keys).
+    #[command(subcommand)]
+    ChannelAccount(crate::cli_accounts::ChannelAccountCommand),
     /// Print a shell completion script: `paygate completions bash > /etc/bash_completion.d/paygate`.
     Completions {
         #[arg(value_enum)]
@@ -106,6 +112,8 @@ pub struct ServeArgs {
     pub worker: WorkerArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub master: crate::cli_accounts::MasterKeyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +124,8 @@ pub struct WorkerOnly {
     pub worker: WorkerArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub master: crate::cli_accounts::MasterKeyArgs,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -150,6 +160,22 @@ pub struct PolicyArgs {
     #[arg(long, env = "PAYGATE_WEBHOOK_ALLOW_PRIVATE", value_parser = clap::builder::BoolishValueParser::new(),
           default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub webhook_allow_private: bool,
+    /// Allow channel accounts' api_base_url on loopback/private/link-local addresses (the simulator in
+    /// development; never in production: the URL is the merchant's).
+    #[arg(long, env = "PAYGATE_CHANNEL_ALLOW_PRIVATE", value_parser = clap::builder::BoolishValueParser::new(),
+          default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub channel_allow_private: bool,
+    /// PEM file of extra root certificates trusted for channel endpoints (WeChat Pay), beside the public
+    /// roots: a simulator's or a private gateway's own CA. Read and checked at start.
+    #[arg(long, env = "PAYGATE_CHANNEL_CA_FILE", value_parser = read_channel_ca_file)]
+    pub channel_ca_file: Option<String>,
+}
+
+/// `--channel-ca-file`: the file's PEM text, once it holds at least one certificate.
+fn read_channel_ca_file(path: &str) -> Result<String, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    paygate_channels::net::certificates_pem(&pem, path)?;
+    Ok(pem)
 }
 
 #[derive(Debug, Subcommand)]
@@ -373,7 +399,13 @@ impl WorkerArgs {
 
 impl PolicyArgs {
     pub fn policy(&self) -> paygate_core::Policy {
-        paygate_core::Policy { webhook_allow_private: self.webhook_allow_private }
+        paygate_core::Policy {
+            webhook_allow_private: self.webhook_allow_private,
+            channel_allow_private: self.channel_allow_private,
+            // The same variable the HTTP face builds pay-page links from.
+            public_url: std::env::var("PAYGATE_PUBLIC_URL").ok().filter(|u| !u.trim().is_empty()),
+            channel_ca_pem: self.channel_ca_file.clone(),
+        }
     }
 }
 

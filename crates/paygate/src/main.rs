@@ -2,6 +2,8 @@
 //! carries only what a command is asked to print (so `paygate app create --json | jq` works).
 
 mod cli;
+mod cli_accounts;
+mod cli_sim;
 
 use clap::{CommandFactory, Parser};
 use cli::{AppCommand, Cli, Command, Database, EventsCommand, LogFormat, SandboxCommand, WebhookCommand};
@@ -111,6 +113,8 @@ async fn run(command: Command) -> Result<(), Problem> {
             }
             Ok(())
         }
+        Command::Sim(cmd) => cli_sim::run(cmd, wait_for_signal()).await,
+        Command::ChannelAccount(cmd) => cli_accounts::run(cmd).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "paygate", &mut std::io::stdout());
             Ok(())
@@ -123,8 +127,10 @@ async fn serve(args: cli::ServeArgs) -> Result<(), Problem> {
     // is touched: a failed start must not create (and print the keys of) the first app.
     let worker = if args.no_worker { None } else { Some(args.worker.settings()?) };
     let limits = args.limits();
+    let master_keys = args.master.keys()?;
     let listener = paygate::bind(&args.listen).await?;
     let app = open(&args.db, args.policy.policy()).await?;
+    app.set_master_keys(master_keys);
     if app.store.count_apps().await? == 0 {
         let keys = app.create_app("default", None).await?;
         println!("Created the first app {} ({}).", keys.app.id, keys.app.name);
@@ -148,7 +154,9 @@ async fn serve(args: cli::ServeArgs) -> Result<(), Problem> {
 
 async fn worker(args: cli::WorkerOnly) -> Result<(), Problem> {
     let settings = args.worker.settings()?;
+    let master_keys = args.master.keys()?;
     let app = open(&args.db, args.policy.policy()).await?;
+    app.set_master_keys(master_keys);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(paygate_worker::Worker::try_new(app.clone(), settings)?.run(stopped));
     tracing::info!(backend = app.store.backend(), database = %redact(&args.db.database), "worker running");

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // Only the attributes are read, by `#[openapi(paths(…))]`.
 
 use crate::pingpp::bodies::*;
+use crate::pingpp::channel_accounts::{ChannelAccountBody, ChannelAccountObject, DeletedAccount};
 use crate::pingpp::members::{BalanceTransactionObject, FeeRateObject, MemberObject};
 use crate::pingpp::webhooks::{DeletedEndpoint, DeliveryObject, EndpointObject, PublicKeyObject, ResendObject};
 use paygate_domain::events::EventObject;
@@ -291,3 +292,24 @@ fn delete_webhook_endpoint() {}
     responses((status = 200, description = "The platform key webhook signatures verify with.",
         body = PublicKeyObject)))]
 fn webhook_public_key() {}
+
+#[utoipa::path(put, path = "/v1/channel_accounts/{provider}", tag = "channel_accounts",
+    params(("provider" = String, Path, description = "`wechat` or `alipay`.")),
+    request_body = ChannelAccountBody,
+    responses((status = 200, description = "The account as stored (no secret is ever answered).",
+        body = ChannelAccountObject)))]
+fn set_channel_account() {}
+
+#[utoipa::path(get, path = "/v1/channel_accounts/{provider}", tag = "channel_accounts",
+    params(("provider" = String, Path, description = "`wechat` or `alipay`.")),
+    responses((status = 200, description = "The account, without its secrets.", body = ChannelAccountObject)))]
+fn get_channel_account() {}
+
+#[utoipa::path(get, path = "/v1/channel_accounts", tag = "channel_accounts",
+    responses((status = 200, description = "The key's app and mode's accounts.", body = List<ChannelAccountObject>)))]
+fn channel_accounts() {}
+
+#[utoipa::path(delete, path = "/v1/channel_accounts/{provider}", tag = "channel_accounts",
+    params(("provider" = String, Path, description = "`wechat` or `alipay`.")),
+    responses((status = 200, description = "Removed.", body = DeletedAccount)))]
+fn delete_channel_account() {}

@@ -2,6 +2,7 @@
 //! signatures, Idempotency-Key on every POST/PUT, `{"error":{…}}` errors.
 
 pub(crate) mod bodies;
+pub(crate) mod channel_accounts;
 mod charges;
 mod handlers;
 pub(crate) mod members;

@@ -3,6 +3,7 @@
 //! required: without it the Postgres half fails loudly instead of skipping.
 #![allow(dead_code)]
 
+pub mod channels;
 pub mod faces;
 pub mod receiver;
 
@@ -88,7 +89,12 @@ pub fn fresh_database(rt: &tokio::runtime::Runtime, backend: Backend) -> String 
 
 /// What the test servers run under: webhook receivers listen on 127.0.0.1.
 fn allow_private() -> paygate_core::Policy {
-    paygate_core::Policy { webhook_allow_private: true }
+    paygate_core::Policy {
+        webhook_allow_private: true,
+        channel_allow_private: true,
+        public_url: None,
+        channel_ca_pem: None,
+    }
 }
 
 pub struct TestServer {
@@ -123,6 +129,12 @@ impl TestServer {
     /// A server whose connection limits (timeouts, cap, shutdown grace) are `limits`.
     pub fn start_with_limits(backend: Backend, limits: paygate_http::Limits) -> TestServer {
         TestServer::launch(backend, limits, allow_private())
+    }
+
+    /// A server under the test policy (private targets allowed) trusting `channel_ca_pem` for channel endpoints.
+    pub fn start_trusting(backend: Backend, channel_ca_pem: &str) -> TestServer {
+        let policy = paygate_core::Policy { channel_ca_pem: Some(channel_ca_pem.to_string()), ..allow_private() };
+        TestServer::launch(backend, paygate_http::Limits::default(), policy)
     }
 
     /// A server under the production default policy: webhook endpoints on loopback, private and

@@ -1,5 +1,14 @@
-//! WeChat Pay v2 wire details the sandbox reproduces: the MD5 signature (sorted `k=v` pairs
-//! joined by `&`, then `&key=KEY`, MD5, uppercase hex) and the shape of a payment notification.
+//! WeChat Pay wire protocols. This file: the v2 details the sandbox and the signed faces share (the MD5
+//! signature over a JSON object, Beijing `time_end`). `v2`: the XML protocol (MD5/HMAC-SHA256 over ordered
+//! string fields, XML, refund `req_info`). `v3`: the JSON protocol (RSA request/response signatures, AEAD
+//! notification resources).
+
+pub mod v2;
+pub mod v3;
+
+mod error;
+
+pub use error::WechatError;
 
 use md5::{Digest, Md5};
 use serde_json::{Map, Value};
@@ -50,6 +59,9 @@ pub fn trade_type(channel: &str) -> &'static str {
         _ => "JSAPI",
     }
 }
+
+#[cfg(test)]
+mod robustness_tests;
 
 #[cfg(test)]
 mod tests {

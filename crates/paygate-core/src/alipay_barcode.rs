@@ -1,0 +1,94 @@
+//! The cashier's scanned Alipay codes through Alipay (`alipay.trade.pay`) when the app has an Alipay account in
+//! that mode: the payment is recorded first (intent), then the code is charged. A paid answer is recorded through
+//! the notification path (the shared settle, so a later notification changes nothing); WAIT (10003) or no answer
+//! stays PAYING until a fresh query (`is_fresh`) or Alipay's notification; a refusal fails the payment.
+
+use crate::alipay_notify::ALIPAY;
+use crate::channel_notify::Paid;
+use crate::Paygate;
+use paygate_channels::alipay_pay::{AlipayPay, CodePaid};
+use paygate_domain::{Charge, ChargeStatus, Order, Problem, ProblemKind, Scope};
+use paygate_store::{ChargeOutcome, PosMeta, PosRecord, PosRef};
+use serde_json::json;
+use std::sync::Arc;
+
+/// The Ping++ channel name of a scanned Alipay code.
+pub(crate) const CODE_CHANNEL: &str = "alipay_scan";
+
+/// Whether a charge is a scanned Alipay code charged at Alipay (the sandbox's carry `sandbox_outcome`).
+pub(crate) fn paid_by_code_at_alipay(charge: &Charge) -> bool {
+    charge.channel == CODE_CHANNEL && charge.extra.get("sandbox_outcome").is_none()
+}
+
+impl Paygate {
+    /// Records the payment, charges `auth_code` at Alipay, and answers the record as it then stands.
+    pub(crate) async fn pay_code_at_alipay(
+        &self,
+        caller: &crate::Caller,
+        adapter: Arc<AlipayPay>,
+        order: Order,
+        mut charge: Charge,
+        meta: PosMeta,
+        auth_code: &str,
+    ) -> Result<PosRecord, Problem> {
+        let scope = &caller.scope;
+        // No sandbox_outcome: that is how an Alipay code payment is told from a sandbox one later.
+        charge.extra = json!({});
+        let pay_no = meta.pay_no.clone();
+        self.store.insert_pos_payment(&order, &charge, &meta).await?;
+        match adapter.pay_code(&charge, auth_code).await {
+            Ok(result) => self.record_alipay_code(scope, &charge, result).await?,
+            Err(problem) => {
+                let failed = ChargeOutcome::Failed { code: problem.code.to_string(), message: problem.message.clone() };
+                self.store.settle_charge(scope, &charge.id, &failed).await?;
+                return Err(problem);
+            }
+        }
+        self.store.pos_record(scope, &PosRef::PayNo(pay_no)).await?.ok_or_else(|| Problem::internal("record vanished"))
+    }
+
+    /// `is_fresh` for a pending Alipay code payment: asks Alipay and records what it says. `false` when the
+    /// charge is not one (the caller goes on as before).
+    pub(crate) async fn refresh_alipay_code(&self, scope: &Scope, charge: &Charge) -> Result<bool, Problem> {
+        if !paid_by_code_at_alipay(charge) || charge.status != ChargeStatus::Pending {
+            return Ok(false);
+        }
+        let Some(adapter) = self.alipay_adapter(scope).await? else {
+            return Ok(false);
+        };
+        match adapter.query_code(charge).await {
+            Ok(result) => self.record_alipay_code(scope, charge, result).await?,
+            // Not known now: the payment is answered as recorded (PAYING).
+            Err(problem) => tracing::warn!(charge = %charge.id, %problem, "is_fresh: Alipay query failed"),
+        }
+        Ok(true)
+    }
+
+    async fn record_alipay_code(&self, scope: &Scope, charge: &Charge, result: CodePaid) -> Result<(), Problem> {
+        match result {
+            CodePaid::Paid { trade_no, total, answer } => {
+                let paid = Paid {
+                    out_trade_no: &charge.channel_order_no,
+                    transaction_id: &trade_no,
+                    total,
+                    notification: answer,
+                };
+                self.settle_notified(scope, ALIPAY, &paid).await.map_err(|refusal| {
+                    Problem::new(
+                        ProblemKind::Channel,
+                        "channel_bad_answer",
+                        format!("Alipay payment not recorded: {}", refusal.message),
+                    )
+                })?;
+            }
+            CodePaid::Pending { why } => {
+                tracing::info!(charge = %charge.id, why, "payment code pending at Alipay");
+            }
+            CodePaid::Refused { code, message } => {
+                let failed = ChargeOutcome::Failed { code, message };
+                self.store.settle_charge(scope, &charge.id, &failed).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,209 @@
+//! Asking a real channel (WeChat Pay) where a payment or refund stands, instead of waiting for its notification:
+//! the worker's poller on a backoff (`channel_polls`), and forced syncs at once. What the answer says is recorded
+//! through the same core paths as a notification (`payment_notified`, `refund_notified`), so a duplicate changes
+//! nothing, a success for a closed order goes paid_after_close, and a refund's SUCCESS / REFUNDCLOSE finishes it.
+//!
+//! What is polled: charges opened at WeChat (pending after the open call: NOTPAY, USERPAYING, or no answer) and
+//! refunds WeChat accepted (PROCESSING). Sandbox charges and refunds are never scheduled, and a scheduled one whose
+//! app no longer routes to WeChat is dropped. A query that fails leaves everything as it was; the claim already
+//! moved the next check on the backoff, so the next round asks again.
+
+use crate::channel_routing::Routed;
+use crate::wechat_notify::{NotifyRefusal, Paid, Refunded};
+use crate::{Pass, Paygate};
+use paygate_channels::wechat_pay::{TradeQueried, WechatPay};
+use paygate_domain::{Charge, ChargeStatus, Problem, ProblemKind, Refund, RefundStatus, Scope};
+use paygate_store::{ChargeOutcome, PollKind};
+use std::sync::Arc;
+
+/// Seconds between checks: the first 5 s after the payment opened (or the refund was accepted), then 10 s, 30 s,
+/// 1 min, 5 min, and every 10 min after that while it stays pending (order expiry ends a payment's polling).
+pub const POLL_DELAYS: [i64; 6] = [5, 10, 30, 60, 300, 600];
+
+/// Where a sync left the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synced {
+    /// The channel's answer was final and is recorded now (through the notification path: a duplicate of what
+    /// was recorded meanwhile changes nothing).
+    Final,
+    /// Already settled here before asking (a notification came first): nothing was asked.
+    Settled,
+    /// Still pending at the channel.
+    Pending,
+    /// Not at a real channel (the sandbox): there is nothing to ask.
+    NotPolled,
+}
+
+impl Paygate {
+    /// Puts a charge just opened at a real channel on the poller's schedule. A failure is logged only: the
+    /// notification and the order's expiry still settle the charge.
+    pub(crate) async fn schedule_charge_poll(&self, scope: &Scope, charge: &Charge) {
+        if crate::channel_routing::is_wechat_pay_channel(&charge.channel) || paid_by_code_at_wechat(charge) {
+            self.schedule(PollKind::Charge, scope, &charge.id).await;
+        }
+    }
+
+    /// Puts a refund the channel accepted (PROCESSING) on the poller's schedule, when its charge is at WeChat.
+    pub(crate) async fn schedule_refund_poll(&self, scope: &Scope, refund: &Refund, charge: &Charge) {
+        if crate::channel_routing::is_wechat_pay_channel(&charge.channel) || paid_by_code_at_wechat(charge) {
+            self.schedule(PollKind::Refund, scope, &refund.id).await;
+        }
+    }
+
+    async fn schedule(&self, kind: PollKind, scope: &Scope, id: &str) {
+        let now = self.now();
+        if let Err(problem) = self.store.schedule_poll(kind, scope, id, now, now + POLL_DELAYS[0]).await {
+            tracing::warn!(kind = kind.as_str(), id, %problem, "could not schedule the channel poll");
+        }
+    }
+
+    /// One poller round: claims the checks due now (at most `limit`; each claim moves its next check on the
+    /// backoff first, so two nodes never both ask) and asks the channel about each, one failure never stopping the
+    /// others. `done` counts the objects whose answer was final (their schedule ends).
+    pub async fn poll_channels(&self, limit: i64) -> Result<Pass, Problem> {
+        let mut pass = Pass::default();
+        for due in self.store.claim_due_polls(self.now(), limit, &POLL_DELAYS).await? {
+            let synced = match due.kind {
+                PollKind::Charge => match self.store.charge(&due.scope, &due.id).await {
+                    Ok(Some(charge)) => self.sync_wechat_charge(&due.scope, &charge, true).await,
+                    Ok(None) => Ok(Synced::NotPolled),
+                    Err(problem) => Err(problem),
+                },
+                PollKind::Refund => match self.store.refund(&due.scope, &due.id).await {
+                    Ok(Some(refund)) => self.sync_wechat_refund(&due.scope, &refund).await,
+                    Ok(None) => Ok(Synced::NotPolled),
+                    Err(problem) => Err(problem),
+                },
+            };
+            match synced {
+                Ok(Synced::Pending) => {}
+                Ok(done) => {
+                    if done == Synced::Final {
+                        pass.done += 1;
+                    }
+                    if let Err(problem) = self.store.end_poll(due.kind, &due.id).await {
+                        pass.failed.push((due.id, problem));
+                    }
+                }
+                Err(problem) => pass.failed.push((due.id, problem)),
+            }
+        }
+        Ok(pass)
+    }
+
+    /// Asks WeChat where `charge`'s payment stands and records a final answer as its notification would be.
+    /// A charge already settled is final without asking. A closed charge is asked about only with `closed_too`
+    /// (the poller's last look after a close: money that arrived anyway goes paid_after_close).
+    pub async fn sync_wechat_charge(
+        &self,
+        scope: &Scope,
+        charge: &Charge,
+        closed_too: bool,
+    ) -> Result<Synced, Problem> {
+        match charge.status {
+            ChargeStatus::Pending => {}
+            ChargeStatus::Closed if closed_too => {}
+            _ => return Ok(Synced::Settled),
+        }
+        let Some(adapter) = self.wechat_of(scope, charge).await? else {
+            return Ok(Synced::NotPolled);
+        };
+        let trade = adapter.query_trade(charge).await?;
+        self.record_trade(scope, charge, &trade).await
+    }
+
+    /// Records what WeChat reported about `charge`'s payment (a query's or a payment code's answer).
+    pub(crate) async fn record_trade(
+        &self,
+        scope: &Scope,
+        charge: &Charge,
+        trade: &TradeQueried,
+    ) -> Result<Synced, Problem> {
+        match trade.state.as_str() {
+            "SUCCESS" | "REFUND" => {
+                let missing = |name: &str| {
+                    Problem::new(
+                        ProblemKind::Channel,
+                        "channel_bad_answer",
+                        format!("WeChat Pay reports the payment as paid without {name}."),
+                    )
+                };
+                let transaction_id = trade.transaction_id.as_deref().ok_or_else(|| missing("transaction_id"))?;
+                let paid = Paid {
+                    out_trade_no: &charge.channel_order_no,
+                    transaction_id,
+                    total: trade.total.ok_or_else(|| missing("the total"))?,
+                    notification: trade.answer.clone(),
+                };
+                self.payment_notified(scope, &paid).await.map_err(refused)?;
+                Ok(Synced::Final)
+            }
+            _ if charge.status == ChargeStatus::Closed => Ok(Synced::Final),
+            "CLOSED" | "REVOKED" | "PAYERROR" => {
+                let state = trade.state.as_str();
+                let failed = ChargeOutcome::Failed {
+                    code: format!("wechat_{}", state.to_ascii_lowercase()),
+                    message: format!("WeChat Pay reports the payment as {state}."),
+                };
+                self.store.settle_charge(scope, &charge.id, &failed).await?;
+                Ok(Synced::Final)
+            }
+            // NOTPAY, USERPAYING, ACCEPT and anything new: not a result yet.
+            _ => Ok(Synced::Pending),
+        }
+    }
+
+    /// Asks WeChat where a pending refund stands; SUCCESS and REFUNDCLOSE / CLOSED finish it.
+    pub async fn sync_wechat_refund(&self, scope: &Scope, refund: &Refund) -> Result<Synced, Problem> {
+        if refund.status != RefundStatus::Pending {
+            return Ok(Synced::Settled);
+        }
+        let charge = self
+            .store
+            .charge(scope, &refund.charge_id)
+            .await?
+            .ok_or_else(|| Problem::internal("a refund's charge vanished"))?;
+        let Some(adapter) = self.wechat_of(scope, &charge).await? else {
+            return Ok(Synced::NotPolled);
+        };
+        let queried = adapter.query_refund(refund).await?;
+        let refunded = Refunded {
+            out_trade_no: &charge.channel_order_no,
+            out_refund_no: &refund.refund_no,
+            refund_fee: queried.refund_fee,
+            status: &queried.status,
+            refund_id: queried.refund_id.as_deref(),
+        };
+        self.refund_notified(scope, &refunded).await.map_err(refused)?;
+        Ok(match queried.status.as_str() {
+            "SUCCESS" | "REFUNDCLOSE" | "CLOSED" => Synced::Final,
+            _ => Synced::Pending,
+        })
+    }
+
+    /// The WeChat adapter serving `charge` for the scope, or `None` (the sandbox, or not a WeChat channel).
+    async fn wechat_of(&self, scope: &Scope, charge: &Charge) -> Result<Option<Arc<WechatPay>>, Problem> {
+        if paid_by_code_at_wechat(charge) {
+            return self.wechat_adapter(scope).await;
+        }
+        if !crate::channel_routing::is_wechat_pay_channel(&charge.channel) {
+            return Ok(None);
+        }
+        Ok(match self.route_channel(scope, &charge.channel).await? {
+            Routed::Wechat(adapter) => Some(adapter),
+            Routed::Alipay(_) | Routed::Other(_) => None,
+        })
+    }
+}
+
+/// A cashier's scanned WeChat code paid through WeChat Pay (MICROPAY): `wx_pub_scan` without the sandbox's
+/// `sandbox_outcome` (the sandbox's scanned-code charges carry it; a WeChat one never does).
+pub(crate) fn paid_by_code_at_wechat(charge: &Charge) -> bool {
+    charge.channel == crate::wechat_micropay::CODE_CHANNEL && charge.extra.get("sandbox_outcome").is_none()
+}
+
+/// What the notification path refused (another amount, an order paid twice, the database) as a channel error.
+fn refused(refusal: NotifyRefusal) -> Problem {
+    let code = if refusal.status >= 500 { "channel_sync_unrecorded" } else { "channel_sync_refused" };
+    Problem::new(ProblemKind::Channel, code, format!("WeChat Pay's answer was not recorded: {}", refusal.message))
+}
