@@ -1,13 +1,15 @@
 //! The cashier's scanned Alipay codes through Alipay (`alipay.trade.pay`) when the app has an Alipay account in
 //! that mode: the payment is recorded first (intent), then the code is charged. A paid answer is recorded through
 //! the notification path (the shared settle, so a later notification changes nothing); WAIT (10003) or no answer
-//! stays PAYING until a fresh query (`is_fresh`) or Alipay's notification; a refusal fails the payment.
+//! stays PAYING, on the poller's schedule, until a query (the poller's, or `is_fresh`) or Alipay's notification
+//! settles it; a refusal fails the payment.
 
 use crate::alipay_notify::ALIPAY;
 use crate::channel_notify::Paid;
+use crate::channel_poller::{refused, Synced};
 use crate::Paygate;
 use paygate_channels::alipay_pay::{AlipayPay, CodePaid};
-use paygate_domain::{Charge, ChargeStatus, Order, Problem, ProblemKind, Scope};
+use paygate_domain::{Charge, ChargeStatus, Order, Problem, Scope};
 use paygate_store::{ChargeOutcome, PosMeta, PosRecord, PosRef};
 use serde_json::json;
 use std::sync::Arc;
@@ -37,7 +39,15 @@ impl Paygate {
         let pay_no = meta.pay_no.clone();
         self.store.insert_pos_payment(&order, &charge, &meta).await?;
         match adapter.pay_code(&charge, auth_code).await {
-            Ok(result) => self.record_alipay_code(scope, &charge, result).await?,
+            Ok(result) => match self.record_alipay_trade(scope, &charge, result).await {
+                Ok(Synced::Pending) => self.schedule_charge_poll(scope, &charge).await,
+                Ok(_) => {}
+                Err(problem) => {
+                    // Alipay's answer not recorded now: the poller asks again and records it.
+                    tracing::error!(charge = %charge.id, %problem, "an Alipay code payment's answer was not recorded");
+                    self.schedule_charge_poll(scope, &charge).await;
+                }
+            },
             Err(problem) => {
                 let failed = ChargeOutcome::Failed { code: problem.code.to_string(), message: problem.message.clone() };
                 self.store.settle_charge(scope, &charge.id, &failed).await?;
@@ -53,18 +63,24 @@ impl Paygate {
         if !paid_by_code_at_alipay(charge) || charge.status != ChargeStatus::Pending {
             return Ok(false);
         }
-        let Some(adapter) = self.alipay_adapter(scope).await? else {
-            return Ok(false);
-        };
-        match adapter.query_code(charge).await {
-            Ok(result) => self.record_alipay_code(scope, charge, result).await?,
-            // Not known now: the payment is answered as recorded (PAYING).
+        match self.sync_alipay_charge(scope, charge, false).await {
+            Ok(Synced::NotPolled) => return Ok(false),
+            Ok(_) => {}
+            // Not known now: the payment is answered as recorded (PAYING); the poller asks again.
             Err(problem) => tracing::warn!(charge = %charge.id, %problem, "is_fresh: Alipay query failed"),
         }
         Ok(true)
     }
 
-    async fn record_alipay_code(&self, scope: &Scope, charge: &Charge, result: CodePaid) -> Result<(), Problem> {
+    /// Records what Alipay said about `charge`'s trade (a payment code's answer or a trade query's) as its
+    /// notification would be: paid settles it, refused (or TRADE_CLOSED) fails it. A closed charge is only ever
+    /// moved by money (paid_after_close).
+    pub(crate) async fn record_alipay_trade(
+        &self,
+        scope: &Scope,
+        charge: &Charge,
+        result: CodePaid,
+    ) -> Result<Synced, Problem> {
         match result {
             CodePaid::Paid { trade_no, total, answer } => {
                 let paid = Paid {
@@ -73,22 +89,19 @@ impl Paygate {
                     total,
                     notification: answer,
                 };
-                self.settle_notified(scope, ALIPAY, &paid).await.map_err(|refusal| {
-                    Problem::new(
-                        ProblemKind::Channel,
-                        "channel_bad_answer",
-                        format!("Alipay payment not recorded: {}", refusal.message),
-                    )
-                })?;
+                self.settle_notified(scope, ALIPAY, &paid).await.map_err(|r| refused("Alipay", r))?;
+                Ok(Synced::Final)
             }
+            _ if charge.status == ChargeStatus::Closed => Ok(Synced::Final),
             CodePaid::Pending { why } => {
-                tracing::info!(charge = %charge.id, why, "payment code pending at Alipay");
+                tracing::info!(charge = %charge.id, why, "payment pending at Alipay");
+                Ok(Synced::Pending)
             }
             CodePaid::Refused { code, message } => {
                 let failed = ChargeOutcome::Failed { code, message };
                 self.store.settle_charge(scope, &charge.id, &failed).await?;
+                Ok(Synced::Final)
             }
         }
-        Ok(())
     }
 }

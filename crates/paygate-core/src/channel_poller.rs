@@ -1,17 +1,23 @@
-//! Asking a real channel (WeChat Pay) where a payment or refund stands, instead of waiting for its notification:
-//! the worker's poller on a backoff (`channel_polls`), and forced syncs at once. What the answer says is recorded
-//! through the same core paths as a notification (`payment_notified`, `refund_notified`), so a duplicate changes
-//! nothing, a success for a closed order goes paid_after_close, and a refund's SUCCESS / REFUNDCLOSE finishes it.
+//! Asking a real channel (WeChat Pay, Alipay) where a payment or refund stands, instead of waiting for its
+//! notification: the worker's poller on a backoff (`channel_polls`), and forced syncs at once. What the answer says
+//! is recorded through the same core paths as that channel's notification (`payment_notified` / `refund_notified`,
+//! Alipay's `settle_notified` / `finish_notified_refund`), so a duplicate changes nothing, a success for a closed
+//! order goes paid_after_close, and a refund's success or close finishes it.
 //!
-//! What is polled: charges opened at WeChat (pending after the open call: NOTPAY, USERPAYING, or no answer) and
-//! refunds WeChat accepted (PROCESSING). Sandbox charges and refunds are never scheduled, and a scheduled one whose
-//! app no longer routes to WeChat is dropped. A query that fails leaves everything as it was; the claim already
-//! moved the next check on the backoff, so the next round asks again.
+//! What is polled: charges opened at WeChat or Alipay (pending after the open call: NOTPAY, USERPAYING,
+//! WAIT_BUYER_PAY, or no answer) and refunds the channel has not confirmed (WeChat PROCESSING, Alipay without
+//! `fund_change=Y` and not yet REFUND_SUCCESS in its refund query). Sandbox charges and refunds are never scheduled,
+//! and a scheduled one whose app no longer routes to its channel is dropped. A query that fails leaves everything
+//! as it was; the claim already moved the next check on the backoff, so the next round asks again.
 
-use crate::channel_routing::Routed;
+use crate::alipay_barcode::paid_by_code_at_alipay;
+use crate::alipay_notify::ALIPAY;
+use crate::channel_routing::{is_alipay_channel, is_wechat_pay_channel, Routed};
 use crate::wechat_notify::{NotifyRefusal, Paid, Refunded};
 use crate::{Pass, Paygate};
+use paygate_channels::alipay_pay::AlipayPay;
 use paygate_channels::wechat_pay::{TradeQueried, WechatPay};
+use paygate_channels::RefundResult;
 use paygate_domain::{Charge, ChargeStatus, Problem, ProblemKind, Refund, RefundStatus, Scope};
 use paygate_store::{ChargeOutcome, PollKind};
 use std::sync::Arc;
@@ -38,14 +44,15 @@ impl Paygate {
     /// Puts a charge just opened at a real channel on the poller's schedule. A failure is logged only: the
     /// notification and the order's expiry still settle the charge.
     pub(crate) async fn schedule_charge_poll(&self, scope: &Scope, charge: &Charge) {
-        if crate::channel_routing::is_wechat_pay_channel(&charge.channel) || paid_by_code_at_wechat(charge) {
+        if polled_channel(charge).is_some() {
             self.schedule(PollKind::Charge, scope, &charge.id).await;
         }
     }
 
-    /// Puts a refund the channel accepted (PROCESSING) on the poller's schedule, when its charge is at WeChat.
+    /// Puts a refund the channel has not confirmed (WeChat PROCESSING, Alipay unconfirmed) on the poller's
+    /// schedule, when its charge is at WeChat or Alipay.
     pub(crate) async fn schedule_refund_poll(&self, scope: &Scope, refund: &Refund, charge: &Charge) {
-        if crate::channel_routing::is_wechat_pay_channel(&charge.channel) || paid_by_code_at_wechat(charge) {
+        if polled_channel(charge).is_some() {
             self.schedule(PollKind::Refund, scope, &refund.id).await;
         }
     }
@@ -65,12 +72,15 @@ impl Paygate {
         for due in self.store.claim_due_polls(self.now(), limit, &POLL_DELAYS).await? {
             let synced = match due.kind {
                 PollKind::Charge => match self.store.charge(&due.scope, &due.id).await {
-                    Ok(Some(charge)) => self.sync_wechat_charge(&due.scope, &charge, true).await,
+                    Ok(Some(charge)) => match polled_channel(&charge) {
+                        Some(Polled::Alipay) => self.sync_alipay_charge(&due.scope, &charge, true).await,
+                        _ => self.sync_wechat_charge(&due.scope, &charge, true).await,
+                    },
                     Ok(None) => Ok(Synced::NotPolled),
                     Err(problem) => Err(problem),
                 },
                 PollKind::Refund => match self.store.refund(&due.scope, &due.id).await {
-                    Ok(Some(refund)) => self.sync_wechat_refund(&due.scope, &refund).await,
+                    Ok(Some(refund)) => self.sync_refund(&due.scope, &refund).await,
                     Ok(None) => Ok(Synced::NotPolled),
                     Err(problem) => Err(problem),
                 },
@@ -135,7 +145,7 @@ impl Paygate {
                     total: trade.total.ok_or_else(|| missing("the total"))?,
                     notification: trade.answer.clone(),
                 };
-                self.payment_notified(scope, &paid).await.map_err(refused)?;
+                self.payment_notified(scope, &paid).await.map_err(|r| refused("WeChat Pay", r))?;
                 Ok(Synced::Final)
             }
             _ if charge.status == ChargeStatus::Closed => Ok(Synced::Final),
@@ -174,10 +184,81 @@ impl Paygate {
             status: &queried.status,
             refund_id: queried.refund_id.as_deref(),
         };
-        self.refund_notified(scope, &refunded).await.map_err(refused)?;
+        self.refund_notified(scope, &refunded).await.map_err(|r| refused("WeChat Pay", r))?;
         Ok(match queried.status.as_str() {
             "SUCCESS" | "REFUNDCLOSE" | "CLOSED" => Synced::Final,
             _ => Synced::Pending,
+        })
+    }
+
+    /// A pending refund's round: asked at the channel of its charge.
+    async fn sync_refund(&self, scope: &Scope, refund: &Refund) -> Result<Synced, Problem> {
+        if refund.status != RefundStatus::Pending {
+            return Ok(Synced::Settled);
+        }
+        let charge = self
+            .store
+            .charge(scope, &refund.charge_id)
+            .await?
+            .ok_or_else(|| Problem::internal("a refund's charge vanished"))?;
+        match polled_channel(&charge) {
+            Some(Polled::Alipay) => self.sync_alipay_refund(scope, refund, &charge).await,
+            _ => self.sync_wechat_refund(scope, refund).await,
+        }
+    }
+
+    /// Asks Alipay (`alipay.trade.query`) where `charge`'s trade stands and records a final answer as its
+    /// notification would be: TRADE_SUCCESS / TRADE_FINISHED settle it, TRADE_CLOSED fails it. `closed_too` as
+    /// for WeChat: a closed charge gets a last look (money that arrived anyway goes paid_after_close).
+    pub async fn sync_alipay_charge(
+        &self,
+        scope: &Scope,
+        charge: &Charge,
+        closed_too: bool,
+    ) -> Result<Synced, Problem> {
+        match charge.status {
+            ChargeStatus::Pending => {}
+            ChargeStatus::Closed if closed_too => {}
+            _ => return Ok(Synced::Settled),
+        }
+        let Some(adapter) = self.alipay_of(scope, charge).await? else {
+            return Ok(Synced::NotPolled);
+        };
+        let trade = adapter.query_code(charge).await?;
+        self.record_alipay_trade(scope, charge, trade).await
+    }
+
+    /// Asks Alipay's refund query about a refund it has not confirmed; REFUND_SUCCESS with the refund's amount
+    /// finishes it through the refund notification's path. Anything else (no answer included) is still pending.
+    async fn sync_alipay_refund(&self, scope: &Scope, refund: &Refund, charge: &Charge) -> Result<Synced, Problem> {
+        let Some(adapter) = self.alipay_of(scope, charge).await? else {
+            return Ok(Synced::NotPolled);
+        };
+        let RefundResult::Succeeded { transaction_no } = adapter.refund_status(charge, refund).await? else {
+            return Ok(Synced::Pending);
+        };
+        let refunded = Refunded {
+            out_trade_no: &charge.channel_order_no,
+            out_refund_no: &refund.refund_no,
+            refund_fee: refund.amount.fen(),
+            status: "SUCCESS",
+            refund_id: transaction_no.as_deref(),
+        };
+        self.finish_notified_refund(scope, ALIPAY, &refunded).await.map_err(|r| refused("Alipay", r))?;
+        Ok(Synced::Final)
+    }
+
+    /// The Alipay adapter serving `charge` for the scope, or `None` (the sandbox, or not an Alipay channel).
+    async fn alipay_of(&self, scope: &Scope, charge: &Charge) -> Result<Option<Arc<AlipayPay>>, Problem> {
+        if paid_by_code_at_alipay(charge) {
+            return self.alipay_adapter(scope).await;
+        }
+        if !is_alipay_channel(&charge.channel) {
+            return Ok(None);
+        }
+        Ok(match self.route_channel(scope, &charge.channel).await? {
+            Routed::Alipay(adapter) => Some(adapter),
+            Routed::Wechat(_) | Routed::Other(_) => None,
         })
     }
 
@@ -186,7 +267,7 @@ impl Paygate {
         if paid_by_code_at_wechat(charge) {
             return self.wechat_adapter(scope).await;
         }
-        if !crate::channel_routing::is_wechat_pay_channel(&charge.channel) {
+        if !is_wechat_pay_channel(&charge.channel) {
             return Ok(None);
         }
         Ok(match self.route_channel(scope, &charge.channel).await? {
@@ -202,8 +283,25 @@ pub(crate) fn paid_by_code_at_wechat(charge: &Charge) -> bool {
     charge.channel == crate::wechat_micropay::CODE_CHANNEL && charge.extra.get("sandbox_outcome").is_none()
 }
 
+/// Which channel a charge's poll asks: WeChat Pay or Alipay, by its channel name (or scanned code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Polled {
+    Wechat,
+    Alipay,
+}
+
+fn polled_channel(charge: &Charge) -> Option<Polled> {
+    if is_wechat_pay_channel(&charge.channel) || paid_by_code_at_wechat(charge) {
+        Some(Polled::Wechat)
+    } else if is_alipay_channel(&charge.channel) || paid_by_code_at_alipay(charge) {
+        Some(Polled::Alipay)
+    } else {
+        None
+    }
+}
+
 /// What the notification path refused (another amount, an order paid twice, the database) as a channel error.
-fn refused(refusal: NotifyRefusal) -> Problem {
+pub(crate) fn refused(channel: &str, refusal: NotifyRefusal) -> Problem {
     let code = if refusal.status >= 500 { "channel_sync_unrecorded" } else { "channel_sync_refused" };
-    Problem::new(ProblemKind::Channel, code, format!("WeChat Pay's answer was not recorded: {}", refusal.message))
+    Problem::new(ProblemKind::Channel, code, format!("{channel}'s answer was not recorded: {}", refusal.message))
 }

@@ -197,6 +197,12 @@ impl Paygate {
                 return Ok(adapter);
             }
         }
+        if crate::alipay_barcode::paid_by_code_at_alipay(charge) {
+            // Likewise a payment code charged at Alipay (alipay_scan is no channel name of the adapter).
+            if let Some(adapter) = self.alipay_adapter(&scope).await? {
+                return Ok(adapter);
+            }
+        }
         self.channel_for(&scope, &charge.channel).await
     }
 

@@ -276,7 +276,8 @@ impl Worker {
                 sweep.errors += 1;
             }
         }
-        // Payments and refunds pending at WeChat: asked about again on their backoff (paygate-core channel_poller).
+        // Payments and refunds pending at WeChat or Alipay: asked about again on their backoff (paygate-core
+        // channel_poller).
         match self.app.poll_channels(HOUSEKEEPING_BATCH).await {
             Ok(pass) => {
                 sweep.polled = pass.done;

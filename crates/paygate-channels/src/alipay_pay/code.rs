@@ -52,7 +52,8 @@ impl AlipayPay {
         Ok(CodePaid::Pending { why: format!("Alipay answered {}", response.code) })
     }
 
-    /// Where a code payment stands (`alipay.trade.query`).
+    /// Where a code payment (or any other trade: the poller asks this too) stands (`alipay.trade.query`). A trade
+    /// Alipay does not know yet (a QR code not scanned) is pending.
     pub async fn query_code(&self, charge: &Charge) -> Result<CodePaid, Problem> {
         let response = self.call("alipay.trade.query", &json!({"out_trade_no": charge.channel_order_no})).await?;
         if !response.is_success() {
