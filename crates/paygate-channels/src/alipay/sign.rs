@@ -165,7 +165,11 @@ pub fn percent_decode(text: &str, plus_as_space: bool) -> Result<String, AlipayE
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                // Two hex digits exactly: `from_str_radix` alone would also take a sign (`%+1`).
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| {
                     AlipayError::Malformed(format!("'{}' has a bad % escape at byte {i}", shorten(text)))
                 })?;

@@ -103,6 +103,7 @@ fn form_parsing_is_strict() {
     assert_eq!((p["a"].as_str(), p["b"].as_str(), p["c"].as_str(), p["d"].as_str()), ("1 2", "中", "", ""));
     assert!(parse_form(b"a=1&a=2").unwrap_err().message().contains("twice"));
     assert!(parse_form(b"a=%zz").is_err());
+    assert!(parse_form(b"a=%+1").is_err(), "an escape is two hex digits, never a sign");
     assert!(parse_form(b"a=%E4").is_err(), "not UTF-8");
     assert!(parse_form(b"=x").is_err());
     assert!(parse_form(&vec![b'a'; MAX_FORM_BYTES + 1]).is_err());
