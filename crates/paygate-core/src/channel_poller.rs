@@ -110,10 +110,8 @@ impl Paygate {
         charge: &Charge,
         closed_too: bool,
     ) -> Result<Synced, Problem> {
-        match charge.status {
-            ChargeStatus::Pending => {}
-            ChargeStatus::Closed if closed_too => {}
-            _ => return Ok(Synced::Settled),
+        if !worth_asking(charge, closed_too) {
+            return Ok(Synced::Settled);
         }
         let Some(adapter) = self.wechat_of(scope, charge).await? else {
             return Ok(Synced::NotPolled);
@@ -216,10 +214,8 @@ impl Paygate {
         charge: &Charge,
         closed_too: bool,
     ) -> Result<Synced, Problem> {
-        match charge.status {
-            ChargeStatus::Pending => {}
-            ChargeStatus::Closed if closed_too => {}
-            _ => return Ok(Synced::Settled),
+        if !worth_asking(charge, closed_too) {
+            return Ok(Synced::Settled);
         }
         let Some(adapter) = self.alipay_of(scope, charge).await? else {
             return Ok(Synced::NotPolled);
@@ -304,4 +300,14 @@ fn polled_channel(charge: &Charge) -> Option<Polled> {
 pub(crate) fn refused(channel: &str, refusal: NotifyRefusal) -> Problem {
     let code = if refusal.status >= 500 { "channel_sync_unrecorded" } else { "channel_sync_refused" };
     Problem::new(ProblemKind::Channel, code, format!("{channel}'s answer was not recorded: {}", refusal.message))
+}
+
+/// Whether a channel is still asked about `charge`: a pending one always, a closed one only for the last look
+/// after a close (`closed_too`); anything else is settled here already.
+fn worth_asking(charge: &Charge, closed_too: bool) -> bool {
+    match charge.status {
+        ChargeStatus::Pending => true,
+        ChargeStatus::Closed => closed_too,
+        _ => false,
+    }
 }
