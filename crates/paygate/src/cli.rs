@@ -53,7 +53,7 @@ pub struct Database {
 pub enum Command {
     /// Serve the HTTP API (and, unless --no-worker, the background worker).
     Serve(Box<ServeArgs>),
-    /// Run the background worker alone (webhook deliveries, order expiry, late refunds).
+    /// Run the background worker alone (webhook deliveries, order expiry, late refunds, channel re-queries).
     Worker(WorkerOnly),
     /// Create or upgrade the database schema, then exit.
     Migrate(Database),
