@@ -244,15 +244,8 @@ impl Paygate {
     /// The decrypted account a channel adapter signs with, cached for [`ACCOUNT_CACHE_SECONDS`].
     /// A missing account or one that cannot be decrypted is a channel error naming why.
     pub async fn channel_account(&self, scope: &Scope, provider: Provider) -> Result<Arc<ChannelAccount>, Problem> {
-        let key = (scope.clone(), provider);
-        let now = self.now();
-        if let Some((account, until)) = self.accounts.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            if until > now {
-                return Ok(account);
-            }
-        }
-        let Some(stored) = self.store.channel_account(scope, provider).await? else {
-            return Err(Problem::new(
+        self.channel_account_if_set(scope, provider).await?.ok_or_else(|| {
+            Problem::new(
                 ProblemKind::Channel,
                 "channel_account_missing",
                 format!(
@@ -261,7 +254,26 @@ impl Paygate {
                     scope.mode.name(),
                     provider.as_str()
                 ),
-            ));
+            )
+        })
+    }
+
+    /// As [`Paygate::channel_account`], `None` when the scope has no such account (routing then falls back to
+    /// the sandbox); an account that exists but cannot be opened or used is still an error.
+    pub async fn channel_account_if_set(
+        &self,
+        scope: &Scope,
+        provider: Provider,
+    ) -> Result<Option<Arc<ChannelAccount>>, Problem> {
+        let key = (scope.clone(), provider);
+        let now = self.now();
+        if let Some((account, until)) = self.accounts.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            if until > now {
+                return Ok(Some(account));
+            }
+        }
+        let Some(stored) = self.store.channel_account(scope, provider).await? else {
+            return Ok(None);
         };
         let fields = open(&self.master_keys(), &stored).inspect_err(|p| {
             tracing::error!(app = %scope.app_id, mode = scope.mode.name(), provider = provider.as_str(),
@@ -285,7 +297,7 @@ impl Paygate {
             }
             cache.insert(key, (account.clone(), now + ACCOUNT_CACHE_SECONDS));
         }
-        Ok(account)
+        Ok(Some(account))
     }
 
     /// Re-seals every account not under the current master key with it: each row one conditional

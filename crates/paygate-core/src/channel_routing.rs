@@ -209,10 +209,8 @@ impl Paygate {
     /// The app's WeChat Pay adapter in the scope's mode, or `None` when it has no WeChat account. An account that
     /// exists but cannot be used is an error, never a silent fall back to the sandbox.
     pub async fn wechat_adapter(&self, scope: &Scope) -> Result<Option<Arc<WechatPay>>, Problem> {
-        let account = match self.channel_account(scope, Provider::Wechat).await {
-            Ok(account) => account,
-            Err(problem) if problem.code == "channel_account_missing" => return Ok(None),
-            Err(problem) => return Err(problem),
+        let Some(account) = self.channel_account_if_set(scope, Provider::Wechat).await? else {
+            return Ok(None);
         };
         let net = self.channel_net();
         let public_url = self.policy.public_url.clone();
@@ -230,10 +228,8 @@ impl Paygate {
 
     /// The app's Alipay adapter in the scope's mode, or `None` when it has no Alipay account (as for WeChat).
     pub async fn alipay_adapter(&self, scope: &Scope) -> Result<Option<Arc<AlipayPay>>, Problem> {
-        let account = match self.channel_account(scope, Provider::Alipay).await {
-            Ok(account) => account,
-            Err(problem) if problem.code == "channel_account_missing" => return Ok(None),
-            Err(problem) => return Err(problem),
+        let Some(account) = self.channel_account_if_set(scope, Provider::Alipay).await? else {
+            return Ok(None);
         };
         let net = self.channel_net();
         let public_url = self.policy.public_url.clone();
