@@ -4,6 +4,7 @@
 //! The keys here are made for fuzzing only (openssl, 2048-bit RSA) and guard nothing.
 
 pub mod alipay;
+pub mod notify;
 
 use paygate_channels::wechat::v2::{self, Fields};
 use paygate_channels::wechat::v3::{Authorization, RequestParts, ResponseSignature, SigningKey, VerifyingKey};

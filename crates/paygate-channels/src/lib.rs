@@ -4,6 +4,7 @@
 
 pub mod alipay;
 pub mod alipay_pay;
+pub mod bills;
 pub mod net;
 pub mod rsa;
 mod sandbox;
@@ -79,8 +80,17 @@ pub enum PaymentState {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShareResult {
-    Succeeded { channel_order_no: String },
-    Failed { message: String },
+    Succeeded {
+        channel_order_no: String,
+    },
+    Failed {
+        message: String,
+    },
+    /// Sent, but no answer came (or one that says nothing yet): the channel may have taken it. The share stays
+    /// pending and is resolved by asking the channel later, never by guessing.
+    Processing {
+        why: String,
+    },
 }
 
 /// Picks the channel that serves a Ping++ channel name in a mode.

@@ -143,6 +143,60 @@ pub(crate) async fn send(
     }
 }
 
+/// The largest file a download (a daily bill) may be: a busy merchant's day is tens of MiB, and more than this is
+/// not a bill paygate can hold in memory.
+pub(crate) const MAX_DOWNLOAD_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What a download answered: the body as bytes (bills are GBK, gzip or ZIP, never assumed to be text).
+#[derive(Debug)]
+pub(crate) struct Download {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// As [`send`], reading the body as bytes, at most `limit` of them: a longer body is an error (not a cut file).
+pub(crate) async fn download(
+    agent: &ureq::Agent,
+    method: &'static str,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<String>,
+    limit: u64,
+) -> Result<Download, String> {
+    use std::io::Read as _;
+    let agent = agent.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut request = agent.request(method, &url);
+        for (k, v) in &headers {
+            request = request.set(k, v);
+        }
+        let result = match &body {
+            Some(b) => request.send_string(b),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(ureq::Error::Transport(t)) => return Err(t.to_string()),
+        };
+        let status = response.status();
+        let mut bytes = Vec::new();
+        response
+            .into_reader()
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("reading the answer: {e}"))?;
+        if bytes.len() as u64 > limit {
+            return Err(format!("the answer is larger than {limit} bytes"));
+        }
+        Ok(Download { status, body: bytes })
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => Err(format!("the request task ended: {e}")),
+    }
+}
+
 /// Drops every address paygate may not call for a merchant (after DNS, at every request) unless allowed.
 struct GuardedResolver {
     net: NetPolicy,

@@ -98,6 +98,46 @@ impl VerifyingKey {
             "RSA PUBLIC KEY" => der,
             other => return Err(RsaError::Key(format!("PEM holds a {other}, not an RSA public key"))),
         };
+        VerifyingKey::from_rsa_public_key(der)
+    }
+
+    /// The subject's key and the serial number (uppercase hex, as WeChat writes `serial_no`) of a PEM X.509
+    /// certificate (a WeChat Pay platform certificate). Whoever issued it is the caller's question.
+    pub fn from_certificate_pem(pem: &str) -> Result<(VerifyingKey, String), RsaError> {
+        let bad = |m: &str| RsaError::Key(format!("certificate: {m}"));
+        let (label, der) = pem_decode(pem)?;
+        if label != "CERTIFICATE" {
+            return Err(bad(&format!("PEM holds a {label}, not a CERTIFICATE")));
+        }
+        let (tag, certificate, _) = der_next(&der)?;
+        let (tbs_tag, tbs, _) = der_next(certificate)?;
+        if tag != 0x30 || tbs_tag != 0x30 {
+            return Err(bad("not an X.509 Certificate"));
+        }
+        let (mut field_tag, mut field, mut rest) = der_next(tbs)?;
+        if field_tag == 0xa0 {
+            // [0] version, then the serial number.
+            (field_tag, field, rest) = der_next(rest)?;
+        }
+        if field_tag != 0x02 || field.is_empty() {
+            return Err(bad("no serialNumber"));
+        }
+        let digits = match field.split_first() {
+            Some((0, tail)) if !tail.is_empty() => tail,
+            _ => field,
+        };
+        let serial = crate::wechat::hex_upper(digits);
+        // signature, issuer, validity, subject: skipped; then subjectPublicKeyInfo, header and all.
+        for _ in 0..4 {
+            rest = der_next(rest)?.2;
+        }
+        let after = der_next(rest)?.2;
+        let spki = &rest[..rest.len() - after.len()];
+        Ok((VerifyingKey::from_rsa_public_key(spki_rsa_key(spki)?)?, serial))
+    }
+
+    /// From PKCS#1 `RSAPublicKey` DER, checked now.
+    fn from_rsa_public_key(der: Vec<u8>) -> Result<VerifyingKey, RsaError> {
         // ring reads the key only when verifying; refuse one that is not `RSAPublicKey` now, at configuration.
         let (tag, fields, rest) = der_next(&der)?;
         let (n_tag, _, fields) = der_next(fields)?;
@@ -106,6 +146,17 @@ impl VerifyingKey {
             return Err(RsaError::Key("public key is not an RSAPublicKey (modulus, exponent)".into()));
         }
         Ok(VerifyingKey { der })
+    }
+
+    /// RSA-OAEP (SHA-1, MGF1-SHA-1: WeChat's RSA_PKCS1_OAEP_PADDING) encryption of `plain`, base64: how WeChat Pay v3
+    /// wants sensitive fields (a receiver's name). A public-key operation: no secret to leak by timing.
+    pub fn encrypt_oaep_sha1(&self, plain: &[u8]) -> Result<String, RsaError> {
+        use ::rsa::pkcs1::DecodeRsaPublicKey;
+        let key = ::rsa::RsaPublicKey::from_pkcs1_der(&self.der).map_err(|e| RsaError::Key(e.to_string()))?;
+        let sealed = key
+            .encrypt(&mut ::rsa::rand_core::OsRng, ::rsa::Oaep::new::<sha1::Sha1>(), plain)
+            .map_err(|e| RsaError::Key(format!("RSA-OAEP: {e}")))?;
+        Ok(STANDARD.encode(sealed))
     }
 
     /// Checks a base64 SHA256withRSA signature of `message`.

@@ -2,13 +2,14 @@
 //! that mode: the payment is recorded first (intent), then the code is charged. A paid answer is recorded through
 //! the notification path (the shared settle, so a later notification changes nothing); WAIT (10003) or no answer
 //! stays PAYING, on the poller's schedule, until a query (the poller's, or `is_fresh`) or Alipay's notification
-//! settles it; a refusal fails the payment.
+//! settles it; a refusal fails the payment. One still unresolved [`CODE_WAIT_SECONDS`] after it was recorded is
+//! canceled (`alipay.trade.cancel`, after a last query: Alipay's pattern), so a payer cannot confirm it later.
 
 use crate::alipay_notify::ALIPAY;
 use crate::channel_notify::Paid;
 use crate::channel_poller::{refused, Synced};
 use crate::Paygate;
-use paygate_channels::alipay_pay::{AlipayPay, CodePaid};
+use paygate_channels::alipay_pay::{AlipayPay, Canceled, CodePaid};
 use paygate_domain::{Charge, ChargeStatus, Order, Problem, Scope};
 use paygate_store::{ChargeOutcome, PosMeta, PosRecord, PosRef};
 use serde_json::json;
@@ -16,6 +17,16 @@ use std::sync::Arc;
 
 /// The Ping++ channel name of a scanned Alipay code.
 pub(crate) const CODE_CHANNEL: &str = "alipay_scan";
+
+/// How long a code payment may stay unresolved before it is canceled (Alipay: query for about 30 s, then cancel).
+pub(crate) const CODE_WAIT_SECONDS: i64 = 30;
+
+/// Whether a pending code payment at Alipay has waited long enough to be canceled.
+pub(crate) fn code_wait_over(charge: &Charge, now: i64) -> bool {
+    paid_by_code_at_alipay(charge)
+        && charge.status == ChargeStatus::Pending
+        && now.saturating_sub(charge.created) >= CODE_WAIT_SECONDS
+}
 
 /// Whether a charge is a scanned Alipay code charged at Alipay (the sandbox's carry `sandbox_outcome`).
 pub(crate) fn paid_by_code_at_alipay(charge: &Charge) -> bool {
@@ -55,6 +66,29 @@ impl Paygate {
             }
         }
         self.store.pos_record(scope, &PosRef::PayNo(pay_no)).await?.ok_or_else(|| Problem::internal("record vanished"))
+    }
+
+    /// Cancels a code payment still unresolved past the wait. Closed (or refunded in full, when it was paid
+    /// meanwhile) fails the charge; no answer or `retry_flag` Y leaves it pending: the next round queries first.
+    pub(crate) async fn cancel_alipay_code(
+        &self,
+        scope: &Scope,
+        charge: &Charge,
+        adapter: &AlipayPay,
+    ) -> Result<Synced, Problem> {
+        let message = match adapter.cancel_code(charge).await? {
+            Canceled::Retry { why } => {
+                tracing::info!(charge = %charge.id, why, "Alipay cancel not done yet");
+                return Ok(Synced::Pending);
+            }
+            Canceled::Closed => {
+                format!("The payer did not confirm within {CODE_WAIT_SECONDS} s; the payment was canceled at Alipay.")
+            }
+            Canceled::Refunded => "Paid while being canceled: Alipay refunded it in full and closed it.".to_string(),
+        };
+        let failed = ChargeOutcome::Failed { code: "alipay_trade_canceled".into(), message };
+        self.store.settle_charge(scope, &charge.id, &failed).await?;
+        Ok(Synced::Final)
     }
 
     /// `is_fresh` for a pending Alipay code payment: asks Alipay and records what it says. `false` when the

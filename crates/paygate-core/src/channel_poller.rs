@@ -5,26 +5,34 @@
 //! order goes paid_after_close, and a refund's success or close finishes it.
 //!
 //! What is polled: charges opened at WeChat or Alipay (pending after the open call: NOTPAY, USERPAYING,
-//! WAIT_BUYER_PAY, or no answer) and refunds the channel has not confirmed (WeChat PROCESSING, Alipay without
-//! `fund_change=Y` and not yet REFUND_SUCCESS in its refund query). Sandbox charges and refunds are never scheduled,
+//! WAIT_BUYER_PAY, or no answer), refunds the channel has not confirmed (WeChat PROCESSING, Alipay without
+//! `fund_change=Y` and not yet REFUND_SUCCESS in its refund query) and Alipay royalty settlements left unanswered.
+//! Alipay carries out one refund (one settlement) per out_request_no, so when its query says it has none, the very
+//! same request is sent again (at most [`RESENDS`] times); only a definite refusal of it fails the refund (its amount
+//! is refundable again) or the share (its reservation released). Sandbox charges and refunds are never scheduled,
 //! and a scheduled one whose app no longer routes to its channel is dropped. A query that fails leaves everything
 //! as it was; the claim already moved the next check on the backoff, so the next round asks again.
 
-use crate::alipay_barcode::paid_by_code_at_alipay;
+use crate::alipay_barcode::{code_wait_over, paid_by_code_at_alipay};
 use crate::alipay_notify::ALIPAY;
 use crate::channel_routing::{is_alipay_channel, is_wechat_pay_channel, Routed};
 use crate::wechat_notify::{NotifyRefusal, Paid, Refunded};
 use crate::{Pass, Paygate};
-use paygate_channels::alipay_pay::AlipayPay;
+use paygate_channels::alipay_pay::{AlipayPay, CodePaid, RefundSeen, SettleSeen};
 use paygate_channels::wechat_pay::{TradeQueried, WechatPay};
-use paygate_channels::RefundResult;
+use paygate_channels::{RefundResult, ShareResult};
+use paygate_domain::shares::{ProfitShare, ShareStatus};
 use paygate_domain::{Charge, ChargeStatus, Problem, ProblemKind, Refund, RefundStatus, Scope};
-use paygate_store::{ChargeOutcome, PollKind};
+use paygate_store::{ChargeOutcome, PollKind, RefundOutcome, ShareOutcome};
 use std::sync::Arc;
 
 /// Seconds between checks: the first 5 s after the payment opened (or the refund was accepted), then 10 s, 30 s,
 /// 1 min, 5 min, and every 10 min after that while it stays pending (order expiry ends a payment's polling).
 pub const POLL_DELAYS: [i64; 6] = [5, 10, 30, 60, 300, 600];
+
+/// How many poll rounds may send an Alipay refund or settlement again after its query said Alipay has none.
+/// Past that it stays pending (still queried) for an operator: something keeps it from reaching Alipay.
+pub const RESENDS: i64 = 5;
 
 /// Where a sync left the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +65,13 @@ impl Paygate {
         }
     }
 
+    /// Puts a share whose settlement went unanswered on the poller's schedule, when its charge is at Alipay.
+    pub(crate) async fn schedule_share_poll(&self, scope: &Scope, share: &ProfitShare, charge: &Charge) {
+        if polled_channel(charge) == Some(Polled::Alipay) {
+            self.schedule(PollKind::Share, scope, &share.id).await;
+        }
+    }
+
     async fn schedule(&self, kind: PollKind, scope: &Scope, id: &str) {
         let now = self.now();
         if let Err(problem) = self.store.schedule_poll(kind, scope, id, now, now + POLL_DELAYS[0]).await {
@@ -80,10 +95,11 @@ impl Paygate {
                     Err(problem) => Err(problem),
                 },
                 PollKind::Refund => match self.store.refund(&due.scope, &due.id).await {
-                    Ok(Some(refund)) => self.sync_refund(&due.scope, &refund).await,
+                    Ok(Some(refund)) => self.sync_refund(&due.scope, &refund, due.attempts).await,
                     Ok(None) => Ok(Synced::NotPolled),
                     Err(problem) => Err(problem),
                 },
+                PollKind::Share => self.sync_alipay_share(&due.scope, &due.id, due.attempts).await,
             };
             match synced {
                 Ok(Synced::Pending) => {}
@@ -189,8 +205,23 @@ impl Paygate {
         })
     }
 
+    /// Asks the charge's channel at once (a reconciliation's re-query): closed charges get their last look too.
+    pub(crate) async fn sync_charge_now(&self, scope: &Scope, charge: &Charge) -> Result<Synced, Problem> {
+        match polled_channel(charge) {
+            Some(Polled::Alipay) => self.sync_alipay_charge(scope, charge, true).await,
+            Some(Polled::Wechat) => self.sync_wechat_charge(scope, charge, true).await,
+            None => Ok(Synced::NotPolled),
+        }
+    }
+
+    /// Asks the refund's channel at once (a reconciliation's re-query).
+    pub(crate) async fn sync_refund_now(&self, scope: &Scope, refund: &Refund) -> Result<Synced, Problem> {
+        // A re-query only asks: sending a lost Alipay refund again is the poller's (bounded) business.
+        self.sync_refund(scope, refund, RESENDS).await
+    }
+
     /// A pending refund's round: asked at the channel of its charge.
-    async fn sync_refund(&self, scope: &Scope, refund: &Refund) -> Result<Synced, Problem> {
+    async fn sync_refund(&self, scope: &Scope, refund: &Refund, attempts: i64) -> Result<Synced, Problem> {
         if refund.status != RefundStatus::Pending {
             return Ok(Synced::Settled);
         }
@@ -200,14 +231,15 @@ impl Paygate {
             .await?
             .ok_or_else(|| Problem::internal("a refund's charge vanished"))?;
         match polled_channel(&charge) {
-            Some(Polled::Alipay) => self.sync_alipay_refund(scope, refund, &charge).await,
+            Some(Polled::Alipay) => self.sync_alipay_refund(scope, refund, &charge, attempts).await,
             _ => self.sync_wechat_refund(scope, refund).await,
         }
     }
 
     /// Asks Alipay (`alipay.trade.query`) where `charge`'s trade stands and records a final answer as its
-    /// notification would be: TRADE_SUCCESS / TRADE_FINISHED settle it, TRADE_CLOSED fails it. `closed_too` as
-    /// for WeChat: a closed charge gets a last look (money that arrived anyway goes paid_after_close).
+    /// notification would be: TRADE_SUCCESS / TRADE_FINISHED settle it, TRADE_CLOSED fails it; a code payment
+    /// still waiting past the wait is canceled (`alipay.trade.cancel`). `closed_too` as for WeChat: a closed charge
+    /// gets a last look (money that arrived anyway goes paid_after_close).
     pub async fn sync_alipay_charge(
         &self,
         scope: &Scope,
@@ -221,17 +253,42 @@ impl Paygate {
             return Ok(Synced::NotPolled);
         };
         let trade = adapter.query_code(charge).await?;
+        if matches!(trade, CodePaid::Pending { .. }) && code_wait_over(charge, self.now()) {
+            return self.cancel_alipay_code(scope, charge, &adapter).await;
+        }
         self.record_alipay_trade(scope, charge, trade).await
     }
 
     /// Asks Alipay's refund query about a refund it has not confirmed; REFUND_SUCCESS with the refund's amount
-    /// finishes it through the refund notification's path. Anything else (no answer included) is still pending.
-    async fn sync_alipay_refund(&self, scope: &Scope, refund: &Refund, charge: &Charge) -> Result<Synced, Problem> {
+    /// finishes it through the refund notification's path. A refund Alipay says it has none of (its request was
+    /// lost: 20000, no answer) is sent again with the same out_request_no; a definite refusal of that fails it
+    /// through the refund-failure path (the amount is refundable again). Anything else is still pending.
+    async fn sync_alipay_refund(
+        &self,
+        scope: &Scope,
+        refund: &Refund,
+        charge: &Charge,
+        attempts: i64,
+    ) -> Result<Synced, Problem> {
         let Some(adapter) = self.alipay_of(scope, charge).await? else {
             return Ok(Synced::NotPolled);
         };
-        let RefundResult::Succeeded { transaction_no } = adapter.refund_status(charge, refund).await? else {
-            return Ok(Synced::Pending);
+        let transaction_no = match adapter.refund_seen(charge, refund).await? {
+            RefundSeen::Done { transaction_no } => transaction_no,
+            RefundSeen::Pending => return Ok(Synced::Pending),
+            RefundSeen::Missing if attempts >= RESENDS => {
+                tracing::warn!(refund = %refund.id, attempts, "Alipay still has no such refund; not sent again");
+                return Ok(Synced::Pending);
+            }
+            RefundSeen::Missing => match adapter.refund_again(charge, refund).await? {
+                RefundResult::Succeeded { transaction_no } => transaction_no,
+                RefundResult::Processing => return Ok(Synced::Pending),
+                RefundResult::Failed { code, message } => {
+                    tracing::warn!(refund = %refund.id, %code, "Alipay refused the refund sent again; failed");
+                    self.store.finish_refund(scope, &refund.id, &RefundOutcome::Failed { code, message }).await?;
+                    return Ok(Synced::Final);
+                }
+            },
         };
         let refunded = Refunded {
             out_trade_no: &charge.channel_order_no,
@@ -241,6 +298,41 @@ impl Paygate {
             refund_id: transaction_no.as_deref(),
         };
         self.finish_notified_refund(scope, ALIPAY, &refunded).await.map_err(|r| refused("Alipay", r))?;
+        Ok(Synced::Final)
+    }
+
+    /// A share whose Alipay settlement was not answered: the settle query first; "no such settlement" sends the
+    /// same settlement again (at most [`RESENDS`] rounds); a definite answer finishes the share (a failure releases
+    /// its reservation).
+    async fn sync_alipay_share(&self, scope: &Scope, share_id: &str, attempts: i64) -> Result<Synced, Problem> {
+        let Some(share) = self.store.share(scope, share_id).await? else {
+            return Ok(Synced::NotPolled);
+        };
+        if share.status != ShareStatus::Pending {
+            return Ok(Synced::Settled);
+        }
+        let charges = self.store.charges_of_order(scope, &share.order_id).await?;
+        let Some(charge) = charges.iter().find(|c| c.status == ChargeStatus::Succeeded) else {
+            return Ok(Synced::NotPolled);
+        };
+        let Some(adapter) = self.alipay_of(scope, charge).await? else {
+            return Ok(Synced::NotPolled);
+        };
+        let outcome = match adapter.settle_status(charge, &share).await? {
+            SettleSeen::Settled { channel_order_no } => ShareOutcome::Succeeded { channel_order_no },
+            SettleSeen::Failed { message } => ShareOutcome::Failed { message },
+            SettleSeen::Pending => return Ok(Synced::Pending),
+            SettleSeen::Missing if attempts >= RESENDS => {
+                tracing::warn!(share = %share.id, attempts, "Alipay still has no such settlement; not sent again");
+                return Ok(Synced::Pending);
+            }
+            SettleSeen::Missing => match adapter.settle_again(charge, &share).await? {
+                ShareResult::Succeeded { channel_order_no } => ShareOutcome::Succeeded { channel_order_no },
+                ShareResult::Failed { message } => ShareOutcome::Failed { message },
+                ShareResult::Processing { .. } => return Ok(Synced::Pending),
+            },
+        };
+        self.store.finish_share(scope, &share.id, &outcome, self.now()).await?;
         Ok(Synced::Final)
     }
 
@@ -284,6 +376,15 @@ pub(crate) fn paid_by_code_at_wechat(charge: &Charge) -> bool {
 enum Polled {
     Wechat,
     Alipay,
+}
+
+/// The provider whose channel took `charge`'s payment (WeChat Pay or Alipay), by its channel name or scanned code.
+pub(crate) fn charge_provider(charge: &Charge) -> Option<paygate_domain::accounts::Provider> {
+    use paygate_domain::accounts::Provider;
+    polled_channel(charge).map(|p| match p {
+        Polled::Wechat => Provider::Wechat,
+        Polled::Alipay => Provider::Alipay,
+    })
 }
 
 fn polled_channel(charge: &Charge) -> Option<Polled> {

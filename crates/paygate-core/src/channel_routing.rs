@@ -237,7 +237,8 @@ impl Paygate {
             let ChannelAccount::Alipay(alipay) = account else {
                 return Err(Problem::internal("an Alipay channel account of another provider"));
             };
-            let mut config = AlipayPayConfig::from_account(alipay, &scope.app_id, scope.mode, net)?;
+            let roots = self.policy.channel_ca_pem.as_deref();
+            let mut config = AlipayPayConfig::from_account_with_roots(alipay, &scope.app_id, scope.mode, net, roots)?;
             config.public_url = public_url;
             Ok(AlipayPay::new(config))
         })?;

@@ -71,6 +71,10 @@ pub struct PaymentInput {
     pub merchandise_record_id: Option<String>,
     pub merchandise_snapshot: Value,
     pub profit_sharing: bool,
+    /// The payer's openid under the WeChat account's appid: what `weixin_tenpay_js` (JSAPI) through the real
+    /// WeChat Pay adapter needs. 知晓云 takes it from the user's WeChat login; users here have no WeChat login, so
+    /// the client sends it (`openid` in the order request).
+    pub openid: Option<String>,
 }
 
 /// A created payment and what the client needs to pay it.
@@ -268,10 +272,15 @@ impl Paygate {
             peer_ip,
         )?;
         let routed = self.route_channel(&client.scope, channel).await?;
+        let real_wechat = matches!(routed, crate::channel_routing::Routed::Wechat(_));
+        let extra = match (input.gateway_type.as_str(), real_wechat) {
+            ("weixin_tenpay_js", true) => json!({"open_id": payer_openid(input.openid.as_deref())?}),
+            _ => Value::Null,
+        };
         let opening = crate::channel_routing::Opening {
             channel: channel.to_string(),
             channel_order_no: trade_no.clone(),
-            extra: Value::Null,
+            extra,
             base_url: base_url.to_string(),
         };
         // A real channel is called only once the intent is recorded (prepare → record → complete).
@@ -291,8 +300,10 @@ impl Paygate {
         let id = self.store.insert_payment_record(&order, &charge, &meta).await?;
         let charge = self.complete_charge(&client.scope, &routed, charge, base_url).await?;
         let pay_url = charge.credential.get(channel).and_then(Value::as_str).unwrap_or_default().to_string();
-        let jsapi =
-            (input.gateway_type == "weixin_tenpay_js").then(|| jsapi_parameters(&order.app_id, &charge.id, self.now()));
+        // Through WeChat Pay, the parameters WeChat's prepay_id was signed into; the sandbox makes its own.
+        let real_jsapi = charge.credential.get(channel).filter(|p| real_wechat && p.is_object()).cloned();
+        let jsapi = (input.gateway_type == "weixin_tenpay_js")
+            .then(|| real_jsapi.unwrap_or_else(|| jsapi_parameters(&order.app_id, &charge.id, self.now())));
         // Read back: the stored record is what every later read shows (creator's name, times).
         let record = self.hserve_record(caller, &id.to_string()).await?;
         Ok(CreatedPayment { record, pay_url, jsapi })
@@ -386,6 +397,21 @@ impl Paygate {
 
 /// The parameters `WeixinJSBridge.invoke('getBrandWCPayRequest', …)` takes, signed (MD5) with
 /// the app's sandbox WeChat key.
+/// The payer's openid for a JSAPI payment: required, and as WeChat writes openids.
+fn payer_openid(openid: Option<&str>) -> Result<&str, Problem> {
+    let openid = openid.map(str::trim).filter(|o| !o.is_empty()).ok_or_else(|| {
+        Problem::invalid(
+            "openid",
+            "weixin_tenpay_js pays through WeChat Pay JSAPI, which needs the payer's openid under the WeChat \
+             account's appid: send openid with the order (users here have no WeChat login to take it from).",
+        )
+    })?;
+    if openid.len() > 128 || !openid.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)) {
+        return Err(Problem::invalid("openid", "openid must be 1 to 128 letters, digits, '_' or '-'."));
+    }
+    Ok(openid)
+}
+
 fn jsapi_parameters(app_id: &str, charge_id: &str, now: i64) -> Value {
     let id = SandboxWechat::of(app_id);
     let mut fields = Map::new();

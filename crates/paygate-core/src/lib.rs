@@ -9,14 +9,17 @@ pub mod channel_notify;
 pub mod channel_poller;
 pub mod channel_routing;
 pub mod charges;
+pub mod console;
 pub mod hserve;
 pub mod idempotency;
 pub mod metrics;
 pub mod orders;
 pub mod pos;
+pub mod reconcile;
 pub mod refunds;
 pub mod sandbox;
 pub mod secret_box;
+pub mod share_receivers;
 pub mod shares;
 pub mod signature;
 pub mod throttle;
@@ -89,6 +92,10 @@ pub struct Paygate {
     pub(crate) accounts: accounts::AccountKeys,
     /// Channel adapters built from channel accounts, kept as long as their account is (per node).
     pub(crate) adapters: channel_routing::Adapters,
+    /// The console's login throttles (per node).
+    pub(crate) console: console::ConsoleState,
+    /// Set while this node runs a reconciliation: one at a time, since a day's bill is held whole.
+    pub(crate) reconciling: std::sync::atomic::AtomicBool,
     platform_key: tokio_free_once::Once<rsa::RsaPrivateKey>,
 }
 
@@ -123,7 +130,23 @@ impl Paygate {
         let accounts = accounts::AccountKeys::default();
         let channels = Channels::default();
         let adapters = channel_routing::Adapters::default();
-        Ok(Paygate { store, channels, clock, policy, metrics, keys, logins, signed, accounts, adapters, platform_key })
+        let console = console::ConsoleState::default();
+        let reconciling = std::sync::atomic::AtomicBool::new(false);
+        Ok(Paygate {
+            reconciling,
+            store,
+            channels,
+            clock,
+            policy,
+            metrics,
+            keys,
+            logins,
+            signed,
+            accounts,
+            adapters,
+            console,
+            platform_key,
+        })
     }
 
     pub fn now(&self) -> i64 {

@@ -6,6 +6,7 @@ use paygate_channels::RefundResult;
 use paygate_domain::ids::{ChargeId, IdKind, OrderId, RefundId};
 use paygate_domain::paging::Page;
 use paygate_domain::{validate, Amount, Problem, Refund};
+use paygate_store::console::AuditEntry;
 use paygate_store::{RefundOutcome, RefundRequest};
 use serde_json::Value;
 
@@ -25,6 +26,18 @@ impl Paygate {
         order_id: Option<&OrderId>,
         charge_id: Option<&ChargeId>,
         input: RefundInput,
+    ) -> Result<Refund, Problem> {
+        self.refund_audited(caller, order_id, charge_id, input, None).await
+    }
+
+    /// [`Paygate::refund`], with `audit` (the console's) written by the reservation's transaction.
+    pub(crate) async fn refund_audited(
+        &self,
+        caller: &Caller,
+        order_id: Option<&OrderId>,
+        charge_id: Option<&ChargeId>,
+        input: RefundInput,
+        audit: Option<AuditEntry>,
     ) -> Result<Refund, Problem> {
         let order_id = match (order_id, charge_id) {
             (Some(o), _) => o.to_string(),
@@ -48,7 +61,10 @@ impl Paygate {
             metadata,
             created: self.now(),
         };
-        let refund = self.store.reserve_refund(&caller.scope, &request).await?;
+        let refund = match &audit {
+            Some(audit) => self.store.reserve_refund_audited(&caller.scope, &request, audit).await?,
+            None => self.store.reserve_refund(&caller.scope, &request).await?,
+        };
         let charge = self
             .store
             .charge(&caller.scope, &refund.charge_id)

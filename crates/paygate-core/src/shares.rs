@@ -55,6 +55,12 @@ impl Paygate {
             Err(e) => Err(e),
         };
         let outcome = match answer {
+            Ok(ShareResult::Processing { why }) => {
+                // Maybe taken: it stays pending (its amount reserved) until the poller's query settles it.
+                tracing::warn!(share = %share.id, %why, "share outcome unknown; left pending for the poller");
+                self.schedule_share_poll(&caller.scope, &share, charge).await;
+                return Ok(share);
+            }
             Ok(ShareResult::Succeeded { channel_order_no }) => ShareOutcome::Succeeded { channel_order_no },
             Ok(ShareResult::Failed { message }) => ShareOutcome::Failed { message },
             Err(problem) => ShareOutcome::Failed { message: problem.message },

@@ -30,19 +30,19 @@ pub const PER_CLIENT: Limit = Limit { burst: 100, interval: 1 };
 /// Keys each throttle remembers at most.
 pub const MAX_KEYS: usize = 10_000;
 
-struct Throttle<K> {
+pub(crate) struct Throttle<K> {
     limit: Limit,
     max_keys: usize,
     tats: Mutex<HashMap<K, i64>>,
 }
 
 impl<K: Hash + Eq + Clone> Throttle<K> {
-    fn new(limit: Limit, max_keys: usize) -> Self {
+    pub(crate) fn new(limit: Limit, max_keys: usize) -> Self {
         Throttle { limit, max_keys, tats: Mutex::new(HashMap::new()) }
     }
 
     /// Takes one attempt for `key`; `Err(seconds)` until the next one is allowed.
-    fn take(&self, key: &K, now: i64) -> Result<(), i64> {
+    pub(crate) fn take(&self, key: &K, now: i64) -> Result<(), i64> {
         let Limit { burst, interval } = self.limit;
         let mut tats = self.tats.lock().unwrap_or_else(|e| e.into_inner());
         let tat = tats.get(key).copied().unwrap_or(now).max(now);
@@ -64,7 +64,7 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
     }
 
     /// Returns an attempt taken by `take` (it was not a failure).
-    fn give_back(&self, key: &K, now: i64) {
+    pub(crate) fn give_back(&self, key: &K, now: i64) {
         let mut tats = self.tats.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tat) = tats.get_mut(key) {
             *tat = tat.saturating_sub(self.limit.interval);
@@ -75,7 +75,7 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
     }
 
     /// Forgets the key's failures.
-    fn reset(&self, key: &K) {
+    pub(crate) fn reset(&self, key: &K) {
         self.tats.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 

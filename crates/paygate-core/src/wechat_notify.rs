@@ -8,11 +8,9 @@
 
 use crate::channel_notify::{ours, refuse, Family};
 use crate::Paygate;
-use paygate_channels::wechat::v2::{self, Fields};
-use paygate_channels::wechat::v3::Resource;
+use paygate_channels::wechat_pay::notify::{self, Notice};
 use paygate_channels::wechat_pay::WechatPay;
 use paygate_domain::{Refund, Scope};
-use serde_json::{Map, Value};
 use std::sync::Arc;
 
 pub use crate::channel_notify::NotifyRefusal;
@@ -39,53 +37,33 @@ impl Paygate {
     /// `POST /notify/wechat/{app_id}/{mode}`: a v2 payment (signed) or refund (`req_info`) notification.
     pub async fn wechat_notify_v2(&self, app_id: &str, mode: &str, body: &str) -> Result<(), NotifyRefusal> {
         let (scope, adapter) = self.notify_adapter(app_id, mode).await?;
-        let key = adapter.v2_key().ok_or_else(|| refuse(400, "this account does not use API v2"))?.to_string();
-        let fields = v2::parse_xml(body).map_err(|e| refuse(400, e.to_string()))?;
-        if fields.get("return_code") != Some("SUCCESS") {
-            return Err(refuse(400, "return_code is not SUCCESS"));
-        }
-        let config = &adapter.config_ids();
-        if fields.get("appid") != Some(config.0.as_str()) || fields.get("mch_id") != Some(config.1.as_str()) {
-            tracing::warn!(app = %scope.app_id, "WeChat v2 notification for another appid/mch_id refused");
-            return Err(refuse(400, "appid or mch_id does not match the account"));
-        }
-        if let Some(req_info) = fields.non_empty("req_info") {
-            // Not proof: req_info is AES-ECB without integrity and the notification has no sign, so blocks of
-            // genuine ones can be cut and pasted. It only names a refund to ask WeChat about (`/pay/refundquery`);
-            // the refund is finished from that signed answer, never from what req_info says.
-            let plain = v2::decrypt_req_info(req_info, &key).map_err(|e| refuse(400, e.to_string()))?;
-            let xml = plain.replacen("<root>", "<xml>", 1).replacen("</root>", "</xml>", 1);
-            let info = v2::parse_xml(&xml).map_err(|e| refuse(400, format!("req_info: {e}")))?;
-            let need = |name: &str| info.require(name).map_err(|e| refuse(400, format!("req_info: {e}")));
-            let refund = self.notified_refund(&scope, need("out_trade_no")?, need("out_refund_no")?).await?;
-            if refund.amount.fen() != int(need("refund_fee")?, "refund_fee")? {
-                return Err(refuse(400, "req_info: refund_fee does not equal the refund's amount"));
-            }
-            return match self.sync_wechat_refund(&scope, &refund).await {
-                Ok(_) => Ok(()),
-                Err(problem) => {
-                    tracing::warn!(refund = %refund.id, %problem, "refund query after a v2 notification failed");
-                    // FAIL: WeChat notifies again, and the poller keeps asking meanwhile.
-                    Err(refuse(503, format!("the refund could not be confirmed with WeChat Pay: {}", problem.message)))
+        let key = adapter.v2_key().ok_or_else(|| refuse(400, "this account does not use API v2"))?;
+        let (appid, mch_id) = adapter.config_ids();
+        let notice = notify::read_v2(body, key, &appid, &mch_id).map_err(|r| refused(&scope, "v2", r))?;
+        match notice {
+            Notice::Refund(info) => {
+                // Not proof (see `notify::read_v2`): only a refund to ask WeChat about; the refund is finished from
+                // the signed answer of `/pay/refundquery`, never from what req_info says.
+                let refund = self.notified_refund(&scope, &info.out_trade_no, &info.out_refund_no).await?;
+                if refund.amount.fen() != info.refund_fee {
+                    return Err(refuse(400, "req_info: refund_fee does not equal the refund's amount"));
                 }
-            };
-        }
-        v2::verify(&fields, &key).map_err(|e| {
-            tracing::warn!(app = %scope.app_id, "WeChat v2 notification with a bad signature refused");
-            refuse(400, e.to_string())
-        })?;
-        if fields.get("result_code") != Some("SUCCESS") {
+                match self.sync_wechat_refund(&scope, &refund).await {
+                    Ok(_) => Ok(()),
+                    Err(problem) => {
+                        tracing::warn!(refund = %refund.id, %problem, "refund query after a v2 notification failed");
+                        // FAIL: WeChat notifies again, and the poller keeps asking meanwhile.
+                        Err(refuse(
+                            503,
+                            format!("the refund could not be confirmed with WeChat Pay: {}", problem.message),
+                        ))
+                    }
+                }
+            }
+            Notice::Payment(Some(paid)) => self.payment_notified(&scope, &paid_of(&paid)).await,
             // A failed payment is not final for the order (the payer can try again): acknowledge, change nothing.
-            return Ok(());
+            Notice::Payment(None) | Notice::Other(_) => Ok(()),
         }
-        let need = |name: &str| fields.require(name).map_err(|e| refuse(400, e.to_string()));
-        let paid = Paid {
-            out_trade_no: need("out_trade_no")?,
-            transaction_id: need("transaction_id")?,
-            total: int(need("total_fee")?, "total_fee")?,
-            notification: fields_json(&fields),
-        };
-        self.payment_notified(&scope, &paid).await
     }
 
     /// `POST /notify/wechat/v3/{app_id}/{mode}`: a v3 callback (`TRANSACTION.SUCCESS`, `REFUND.*`).
@@ -98,67 +76,31 @@ impl Paygate {
     ) -> Result<(), NotifyRefusal> {
         let (scope, adapter) = self.notify_adapter(app_id, mode).await?;
         let keys = adapter.v3_keys().ok_or_else(|| refuse(400, "this account does not use API v3"))?;
-        keys.verify_signed(header, body, wall_clock()).map_err(|e| {
-            tracing::warn!(app = %scope.app_id, code = e.code(), "WeChat v3 notification refused");
-            refuse(401, e.to_string())
-        })?;
-        let event: Value = serde_json::from_str(body).map_err(|_| refuse(400, "body is not JSON"))?;
-        let event_type = event.get("event_type").and_then(Value::as_str).unwrap_or("");
-        let resource: Resource = event
-            .get("resource")
-            .cloned()
-            .and_then(|r| serde_json::from_value(r).ok())
-            .ok_or_else(|| refuse(400, "resource is missing or malformed"))?;
-        let plain = resource.open(keys.api_v3_key()).map_err(|e| refuse(400, e.to_string()))?;
-        let data: Value = serde_json::from_slice(&plain).map_err(|_| refuse(400, "resource is not JSON"))?;
-        let text = |name: &str| {
-            data.get(name)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| refuse(400, format!("resource.{name} is missing")))
-        };
         let (appid, mch_id) = adapter.config_ids();
-        if text("mchid")? != mch_id {
-            tracing::warn!(app = %scope.app_id, "WeChat v3 notification for another mchid refused");
-            return Err(refuse(400, "mchid does not match the account"));
+        if let Some(serial) = header("Wechatpay-Serial") {
+            // Certificate mode: a new serial fetches WeChat's certificates first (at most once a minute).
+            adapter.learn_platform_serial(&serial).await.map_err(|problem| {
+                tracing::warn!(app = %scope.app_id, %problem, "WeChat Pay platform certificates not fetched");
+                refuse(503, "the platform certificate named by Wechatpay-Serial could not be fetched")
+            })?;
         }
-        let amount = |name: &str| {
-            data.pointer(&format!("/amount/{name}"))
-                .and_then(Value::as_i64)
-                .ok_or_else(|| refuse(400, format!("resource.amount.{name} is missing")))
-        };
-        match event_type {
-            "TRANSACTION.SUCCESS" => {
-                if text("appid")? != appid {
-                    return Err(refuse(400, "appid does not match the account"));
-                }
-                if text("trade_state")? != "SUCCESS" {
-                    return Ok(());
-                }
-                let mut kept = Map::new();
-                kept.insert("event_type".into(), Value::String(event_type.to_string()));
-                kept.insert("id".into(), event.get("id").cloned().unwrap_or(Value::Null));
-                kept.insert("resource".into(), data.clone());
-                let paid = Paid {
-                    out_trade_no: text("out_trade_no")?,
-                    transaction_id: text("transaction_id")?,
-                    total: amount("total")?,
-                    notification: Value::Object(kept),
-                };
-                self.payment_notified(&scope, &paid).await
-            }
-            "REFUND.SUCCESS" | "REFUND.CLOSED" | "REFUND.ABNORMAL" => {
+        let notice =
+            notify::read_v3(keys, &appid, &mch_id, header, body, wall_clock()).map_err(|r| refused(&scope, "v3", r))?;
+        match notice {
+            Notice::Payment(Some(paid)) => self.payment_notified(&scope, &paid_of(&paid)).await,
+            Notice::Payment(None) => Ok(()),
+            Notice::Refund(r) => {
                 let refunded = Refunded {
-                    out_trade_no: text("out_trade_no")?,
-                    out_refund_no: text("out_refund_no")?,
-                    refund_fee: amount("refund")?,
-                    status: text("refund_status")?,
-                    refund_id: data.get("refund_id").and_then(Value::as_str),
+                    out_trade_no: &r.out_trade_no,
+                    out_refund_no: &r.out_refund_no,
+                    refund_fee: r.refund_fee,
+                    status: r.status.as_deref().unwrap_or(""),
+                    refund_id: r.refund_id.as_deref(),
                 };
                 self.refund_notified(&scope, &refunded).await
             }
-            other => {
-                tracing::info!(app = %scope.app_id, event_type = other, "WeChat v3 notification of no interest");
+            Notice::Other(event_type) => {
+                tracing::info!(app = %scope.app_id, %event_type, "WeChat v3 notification of no interest");
                 Ok(())
             }
         }
@@ -191,13 +133,19 @@ impl Paygate {
     }
 }
 
-fn int(text: &str, name: &str) -> Result<i64, NotifyRefusal> {
-    text.parse::<i64>().map_err(|_| refuse(400, format!("{name} is not an integer")))
+/// A refused notification, logged with its app.
+fn refused(scope: &Scope, version: &str, refusal: notify::Refusal) -> NotifyRefusal {
+    tracing::warn!(app = %scope.app_id, version, why = %refusal.message, "WeChat notification refused");
+    refuse(refusal.status, refusal.message)
 }
 
-/// The notification as kept with the charge: its fields as a JSON object, in the order they came.
-fn fields_json(fields: &Fields) -> Value {
-    Value::Object(fields.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect())
+fn paid_of(paid: &notify::PaidNotice) -> Paid<'_> {
+    Paid {
+        out_trade_no: &paid.out_trade_no,
+        transaction_id: &paid.transaction_id,
+        total: paid.total,
+        notification: paid.notification.clone(),
+    }
 }
 
 /// v3 signature windows are WeChat's real time, not paygate's business clock.

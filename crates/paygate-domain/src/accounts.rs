@@ -365,10 +365,8 @@ fn wechat(f: &AccountFields) -> Result<WechatAccount, Problem> {
             required(account.api_v3_key.as_ref(), "api_v3_key", why)?;
             required(account.merchant_serial_no.as_ref(), "merchant_serial_no", why)?;
             required(account.merchant_private_key.as_ref(), "merchant_private_key", why)?;
-            if account.platform_certificate.is_none() && account.wechatpay_public_key.is_none() {
-                let why = " for api_version v3 (or wechatpay_public_key_id and wechatpay_public_key)";
-                required(None::<()>, "platform_certificate", why)?;
-            }
+            // Without the WeChat Pay public key, WeChat is verified with its platform certificates: the one set
+            // here if any, and those fetched from `/v3/certificates` (opened with the APIv3 key).
         }
     }
     Ok(account)

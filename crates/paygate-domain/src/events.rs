@@ -25,6 +25,8 @@ pub const EVENT_TYPES: &[&str] = &[
     PROFIT_SHARING_SUCCEEDED,
     PROFIT_SHARING_FAILED,
     PROFIT_SHARING_RETURNED,
+    crate::reconcile::RECONCILIATION_COMPLETED,
+    crate::reconcile::RECONCILIATION_DISCREPANCY,
 ];
 
 #[derive(Debug, Clone, PartialEq)]

@@ -39,6 +39,8 @@ pub enum IdKind {
     Event,
     Endpoint,
     ProfitShare,
+    Reconciliation,
+    Discrepancy,
 }
 
 impl IdKind {
@@ -50,6 +52,8 @@ impl IdKind {
             IdKind::Event => "evt_",
             IdKind::Endpoint => "we_",
             IdKind::ProfitShare => "ps_",
+            IdKind::Reconciliation => "recon_",
+            IdKind::Discrepancy => "rd_",
         }
     }
 

@@ -11,6 +11,7 @@ pub mod objects;
 pub mod paging;
 pub mod pos;
 pub mod problem;
+pub mod reconcile;
 pub mod shares;
 pub mod validate;
 

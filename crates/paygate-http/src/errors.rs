@@ -77,6 +77,7 @@ pub(crate) fn render(face: Face, req: &Incoming, problem: &Problem) -> HttpRespo
         Face::Cashier => crate::cashier::refusal(problem),
         Face::Saas => crate::saas::refusal(problem),
         Face::SandboxPage => crate::sandbox_page::error_page(problem),
+        Face::Console => crate::console::error_page(req, problem),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod alipay_notify;
 mod cashier;
+mod console;
 mod errors;
 mod hserve;
 #[cfg(feature = "openapi")]
@@ -322,6 +323,7 @@ async fn route(
             Face::SandboxPage => {
                 Box::pin(sandbox_page::handle(app, &req, rest.first().copied().unwrap_or_default())).await
             }
+            Face::Console => Box::pin(console::handle(app, &req, rest)).await,
         },
     };
     (errors::finish(response, &allowed), template)

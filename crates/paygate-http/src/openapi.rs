@@ -41,13 +41,16 @@ pub fn openapi_json() -> &'static str {
         ops::create_order, ops::list_orders, ops::get_order, ops::update_order, ops::pay_order,
         ops::order_charges, ops::order_charge, ops::create_order_refund, ops::order_refunds, ops::order_refund,
         ops::create_profit_sharing, ops::profit_sharings, ops::finish_profit_sharing, ops::profit_sharing,
-        ops::return_profit_sharing, ops::create_charge, ops::list_charges, ops::get_charge, ops::reverse_charge,
+        ops::return_profit_sharing, ops::add_profit_sharing_receiver, ops::remove_profit_sharing_receiver,
+        ops::create_charge, ops::list_charges, ops::get_charge, ops::reverse_charge,
         ops::create_charge_refund, ops::charge_refunds,
         ops::charge_refund, ops::sandbox_pay, ops::create_member, ops::get_member, ops::top_up,
         ops::balance_transactions, ops::set_fee_rate, ops::list_events, ops::get_event, ops::event_deliveries,
         ops::resend_event, ops::create_webhook_endpoint, ops::webhook_endpoints, ops::delete_webhook_endpoint,
         ops::webhook_public_key, ops::set_channel_account, ops::get_channel_account, ops::channel_accounts,
-        ops::delete_channel_account,
+        ops::delete_channel_account, reconcile_ops::run_reconciliation, reconcile_ops::reconciliations,
+        reconcile_ops::get_reconciliation, reconcile_ops::reconciliation_discrepancies,
+        reconcile_ops::reconciliation_bill, reconcile_ops::discrepancies, reconcile_ops::resolve_discrepancy,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Conventions),
@@ -137,6 +140,7 @@ fn error_response(status: &str, description: &str) -> Response {
 
 // The operations: each function of `ops` only carries its attribute.
 mod ops;
+mod reconcile_ops;
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,8 @@ pub(crate) enum Face {
     SandboxPage,
     /// `/healthz`, `/readyz`, `/metrics`: plain text; `/openapi.json`: the `/v1` document.
     Ops,
+    /// The merchant console `/console`: HTML pages (`console/`).
+    Console,
 }
 
 use Method as M;
@@ -42,6 +44,8 @@ const PINGPP: &[(&str, &[Method])] = &[
     ("orders/*/profit_sharings/finish", POST),
     ("orders/*/profit_sharings/*", GET),
     ("orders/*/profit_sharings/*/returns", POST),
+    ("profit_sharing_receivers", POST),
+    ("profit_sharing_receivers/*/*", &[M::DELETE]),
     ("charges", GET_POST),
     ("charges/*", GET),
     ("charges/*/reverse", POST),
@@ -55,6 +59,12 @@ const PINGPP: &[(&str, &[Method])] = &[
     ("fee_rates", POST),
     ("channel_accounts", GET),
     ("channel_accounts/*", &[M::GET, M::PUT, M::DELETE]),
+    ("reconciliations", GET_POST),
+    ("reconciliations/*", GET),
+    ("reconciliations/*/discrepancies", GET),
+    ("reconciliations/*/bill", GET),
+    ("reconciliation_discrepancies", GET),
+    ("reconciliation_discrepancies/*/resolve", POST),
     ("events", GET),
     ("events/*", GET),
     ("events/*/deliveries", GET),
@@ -85,6 +95,17 @@ const CASHIER: &[(&str, &[Method])] = &[("pay", POST), ("query", POST), ("refund
 const SAAS: &[(&str, &[Method])] = &[("", POST)];
 const SANDBOX_PAGE: &[(&str, &[Method])] = &[("*", GET_POST)];
 const OPS: &[(&str, &[Method])] = &[("healthz", GET), ("readyz", GET), ("metrics", GET), ("openapi.json", GET)];
+/// `/console/…` routes; the first segment of a page is the mode (`test` or `live`).
+const CONSOLE: &[(&str, &[Method])] = &[
+    ("", GET),
+    ("style.css", GET),
+    ("login", GET_POST),
+    ("logout", POST),
+    ("*/payments", GET),
+    ("*/payments/*", GET),
+    ("*/payments/*/refunds", POST),
+    ("*/audit", GET),
+];
 
 /// The face of a path, and the rest of the path below the face's prefix.
 pub(crate) fn face_of<'a>(segments: &'a [&'a str]) -> (Face, &'a [&'a str]) {
@@ -95,13 +116,15 @@ pub(crate) fn face_of<'a>(segments: &'a [&'a str]) -> (Face, &'a [&'a str]) {
         ["api", "v1", "pay", "wx", "query", rest @ ..] => (Face::Saas, rest),
         ["sandbox", "charges", rest @ ..] => (Face::SandboxPage, rest),
         ["healthz" | "readyz" | "metrics" | "openapi.json"] => (Face::Ops, segments),
+        ["console", rest @ ..] => (Face::Console, rest),
         _ => (Face::Pingpp, segments),
     }
 }
 
 impl Face {
     /// Every face, in declaration order (`face as usize` indexes it).
-    const ALL: [Face; 6] = [Face::Pingpp, Face::Hserve, Face::Cashier, Face::Saas, Face::SandboxPage, Face::Ops];
+    const ALL: [Face; 7] =
+        [Face::Pingpp, Face::Hserve, Face::Cashier, Face::Saas, Face::SandboxPage, Face::Ops, Face::Console];
 
     fn table(self) -> &'static [(&'static str, &'static [Method])] {
         match self {
@@ -111,6 +134,7 @@ impl Face {
             Face::Saas => SAAS,
             Face::SandboxPage => SANDBOX_PAGE,
             Face::Ops => OPS,
+            Face::Console => CONSOLE,
         }
     }
 
@@ -122,6 +146,7 @@ impl Face {
             Face::Saas => "/api/v1/pay/wx/query",
             Face::SandboxPage => "/sandbox/charges/",
             Face::Ops => "/",
+            Face::Console => "/console/",
         }
     }
 
@@ -204,6 +229,7 @@ pub(crate) fn known_prefix(segments: &[&str]) -> bool {
             | ["api", "v1", "pay", "wx", "query", ..]
             | ["sandbox", "charges", ..]
             | ["healthz" | "readyz" | "metrics" | "openapi.json"]
+            | ["console", ..]
     )
 }
 

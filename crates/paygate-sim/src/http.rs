@@ -16,6 +16,8 @@ pub use tokio_rustls::TlsAcceptor;
 
 /// The largest request body a simulator reads.
 pub const MAX_BODY: usize = 1024 * 1024;
+/// The largest body of a bulk seed (`/sim/…/bills/seed`): 100 000 rows of JSON are about 10 MiB.
+pub const MAX_SEED_BODY: usize = 64 * 1024 * 1024;
 
 pub type Reply = hyper::Response<Full<Bytes>>;
 
@@ -154,7 +156,8 @@ where
         let handler = handler.clone();
         async move {
             let (parts, body) = req.into_parts();
-            let body = match Limited::new(body, MAX_BODY).collect().await {
+            let limit = if parts.uri.path().ends_with("/bills/seed") { MAX_SEED_BODY } else { MAX_BODY };
+            let body = match Limited::new(body, limit).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => {
                     return Ok::<_, std::io::Error>(reply(

@@ -4,4 +4,5 @@
 
 pub mod alipay;
 pub mod http;
+pub mod recon;
 pub mod wechat;

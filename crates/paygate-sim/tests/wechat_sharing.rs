@@ -149,7 +149,12 @@ fn v3_profit_sharing_rules() {
         )
     };
     assert_eq!(share("o1", 100, false).1["code"], "RECEIVER_INVALID");
-    let add = json!({"appid": APPID, "type": "MERCHANT_ID", "account": "190001", "relation_type": "PARTNER"});
+    let mut add = json!({"appid": APPID, "type": "MERCHANT_ID", "account": "190001", "relation_type": "PARTNER"});
+    // v3 takes a name only encrypted with the platform key: a plain one does not decrypt.
+    add["name"] = json!("示例商户全称");
+    let (status, plain) = h.v3("POST", "/v3/profitsharing/receivers/add", Some(add.clone()));
+    assert_eq!((status, &plain["code"]), (400, &json!("PARAM_ERROR")), "{plain}");
+    add.as_object_mut().unwrap().remove("name");
     assert_eq!(h.v3("POST", "/v3/profitsharing/receivers/add", Some(add)).0, 200);
     let (status, first) = share("o1", 100, false);
     assert_eq!((status, first["state"].as_str()), (200, Some("FINISHED")), "{first}");

@@ -118,6 +118,9 @@ impl Backend for PostgresStore {
         (8, include_str!("../migrations/0008_channel_accounts.sql")),
         (9, include_str!("../migrations/0009_record_list_order.sql")),
         (10, include_str!("../migrations/0010_channel_polls.sql")),
+        (11, include_str!("../migrations/0011_reconciliations.sql")),
+        (12, include_str!("../migrations/0012_share_polls.sql")),
+        (13, include_str!("../migrations/0013_console.sql")),
     ];
     /// Held until the migration transaction ends: nodes starting together migrate one by one
     /// (the key is the one older versions took as a session lock, 0x0070_6179_6761_7465).

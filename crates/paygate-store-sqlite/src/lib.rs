@@ -39,6 +39,9 @@ impl Backend for SqliteStore {
         (9, include_str!("../migrations/0009_channel_accounts.sql")),
         (10, include_str!("../migrations/0010_record_list_order.sql")),
         (11, include_str!("../migrations/0011_channel_polls.sql")),
+        (12, include_str!("../migrations/0012_reconciliations.sql")),
+        (13, include_str!("../migrations/0013_share_polls.sql")),
+        (14, include_str!("../migrations/0014_console.sql")),
     ];
     // BEGIN IMMEDIATE takes the database's write lock: other processes wait for it.
     const MIGRATION_LOCK: Option<&'static str> = None;

@@ -10,11 +10,13 @@ pub mod accounts;
 pub mod batches;
 pub mod charges;
 pub mod coalesce;
+pub mod console;
 pub mod hserve;
 pub mod intents;
 pub mod outbox;
 pub mod polls;
 pub mod pos;
+pub mod reconcile;
 pub mod rows;
 pub mod shares;
 pub mod sql;
@@ -23,6 +25,7 @@ mod transactions;
 pub use accounts::{AccountStore, StoredAccount};
 use async_trait::async_trait;
 pub use charges::{ChargeStore, ReverseOutcome};
+pub use console::ConsoleStore;
 pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
 pub use intents::ChargeIntentStore;
 pub use outbox::history::{MonthsDropped, OutboxHistory};
@@ -36,6 +39,7 @@ pub use polls::{DuePoll, PollKind, PollStore};
 pub use pos::{
     BalanceTransaction, FaceCredential, Member, PosMeta, PosRecord, PosRef, PosStore, SeenSignature, WalletPayment,
 };
+pub use reconcile::{DayBooks, DiscrepancyFilter, FoundDiscrepancy, NewReconciliation, ReconcileStore};
 /// Re-exported so callers reach a credential's secret without naming the crate.
 pub use secrecy::{ExposeSecret, SecretString};
 pub use shares::{ShareOutcome, ShareRequest, ShareReserved, ShareStore};
@@ -152,6 +156,8 @@ pub trait Store:
     + AccountStore
     + ChargeIntentStore
     + PollStore
+    + ReconcileStore
+    + ConsoleStore
     + Send
     + Sync
     + 'static

@@ -110,8 +110,9 @@ pub fn new_event(scope: &Scope, kind: &str, object: Value, now: i64) -> Result<E
     })
 }
 
-pub const INSERT_EVENT: &str =
-    "INSERT INTO events (id, app_id, livemode, created, type, data) VALUES ($1, $2, $3, $4, $5, $6)";
+/// `object_id` (`$7`): the id of the event's object, so the console finds a payment's events by index.
+pub const INSERT_EVENT: &str = "INSERT INTO events (id, app_id, livemode, created, type, data, object_id) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// One pending delivery per live endpoint of the event's app and mode that subscribes to it, in
 /// the event's month (`event_created` = the event's `created`, `$2`).
@@ -134,6 +135,7 @@ pub fn event_statements(e: &Event) -> [(&'static str, Vec<SqlParam>); 2] {
                 Int(e.created),
                 Text(e.kind.clone()),
                 Text(e.object.to_string()),
+                OptText(e.object.get("id").and_then(serde_json::Value::as_str).map(str::to_string)),
             ],
         ),
         (

@@ -1,8 +1,8 @@
-//! The channel poller's schedule (`channel_polls`, PostgreSQL 0010 / SQLite 0011): charges and refunds pending at a
-//! real channel, each with when it is next asked about. A round is claimed by a conditional UPDATE on the row as
-//! read (`next_at`, `attempts`): of two nodes that read the same due row, exactly one moves it on, and only that
-//! one asks the channel. The claim writes the next check time before the channel is asked, so a node that dies
-//! mid-round leaves the row due again later, never lost.
+//! The channel poller's schedule (`channel_polls`, PostgreSQL 0010 + 0012 / SQLite 0011 + 0013): charges, refunds
+//! and shares pending at a real channel, each with when it is next asked about. A round is claimed by a
+//! conditional UPDATE on the row as read (`next_at`, `attempts`): of two nodes that read the same due row, exactly
+//! one moves it on, and only that one asks the channel. The claim writes the next check time before the channel is
+//! asked, so a node that dies mid-round leaves the row due again later, never lost.
 
 use crate::rows::{RowLike, SqlParam};
 use crate::sql::job;
@@ -15,6 +15,8 @@ use paygate_domain::{Mode, Scope};
 pub enum PollKind {
     Charge,
     Refund,
+    /// A profit share whose settlement at the channel was not answered (Alipay's order settle).
+    Share,
 }
 
 impl PollKind {
@@ -22,6 +24,7 @@ impl PollKind {
         match self {
             PollKind::Charge => "charge",
             PollKind::Refund => "refund",
+            PollKind::Share => "share",
         }
     }
 
@@ -29,6 +32,7 @@ impl PollKind {
         match s {
             "charge" => Ok(PollKind::Charge),
             "refund" => Ok(PollKind::Refund),
+            "share" => Ok(PollKind::Share),
             other => Err(paygate_domain::Problem::internal(format!("channel_polls.kind '{other}'"))),
         }
     }

@@ -106,6 +106,34 @@ const IDEMPOTENCY_TAKE: &str = "INSERT INTO idempotency_keys (app_id, livemode, 
 const IDEMPOTENCY_RETAKE: &str = "UPDATE idempotency_keys SET fingerprint = $4, created = $5, status = NULL, \
     body = NULL WHERE app_id = $1 AND livemode = $2 AND key = $3";
 
+/// Reserves the refund under the order row lock (the body of `Store::reserve_refund`, also run by the console's
+/// audited refund inside its own transaction).
+pub(crate) async fn reserve_refund_tx(tx: &mut dyn Tx, scope: &Scope, req: &RefundRequest) -> Result<Refund> {
+    let order = load_order(tx, scope, &req.order_id, true).await?;
+    let order = order.ok_or_else(|| Problem::not_found("order", &req.order_id))?;
+    let charge_id = match &req.charge_id {
+        Some(id) => id.clone(),
+        None => tx
+            .query_opt(rows::SUCCEEDED_CHARGE_OF_ORDER, &scoped(scope, &order.id), |r| r.text(0))
+            .await?
+            .ok_or_else(|| {
+                plan_refund(&order, None, req.amount)
+                    .err()
+                    .unwrap_or_else(|| Problem::internal("paid order has no charge"))
+            })?,
+    };
+    let charge = load_charge(tx, scope, &charge_id).await?;
+    let charge = charge.filter(|c| c.order_id == order.id).ok_or_else(|| Problem::not_found("charge", &charge_id))?;
+    let amount = plan_refund(&order, Some(&charge), req.amount)?;
+    let reserve = with(scoped(scope, &order.id), [SqlParam::Int(amount.fen())]);
+    if tx.exec(rows::RESERVE_REFUND, &reserve).await? != 1 {
+        return Err(Problem::internal("refund reservation lost under the order lock"));
+    }
+    let refund = rows::pending_refund(scope, req, &charge.id, amount);
+    tx.exec(rows::insert_refund_sql(), &rows::refund_params(&refund)).await?;
+    Ok(refund)
+}
+
 async fn insert_key(tx: &mut dyn Tx, app_id: &str, k: &ApiKeyRecord) -> Result<()> {
     let params = [
         SqlParam::Bytes(k.key_hash.clone()),
@@ -410,33 +438,7 @@ impl<B: Backend> Store for B {
     }
 
     async fn reserve_refund(&self, scope: &Scope, request: &RefundRequest) -> Result<Refund> {
-        job!(self, Write, [scope, request], |tx| {
-            let req = request;
-            let order = load_order(tx, &scope, &req.order_id, true).await?;
-            let order = order.ok_or_else(|| Problem::not_found("order", &req.order_id))?;
-            let charge_id = match &req.charge_id {
-                Some(id) => id.clone(),
-                None => tx
-                    .query_opt(rows::SUCCEEDED_CHARGE_OF_ORDER, &scoped(&scope, &order.id), |r| r.text(0))
-                    .await?
-                    .ok_or_else(|| {
-                        plan_refund(&order, None, req.amount)
-                            .err()
-                            .unwrap_or_else(|| Problem::internal("paid order has no charge"))
-                    })?,
-            };
-            let charge = load_charge(tx, &scope, &charge_id).await?;
-            let charge =
-                charge.filter(|c| c.order_id == order.id).ok_or_else(|| Problem::not_found("charge", &charge_id))?;
-            let amount = plan_refund(&order, Some(&charge), req.amount)?;
-            let reserve = with(scoped(&scope, &order.id), [SqlParam::Int(amount.fen())]);
-            if tx.exec(rows::RESERVE_REFUND, &reserve).await? != 1 {
-                return Err(Problem::internal("refund reservation lost under the order lock"));
-            }
-            let refund = rows::pending_refund(&scope, &req, &charge.id, amount);
-            tx.exec(rows::insert_refund_sql(), &rows::refund_params(&refund)).await?;
-            Ok(refund)
-        })
+        job!(self, Write, [scope, request], |tx| { reserve_refund_tx(tx, &scope, &request).await })
     }
 
     async fn finish_refund(&self, scope: &Scope, refund_id: &str, outcome: &RefundOutcome) -> Result<Refund> {

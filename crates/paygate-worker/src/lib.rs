@@ -66,7 +66,14 @@ pub struct Settings {
     /// Events older than this many days whose deliveries are all finished are removed with their
     /// deliveries and attempts (PostgreSQL: whole months); `None` keeps them forever.
     pub event_retention_days: Option<i64>,
+    /// Seconds after Beijing midnight from which yesterday's channel bills are reconciled (WeChat Pay publishes
+    /// them from 09:00 and asks for 10:00 or later); `None`: no daily reconciliation.
+    pub reconcile_at: Option<i64>,
 }
+
+/// Seconds between the daily reconciliation's checks (a day already reconciled costs one small read per
+/// account; a run that failed — no answer, a bill not ready — is tried again at the next check).
+pub const RECONCILE_CHECK_SECONDS: i64 = 600;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -78,6 +85,7 @@ impl Default for Settings {
             lease_seconds: 60,
             timeout: Duration::from_secs(10),
             event_retention_days: None,
+            reconcile_at: Some(10 * 3600),
         }
     }
 }
@@ -168,6 +176,8 @@ struct Upkeep {
     /// `None`: at the first housekeeping pass.
     next_at: Option<i64>,
     trimming: bool,
+    /// When the daily reconciliation is next checked (`None`: at the first pass).
+    reconcile_next_at: Option<i64>,
 }
 
 /// What one send did, timed by the application's clock.
@@ -289,7 +299,40 @@ impl Worker {
             }
         }
         self.outbox_upkeep(&mut sweep).await;
+        self.daily_reconciliation(&mut sweep).await;
         sweep
+    }
+
+    /// Yesterday's bills, once the configured time of day has passed (paygate-core `reconcile_due`).
+    async fn daily_reconciliation(&self, sweep: &mut Sweep) {
+        let Some(at) = self.settings.reconcile_at else { return };
+        let now = self.app.now();
+        let due = self
+            .upkeep
+            .lock()
+            .map(|mut u| {
+                let due = u.reconcile_next_at.is_none_or(|next| now >= next);
+                if due {
+                    u.reconcile_next_at = Some(now + RECONCILE_CHECK_SECONDS);
+                }
+                due
+            })
+            .unwrap_or(false);
+        if !due {
+            return;
+        }
+        match self.app.reconcile_due(at).await {
+            Ok(pass) => {
+                if pass.done > 0 {
+                    tracing::info!(runs = pass.done, "daily reconciliation");
+                }
+                sweep.errors += log_failures("reconciling", pass.failed);
+            }
+            Err(problem) => {
+                tracing::error!(%problem, "finding the channel bills to reconcile");
+                sweep.errors += 1;
+            }
+        }
     }
 
     /// At each upkeep: the coming months, then (with a retention) the months past it; between

@@ -75,6 +75,12 @@ pub enum Command {
     /// Channel accounts (WeChat Pay, Alipay credentials; secrets encrypted under the master keys).
     #[command(subcommand)]
     ChannelAccount(crate::cli_accounts::ChannelAccountCommand),
+    /// Reconciliation (对账) of a channel's daily bill against paygate's books.
+    #[command(subcommand)]
+    Reconcile(crate::cli_reconcile::ReconcileCommand),
+    /// Merchant console users (`/console`).
+    #[command(subcommand)]
+    User(crate::cli_console::UserCommand),
     /// Print a shell completion script: `paygate completions bash > /etc/bash_completion.d/paygate`.
     Completions {
         #[arg(value_enum)]
@@ -151,6 +157,27 @@ pub struct WorkerArgs {
     /// deliveries are all finished go; PostgreSQL drops whole months once they are past it.
     #[arg(long, env = "PAYGATE_EVENT_RETENTION_DAYS", value_parser = clap::value_parser!(i64).range(1..=36_500))]
     pub event_retention_days: Option<i64>,
+    /// Beijing time of day (HH:MM) from which yesterday's WeChat Pay / Alipay bills are downloaded and
+    /// reconciled for every app with a channel account; `off` disables the daily job.
+    #[arg(long, env = "PAYGATE_RECONCILE_AT", default_value = "10:00", value_parser = parse_reconcile_at)]
+    pub reconcile_at: ReconcileAt,
+}
+
+/// `--reconcile-at`: seconds after Beijing midnight, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileAt(pub Option<i64>);
+
+fn parse_reconcile_at(value: &str) -> Result<ReconcileAt, String> {
+    if value == "off" {
+        return Ok(ReconcileAt(None));
+    }
+    let bad = || format!("'{value}' is not a time of day as HH:MM (00:00 to 23:59) or off");
+    let (h, m) = value.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i64, i64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..24).contains(&h) || !(0..60).contains(&m) || value.len() != 5 {
+        return Err(bad());
+    }
+    Ok(ReconcileAt(Some(h * 3600 + m * 60)))
 }
 
 #[derive(Debug, Args, Clone)]
@@ -165,8 +192,9 @@ pub struct PolicyArgs {
     #[arg(long, env = "PAYGATE_CHANNEL_ALLOW_PRIVATE", value_parser = clap::builder::BoolishValueParser::new(),
           default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub channel_allow_private: bool,
-    /// PEM file of extra root certificates trusted for channel endpoints (WeChat Pay), beside the public
-    /// roots: a simulator's or a private gateway's own CA. Read and checked at start.
+    /// PEM file of extra root certificates trusted for channel endpoints (WeChat Pay, Alipay; also roots of
+    /// Alipay's certificate mode), beside the public roots: a simulator's or a private gateway's own CA. Read
+    /// and checked at start.
     #[arg(long, env = "PAYGATE_CHANNEL_CA_FILE", value_parser = read_channel_ca_file)]
     pub channel_ca_file: Option<String>,
 }
@@ -390,6 +418,7 @@ impl WorkerArgs {
             lease_seconds: self.worker_lease_seconds,
             timeout: Duration::from_millis(self.worker_timeout_ms),
             event_retention_days: self.event_retention_days,
+            reconcile_at: self.reconcile_at.0,
             ..paygate_worker::Settings::default()
         };
         settings.validate()?;
@@ -426,6 +455,19 @@ impl ServeArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn reconcile_at_is_a_time_of_day_or_off() {
+        assert_eq!(parse_reconcile_at("10:00"), Ok(ReconcileAt(Some(36_000))));
+        assert_eq!(parse_reconcile_at("23:59"), Ok(ReconcileAt(Some(86_340))));
+        assert_eq!(parse_reconcile_at("off"), Ok(ReconcileAt(None)));
+        for bad in ["24:00", "9:00", "10:0", "10:60", "-1:00", "ten", ""] {
+            assert!(parse_reconcile_at(bad).is_err(), "{bad}");
+        }
+        let cli = Cli::try_parse_from(["paygate", "worker", "--reconcile-at", "off"]).unwrap();
+        let Command::Worker(w) = cli.command else { panic!("worker") };
+        assert_eq!(w.worker.settings().unwrap().reconcile_at, None);
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -25,6 +25,17 @@ pub enum SimCommand {
     /// /userpaying, /codes, /refunds/settle, /faults, /settings, /clock, /merchants; GET /sim/wechat/orders,
     /// /sim/wechat/notifications) and a payer page at GET /sim/wechat.
     ///
+    /// Reconciliation: bills (downloadbill, tradebill) carry payments on the day paid, refunds on the day they
+    /// succeeded, or while PROCESSING (settings {"hold_refunds": true}) on the day applied for, with 退款状态
+    /// PROCESSING; fee 0.6 % half up. POST /sim/wechat/pay takes {code_url} (weixin://wxpay/bizpayurl?pr=…) as
+    /// well as {out_trade_no} or {transaction_id}. POST /sim/wechat/faults {"kind": "drop_notify",
+    /// "out_trade_no"?, "count"?} never sends the next notification(s) (of that order). POST
+    /// /sim/wechat/bills/doctor {mch_id?, out_trade_no, omit?: true, amount?: FEN, fee?: FEN, at?: UNIX,
+    /// clear?: true} makes bills written from then on leave the order out, bill another amount or fee, or bill
+    /// the payment at another time (so on another day). POST /sim/wechat/bills/seed {mch_id?, rows:
+    /// [{out_trade_no, transaction_id?, amount, paid_at}]} adds paid NATIVE orders without notifications (up to
+    /// 64 MiB of JSON per call: 100 000 rows is about 10 MiB).
+    ///
     /// With --tls-cert/--tls-key it serves HTTPS; with --client-ca, /secapi/ also requires a merchant client
     /// certificate signed by that CA (mutual TLS), as WeChat does.
     ///
@@ -50,8 +61,15 @@ pub enum SimCommand {
     /// The test's side is JSON under /sim/alipay/: GET config, trades, notifications; POST apps, settings,
     /// clock, pay ({out_trade_no, late?}: late pays a closed trade), scan / wait (the buyer scanned and stays
     /// waiting), fail, finish, codes ({auth_code, outcome: PAY|WAIT|FAIL}), faults ({method?, kind:
-    /// timeout|drop|20000|40004|duplicate_notify, sub_code?, count?}); GET /sim/alipay/qr/{trade_no} is the page
-    /// a QR code opens.
+    /// timeout|drop|20000|40004|duplicate_notify|drop_notify, sub_code?, out_trade_no?, count?}: drop_notify never
+    /// sends the next notification(s), of that trade when out_trade_no is given); GET /sim/alipay/qr/{trade_no}
+    /// is the page a QR code opens.
+    ///
+    /// Reconciliation: the trade bill's 服务费（元） is the 0.6 % fee (half up), negative on payments, given back
+    /// (positive) on refunds. POST /sim/alipay/bills/doctor {app_id?, out_trade_no, omit?: true, amount?: FEN,
+    /// fee?: FEN, at?: UNIX, clear?: true} makes bills written from then on leave the trade out, bill another
+    /// amount or fee, or bill the payment at another time. POST /sim/alipay/bills/seed {app_id?, rows:
+    /// [{out_trade_no, trade_no?, amount, paid_at}]} adds paid trades without notifications.
     ///
     /// On start it prints one JSON line to stdout: {"listen", "alipay_public_key_pem"}.
     #[command(verbatim_doc_comment)]

@@ -3,6 +3,8 @@
 
 mod cli;
 mod cli_accounts;
+mod cli_console;
+mod cli_reconcile;
 mod cli_sim;
 
 use clap::{CommandFactory, Parser};
@@ -115,6 +117,8 @@ async fn run(command: Command) -> Result<(), Problem> {
         }
         Command::Sim(cmd) => cli_sim::run(cmd, wait_for_signal()).await,
         Command::ChannelAccount(cmd) => cli_accounts::run(cmd).await,
+        Command::Reconcile(cmd) => cli_reconcile::run(cmd).await,
+        Command::User(cmd) => cli_console::run(cmd).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "paygate", &mut std::io::stdout());
             Ok(())

@@ -7,11 +7,13 @@
 
 mod support;
 
+#[path = "alipay_world/mod.rs"]
+mod alipay_world;
+
+use alipay_world::{pems, start, start_on, World, ALIPAY_APP_ID, SELLER_ID};
 use paygate_channels::alipay::{self, Params, SigningKey};
 use paygate_sim::alipay::config::{AppConfig, SimConfig};
-use paygate_sim::alipay::AlipaySim;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use support::faces::md5_sign;
 use support::{Backend, Keys, TestServer};
 
@@ -24,107 +26,11 @@ both!(
     royalty_through_profit_sharing,
     intent_first_faults_and_a_refund_confirmed_by_notification,
     private_channel_targets_are_refused_by_default,
+    adapter_cancel_and_royalty_unbind,
+    royalty_relations_through_the_api,
+    list_filters_by_channel,
+    certificate_mode_pays_and_refunds,
 );
-
-const ALIPAY_APP_ID: &str = "2021000000000001";
-const SELLER_ID: &str = "2088000000000001";
-
-fn pems() -> &'static (String, String, String) {
-    support::channels::rsa_pems()
-}
-
-struct World {
-    s: TestServer,
-    sim: Arc<AlipaySim>,
-    sim_base: String,
-}
-
-fn start(backend: Backend) -> World {
-    start_on(TestServer::start(backend))
-}
-
-fn start_on(s: TestServer) -> World {
-    let app =
-        AppConfig { app_id: ALIPAY_APP_ID.into(), app_public_key_pem: pems().1.clone(), seller_id: SELLER_ID.into() };
-    let config = SimConfig { apps: vec![app], alipay_private_key_pem: pems().2.clone(), ..SimConfig::default() };
-    let sim = AlipaySim::new(config).unwrap();
-    let (addr, _task) = s.rt.block_on(sim.start("127.0.0.1:0")).unwrap();
-    let sim_base = format!("http://{addr}");
-    support::channels::set_master_key(&s.app);
-    let w = World { s, sim, sim_base };
-    w.sim_call("/sim/alipay/settings", json!({"notify_time_scale": 1000}));
-    w
-}
-
-impl World {
-    fn sim_call(&self, path: &str, body: Value) -> Value {
-        support::channels::sim_post(&ureq::agent(), &self.sim_base, path, body)
-    }
-
-    fn sim_trade(&self, out_trade_no: &str) -> Value {
-        let url = format!("{}/sim/alipay/trades?app_id={ALIPAY_APP_ID}&out_trade_no={out_trade_no}", self.sim_base);
-        match ureq::get(&url).call() {
-            Ok(r) => r.into_json().unwrap(),
-            Err(ureq::Error::Status(_, r)) => r.into_json().unwrap(),
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// The simulator's Alipay account set in paygate (test mode).
-    fn account(&self, keys: &Keys) {
-        let account = json!({"app_id": ALIPAY_APP_ID, "app_private_key": pems().0,
-            "alipay_public_key": self.sim.alipay_public_key_pem(), "seller_id": SELLER_ID,
-            "gateway_url": format!("{}/gateway.do", self.sim_base)});
-        let (status, got) = self.s.put(&keys.test, "/v1/channel_accounts/alipay", account);
-        assert_eq!(status, 200, "{got}");
-    }
-
-    /// An order paid with `channel`: (order id, the charge's out_trade_no, the charge).
-    fn pay(&self, keys: &Keys, no: &str, amount: i64, channel: &str) -> (String, String, Value) {
-        let order = self.s.create_order(keys, &keys.test, no, amount, json!({}));
-        let id = order["id"].as_str().unwrap().to_string();
-        let (status, paid) = self.s.post(&keys.test, &format!("/v1/orders/{id}/pay"), json!({"channel": channel}));
-        assert_eq!(status, 200, "pay: {paid}");
-        let charge = paid["charges"]["data"][0].clone();
-        let stored = self.stored(keys, charge["id"].as_str().unwrap());
-        assert_eq!(stored.credential, charge["credential"], "the stored credential is Alipay's");
-        (id, stored.channel_order_no, charge)
-    }
-
-    fn stored(&self, keys: &Keys, charge_id: &str) -> paygate_domain::Charge {
-        let scope = paygate_domain::Scope { app_id: keys.app.clone(), mode: paygate_domain::Mode::Test };
-        self.s.rt.block_on(self.s.app.store.charge(&scope, charge_id)).unwrap().unwrap()
-    }
-
-    fn order(&self, keys: &Keys, id: &str) -> Value {
-        self.s.get(&keys.test, &format!("/v1/orders/{id}")).1
-    }
-
-    fn wait_for(&self, what: &str, done: impl FnMut() -> bool) {
-        support::channels::wait_for(what, done)
-    }
-
-    fn events(&self, keys: &Keys, kind: &str) -> usize {
-        self.s.get(&keys.test, &format!("/v1/events?type={kind}&limit=100")).1["data"].as_array().unwrap().len()
-    }
-
-    fn notify(&self, keys: &Keys, body: &str) -> (u16, String) {
-        let url = format!("{}/notify/alipay/{}/test", self.s.base, keys.app);
-        let req = ureq::post(&url).set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
-        match req.send_string(body) {
-            Ok(r) => (r.status(), r.into_string().unwrap()),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// Every notification the simulator sent was answered exactly `success`.
-    fn all_notifications_acknowledged(&self) -> bool {
-        let url = format!("{}/sim/alipay/notifications", self.sim_base);
-        let list: Value = ureq::get(&url).call().unwrap().into_json().unwrap();
-        list["notifications"].as_array().unwrap().iter().all(|n| n["delivered"] == true)
-    }
-}
 
 /// A payment notification as Alipay builds it, signed with `key`.
 fn notice(app_id: &str, seller_id: &str, out_trade_no: &str, total: &str, key: &SigningKey) -> Params {
@@ -478,4 +384,189 @@ fn private_channel_targets_are_refused_by_default(backend: Backend) {
     let recorded = charges(&w, &k, &id);
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].status, paygate_domain::ChargeStatus::Failed, "never sent, so not left pending");
+}
+
+fn adapter_cancel_and_royalty_unbind(backend: Backend) {
+    use paygate_channels::alipay_pay::Canceled;
+    let w = start(backend);
+    let k = w.s.create_app("alipay cancel unbind");
+    w.account(&k);
+    let scope = paygate_domain::Scope { app_id: k.app.clone(), mode: paygate_domain::Mode::Test };
+    let adapter = w.s.rt.block_on(w.s.app.alipay_adapter(&scope)).unwrap().expect("the account routes to Alipay");
+
+    // alipay.trade.cancel: an unpaid trade is closed; a paid one is refunded in full and closed; one Alipay never
+    // had has nothing to cancel; no answer is "cancel again".
+    let (_, unpaid_no, unpaid) = w.pay(&k, "cancel-unpaid", 300, "alipay_qr");
+    let unpaid = w.stored(&k, unpaid["id"].as_str().unwrap());
+    assert_eq!(w.s.rt.block_on(adapter.cancel_code(&unpaid)).unwrap(), Canceled::Closed);
+    assert_eq!(w.sim_trade(&unpaid_no)["trade_status"], "TRADE_CLOSED");
+    let (id, paid_no, paid) = w.pay(&k, "cancel-paid", 500, "alipay_qr");
+    w.sim_call("/sim/alipay/pay", json!({"out_trade_no": paid_no}));
+    w.wait_for("the order to be paid", || w.order(&k, &id)["status"] == "paid");
+    let paid = w.stored(&k, paid["id"].as_str().unwrap());
+    assert_eq!(w.s.rt.block_on(adapter.cancel_code(&paid)).unwrap(), Canceled::Refunded);
+    let trade = w.sim_trade(&paid_no);
+    assert_eq!((trade["trade_status"].as_str(), trade["refunded"].as_str()), (Some("TRADE_CLOSED"), Some("5.00")));
+    let mut unknown = unpaid.clone();
+    unknown.channel_order_no = "never-opened-at-alipay".into();
+    assert_eq!(w.s.rt.block_on(adapter.cancel_code(&unknown)).unwrap(), Canceled::Closed);
+    w.sim_call("/sim/alipay/faults", json!({"method": "alipay.trade.cancel", "kind": "20000"}));
+    assert!(matches!(w.s.rt.block_on(adapter.cancel_code(&unpaid)).unwrap(), Canceled::Retry { .. }));
+
+    // Royalty relations: bound, then unbound (the simulator's books show both); a bad receiver type is refused.
+    let bound = || {
+        let config: Value =
+            ureq::get(&format!("{}/sim/alipay/config", w.sim_base)).call().unwrap().into_json().unwrap();
+        config["apps"][0]["royalty_receivers"].clone()
+    };
+    let receivers = [("userId", "2088000000000003"), ("loginName", "shop@example.com")];
+    w.s.rt.block_on(adapter.royalty_relation(true, &receivers, "bind-1")).unwrap();
+    assert_eq!(bound().as_array().map(Vec::len), Some(2), "{}", bound());
+    w.s.rt.block_on(adapter.royalty_relation(false, &receivers[..1], "unbind-1")).unwrap();
+    assert_eq!(bound(), json!([{"type": "loginName", "account": "shop@example.com"}]));
+    let err = w.s.rt.block_on(adapter.royalty_relation(false, &[("nope", "x")], "unbind-2")).unwrap_err();
+    assert_eq!(err.code, "channel_refused", "{err:?}");
+    assert_eq!(bound().as_array().map(Vec::len), Some(1));
+}
+
+fn list_filters_by_channel(backend: Backend) {
+    let w = start(backend);
+    let k = w.s.create_app("alipay lists");
+    w.account(&k);
+    // Two Alipay charges (one paid through the simulator) and a WeChat one (the sandbox: no WeChat account).
+    let (paid_id, paid_no, paid) = w.pay(&k, "list-ali-1", 100, "alipay_qr");
+    w.sim_call("/sim/alipay/pay", json!({"out_trade_no": paid_no}));
+    w.wait_for("the order to be paid", || w.order(&k, &paid_id)["status"] == "paid");
+    let (_, _, open) = w.pay(&k, "list-ali-2", 200, "alipay_qr");
+    let (_, _, wap) = w.pay(&k, "list-ali-3", 300, "alipay_wap");
+    let order = w.s.create_order(&k, &k.test, "list-wx-1", 400, json!({}));
+    let wx_order = order["id"].as_str().unwrap().to_string();
+    let (status, wx) = w.s.post(&k.test, &format!("/v1/orders/{wx_order}/pay"), json!({"channel": "wx_pub_qr"}));
+    assert_eq!(status, 200, "{wx}");
+    let wx = wx["charges"]["data"][0]["id"].as_str().unwrap().to_string();
+
+    let ids = |query: &str| -> Vec<String> {
+        let (status, list) = w.s.get(&k.test, &format!("/v1/charges?{query}"));
+        assert_eq!(status, 200, "{list}");
+        let data = list["data"].as_array().unwrap();
+        let mut ids: Vec<String> = data.iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let id = |c: &Value| c["id"].as_str().unwrap().to_string();
+    assert_eq!(ids("channel=alipay_qr"), sorted(vec![id(&paid), id(&open)]));
+    assert_eq!(ids("channel=alipay_wap"), vec![id(&wap)]);
+    assert_eq!(ids("channel=wx_pub_qr"), vec![wx.clone()]);
+    assert_eq!(ids("channel=alipay_qr&paid=true"), vec![id(&paid)]);
+    assert_eq!(ids("channel=alipay_qr&paid=false"), vec![id(&open)]);
+    assert_eq!(ids("channel=alipay_pc_direct"), Vec::<String>::new());
+    assert_eq!(ids("limit=100").len(), 4, "unfiltered: every charge");
+    // Each listed charge says its channel, and the paid Alipay one carries Alipay's trade number.
+    let (_, list) = w.s.get(&k.test, "/v1/charges?channel=alipay_qr&paid=true");
+    let listed = &list["data"][0];
+    assert_eq!(listed["channel"], "alipay_qr");
+    assert_eq!(listed["transaction_no"], w.sim_trade(&paid_no)["trade_no"], "{listed}");
+}
+
+macro_rules! cert_fixture {
+    ($name:literal) => {
+        include_str!(concat!("../../paygate-channels/testdata/alipay_cert/", $name))
+    };
+}
+
+fn certificate_mode_pays_and_refunds(backend: Backend) {
+    // The simulator signs with the key inside the Alipay certificate and checks the app's certificate SNs (the
+    // values Alipay's SDKs compute for these certificates; see the fixtures' README).
+    let s = TestServer::start(backend);
+    let app = AppConfig {
+        app_id: ALIPAY_APP_ID.into(),
+        app_public_key_pem: cert_fixture!("app_public.pem").into(),
+        seller_id: SELLER_ID.into(),
+    };
+    let config = SimConfig {
+        apps: vec![app],
+        alipay_private_key_pem: cert_fixture!("alipay_private.pem").into(),
+        ..SimConfig::default()
+    };
+    let w = alipay_world::start_with(s, config);
+    w.sim_call(
+        "/sim/alipay/settings",
+        json!({"app_cert_sn": "85a26a69032fe196c796c88a32f1aa94",
+            "alipay_root_cert_sn": "986382d059c06b5e6739963e1aedd649",
+            "alipay_cert_sn": "4814aa0f6554177f4c7eeb46b1be6db3"}),
+    );
+    let k = w.s.create_app("alipay cert mode");
+    let account = |alipay_cert: &str| {
+        json!({"app_id": ALIPAY_APP_ID, "app_private_key": cert_fixture!("app_private.pem"),
+            "app_public_cert": cert_fixture!("app.crt"), "alipay_public_cert": alipay_cert,
+            "alipay_root_cert": cert_fixture!("alipayRootCert.crt"), "seller_id": SELLER_ID,
+            "gateway_url": format!("{}/gateway.do", w.sim_base)})
+    };
+    let (status, got) =
+        w.s.put(&k.test, "/v1/channel_accounts/alipay", account(cert_fixture!("alipayCertPublicKey_RSA2.crt")));
+    assert_eq!(status, 200, "{got}");
+
+    // Precreate (the SNs accepted, the answer verified with the certificate's key), pay, notify, refund.
+    let (id, no, _) = w.pay(&k, "cert-1", 880, "alipay_qr");
+    w.sim_call("/sim/alipay/pay", json!({"out_trade_no": no}));
+    w.wait_for("the order to be paid", || w.order(&k, &id)["status"] == "paid");
+    let (status, r) = w.s.post(&k.test, &format!("/v1/orders/{id}/order_refunds"), json!({"amount": 80}));
+    assert_eq!((status, r["data"][0]["status"].as_str()), (200, Some("succeeded")), "{r}");
+    assert_eq!(w.sim_trade(&no)["refunded"], "0.80");
+
+    // The app names another certificate: Alipay refuses the request (a signed 40002), nothing is opened.
+    w.sim_call("/sim/alipay/settings", json!({"app_cert_sn": "0123456789abcdef0123456789abcdef"}));
+    let order = w.s.create_order(&k, &k.test, "cert-2", 100, json!({}));
+    let other = order["id"].as_str().unwrap().to_string();
+    let (status, err) = w.s.post(&k.test, &format!("/v1/orders/{other}/pay"), json!({"channel": "alipay_qr"}));
+    assert!(status >= 400, "{err}");
+    assert!(err.to_string().contains("app-cert-sn"), "{err}");
+
+    // An Alipay certificate that does not chain to the root bundle cannot be set up: the account is refused at use.
+    let (status, _) = w.s.put(&k.test, "/v1/channel_accounts/alipay", account(cert_fixture!("forged_chain.crt")));
+    assert_eq!(status, 200, "stored as given; checked when the adapter is built");
+    let order = w.s.create_order(&k, &k.test, "cert-3", 100, json!({}));
+    let third = order["id"].as_str().unwrap().to_string();
+    let (status, err) = w.s.post(&k.test, &format!("/v1/orders/{third}/pay"), json!({"channel": "alipay_qr"}));
+    assert!(status >= 400, "{err}");
+    assert_eq!(err["error"]["code"], "channel_account_invalid", "{err}");
+    assert!(err.to_string().contains("does not chain"), "{err}");
+}
+
+fn royalty_relations_through_the_api(backend: Backend) {
+    let w = start(backend);
+    let k = w.s.create_app("alipay relations");
+    w.account(&k);
+    let bound = || {
+        let config: Value =
+            ureq::get(&format!("{}/sim/alipay/config", w.sim_base)).call().unwrap().into_json().unwrap();
+        config["apps"][0]["royalty_receivers"].clone()
+    };
+    let body = json!({"channel": "alipay", "type": "userId", "account": "2088000000000005"});
+    let (status, added) = w.s.post(&k.test, "/v1/profit_sharing_receivers", body);
+    assert_eq!(status, 200, "{added}");
+    assert_eq!((added["type"].as_str(), added["relation_type"].as_str()), (Some("userId"), None), "{added}");
+    assert_eq!(bound(), json!([{"type": "userId", "account": "2088000000000005"}]));
+    let path = "/v1/profit_sharing_receivers/userId/2088000000000005?channel=alipay";
+    let (status, gone) = w.s.call("DELETE", &k.test, path, None, &[]);
+    assert_eq!((status, gone["deleted"].as_bool()), (200, Some(true)), "{gone}");
+    assert_eq!(bound(), json!([]));
+
+    let refused = |body: Value, param: &str| {
+        let (status, r) = w.s.post(&k.test, "/v1/profit_sharing_receivers", body);
+        assert_eq!((status, r["error"]["param"].as_str()), (400, Some(param)), "{r}");
+    };
+    refused(json!({"channel": "alipay", "type": "MERCHANT_ID", "account": "1"}), "type");
+    refused(json!({"channel": "alipay", "type": "userId", "account": "a/b"}), "account");
+    refused(json!({"channel": "paypal", "type": "userId", "account": "1"}), "channel");
+    // Without an Alipay account: the sandbox accepts in test mode; live mode has no channel.
+    let other = w.s.create_app("alipay relations, no account");
+    let body = json!({"channel": "alipay", "type": "loginName", "account": "shop@example.com"});
+    assert_eq!(w.s.post(&other.test, "/v1/profit_sharing_receivers", body.clone()).0, 200);
+    let (status, r) = w.s.post(&other.live, "/v1/profit_sharing_receivers", body);
+    assert_eq!((status, r["error"]["code"].as_str()), (402, Some("channel_not_configured")), "{r}");
 }

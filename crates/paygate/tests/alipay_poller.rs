@@ -2,18 +2,20 @@
 //! worker's backoff, against the Alipay simulator in-process. Notifications never reach paygate here: a payment
 //! code trade has no notify_url, and QR payments are opened with a `Host` that names a closed port, so the
 //! notify_url Alipay is given goes nowhere; only the poller (driven by `Worker::tick` and the test clock) settles
-//! things, through the notification paths.
+//! things, through the notification paths. Refunds and royalty settlements Alipay never got (20000, a dropped
+//! connection) are found missing by their query and sent again unchanged; a settlement whose answer was lost is
+//! found by the settle query and never sent twice.
 
 mod support;
 
+#[path = "alipay_world/mod.rs"]
+mod alipay_world;
+
+use alipay_world::{scope, World};
 use paygate_core::channel_poller::POLL_DELAYS;
-use paygate_domain::{Charge, ChargeStatus, Mode, Scope};
-use paygate_sim::alipay::config::{AppConfig, SimConfig};
-use paygate_sim::alipay::AlipaySim;
+use paygate_domain::{Charge, ChargeStatus};
 use paygate_store::{PollKind, PosRef};
-use paygate_worker::{Settings, Sweep, Worker};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use support::faces::md5_sign;
 use support::{Backend, Keys, TestServer};
 
@@ -23,61 +25,25 @@ both!(
     poller_finishes_a_refund_alipay_did_not_confirm,
     poller_fails_a_closed_trade_and_skips_the_sandbox,
     poller_last_look_after_cancel_finds_late_money,
+    poller_resolves_a_settle_alipay_did_not_answer,
+    poller_resends_a_refund_alipay_never_received,
+    poller_cancels_a_code_payment_past_the_wait,
 );
 
-const ALIPAY_APP_ID: &str = "2021000000000001";
-const SELLER_ID: &str = "2088000000000001";
 /// Nothing listens here: notifications sent to it are never delivered.
 const DEAD_HOST: &str = "127.0.0.1:9";
 
-struct World {
-    s: TestServer,
-    sim: Arc<AlipaySim>,
-    sim_base: String,
-    worker: Worker,
-}
-
 fn start(backend: Backend) -> World {
-    let s = TestServer::start(backend);
-    let pems = support::channels::rsa_pems();
-    let app =
-        AppConfig { app_id: ALIPAY_APP_ID.into(), app_public_key_pem: pems.1.clone(), seller_id: SELLER_ID.into() };
-    let config = SimConfig { apps: vec![app], alipay_private_key_pem: pems.2.clone(), ..SimConfig::default() };
-    let sim = AlipaySim::new(config).unwrap();
-    let (addr, _task) = s.rt.block_on(sim.start("127.0.0.1:0")).unwrap();
-    let sim_base = format!("http://{addr}");
-    support::channels::set_master_key(&s.app);
-    let worker = Worker::new(s.app.clone(), Settings::default());
-    let w = World { s, sim, sim_base, worker };
-    w.sim_call("/sim/alipay/settings", json!({"notify_time_scale": 1000, "timeout_ms": 100}));
+    let w = alipay_world::start(backend);
+    w.sim_call("/sim/alipay/settings", json!({"timeout_ms": 100}));
     w
 }
 
-impl World {
-    fn sim_call(&self, path: &str, body: Value) -> Value {
-        support::channels::sim_post(&ureq::agent(), &self.sim_base, path, body)
-    }
+trait Poller {
+    fn pay_qr(&self, keys: &Keys, no: &str, amount: i64) -> (String, u16, Vec<Charge>);
+}
 
-    fn sim_trade(&self, out_trade_no: &str) -> Value {
-        let url = format!("{}/sim/alipay/trades?app_id={ALIPAY_APP_ID}&out_trade_no={out_trade_no}", self.sim_base);
-        ureq::get(&url).call().unwrap().into_json().unwrap()
-    }
-
-    /// The simulator's notifications about `out_trade_no`.
-    fn notifications(&self, out_trade_no: &str) -> Vec<Value> {
-        let url = format!("{}/sim/alipay/notifications", self.sim_base);
-        let all: Value = ureq::get(&url).call().unwrap().into_json().unwrap();
-        all["notifications"].as_array().unwrap().iter().filter(|n| n["out_trade_no"] == out_trade_no).cloned().collect()
-    }
-
-    fn account(&self, keys: &Keys) {
-        let account = json!({"app_id": ALIPAY_APP_ID, "app_private_key": support::channels::rsa_pems().0,
-            "alipay_public_key": self.sim.alipay_public_key_pem(), "seller_id": SELLER_ID,
-            "gateway_url": format!("{}/gateway.do", self.sim_base)});
-        let (status, got) = self.s.put(&keys.test, "/v1/channel_accounts/alipay", account);
-        assert_eq!(status, 200, "{got}");
-    }
-
+impl Poller for World {
     /// Pays a new order with alipay_qr, the request's `Host` naming a dead port (so does the notify_url):
     /// (order id, the pay call's status, the order's charges).
     fn pay_qr(&self, keys: &Keys, no: &str, amount: i64) -> (String, u16, Vec<Charge>) {
@@ -89,34 +55,6 @@ impl World {
         let charges = self.s.rt.block_on(self.s.app.store.charges_of_order(&scope(keys), &id)).unwrap();
         (id, status, charges)
     }
-
-    fn charge(&self, keys: &Keys, id: &str) -> Charge {
-        self.s.rt.block_on(self.s.app.store.charge(&scope(keys), id)).unwrap().unwrap()
-    }
-
-    fn order(&self, keys: &Keys, id: &str) -> Value {
-        self.s.get(&keys.test, &format!("/v1/orders/{id}")).1
-    }
-
-    fn events(&self, keys: &Keys, kind: &str) -> usize {
-        self.s.get(&keys.test, &format!("/v1/events?type={kind}&limit=100")).1["data"].as_array().unwrap().len()
-    }
-
-    fn tick(&self) -> Sweep {
-        self.s.rt.block_on(self.worker.tick()).unwrap()
-    }
-
-    fn schedule(&self, kind: PollKind, id: &str) -> Option<(i64, i64)> {
-        self.s.rt.block_on(self.s.app.store.poll_schedule(kind, id)).unwrap()
-    }
-
-    fn now(&self) -> i64 {
-        self.s.app.now()
-    }
-}
-
-fn scope(keys: &Keys) -> Scope {
-    Scope { app_id: keys.app.clone(), mode: Mode::Test }
 }
 
 /// A signed 酷点 cashier call (docs/cashier.md): the parsed `result`.
@@ -328,4 +266,193 @@ fn poller_last_look_after_cancel_finds_late_money(backend: Backend) {
     for charge in [&paid[0], &unpaid[0]] {
         assert_eq!(w.schedule(PollKind::Charge, &charge.id), None);
     }
+}
+
+/// An order paid by alipay_qr and settled through the poller: (order id, out_trade_no).
+fn paid_order(w: &World, k: &Keys, no: &str, amount: i64) -> (String, String) {
+    let (id, status, charges) = w.pay_qr(k, no, amount);
+    assert_eq!(status, 200);
+    let out_trade_no = charges[0].channel_order_no.clone();
+    w.sim_call("/sim/alipay/pay", json!({"out_trade_no": out_trade_no}));
+    w.s.clock.advance(POLL_DELAYS[0]);
+    assert_eq!(w.tick().polled, 1);
+    assert_eq!(w.order(k, &id)["status"], "paid");
+    (id, out_trade_no)
+}
+
+fn poller_resolves_a_settle_alipay_did_not_answer(backend: Backend) {
+    let w = start(backend);
+    let k = w.s.create_app("alipay poll settle");
+    w.account(&k);
+    let (id, no) = paid_order(&w, &k, "poll-settle", 1000);
+    let url = format!("/v1/orders/{id}/profit_sharings");
+    let share = |n: &str| {
+        let receivers = json!([{"type": "userId", "account": "2088000000000002", "amount": 100, "description": n}]);
+        let (status, got) = w.s.post(&k.test, &url, json!({"type": "alipay", "receivers": receivers}));
+        assert_eq!(status, 200, "{got}");
+        assert_eq!(got["status"], "pending", "no answer is no result: {got}");
+        got["id"].as_str().unwrap().to_string()
+    };
+    let stored = |sid: &str| w.s.rt.block_on(w.s.app.store.share(&scope(&k), sid)).unwrap().unwrap();
+    let settles = || w.sim_trade(&no)["settles"].as_array().unwrap().len();
+
+    // Settled at Alipay, the answer lost: pending (not failed), on the schedule; the query finds it.
+    w.sim_call("/sim/alipay/faults", json!({"method": "alipay.trade.order.settle", "kind": "timeout"}));
+    let first = share("carried out");
+    assert_eq!(settles(), 1);
+    assert_eq!(w.schedule(PollKind::Share, &first), Some((w.now() + POLL_DELAYS[0], 0)));
+    w.s.clock.advance(POLL_DELAYS[0]);
+    let sweep = w.tick();
+    assert_eq!((sweep.polled, sweep.errors), (1, 0), "{sweep:?}");
+    let done = stored(&first);
+    assert_eq!(done.status, paygate_domain::shares::ShareStatus::Succeeded);
+    assert_eq!(done.channel_order_no.as_deref(), Some(done.out_order_no.as_str()));
+    assert_eq!(settles(), 1, "found by the query, not sent again");
+    assert_eq!(w.schedule(PollKind::Share, &first), None);
+
+    // Never reached Alipay: the query fails once (asked again), then says there is no such settlement; the
+    // same settlement is sent again and made.
+    w.sim_call("/sim/alipay/faults", json!({"method": "alipay.trade.order.settle", "kind": "drop"}));
+    let second = share("lost");
+    assert_eq!(settles(), 1);
+    w.sim_call("/sim/alipay/faults", json!({"method": "alipay.trade.order.settle.query", "kind": "20000"}));
+    w.s.clock.advance(POLL_DELAYS[0]);
+    let sweep = w.tick();
+    assert_eq!((sweep.polled, sweep.errors), (0, 1), "{sweep:?}");
+    assert_eq!(stored(&second).status, paygate_domain::shares::ShareStatus::Pending);
+    w.s.clock.advance(POLL_DELAYS[1]);
+    let sweep = w.tick();
+    assert_eq!((sweep.polled, sweep.errors), (1, 0), "{sweep:?}");
+    assert_eq!(stored(&second).status, paygate_domain::shares::ShareStatus::Succeeded);
+    assert_eq!(settles(), 2);
+    assert_eq!(w.sim_trade(&no)["settled"], "2.00");
+
+    // Lost, and Alipay refuses it when sent again: failed, its reservation released (shared again at once).
+    w.sim_call("/sim/alipay/faults", json!({"method": "alipay.trade.order.settle", "kind": "drop"}));
+    let third = share("refused");
+    w.sim_call(
+        "/sim/alipay/faults",
+        json!({"method": "alipay.trade.order.settle", "kind": "40004", "sub_code": "ACQ.TRADE_STATUS_ERROR"}),
+    );
+    w.s.clock.advance(POLL_DELAYS[0]);
+    assert_eq!(w.tick().polled, 1);
+    let failed = stored(&third);
+    assert_eq!(failed.status, paygate_domain::shares::ShareStatus::Failed);
+    assert!(failed.failure_msg.as_deref().unwrap_or("").contains("alipay_acq_trade_status_error"), "{failed:?}");
+    assert_eq!(w.events(&k, "profit_sharing.failed"), 1);
+    assert_eq!(w.events(&k, "profit_sharing.succeeded"), 2);
+    let receivers = json!([{"type": "userId", "account": "2088000000000002", "amount": 100, "description": "again"}]);
+    let (status, got) = w.s.post(&k.test, &url, json!({"type": "alipay", "receivers": receivers}));
+    assert_eq!((status, got["status"].as_str()), (200, Some("succeeded")), "{got}");
+    assert_eq!(w.sim_trade(&no)["settled"], "3.00");
+}
+
+fn poller_resends_a_refund_alipay_never_received(backend: Backend) {
+    let w = start(backend);
+    let k = w.s.create_app("alipay poll resend");
+    w.account(&k);
+    let (id, no) = paid_order(&w, &k, "poll-resend", 1000);
+    let refund = |amount: i64| {
+        let (status, r) = w.s.post(&k.test, &format!("/v1/orders/{id}/order_refunds"), json!({"amount": amount}));
+        assert_eq!(status, 200, "{r}");
+        r["data"][0].clone()
+    };
+    let status_of = |rid: &str| w.s.get(&k.test, &format!("/v1/orders/{id}/order_refunds/{rid}")).1["status"].clone();
+
+    // 20000: Alipay did nothing. Pending; the refund query says there is no such refund; sent again with the same
+    // out_request_no, it is made (once).
+    w.sim_call("/sim/alipay/faults", json!({"method": "alipay.trade.refund", "kind": "20000"}));
+    let r = refund(300);
+    let rid = r["id"].as_str().unwrap().to_string();
+    assert_eq!(r["status"], "pending", "{r}");
+    assert_eq!(w.sim_trade(&no)["refunded"], "0.00");
+    w.s.clock.advance(POLL_DELAYS[0]);
+    let sweep = w.tick();
+    assert_eq!((sweep.polled, sweep.errors), (1, 0), "{sweep:?}");
+    assert_eq!(status_of(&rid), "succeeded");
+    assert_eq!(w.sim_trade(&no)["refunded"], "3.00");
+    assert_eq!(w.sim_trade(&no)["refunds"].as_array().map(Vec::len), Some(1), "{}", w.sim_trade(&no));
+    assert_eq!(w.order(&k, &id)["amount_refunded"], 300);
+    assert_eq!(w.schedule(PollKind::Refund, &rid), None);
+
+    // No answer at all (dropped before Alipay): same path. The resend is refused outright this time: the refund
+    // fails and its amount is refundable again.
+    w.sim_call("/sim/alipay/faults", json!({"method": "alipay.trade.refund", "kind": "drop"}));
+    let r = refund(700);
+    let rid = r["id"].as_str().unwrap().to_string();
+    assert_eq!(r["status"], "pending", "{r}");
+    w.sim_call(
+        "/sim/alipay/faults",
+        json!({"method": "alipay.trade.refund", "kind": "40004", "sub_code": "ACQ.TRADE_STATUS_ERROR"}),
+    );
+    w.s.clock.advance(POLL_DELAYS[0]);
+    let sweep = w.tick();
+    assert_eq!((sweep.polled, sweep.errors), (1, 0), "{sweep:?}");
+    assert_eq!(status_of(&rid), "failed");
+    assert_eq!(w.order(&k, &id)["amount_refunded"], 300);
+    assert_eq!(w.events(&k, "refund.failed"), 1);
+    assert_eq!(w.schedule(PollKind::Refund, &rid), None);
+    let again = refund(700);
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(w.sim_trade(&no)["refunded"], "10.00");
+
+    // ACQ.SYSTEM_ERROR is "send it again", not a refusal: pending.
+    let (id2, _) = paid_order(&w, &k, "poll-resend-2", 500);
+    w.sim_call("/sim/alipay/faults", json!({"method": "alipay.trade.refund", "kind": "40004"}));
+    let (status, r) = w.s.post(&k.test, &format!("/v1/orders/{id2}/order_refunds"), json!({"amount": 100}));
+    assert_eq!((status, r["data"][0]["status"].as_str()), (200, Some("pending")), "{r}");
+}
+
+fn poller_cancels_a_code_payment_past_the_wait(backend: Backend) {
+    let w = start(backend);
+    let k = w.s.create_app("alipay poll cancel");
+    w.account(&k);
+    let code = "280000000000000555";
+    w.sim_call("/sim/alipay/codes", json!({"auth_code": code, "outcome": "WAIT"}));
+    let pay = |no: &str| {
+        let paying = cashier(&w.s, &k, "pay", json!({"out_trade_no": no, "total_fee": 300, "auth_code": code}));
+        assert_eq!(paying["data"]["status"], "PAYING", "{paying}");
+        let by = PosRef::PayNo(paying["data"]["pay_no"].as_str().unwrap().to_string());
+        let record = w.s.rt.block_on(w.s.app.store.pos_record(&scope(&k), &by)).unwrap().unwrap();
+        (record.charge.id.clone(), record.charge.channel_order_no.clone(), record.order.id.clone())
+    };
+    let (ch, no, order_id) = pay("cancel-code");
+
+    // Within the wait (30 s): asked, still confirming, left alone.
+    for delay in &POLL_DELAYS[..2] {
+        w.s.clock.advance(*delay);
+        let sweep = w.tick();
+        assert_eq!((sweep.polled, sweep.errors), (0, 0), "{sweep:?}");
+    }
+    assert_eq!(w.sim_trade(&no)["trade_status"], "WAIT_BUYER_PAY");
+
+    // Past it and still waiting: the last query, then alipay.trade.cancel closes it at Alipay; the charge fails
+    // (the order can be paid again) and its polling ends.
+    w.s.clock.advance(POLL_DELAYS[2]);
+    let sweep = w.tick();
+    assert_eq!((sweep.polled, sweep.errors), (1, 0), "{sweep:?}");
+    assert_eq!(w.sim_trade(&no)["trade_status"], "TRADE_CLOSED");
+    let charge = w.charge(&k, &ch);
+    assert_eq!(charge.status, ChargeStatus::Failed);
+    assert_eq!(charge.failure_code.as_deref(), Some("alipay_trade_canceled"));
+    assert_eq!(w.order(&k, &order_id)["status"], "created");
+    assert_eq!(w.schedule(PollKind::Charge, &ch), None);
+    // The payer confirms too late: Alipay refuses to pay a canceled trade.
+    let url = format!("{}/sim/alipay/pay", w.sim_base);
+    assert!(ureq::post(&url).send_json(json!({"out_trade_no": no})).is_err(), "a closed trade is not paid");
+
+    // The cancel is carried out but its answer is lost: still pending; the next round's query finds the trade
+    // closed and fails the charge.
+    let (ch, no, _) = pay("cancel-code-2");
+    w.sim_call("/sim/alipay/faults", json!({"method": "alipay.trade.cancel", "kind": "timeout"}));
+    w.s.clock.advance(30);
+    let sweep = w.tick();
+    assert_eq!((sweep.polled, sweep.errors), (0, 0), "{sweep:?}");
+    assert_eq!(w.sim_trade(&no)["trade_status"], "TRADE_CLOSED");
+    assert_eq!(w.charge(&k, &ch).status, ChargeStatus::Pending);
+    w.s.clock.advance(POLL_DELAYS[1]);
+    let sweep = w.tick();
+    assert_eq!((sweep.polled, sweep.errors), (1, 0), "{sweep:?}");
+    let charge = w.charge(&k, &ch);
+    assert_eq!((charge.status, charge.failure_code.as_deref()), (ChargeStatus::Failed, Some("alipay_trade_closed")));
 }

@@ -125,6 +125,7 @@ fn every_command_answers_help_and_completions_are_printed() {
         vec!["app", "roll-key", "--help"],
         vec!["webhook", "create", "--help"],
         vec!["events", "resend", "--help"],
+        vec!["reconcile", "run", "--help"],
         vec!["--version"],
     ] {
         let out = paygate(&args);

@@ -5,6 +5,7 @@
 //!
 //! RSA is `crate::rsa` (ring), shared with WeChat Pay v3; app private keys may be PKCS#1 or PKCS#8 PEM.
 
+pub mod cert;
 mod error;
 pub mod money;
 pub mod response;

@@ -1,5 +1,6 @@
-//! The cashier's scanned Alipay payment codes: `alipay.trade.pay` (scene bar_code), and the trade query that
-//! resolves one still in progress. Only a signed Alipay answer says a code payment was paid.
+//! The cashier's scanned Alipay payment codes: `alipay.trade.pay` (scene bar_code), the trade query that
+//! resolves one still in progress, and `alipay.trade.cancel` for one still unresolved past the wait (Alipay's
+//! pattern for code payments: query, then cancel). Only a signed Alipay answer says a code payment was paid.
 
 use super::{refusal, AlipayPay};
 use crate::alipay::{format_yuan, parse_yuan, Response};
@@ -69,6 +70,43 @@ impl AlipayPay {
             }
             other => CodePaid::Pending { why: format!("trade_status {other}") },
         })
+    }
+}
+
+/// What `alipay.trade.cancel` (撤销) did to a trade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Canceled {
+    /// Closed at Alipay with no money taken: it was unpaid, or Alipay never had it.
+    Closed,
+    /// It had been paid meanwhile: Alipay refunded it in full and closed it (`action` refund).
+    Refunded,
+    /// Not done yet (no answer, 20000, ACQ.SYSTEM_ERROR, `retry_flag` Y): query, then cancel again.
+    Retry { why: String },
+}
+
+impl AlipayPay {
+    /// Cancels a code payment whose outcome is still unknown: Alipay closes it if unpaid, refunds it in full if
+    /// paid. A definite refusal (a finished trade) is an error.
+    pub async fn cancel_code(&self, charge: &Charge) -> Result<Canceled, Problem> {
+        let biz = json!({"out_trade_no": charge.channel_order_no});
+        let response = match self.call("alipay.trade.cancel", &biz).await {
+            Ok(response) => response,
+            Err(problem) if problem.code == "channel_unavailable" => {
+                return Ok(Canceled::Retry { why: problem.message });
+            }
+            Err(problem) => return Err(problem),
+        };
+        if response.get("retry_flag") == Some("Y") || super::royalty::uncertain(&response) {
+            return Ok(Canceled::Retry { why: format!("Alipay asks to cancel again ({})", response.code) });
+        }
+        if !response.is_success() {
+            if response.sub_code.as_deref() == Some("ACQ.TRADE_NOT_EXIST") {
+                return Ok(Canceled::Closed);
+            }
+            let (code, message) = refusal(&response);
+            return Err(super::channel_problem("channel_refused", format!("Alipay refused: {message} ({code})")));
+        }
+        Ok(if response.get("action") == Some("refund") { Canceled::Refunded } else { Canceled::Closed })
     }
 }
 

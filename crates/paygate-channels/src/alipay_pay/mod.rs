@@ -2,8 +2,12 @@
 //! (alipay_wap), page pay (alipay_pc_direct), app pay (alipay); close, refund (confirmed by the refund query when
 //! `fund_change` is not `Y`) and query. Every answer is believed only after the signature over its raw
 //! `<method>_response` node checks out; a timeout, a refused connection, a non-200 or a 20000 is a channel error
-//! that leaves the payment (or refund) where it was. Calls go through [`crate::net`] (timeouts and the guard).
+//! that leaves the payment (or refund) where it was, as does a signed answer naming another out_trade_no, trade_no
+//! or out_request_no than the request (`same_trade`). Public-key or certificate mode (app_cert_sn and
+//! alipay_root_cert_sn on every request; Alipay's key from its certificate, which must chain to a trusted root).
+//! Calls go through [`crate::net`] (timeouts and the guard).
 
+mod bills;
 mod code;
 mod royalty;
 mod trade;
@@ -11,7 +15,9 @@ mod trade;
 #[cfg(test)]
 mod tests;
 
-pub use code::CodePaid;
+pub use code::{Canceled, CodePaid};
+pub use royalty::SettleSeen;
+pub use trade::RefundSeen;
 
 use crate::alipay::{self, Params, Response, SigningKey, VerifyingKey};
 use crate::net::{self, NetPolicy, PRIVATE_REFUSAL};
@@ -39,22 +45,46 @@ pub struct AlipayPayConfig {
     /// paygate's public base URL, when the operator set one: notification URLs are under it.
     pub public_url: Option<String>,
     pub net: NetPolicy,
+    /// The operator's extra trusted roots (`--channel-ca-file`): TLS to the gateway, and roots Alipay's
+    /// public-key certificate may chain to in certificate mode.
+    pub extra_roots_pem: Option<String>,
     app_auth_token: Option<SecretString>,
     app_key: SigningKey,
     alipay_key: VerifyingKey,
+    /// Certificate mode: (app_cert_sn, alipay_root_cert_sn), sent with every request.
+    cert_sns: Option<(String, String)>,
 }
 
 impl AlipayPayConfig {
-    /// From a checked account. Public-key mode only: the certificate mode's X.509 chain is not read yet.
+    /// From a checked account, without extra trusted roots.
     pub fn from_account(account: &AlipayAccount, app_id: &str, mode: Mode, net: NetPolicy) -> Result<Self, Problem> {
+        Self::from_account_with_roots(account, app_id, mode, net, None)
+    }
+
+    /// From a checked account. Certificate mode (the three certificates set) wins over a public key: Alipay's key
+    /// is then the one in its certificate, which must chain to its root bundle or to `extra_roots_pem`.
+    pub fn from_account_with_roots(
+        account: &AlipayAccount,
+        app_id: &str,
+        mode: Mode,
+        net: NetPolicy,
+        extra_roots_pem: Option<&str>,
+    ) -> Result<Self, Problem> {
         let app_key = alipay::app_private_key(account.app_private_key.expose_secret())
             .map_err(|e| account_problem(&format!("app_private_key: {e}")))?;
-        let public = account
-            .alipay_public_key
-            .as_deref()
-            .ok_or_else(|| account_problem("alipay_public_key is not set (certificate mode is not supported yet)"))?;
-        let alipay_key =
-            alipay::alipay_public_key(public).map_err(|e| account_problem(&format!("alipay_public_key: {e}")))?;
+        let certs = (&account.app_public_cert, &account.alipay_public_cert, &account.alipay_root_cert);
+        let (alipay_key, cert_sns) = if let (Some(app), Some(alipay), Some(root)) = certs {
+            let cert = alipay::cert::CertMode::new(app, alipay, root, extra_roots_pem)
+                .map_err(|e| account_problem(&format!("certificate mode: {e}")))?;
+            (cert.alipay_key, Some((cert.app_cert_sn, cert.alipay_root_cert_sn)))
+        } else {
+            let public = account.alipay_public_key.as_deref().ok_or_else(|| {
+                account_problem("alipay_public_key is not set (nor the three certificates of certificate mode)")
+            })?;
+            let key =
+                alipay::alipay_public_key(public).map_err(|e| account_problem(&format!("alipay_public_key: {e}")))?;
+            (key, None)
+        };
         Ok(AlipayPayConfig {
             alipay_app_id: account.app_id.clone(),
             seller_id: account.seller_id.clone(),
@@ -63,9 +93,11 @@ impl AlipayPayConfig {
             mode,
             public_url: None,
             net,
+            extra_roots_pem: extra_roots_pem.map(str::to_string),
             app_auth_token: account.app_auth_token.clone(),
             app_key,
             alipay_key,
+            cert_sns,
         })
     }
 
@@ -97,8 +129,21 @@ pub struct AlipayPay {
 
 impl AlipayPay {
     pub fn new(config: AlipayPayConfig) -> AlipayPay {
-        let agent = net::agent(config.net);
+        let agent = match config.extra_roots_pem.as_deref().map(|roots| net::tls_config(Some(roots), None)) {
+            Some(Ok(tls)) => net::agent_builder(config.net).tls_config(tls).build(),
+            Some(Err(why)) => {
+                // The gateway is still reached through the public roots: a private one fails its TLS check.
+                tracing::error!(app_id = %config.alipay_app_id, %why, "Alipay TLS extra roots unusable");
+                net::agent(config.net)
+            }
+            None => net::agent(config.net),
+        };
         AlipayPay { config, agent }
+    }
+
+    /// Whether the account is in certificate mode (requests name app_cert_sn and alipay_root_cert_sn).
+    pub fn cert_sns(&self) -> Option<(&str, &str)> {
+        self.config.cert_sns.as_ref().map(|(app, root)| (app.as_str(), root.as_str()))
     }
 
     /// (Alipay app_id, seller_id): what every notification must name (seller_id when not empty).
@@ -117,6 +162,17 @@ impl AlipayPay {
         trade::refund_query(self, charge, refund, None).await
     }
 
+    /// The refund query telling a refund Alipay never got ([`RefundSeen::Missing`]) from one it has.
+    pub async fn refund_seen(&self, charge: &Charge, refund: &Refund) -> Result<RefundSeen, Problem> {
+        trade::refund_seen(self, charge, refund).await
+    }
+
+    /// Sends a refund again with its own out_request_no (Alipay carries out one refund per out_request_no, so
+    /// this is the same refund): only after the refund query said Alipay has none.
+    pub async fn refund_again(&self, charge: &Charge, refund: &Refund) -> Result<RefundResult, Problem> {
+        trade::refund(self, charge, refund).await
+    }
+
     /// What can be refused without asking Alipay: the core checks it before recording the charge.
     pub fn check_request(&self, request: &PaymentRequest<'_>) -> Result<(), Problem> {
         if !ALIPAY_CHANNELS.contains(&request.channel) {
@@ -133,6 +189,10 @@ impl AlipayPay {
     pub(crate) fn signed(&self, method: &str, biz: &Value, extra: &[(&str, &str)]) -> Result<Params, Problem> {
         let token = self.config.app_auth_token.as_ref().map(|t| t.expose_secret().to_string()).unwrap_or_default();
         let mut all = vec![("app_auth_token", token.as_str())];
+        if let Some((app_cert_sn, root_cert_sn)) = &self.config.cert_sns {
+            all.push(("app_cert_sn", app_cert_sn));
+            all.push(("alipay_root_cert_sn", root_cert_sn));
+        }
         all.extend_from_slice(extra);
         // Alipay judges the timestamp against its real time, whatever paygate's business clock says.
         let now = crate::wechat_pay::wall_clock();
@@ -172,8 +232,34 @@ impl AlipayPay {
         if response.code == alipay::CODE_UNKNOWN {
             return Err(channel_problem("channel_unavailable", format!("Alipay answered 20000 to {method}")));
         }
+        if let Err(why) = same_trade(&params, &response) {
+            tracing::error!(method, %why, "Alipay answer about another trade refused");
+            return Err(channel_problem(
+                "channel_unavailable",
+                format!("Alipay's answer to {method} was not trusted: {why}"),
+            ));
+        }
         Ok(response)
     }
+}
+
+/// The numbers a node may echo, checked against what the request named.
+const ECHOED: [&str; 3] = ["out_trade_no", "trade_no", "out_request_no"];
+
+/// Alipay signs the answer node, not the request it answers: a validly signed answer about another trade (a
+/// replayed body, a confused proxy) verifies all the same. So a node that names one of [`ECHOED`] must name what
+/// the request's `biz_content` named; a number the request did not send, or the node does not echo, is not compared.
+pub(crate) fn same_trade(params: &Params, response: &Response) -> Result<(), String> {
+    let biz = params.get("biz_content").and_then(|b| serde_json::from_str::<Value>(b).ok()).unwrap_or(Value::Null);
+    for name in ECHOED {
+        let (Some(asked), Some(got)) = (biz.get(name).and_then(Value::as_str), response.fields.get(name)) else {
+            continue;
+        };
+        if got.as_str() != Some(asked) {
+            return Err(format!("the answer names {name} {got}, the request {asked}"));
+        }
+    }
+    Ok(())
 }
 
 /// A refusal as paygate reports it: `alipay_` + the sub_code (or code), with Alipay's message.

@@ -126,3 +126,81 @@ fn a_paid_trade_counts_only_with_the_charges_amount() {
     assert_eq!(trade_state(&paid("10.00", "WAIT_BUYER_PAY"), &charge(1000)), PaymentState::Pending);
     assert!(matches!(trade_state(&paid("10.00", "TRADE_CLOSED"), &charge(1000)), PaymentState::Failed { .. }));
 }
+
+fn asked(biz: serde_json::Value) -> crate::alipay::Params {
+    [("biz_content".to_string(), biz.to_string())].into_iter().collect()
+}
+
+#[test]
+fn an_answer_about_another_trade_is_refused() {
+    let params = asked(json!({"out_trade_no": "o1", "trade_no": "t1", "out_request_no": "r1"}));
+    let node = |f: serde_json::Value| response(f);
+    assert_eq!(same_trade(&params, &node(json!({"code": "10000", "out_trade_no": "o1", "trade_no": "t1"}))), Ok(()));
+    // Not echoed: nothing to compare.
+    assert_eq!(same_trade(&params, &node(json!({"code": "10000"}))), Ok(()));
+    let err = same_trade(&params, &node(json!({"code": "10000", "out_trade_no": "o2"}))).unwrap_err();
+    assert!(err.contains("out_trade_no") && err.contains("o2") && err.contains("o1"), "{err}");
+    assert!(same_trade(&params, &node(json!({"code": "10000", "out_trade_no": "o1", "trade_no": "t2"}))).is_err());
+    assert!(same_trade(&params, &node(json!({"code": "10000", "out_request_no": "r2"}))).is_err());
+    // Another type is not the same number.
+    assert!(same_trade(&params, &node(json!({"code": "10000", "out_trade_no": 1}))).is_err());
+    // trade_no is compared only where the request sent one (a query by out_trade_no learns it from the answer).
+    let by_out = asked(json!({"out_trade_no": "o1"}));
+    assert_eq!(same_trade(&by_out, &node(json!({"code": "10000", "out_trade_no": "o1", "trade_no": "t9"}))), Ok(()));
+    // No biz_content (or not JSON): nothing was named.
+    assert_eq!(same_trade(&crate::alipay::Params::new(), &node(json!({"out_trade_no": "o2"}))), Ok(()));
+}
+
+fn share(fen: i64) -> ProfitShare {
+    use paygate_domain::shares::{Receiver, ShareKind, ShareStatus};
+    let receiver = Receiver {
+        kind: "userId".into(),
+        account: "2088000000000002".into(),
+        amount: Amount::positive("amount", fen).unwrap(),
+        description: "d".into(),
+    };
+    ProfitShare {
+        id: "ps_1".into(),
+        order_id: "1".into(),
+        app_id: "app".into(),
+        mode: Mode::Test,
+        created: 0,
+        kind: ShareKind::Alipay,
+        out_order_no: "P1".into(),
+        status: ShareStatus::Pending,
+        amount: Amount::positive("amount", fen).unwrap(),
+        return_reserved: Amount::ZERO,
+        amount_returned: Amount::ZERO,
+        receivers: vec![receiver],
+        channel_order_no: None,
+        failure_msg: None,
+    }
+}
+
+#[test]
+fn settle_query_details_decide_a_pending_share() {
+    use super::royalty::{settle_seen, uncertain};
+    let detail = |state: &str, amount: &str| json!({"trans_in": "2088000000000002", "amount": amount, "state": state});
+    let answer = |list: serde_json::Value| {
+        response(json!({"code": "10000", "out_request_no": "P1", "royalty_detail_list": list}))
+    };
+    let settled = settle_seen(&answer(json!([detail("SUCCESS", "1.00")])), &share(100)).unwrap();
+    assert_eq!(settled, SettleSeen::Settled { channel_order_no: "P1".into() });
+    let two = answer(json!([detail("SUCCESS", "0.60"), detail("PROCESSING", "0.40")]));
+    assert_eq!(settle_seen(&two, &share(100)).unwrap(), SettleSeen::Pending);
+    let mut failed = detail("FAIL", "1.00");
+    failed["error_desc"] = json!("收款方账户异常");
+    let SettleSeen::Failed { message } = settle_seen(&answer(json!([failed])), &share(100)).unwrap() else {
+        panic!("a FAIL detail fails the share");
+    };
+    assert!(message.contains("收款方账户异常"), "{message}");
+    assert_eq!(settle_seen(&answer(json!([])), &share(100)).unwrap(), SettleSeen::Missing);
+    // Settled with another amount (or a bad one): not believed either way.
+    assert_eq!(
+        settle_seen(&answer(json!([detail("SUCCESS", "2.00")])), &share(100)).unwrap_err().code,
+        "channel_bad_answer"
+    );
+    assert!(settle_seen(&answer(json!([detail("SUCCESS", "1.001")])), &share(100)).is_err());
+    assert!(uncertain(&response(json!({"code": "40004", "sub_code": "ACQ.SYSTEM_ERROR"}))));
+    assert!(!uncertain(&response(json!({"code": "40004", "sub_code": "ACQ.TRADE_STATUS_ERROR"}))));
+}

@@ -90,6 +90,11 @@ pub(super) async fn refund(pay: &AlipayPay, charge: &Charge, refund: &Refund) ->
         }
         Err(problem) => return Err(problem),
     };
+    if super::royalty::uncertain(&response) {
+        // ACQ.SYSTEM_ERROR: Alipay asks for the same request again; it may have been taken.
+        tracing::warn!(refund = %refund.id, "Alipay answered ACQ.SYSTEM_ERROR to a refund; left processing");
+        return Ok(RefundResult::Processing);
+    }
     if !response.is_success() {
         let (code, message) = refusal(&response);
         return Ok(RefundResult::Failed { code, message });
@@ -118,6 +123,42 @@ pub(super) async fn refund_query(
         return Ok(RefundResult::Succeeded { transaction_no: trade_no });
     }
     Ok(RefundResult::Processing)
+}
+
+/// What Alipay's refund query says about one refund.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundSeen {
+    /// Refunded with the refund's amount.
+    Done { transaction_no: Option<String> },
+    /// Alipay answered, and it has no refund under this out_request_no: the refund request never arrived (or was
+    /// not carried out), so the same request may be sent again.
+    Missing,
+    /// Anything else (another amount, a status that is not a result): nothing is decided.
+    Pending,
+}
+
+/// `alipay.trade.fastpay.refund.query` telling a refund Alipay has not got from one it has. Alipay answers 10000
+/// without refund fields for an out_request_no it does not know; a 40004 is not that answer (the query itself
+/// failed), and neither is no answer: both are `Pending`.
+pub(super) async fn refund_seen(pay: &AlipayPay, charge: &Charge, refund: &Refund) -> Result<RefundSeen, Problem> {
+    let biz = json!({"out_trade_no": charge.channel_order_no, "out_request_no": refund.refund_no});
+    let response = match pay.call("alipay.trade.fastpay.refund.query", &biz).await {
+        Ok(response) => response,
+        Err(problem) if problem.code == "channel_unavailable" => return Ok(RefundSeen::Pending),
+        Err(problem) => return Err(problem),
+    };
+    if !response.is_success() {
+        return Ok(RefundSeen::Pending);
+    }
+    let Some(amount) = response.get("refund_amount").filter(|a| !a.is_empty()) else {
+        return Ok(RefundSeen::Missing);
+    };
+    let status = response.get("refund_status").unwrap_or("");
+    // Alipay documents an empty refund_status with refund data as a successful refund, like REFUND_SUCCESS.
+    if (status.is_empty() || status == "REFUND_SUCCESS") && parse_yuan(amount).ok() == Some(refund.amount.fen()) {
+        return Ok(RefundSeen::Done { transaction_no: response.get("trade_no").map(str::to_string) });
+    }
+    Ok(RefundSeen::Pending)
 }
 
 /// `alipay.trade.query` as paygate sees a payment: paid only with the charge's amount.

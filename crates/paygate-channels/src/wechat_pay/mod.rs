@@ -5,7 +5,10 @@
 //! The base URL is the merchant's (`api_base_url`), so calls go through [`NetPolicy`]: unless the operator allows
 //! private targets, every resolved address must be public (the same rule as webhooks), redirects are never followed.
 
+pub(crate) mod bills;
+mod certificates;
 mod micropay;
+pub mod notify;
 mod poll;
 mod sharing;
 mod v2;
@@ -16,6 +19,7 @@ mod tests;
 
 pub use micropay::Micropaid;
 pub use poll::{RefundQueried, TradeQueried};
+pub use sharing::WechatReceiver;
 
 use crate::{Channel, PaymentRequest, PaymentState, RefundResult, ShareResult};
 use async_trait::async_trait;
@@ -57,8 +61,8 @@ pub struct WechatPayConfig {
 }
 
 impl WechatPayConfig {
-    /// From a checked account. A v3 account must carry the WeChat Pay public key (id + PEM): platform
-    /// certificates (X.509) are not read yet.
+    /// From a checked account. A v3 account verifies WeChat with its WeChat Pay public key (id + PEM) or, without
+    /// one, with the platform certificates (`certificates.rs`).
     pub fn from_account(account: &WechatAccount, app_id: &str, mode: Mode, net: NetPolicy) -> Result<Self, Problem> {
         let protocol = match account.api_version {
             WechatApiVersion::V2 => {

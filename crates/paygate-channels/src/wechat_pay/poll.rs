@@ -39,6 +39,8 @@ impl WechatPay {
                     v2::Called::Ok(got) => got,
                     v2::Called::Refused { code, message } => return Err(v2::refused("orderquery", &code, &message)),
                 };
+                same_trade("orderquery", got.get("out_trade_no"), &charge.channel_order_no)?;
+                same_trade("orderquery", got.get("mch_id"), &self.config.mch_id)?;
                 let state = got.require("trade_state").map_err(Problem::from)?.to_string();
                 let total = got.non_empty("total_fee").map(parse_fen).transpose()?;
                 let answer = Value::Object(got.iter().map(|(k, v)| (k.to_string(), Value::String(v.into()))).collect());
@@ -58,6 +60,9 @@ impl WechatPay {
                 if status != 200 {
                     return Err(v3::declined(&path, status, &got));
                 }
+                let text = |name: &str| got.get(name).and_then(Value::as_str);
+                same_trade(&path, text("out_trade_no"), &charge.channel_order_no)?;
+                same_trade(&path, text("mchid"), &self.config.mch_id)?;
                 let state = v3::text_at(&got, "trade_state", &path)?.to_string();
                 let transaction_id =
                     got.get("transaction_id").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
@@ -103,6 +108,7 @@ impl WechatPay {
                 if status != 200 {
                     return Err(v3::declined(&path, status, &got));
                 }
+                same_trade(&path, got.get("out_refund_no").and_then(Value::as_str), &refund.refund_no)?;
                 let refund_fee = got.pointer("/amount/refund").and_then(Value::as_i64).ok_or_else(|| {
                     channel_problem("channel_bad_answer", format!("WeChat Pay's answer to {path} has no amount.refund"))
                 })?;
@@ -116,8 +122,35 @@ impl WechatPay {
     }
 }
 
+/// A signed answer naming another order, refund or merchant than the one asked about is not about this one (a
+/// v2 signature has no timestamp: an old answer about another trade would verify), so it is not believed.
+fn same_trade(what: &str, answered: Option<&str>, asked: &str) -> Result<(), Problem> {
+    match answered.filter(|a| !a.is_empty()) {
+        Some(a) if a != asked => Err(channel_problem(
+            "channel_bad_answer",
+            format!("WeChat Pay's answer to {what} names '{a}', not '{asked}': not believed"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn parse_fen(text: &str) -> Result<i64, Problem> {
     text.parse::<i64>().map_err(|_| {
         channel_problem("channel_bad_answer", format!("WeChat Pay answered a non-integer amount '{text}'"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn answers_about_another_trade_are_not_believed() {
+        assert!(super::same_trade("orderquery", Some("A1"), "A1").is_ok());
+        assert!(
+            super::same_trade("orderquery", None, "A1").is_ok(),
+            "an answer that names nothing is checked elsewhere"
+        );
+        let err = super::same_trade("orderquery", Some("B2"), "A1").unwrap_err();
+        assert_eq!(err.code, "channel_bad_answer");
+        assert!(err.message.contains("B2") && err.message.contains("A1"), "{}", err.message);
+    }
 }

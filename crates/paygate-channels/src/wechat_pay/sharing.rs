@@ -1,7 +1,9 @@
-//! Profit sharing through WeChat Pay (分账). Each receiver is added first (v2 `/pay/profitsharingaddreceiver`, v3
-//! `/v3/profitsharing/receivers/add`; adding one already added changes nothing at WeChat), then the split is asked
-//! for (v2 `/secapi/pay/profitsharing` single or `multiprofitsharing`, v3 `/v3/profitsharing/orders` with
-//! `unfreeze_unsplit`); WeChat refuses a split to a receiver not added. v2 sharing is signed HMAC-SHA256 only.
+//! Profit sharing through WeChat Pay (分账). Receivers are added and removed by the merchant, explicitly (v2
+//! `/pay/profitsharingaddreceiver` / `removereceiver`, v3 `/v3/profitsharing/receivers/add` / `delete`; adding one
+//! already added changes nothing at WeChat); a split (v2 `/secapi/pay/profitsharing` single or
+//! `multiprofitsharing`, v3 `/v3/profitsharing/orders` with `unfreeze_unsplit`) to a receiver not added, or removed
+//! since, is refused by WeChat, and that refusal is the merchant's answer: paygate never adds one behind their back,
+//! so a removed receiver stays removed. v2 sharing is signed HMAC-SHA256 only.
 //! SYSTEMERROR / FREQUENCY_LIMITED (or no answer) on a split: WeChat may have taken it, so it is queried before
 //! any resend (same out_order_no = same request). Only orders opened with profit sharing can be shared: the core
 //! marks their charge's extra (`profit_sharing: true`) and `open` passes it on.
@@ -14,8 +16,23 @@ use paygate_domain::{Amount, Charge, Problem};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
-/// The relation every receiver is added with: WeChat requires one; paygate's requests do not name it.
-const RELATION: &str = "PARTNER";
+/// A receiver as the merchant adds it at WeChat (添加分账接收方); the core checked the fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WechatReceiver {
+    /// `MERCHANT_ID` or `PERSONAL_OPENID`.
+    pub kind: String,
+    pub account: String,
+    /// WeChat's relation of the receiver to the merchant (`PARTNER`, `STORE`, …, `CUSTOM`).
+    pub relation_type: String,
+    /// Required by WeChat when `relation_type` is `CUSTOM`.
+    pub custom_relation: Option<String>,
+    /// The receiver's full name (a merchant's registered name): required by WeChat for `MERCHANT_ID`.
+    pub name: Option<String>,
+}
+
+/// WeChat's answer when a split names a receiver that is not added: said so, with how to add it.
+const NOT_ADDED_HINT: &str = "the receiver must be added to the WeChat Pay account first \
+     (POST /v1/profit_sharing_receivers)";
 
 /// Whether the payment is to be opened for profit sharing.
 pub(crate) fn wants_sharing(request: &PaymentRequest<'_>) -> bool {
@@ -51,17 +68,6 @@ impl WechatPay {
         match &self.config.protocol {
             Protocol::V2 { key } => {
                 let key = key.expose_secret();
-                for r in &share.receivers {
-                    let receiver = json!({"type": r.kind, "account": r.account, "relation_type": RELATION});
-                    let fields: Fields = [("receiver", receiver.to_string())].into_iter().collect();
-                    if let v2::Called::Refused { code, message } =
-                        v2_call(self, key, "/pay/profitsharingaddreceiver", fields).await?
-                    {
-                        return Ok(ShareResult::Failed {
-                            message: format!("adding receiver {}: {code} {message}", r.account),
-                        });
-                    }
-                }
                 let path = if share.kind == ShareKind::WechatMulti {
                     "/secapi/pay/multiprofitsharing"
                 } else {
@@ -82,7 +88,7 @@ impl WechatPay {
                     let code = match &answer {
                         Ok(v2::Called::Ok(got)) => return Ok(shared_as(got.get("order_id"))),
                         Ok(v2::Called::Refused { code, message }) if !uncertain(code) => {
-                            return Ok(ShareResult::Failed { message: format!("{code} {message}").trim().to_string() })
+                            return Ok(ShareResult::Failed { message: refusal(code, message) })
                         }
                         Ok(v2::Called::Refused { code, .. }) => code.clone(),
                         Err(p) if p.code == "channel_unavailable" => p.code.to_string(),
@@ -106,16 +112,6 @@ impl WechatPay {
                 }
             }
             Protocol::V3(keys) => {
-                for r in &share.receivers {
-                    let body = json!({"appid": self.config.appid, "type": r.kind, "account": r.account,
-                        "relation_type": RELATION});
-                    let (status, got) =
-                        v3::call(self, keys, "POST", "/v3/profitsharing/receivers/add", Some(body)).await?;
-                    if status != 200 {
-                        let why = v3::declined("/v3/profitsharing/receivers/add", status, &got);
-                        return Ok(ShareResult::Failed { message: why.message });
-                    }
-                }
                 let body = json!({"appid": self.config.appid, "transaction_id": tx, "out_order_no": share.out_order_no,
                     "receivers": receivers, "unfreeze_unsplit": share.kind != ShareKind::WechatMulti});
                 let query = format!("/v3/profitsharing/orders/{}?transaction_id={tx}", share.out_order_no);
@@ -128,7 +124,12 @@ impl WechatPay {
                             let code = got.get("code").and_then(Value::as_str).unwrap_or("");
                             if !uncertain(code) && *status < 500 {
                                 let why = v3::declined("/v3/profitsharing/orders", *status, got);
-                                return Ok(ShareResult::Failed { message: why.message });
+                                let message = if code == "RECEIVER_INVALID" {
+                                    format!("{}; {NOT_ADDED_HINT}", why.message)
+                                } else {
+                                    why.message
+                                };
+                                return Ok(ShareResult::Failed { message });
                             }
                         }
                         Err(p) if p.code == "channel_unavailable" => {}
@@ -144,6 +145,72 @@ impl WechatPay {
                         ));
                     }
                     resent = true;
+                }
+            }
+        }
+    }
+
+    /// Adds a receiver at WeChat (添加分账接收方). Adding one already there changes nothing at WeChat.
+    pub async fn add_receiver(&self, r: &WechatReceiver) -> Result<(), Problem> {
+        match &self.config.protocol {
+            Protocol::V2 { key } => {
+                let mut receiver = json!({"type": r.kind, "account": r.account, "relation_type": r.relation_type});
+                if let Some(name) = &r.name {
+                    receiver["name"] = json!(name);
+                }
+                if let Some(custom) = &r.custom_relation {
+                    receiver["custom_relation"] = json!(custom);
+                }
+                let path = "/pay/profitsharingaddreceiver";
+                let fields: Fields = [("receiver", receiver.to_string())].into_iter().collect();
+                match v2_call(self, key.expose_secret(), path, fields).await? {
+                    v2::Called::Ok(_) => Ok(()),
+                    v2::Called::Refused { code, message } => Err(v2::refused(path, &code, &message)),
+                }
+            }
+            Protocol::V3(keys) => {
+                let mut body = json!({"appid": self.config.appid, "type": r.kind, "account": r.account,
+                    "relation_type": r.relation_type});
+                if let Some(custom) = &r.custom_relation {
+                    body["custom_relation"] = json!(custom);
+                }
+                let mut headers = Vec::new();
+                if let Some(name) = &r.name {
+                    // v3 takes the name only encrypted with the platform key the header names.
+                    let (serial, key) = self.encryption_key(keys).await?;
+                    let sealed = key.encrypt_oaep_sha1(name.as_bytes()).map_err(|e| {
+                        super::account_problem(&format!("the platform key cannot encrypt the receiver's name: {e}"))
+                    })?;
+                    body["name"] = json!(sealed);
+                    headers.push(("Wechatpay-Serial", serial));
+                }
+                let path = "/v3/profitsharing/receivers/add";
+                match v3::call_with(self, keys, "POST", path, Some(body), headers).await? {
+                    (200, _) => Ok(()),
+                    (status, got) => Err(v3::declined(path, status, &got)),
+                }
+            }
+        }
+    }
+
+    /// Removes a receiver at WeChat (删除分账接收方): WeChat refuses splits to it from then on.
+    pub async fn remove_receiver(&self, kind: &str, account: &str) -> Result<(), Problem> {
+        match &self.config.protocol {
+            Protocol::V2 { key } => {
+                let receiver = json!({"type": kind, "account": account});
+                let path = "/pay/profitsharingremovereceiver";
+                let fields: Fields = [("receiver", receiver.to_string())].into_iter().collect();
+                match v2_call(self, key.expose_secret(), path, fields).await? {
+                    v2::Called::Ok(_) => Ok(()),
+                    v2::Called::Refused { code, message } => Err(v2::refused(path, &code, &message)),
+                }
+            }
+            Protocol::V3(keys) => {
+                let body = json!({"appid": self.config.appid, "type": kind, "account": account});
+                let path = "/v3/profitsharing/receivers/delete";
+                match v3::call(self, keys, "POST", path, Some(body)).await? {
+                    (200, _) => Ok(()),
+                    (status, got) => Err(v3::declined(path, status, &got)),
                 }
             }
         }
@@ -214,6 +281,16 @@ impl WechatPay {
                 }
             }
         }
+    }
+}
+
+/// A v2 refusal of a split as the merchant reads it.
+fn refusal(code: &str, message: &str) -> String {
+    let text = format!("{code} {message}").trim().to_string();
+    if code == "RECEIVER_INVALID" {
+        format!("{text}; {NOT_ADDED_HINT}")
+    } else {
+        text
     }
 }
 

@@ -382,3 +382,48 @@ async fn refunds_name_the_notify_url_under_the_public_url() {
         seen[1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bills_v2_no_bill_is_none_and_v3_files_must_match_their_signed_sha1() {
+    let no_bill = "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[No Bill Exist]]></return_msg>\
+                   <error_code><![CDATA[20002]]></error_code></xml>";
+    let refused = "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[签名错误]]></return_msg></xml>";
+    let bill = "交易时间,公众账号ID\r\n`2026-11-30 10:00:00,`wx1\r\n";
+    let answers = [no_bill, refused, bill].map(|b| Some((b.to_string(), vec![]))).to_vec();
+    let (base, seen) = serve_recording(answers);
+    let pay = adapter(WechatApiVersion::V2, &base, true);
+    assert_eq!(pay.download_trade_bill("2026-11-30").await.unwrap(), None);
+    let problem = pay.download_trade_bill("2026-11-30").await.unwrap_err();
+    assert_eq!(problem.code, "channel_refused", "{problem}");
+    assert_eq!(pay.download_trade_bill("2026-11-30").await.unwrap().unwrap(), bill.as_bytes());
+    let asked = seen.lock().unwrap()[0].clone();
+    assert!(asked.contains("<bill_date><![CDATA[20261130]]></bill_date>") && asked.contains("[ALL]"), "{asked}");
+
+    // v3: the file comes from download_url with the merchant's Authorization, and must hash to hash_value.
+    let file = "`2026-11-30 10:00:00,`wx1\r\n".to_string();
+    let (files, got) = serve_recording(vec![Some((file.clone(), vec![])), Some((file.clone(), vec![]))]);
+    let sha1 = |s: &str| -> String {
+        let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, s.as_bytes());
+        d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let now = wall_clock();
+    let answer = |hash: &str| {
+        let body = json!({"hash_type": "SHA1", "hash_value": hash,
+            "download_url": format!("{files}/v3/billdownload/file?token=T1")})
+        .to_string();
+        Some((body.clone(), v3_signed(&body, &pems()[2], "PUB_KEY_ID_1", now)))
+    };
+    let answers = vec![answer(&sha1(&file)), answer(&sha1("something else")), None];
+    let (api, _) = serve_recording(answers);
+    let pay = adapter(WechatApiVersion::V3, &api, true);
+    assert_eq!(pay.download_trade_bill("2026-11-30").await.unwrap().unwrap(), file.as_bytes());
+    let download = got.lock().unwrap()[0].clone();
+    assert!(download.starts_with("GET /v3/billdownload/file?token=T1 "), "{download}");
+    let auth = download.lines().find_map(|l| l.strip_prefix("authorization: ").or(l.strip_prefix("Authorization: ")));
+    let auth = crate::wechat::v3::Authorization::parse(auth.expect("signed")).unwrap();
+    let parts =
+        crate::wechat::v3::RequestParts { method: "GET", path_and_query: "/v3/billdownload/file?token=T1", body: "" };
+    auth.verify(&VerifyingKey::from_pem(&pems()[1]).unwrap(), &parts, wall_clock()).unwrap();
+    let tampered = pay.download_trade_bill("2026-11-30").await.unwrap_err();
+    assert_eq!(tampered.code, "channel_bad_answer", "{tampered}");
+}

@@ -1,8 +1,10 @@
 //! API v3 calls: JSON signed with the merchant's RSA key (`Authorization`), every answer's `Wechatpay-*` headers
-//! verified with the WeChat Pay public key the account names (serial must match) within the 300 s window.
+//! verified within the 300 s window with the key its serial names: the account's WeChat Pay public key, or a
+//! platform certificate (`certificates.rs`, fetched when the serial is new).
 
+use super::certificates::PlatformKeys;
 use super::{account_problem, channel_problem, client_ip, open_id, wall_clock, Answer, WechatPay};
-use crate::wechat::v3::{random_token, Authorization, RequestParts, ResponseSignature, SigningKey, VerifyingKey};
+use crate::wechat::v3::{random_token, Authorization, RequestParts, ResponseSignature, SigningKey};
 use crate::{PaymentRequest, RefundResult};
 use paygate_domain::accounts::WechatAccount;
 use paygate_domain::{Charge, Problem, Refund};
@@ -14,8 +16,7 @@ pub struct V3Keys {
     pub(crate) signing: SigningKey,
     pub(crate) serial_no: String,
     pub(crate) api_v3_key: SecretString,
-    pub(crate) platform_key_id: String,
-    pub(crate) platform_key: VerifyingKey,
+    pub(crate) platform: PlatformKeys,
 }
 
 impl V3Keys {
@@ -24,19 +25,12 @@ impl V3Keys {
             account.merchant_private_key.as_ref().ok_or_else(|| account_problem("no merchant_private_key"))?;
         let signing = SigningKey::from_pem(private.expose_secret())
             .map_err(|e| account_problem(&format!("merchant_private_key: {e}")))?;
-        let (Some(id), Some(pem)) = (&account.wechatpay_public_key_id, &account.wechatpay_public_key) else {
-            return Err(account_problem(
-                "API v3 needs wechatpay_public_key_id and wechatpay_public_key (platform certificates: not yet)",
-            ));
-        };
-        let platform_key =
-            VerifyingKey::from_pem(pem).map_err(|e| account_problem(&format!("wechatpay_public_key: {e}")))?;
+        let platform = PlatformKeys::from_account(account)?;
         Ok(V3Keys {
             signing,
             serial_no: account.merchant_serial_no.clone().ok_or_else(|| account_problem("no merchant_serial_no"))?,
             api_v3_key: account.api_v3_key.clone().ok_or_else(|| account_problem("no api_v3_key"))?,
-            platform_key_id: id.clone(),
-            platform_key,
+            platform,
         })
     }
 
@@ -62,13 +56,7 @@ impl V3Keys {
         .collect();
         let lookup = |name: &str| values.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref());
         let sig = ResponseSignature::from_headers(lookup)?;
-        if sig.serial != self.platform_key_id {
-            return Err(crate::wechat::WechatError::BadSignature(format!(
-                "Wechatpay-Serial '{}' is not the account's WeChat Pay public key id",
-                sig.serial
-            )));
-        }
-        sig.verify(&self.platform_key, body, now)
+        sig.verify(&self.platform.key_for(&sig.serial)?, body, now)
     }
 }
 
@@ -81,6 +69,44 @@ pub(super) async fn call(
     path: &str,
     body: Option<Value>,
 ) -> Result<(u16, Value), Problem> {
+    call_with(pay, keys, method, path, body, Vec::new()).await
+}
+
+/// [`call`] with more request headers (`Wechatpay-Serial` when a field is encrypted with the platform key).
+pub(super) async fn call_with(
+    pay: &WechatPay,
+    keys: &V3Keys,
+    method: &'static str,
+    path: &str,
+    body: Option<Value>,
+    extra: Vec<(&'static str, String)>,
+) -> Result<(u16, Value), Problem> {
+    let answer = send_signed(pay, keys, method, path, body, extra).await?;
+    if let Some(serial) = answer.header(ResponseSignature::SERIAL) {
+        pay.learn_platform_serial(serial).await?;
+    }
+    keys.verify_signed(|n| answer.header(n).map(str::to_string), &answer.body, wall_clock()).map_err(|e| {
+        tracing::warn!(path, mch_id = %pay.config.mch_id, "WeChat v3 answer with a bad signature refused");
+        channel_problem("channel_bad_signature", format!("WeChat Pay's answer to {path} is not authentic: {e}"))
+    })?;
+    let value = if answer.body.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&answer.body)
+            .map_err(|_| channel_problem("channel_bad_answer", format!("WeChat Pay's answer to {path} is not JSON")))?
+    };
+    Ok((answer.status, value))
+}
+
+/// Signs and sends one request; any answer below 500, its signature not checked yet.
+pub(super) async fn send_signed(
+    pay: &WechatPay,
+    keys: &V3Keys,
+    method: &'static str,
+    path: &str,
+    body: Option<Value>,
+    extra: Vec<(&'static str, String)>,
+) -> Result<Answer, Problem> {
     let text = body.map(|b| b.to_string()).unwrap_or_default();
     let signed_path = pay.signed_path(path);
     let parts = RequestParts { method, path_and_query: &signed_path, body: &text };
@@ -94,6 +120,7 @@ pub(super) async fn call(
     )
     .map_err(Problem::from)?;
     let mut headers = vec![("Authorization", auth.header_value()), ("Accept", "application/json".to_string())];
+    headers.extend(extra);
     if method != "GET" {
         headers.push(("Content-Type", "application/json".to_string()));
     }
@@ -102,17 +129,7 @@ pub(super) async fn call(
     if answer.status >= 500 {
         return Err(channel_problem("channel_unavailable", format!("WeChat Pay answered HTTP {}.", answer.status)));
     }
-    keys.verify_signed(|n| answer.header(n).map(str::to_string), &answer.body, wall_clock()).map_err(|e| {
-        tracing::warn!(path, mch_id = %pay.config.mch_id, "WeChat v3 answer with a bad signature refused");
-        channel_problem("channel_bad_signature", format!("WeChat Pay's answer to {path} is not authentic: {e}"))
-    })?;
-    let value = if answer.body.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&answer.body)
-            .map_err(|_| channel_problem("channel_bad_answer", format!("WeChat Pay's answer to {path} is not JSON")))?
-    };
-    Ok((answer.status, value))
+    Ok(answer)
 }
 
 pub(super) fn declined(path: &str, status: u16, value: &Value) -> Problem {

@@ -220,6 +220,7 @@ async fn create_payment(app: &Paygate, req: &Incoming) -> Answer {
         merchandise_record_id: record_id,
         merchandise_snapshot: b.value("merchandise_snapshot"),
         profit_sharing,
+        openid: b.string("openid")?,
     };
     let created = app.hserve_pay(&caller, input, &req.base_url(), &req.peer.ip().to_string()).await?;
     Ok((StatusCode::CREATED, render::created_payment(&created)))

@@ -7,6 +7,7 @@
 use crate::pingpp::bodies::*;
 use crate::pingpp::channel_accounts::{ChannelAccountBody, ChannelAccountObject, DeletedAccount};
 use crate::pingpp::members::{BalanceTransactionObject, FeeRateObject, MemberObject};
+use crate::pingpp::receivers::{AddReceiver, DeletedReceiver, ReceiverObject};
 use crate::pingpp::webhooks::{DeletedEndpoint, DeliveryObject, EndpointObject, PublicKeyObject, ResendObject};
 use paygate_domain::events::EventObject;
 use paygate_domain::objects::{ChargeObject, List, OrderObject, RefundObject};
@@ -164,6 +165,23 @@ fn profit_sharing() {}
     request_body = ReturnProfitSharing,
     responses((status = 200, description = "The share after the return.", body = ProfitSharingObject)))]
 fn return_profit_sharing() {}
+
+#[utoipa::path(post, path = "/v1/profit_sharing_receivers", tag = "profit sharing",
+    description = "Adds a receiver to the app's WeChat Pay account in the key's mode (WeChat keeps the list; \
+        a split to a receiver not added is refused), or with `channel: alipay` binds a royalty relation of its \
+        Alipay app. Test mode without the account: the sandbox, which checks no receivers.",
+    request_body = AddReceiver,
+    responses((status = 200, description = "The receiver as added.", body = ReceiverObject)))]
+fn add_profit_sharing_receiver() {}
+
+#[utoipa::path(delete, path = "/v1/profit_sharing_receivers/{type}/{account}", tag = "profit sharing",
+    description = "Removes a receiver at WeChat Pay (splits to it are refused from then on), or with \
+        `?channel=alipay` unbinds an Alipay royalty relation.",
+    params(("type" = String, Path, description = "WeChat: `MERCHANT_ID` or `PERSONAL_OPENID`; Alipay: `userId`, \
+        `loginName` or `openId`."), ("account" = String, Path),
+        ("channel" = Option<String>, Query, description = "`wechat` (default) or `alipay`.")),
+    responses((status = 200, description = "Removed.", body = DeletedReceiver)))]
+fn remove_profit_sharing_receiver() {}
 
 /// `GET /v1/charges`: filters, then cursors; newest first.
 #[derive(IntoParams)]

@@ -87,7 +87,9 @@ pub(crate) struct ChannelAccountBody {
     merchant_serial_no: Option<String>,
     /// wechat (secret): PEM RSA private key, PKCS#8 or PKCS#1 (v3).
     merchant_private_key: Option<String>,
-    /// wechat: the WeChat Pay platform certificate (PEM), or the public key id and key below.
+    /// wechat (v3): a WeChat Pay platform certificate (PEM), trusted from the start. Without the public key id
+    /// and key below, v3 answers and notifications are verified with the platform certificates, fetched from
+    /// WeChat (`/v3/certificates`) when a new serial appears.
     platform_certificate: Option<String>,
     wechatpay_public_key_id: Option<String>,
     /// wechat: PEM public key.

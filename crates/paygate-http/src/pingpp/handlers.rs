@@ -74,6 +74,8 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
         _ if let Some(answer) = super::shares::dispatch(app, caller, req, path).await => answer,
         _ if let Some(answer) = super::members::dispatch(app, caller, req, path).await => answer,
         _ if let Some(answer) = super::channel_accounts::dispatch(app, caller, req, path).await => answer,
+        _ if let Some(answer) = super::receivers::dispatch(app, caller, req, path).await => answer,
+        _ if let Some(answer) = super::reconciliations::dispatch(app, caller, req, path).await => answer,
         // The router answered unknown paths and wrong methods from its route table already.
         _ => Err(crate::errors::route_not_found(req)),
     }

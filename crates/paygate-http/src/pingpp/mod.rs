@@ -6,6 +6,8 @@ pub(crate) mod channel_accounts;
 mod charges;
 mod handlers;
 pub(crate) mod members;
+pub(crate) mod receivers;
+pub(crate) mod reconciliations;
 mod shares;
 pub(crate) mod webhooks;
 
@@ -35,6 +37,9 @@ pub(crate) async fn handle(app: &Paygate, req: &Incoming, path: &[&str]) -> Http
         },
         _ => None,
     };
+    if let Some(response) = reconciliations::file(app, &caller, req, path).await {
+        return response;
+    }
     let Some(key) = idempotency_key else {
         return respond(handlers::dispatch(app, &caller, req, path).await);
     };

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 /// Every method the simulator serves.
-pub const METHODS: [&str; 14] = [
+pub const METHODS: [&str; 15] = [
     "alipay.trade.precreate",
     "alipay.trade.wap.pay",
     "alipay.trade.page.pay",
@@ -26,6 +26,7 @@ pub const METHODS: [&str; 14] = [
     "alipay.trade.royalty.relation.bind",
     "alipay.trade.royalty.relation.unbind",
     "alipay.trade.order.settle",
+    "alipay.trade.order.settle.query",
     "alipay.data.dataservice.bill.downloadurl.query",
 ];
 
@@ -107,6 +108,7 @@ pub(super) fn handle(sim: &Arc<AlipaySim>, req: &Request, params: &Params) -> (R
             "alipay.trade.royalty.relation.bind" => super::royalty::bind(&mut c, true),
             "alipay.trade.royalty.relation.unbind" => super::royalty::bind(&mut c, false),
             "alipay.trade.order.settle" => super::royalty::settle(&mut c),
+            "alipay.trade.order.settle.query" => super::royalty::settle_query(&mut c),
             _ => super::bills::download_url(&mut c),
         }
     };
@@ -137,11 +139,19 @@ pub(super) struct Call<'a> {
 fn check(sim: &AlipaySim, params: &Params) -> Result<(String, Map<String, Value>), Map<String, Value>> {
     let app_id = params.get("app_id").filter(|s| !s.is_empty());
     let app_id = app_id.ok_or_else(|| gateway_error("isv.missing-app-id", "缺少AppID参数"))?;
-    let key = {
+    let (key, sns) = {
         let shared = sim.lock();
         let app = shared.books.apps.get(app_id);
-        app.map(|a| a.public_key.clone()).ok_or_else(|| gateway_error("isv.invalid-app-id", "无效的AppID参数"))?
+        let key = app.map(|a| a.public_key.clone());
+        let sns = (shared.settings.app_cert_sn.clone(), shared.settings.alipay_root_cert_sn.clone());
+        (key.ok_or_else(|| gateway_error("isv.invalid-app-id", "无效的AppID参数"))?, sns)
     };
+    // Certificate mode: the certificates the request names must be the ones the app uploaded.
+    for (name, want) in [("app_cert_sn", &sns.0), ("alipay_root_cert_sn", &sns.1)] {
+        if !want.is_empty() && params.get(name) != Some(want) {
+            return Err(gateway_error(&format!("isv.invalid-{}", name.replace('_', "-")), &format!("{name} 不匹配")));
+        }
+    }
     if params.get("charset").is_some_and(|c| !c.eq_ignore_ascii_case(protocol::CHARSET)) {
         return Err(gateway_error("isv.invalid-charset", "字符集只支持utf-8"));
     }

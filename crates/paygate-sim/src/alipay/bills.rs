@@ -5,6 +5,7 @@
 use super::api::{business, invalid, required, seller_id, success, Answer, Call};
 use super::files::{gbk, stored_zip};
 use super::state::{AliError, Trade};
+use crate::recon::{fee, Doctors};
 use paygate_channels::alipay::{format_timestamp, format_yuan};
 use serde_json::json;
 
@@ -36,16 +37,17 @@ pub(super) fn download_url(c: &mut Call<'_>) -> Answer {
     }
     let seller = seller_id(c);
     let trades: Vec<&Trade> = c.shared.books.trades.iter().filter(|t| t.app_id == c.app_id).collect();
+    let lines = trade_lines(&trades, date, &c.shared.doctors);
     let name = |kind: &str| gbk(&format!("{seller}0156_{}_{kind}.csv", date.replace('-', "")));
     let files = if bill_type == "trade" {
-        let (detail, summary) = trade_bill(&trades, &seller, date, c.now);
+        let (detail, summary) = trade_bill(&lines, &seller, date, c.now);
         vec![(name("业务明细"), detail), (name("业务明细(汇总)"), summary)]
     } else {
-        vec![(name("账务明细"), account_bill(&trades, &seller, date, c.now))]
+        vec![(name("账务明细"), account_bill(&lines, &seller, date, c.now))]
     };
     let zip = stored_zip(&files);
-    let token = paygate_channels::wechat::v3::random_token(32);
-    c.shared.bills.insert(token.clone(), zip);
+    let token = crate::recon::bill_token();
+    crate::recon::keep_bill(&mut c.shared.bills, token.clone(), zip);
     let url = format!(
         "{}/sim/alipay/bills/download?bizType={bill_type}&userId={seller}&fileType=csv.zip&bizDates={}&token={token}",
         c.base,
@@ -54,37 +56,41 @@ pub(super) fn download_url(c: &mut Call<'_>) -> Answer {
     Ok(success(json!({"bill_download_url": url})))
 }
 
-/// One line per payment and per refund on `date` (a day or a month prefix).
-fn trade_lines(trades: &[&Trade], date: &str) -> Vec<[String; 25]> {
+/// One line per payment and per refund on `date` (a day or a month prefix), in time order. 服务费 is the 0.6 %
+/// fee (half up): taken on a payment (negative), given back on a refund (positive). `doctors` misreport trades on
+/// purpose (`/sim/alipay/bills/doctor`).
+fn trade_lines(trades: &[&Trade], date: &str, doctors: &Doctors) -> Vec<[String; 25]> {
     let on = |at: i64| format_timestamp(at).starts_with(date);
-    let mut lines = Vec::new();
+    let mut lines: Vec<(i64, [String; 25])> = Vec::new();
     for t in trades {
-        let created = format_timestamp(t.created_at);
-        if let Some(paid) = t.paid_at.filter(|p| on(*p)) {
-            let amount = format_yuan(t.total);
+        let doctor = doctors.get(&t.app_id, &t.out_trade_no);
+        if doctor.is_some_and(|d| d.omit) {
+            continue;
+        }
+        // Written only for the trades that have a line on this day (a day of a big seeded book is most of them not).
+        let created = || format_timestamp(t.created_at);
+        let paid = t.paid_at.map(|paid| doctor.and_then(|d| d.at).unwrap_or(paid));
+        if let Some(paid) = paid.filter(|p| on(*p)) {
+            let amount = format_yuan(doctor.and_then(|d| d.amount).unwrap_or(t.total));
+            let fee = format_yuan(-doctor.and_then(|d| d.fee).unwrap_or_else(|| fee(t.total)));
             let settled = format_yuan(t.settled());
-            lines.push(line(t, "交易", &created, &format_timestamp(paid), &amount, &amount, "", &settled));
+            let money = [amount.as_str(), &amount, &fee, &settled];
+            lines.push((paid, line(t, "交易", &created(), &format_timestamp(paid), "", money)));
         }
         for r in t.refunds.iter().filter(|r| on(r.at)) {
-            let amount = format_yuan(-r.amount);
+            let (amount, fee) = (format_yuan(-r.amount), format_yuan(fee(r.amount)));
             let at = format_timestamp(r.at);
-            lines.push(line(t, "退款", &created, &at, &amount, &amount, &r.out_request_no, "0.00"));
+            let money = [amount.as_str(), &amount, &fee, "0.00"];
+            lines.push((r.at, line(t, "退款", &created(), &at, &r.out_request_no, money)));
         }
     }
-    lines
+    lines.sort_by(|a, b| (a.0, &a.1[0], &a.1[21]).cmp(&(b.0, &b.1[0], &b.1[21])));
+    lines.into_iter().map(|(_, l)| l).collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn line(
-    t: &Trade,
-    kind: &str,
-    created: &str,
-    done: &str,
-    amount: &str,
-    received: &str,
-    request_no: &str,
-    royalty: &str,
-) -> [String; 25] {
+/// `money`: 订单金额, 商家实收, 服务费, 分润 (yuan).
+fn line(t: &Trade, kind: &str, created: &str, done: &str, request_no: &str, money: [&str; 4]) -> [String; 25] {
+    let [amount, received, fee, royalty] = money;
     let s = |v: &str| v.replace([',', '\n', '\r'], " ");
     let zero = || "0.00".to_string();
     [
@@ -110,21 +116,20 @@ fn line(
         zero(),
         zero(),
         s(request_no),
-        zero(),
+        fee.into(),
         royalty.into(),
         String::new(),
     ]
 }
 
-fn trade_bill(trades: &[&Trade], seller: &str, date: &str, now: i64) -> (Vec<u8>, Vec<u8>) {
-    let lines = trade_lines(trades, date);
+fn trade_bill(lines: &[[String; 25]], seller: &str, date: &str, now: i64) -> (Vec<u8>, Vec<u8>) {
     let paid = lines.iter().filter(|l| l[2] == "交易").count();
     let mut text = format!(
         "#支付宝业务明细查询\r\n#账号：[{seller}0156]\r\n#起始日期：[{date}]   终止日期：[{date}]\r\n\
          #-----------------------------------------业务明细列表----------------------------------------\r\n\
          {TRADE_HEADER}\r\n"
     );
-    for l in &lines {
+    for l in lines {
         text.push_str(&l.join(","));
         text.push_str("\r\n");
     }
@@ -134,15 +139,12 @@ fn trade_bill(trades: &[&Trade], seller: &str, date: &str, now: i64) -> (Vec<u8>
         lines.len() - paid,
         format_timestamp(now)
     ));
+    // Refund lines carry negative amounts; the summary states every total as a positive one.
     let sum = |kind: &str, col: usize| -> i64 {
-        lines.iter().filter(|l| l[2] == kind).filter_map(|l| paygate_channels::alipay::parse_yuan(&l[col]).ok()).sum()
+        let yuan = |l: &[String; 25]| paygate_channels::alipay::parse_yuan(l[col].trim_start_matches('-')).ok();
+        lines.iter().filter(|l| l[2] == kind).filter_map(yuan).sum()
     };
-    let refunds: i64 = trades
-        .iter()
-        .flat_map(|t| t.refunds.iter())
-        .filter(|r| format_timestamp(r.at).starts_with(date))
-        .map(|r| r.amount)
-        .sum();
+    let refunds = sum("退款", 11);
     let summary = format!(
         "#支付宝业务明细查询(汇总)\r\n#账号：[{seller}0156]\r\n总笔数,订单金额,商家实收,退款金额,实收金额\r\n{},{},{},{},{}\r\n",
         lines.len(),
@@ -154,7 +156,7 @@ fn trade_bill(trades: &[&Trade], seller: &str, date: &str, now: i64) -> (Vec<u8>
     (gbk(&text), gbk(&summary))
 }
 
-fn account_bill(trades: &[&Trade], seller: &str, date: &str, now: i64) -> Vec<u8> {
+fn account_bill(lines: &[[String; 25]], seller: &str, date: &str, now: i64) -> Vec<u8> {
     let mut text = format!(
         "#支付宝账务明细查询\r\n#账号：[{seller}0156]\r\n#起始日期：[{date}]   终止日期：[{date}]\r\n\
          #-----------------------------------------账务明细列表----------------------------------------\r\n\
@@ -162,7 +164,7 @@ fn account_bill(trades: &[&Trade], seller: &str, date: &str, now: i64) -> Vec<u8
     );
     let (mut balance, mut n) = (0i64, 0u64);
     let (mut income, mut spent) = (0i64, 0i64);
-    for l in trade_lines(trades, date) {
+    for l in lines {
         let fen = paygate_channels::alipay::parse_yuan(l[11].trim_start_matches('-')).unwrap_or(0);
         let refund = l[11].starts_with('-');
         balance += if refund { -fen } else { fen };

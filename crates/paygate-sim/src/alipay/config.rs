@@ -45,6 +45,11 @@ pub struct Settings {
     /// Whether a precreated / page / wap trade can be queried or closed before the buyer scans or logs in.
     /// Alipay answers ACQ.TRADE_NOT_EXIST until then (false).
     pub visible_before_scan: bool,
+    /// Certificate mode: when set, every request must name this `app_cert_sn` and `alipay_root_cert_sn`
+    /// (Alipay refuses a request naming another certificate), and answers carry `alipay_cert_sn`.
+    pub app_cert_sn: String,
+    pub alipay_root_cert_sn: String,
+    pub alipay_cert_sn: String,
 }
 
 impl Default for Settings {
@@ -55,6 +60,9 @@ impl Default for Settings {
             notify_timeout_ms: 5_000,
             royalty_max_ratio_bps: 3_000,
             visible_before_scan: false,
+            app_cert_sn: String::new(),
+            alipay_root_cert_sn: String::new(),
+            alipay_cert_sn: String::new(),
         }
     }
 }

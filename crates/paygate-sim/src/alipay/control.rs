@@ -1,6 +1,6 @@
 //! `/sim/alipay/…`: the test's (or a person's) side of the simulator, JSON in and out, no signatures.
 //!
-//! - `GET  /sim/alipay/config` — the Alipay public key (PEM), apps (ids and seller ids) and settings
+//! - `GET  /sim/alipay/config` — the Alipay public key (PEM), apps (ids, seller ids, bound royalty receivers), settings
 //! - `POST /sim/alipay/apps` — add or replace an app (the config file's app object)
 //! - `POST /sim/alipay/settings` — change settings (any subset of the config file's settings)
 //! - `POST /sim/alipay/clock` — `{"advance_seconds": N}` moves the simulator's clock
@@ -9,7 +9,12 @@
 //! - `POST /sim/alipay/fail` — the buyer gives up: an unpaid trade is closed (TRADE_CLOSED, notified)
 //! - `POST /sim/alipay/finish` — the refund period ends: TRADE_SUCCESS becomes TRADE_FINISHED (notified)
 //! - `POST /sim/alipay/codes` — `{auth_code, outcome: PAY|WAIT|FAIL}` what a payment code does in alipay.trade.pay
-//! - `POST /sim/alipay/faults` — `{method?, kind: timeout|drop|20000|40004|duplicate_notify, sub_code?, count?}`
+//! - `POST /sim/alipay/faults` — `{method?, kind: timeout|drop|20000|40004|duplicate_notify, sub_code?, count?}`;
+//!   `{kind: drop_notify, out_trade_no?, count?}` never sends the next `count` notifications (of that trade)
+//! - `POST /sim/alipay/bills/doctor` — `{app_id?, out_trade_no, omit?, amount?, fee?, at?, clear?}` bills written
+//!   from now on leave the trade out / bill another amount or fee (fen) / bill the payment at `at` (unix)
+//! - `POST /sim/alipay/bills/seed` — `{app_id?, rows: [{out_trade_no, trade_no?, amount, paid_at}]}` adds paid
+//!   trades at once, without notifications (bulk bills)
 //! - `GET  /sim/alipay/trades?app_id=&out_trade_no=&trade_no=` — a trade as the simulator keeps it
 //! - `GET  /sim/alipay/notifications` — every notification and its attempts
 //! - `GET  /sim/alipay/qr/{trade_no}` — the page a QR code opens (the buyer scans): trade and a pay button
@@ -54,6 +59,8 @@ pub(super) fn handle(sim: &Arc<AlipaySim>, req: &Request) -> Reply {
         (&Method::POST, "/sim/alipay/finish") => change(sim, &body, Change::Finish),
         (&Method::POST, "/sim/alipay/codes") => codes(sim, &body),
         (&Method::POST, "/sim/alipay/faults") => faults(sim, &body),
+        (&Method::POST, "/sim/alipay/bills/doctor") => super::bill_control::doctor(sim, &body, only_app),
+        (&Method::POST, "/sim/alipay/bills/seed") => super::bill_control::seed(sim, &body, only_app),
         (&Method::GET, "/sim/alipay/trades") => {
             let shared = sim.lock();
             let q = |n: &str| req.query_param(n).map(str::to_string);
@@ -80,7 +87,13 @@ fn config(sim: &AlipaySim) -> Value {
         .books
         .apps
         .values()
-        .map(|a| json!({"app_id": a.config.app_id, "seller_id": a.config.seller_id}))
+        .map(|a| {
+            // The royalty receivers bound to the app (relation.bind / unbind), sorted: (type, account).
+            let mut bound: Vec<_> = shared.books.relations.get(&a.config.app_id).into_iter().flatten().collect();
+            bound.sort();
+            let bound: Vec<Value> = bound.into_iter().map(|(t, acc)| json!({"type": t, "account": acc})).collect();
+            json!({"app_id": a.config.app_id, "seller_id": a.config.seller_id, "royalty_receivers": bound})
+        })
         .collect();
     json!({"alipay_public_key_pem": sim.alipay_public_key_pem(), "apps": apps, "settings": shared.settings})
 }
@@ -213,13 +226,17 @@ fn codes(sim: &AlipaySim, body: &Value) -> Result<Value, String> {
 fn faults(sim: &AlipaySim, body: &Value) -> Result<Value, String> {
     let s = |n: &str| body.get(n).and_then(Value::as_str);
     let kind = FaultKind::parse(s("kind").unwrap_or(""), s("sub_code"))
-        .ok_or("kind must be timeout, drop, 20000, 40004 or duplicate_notify")?;
+        .ok_or("kind must be timeout, drop, 20000, 40004, duplicate_notify or drop_notify")?;
     let method = s("method").unwrap_or("").to_string();
     if !method.is_empty() && !super::api::known(&method) {
         return Err(format!("method {method} is not one the simulator serves"));
     }
+    let out_trade_no = s("out_trade_no").filter(|s| !s.is_empty()).map(str::to_string);
+    if out_trade_no.is_some() && !kind.is_notify() {
+        return Err("out_trade_no narrows notify faults only".into());
+    }
     let count = body.get("count").and_then(Value::as_u64).unwrap_or(1).clamp(1, 1000) as u32;
-    sim.lock().faults.push(Fault { method: method.clone(), kind, remaining: count });
+    sim.lock().faults.push(Fault { method: method.clone(), kind, remaining: count, out_trade_no });
     Ok(json!({"method": method, "count": count}))
 }
 

@@ -5,6 +5,7 @@
 //! is the test's side: pay, fail, scan, pay late, payment codes, faults (see `control.rs`).
 
 mod api;
+mod bill_control;
 mod bills;
 pub mod config;
 mod control;
@@ -39,10 +40,13 @@ pub enum FaultKind {
     BusinessFailed(String),
     /// Send the next notification twice.
     DuplicateNotify,
+    /// Never send the next notification (listed in /sim/alipay/notifications as dropped): the merchant is not
+    /// told, as when every one of Alipay's attempts is lost.
+    DropNotify,
 }
 
 impl FaultKind {
-    /// `timeout`, `drop`, `20000`, `40004` (with `sub_code`), `duplicate_notify`.
+    /// `timeout`, `drop`, `20000`, `40004` (with `sub_code`), `duplicate_notify`, `drop_notify`.
     pub fn parse(kind: &str, sub_code: Option<&str>) -> Option<FaultKind> {
         match kind {
             "timeout" => Some(FaultKind::Timeout),
@@ -50,8 +54,13 @@ impl FaultKind {
             "20000" | "unknown" => Some(FaultKind::Unknown),
             "40004" => Some(FaultKind::BusinessFailed(sub_code.unwrap_or("ACQ.SYSTEM_ERROR").to_string())),
             "duplicate_notify" => Some(FaultKind::DuplicateNotify),
+            "drop_notify" => Some(FaultKind::DropNotify),
             _ => None,
         }
+    }
+
+    pub fn is_notify(&self) -> bool {
+        matches!(self, FaultKind::DuplicateNotify | FaultKind::DropNotify)
     }
 }
 
@@ -61,6 +70,8 @@ pub struct Fault {
     pub method: String,
     pub kind: FaultKind,
     pub remaining: u32,
+    /// Notify faults only: just the notifications of this out_trade_no (any trade when `None`).
+    pub out_trade_no: Option<String>,
 }
 
 /// Everything that changes, behind one lock (never held across an await).
@@ -71,6 +82,8 @@ pub struct Shared {
     pub notifications: Vec<NotifyRecord>,
     /// Bill ZIP files by download token.
     pub bills: std::collections::HashMap<String, Vec<u8>>,
+    /// How bills misreport trades (`/sim/alipay/bills/doctor`), by (app_id, out_trade_no).
+    pub doctors: crate::recon::Doctors,
 }
 
 /// Something the trade's notify_url must hear about.
@@ -108,6 +121,7 @@ impl AlipaySim {
                 faults: Vec::new(),
                 notifications: Vec::new(),
                 bills: std::collections::HashMap::new(),
+                doctors: crate::recon::Doctors::default(),
             }),
             clock_offset: AtomicI64::new(0),
         }))
@@ -159,9 +173,10 @@ impl AlipaySim {
         let (fault, hold) = {
             let mut shared = self.lock();
             let hold = Duration::from_millis(shared.settings.timeout_ms);
-            let fault = shared.faults.iter_mut().find(|f| {
-                f.kind != FaultKind::DuplicateNotify && (f.method.is_empty() || f.method == method) && f.remaining > 0
-            });
+            let fault = shared
+                .faults
+                .iter_mut()
+                .find(|f| !f.kind.is_notify() && (f.method.is_empty() || f.method == method) && f.remaining > 0);
             let kind = fault.map(|f| {
                 f.remaining -= 1;
                 f.kind.clone()
@@ -200,8 +215,12 @@ impl AlipaySim {
             protocol::response_node_name(method)
         };
         let text = Value::Object(node).to_string();
+        // Certificate mode: the answer names the Alipay certificate that signed it (outside the signed node).
+        let cert_sn = self.lock().settings.alipay_cert_sn.clone();
+        let cert_sn =
+            if cert_sn.is_empty() { String::new() } else { format!(",\"alipay_cert_sn\":{}", json!(cert_sn)) };
         let body = match self.key.signing.sign(text.as_bytes()) {
-            Ok(sign) => format!("{{\"{name}\":{text},\"sign\":\"{sign}\"}}"),
+            Ok(sign) => format!("{{\"{name}\":{text}{cert_sn},\"sign\":\"{sign}\"}}"),
             Err(e) => {
                 tracing::error!(error = %e, "signing an answer failed");
                 format!("{{\"{name}\":{text}}}")

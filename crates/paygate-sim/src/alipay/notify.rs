@@ -97,40 +97,59 @@ pub(super) fn build(sim: &AlipaySim, books: &Books, event: &Event) -> Option<Del
     })
 }
 
-/// Queues a notification, applying a duplicate fault.
+/// Queues a notification, applying a duplicate or drop fault.
 pub(super) fn submit(sim: &Arc<AlipaySim>, delivery: Delivery) {
-    let duplicate = {
+    let fault = {
         let mut shared = sim.lock();
-        let fault = shared.faults.iter_mut().find(|f| f.kind == FaultKind::DuplicateNotify && f.remaining > 0);
-        let hit = fault.map(|f| f.remaining -= 1).is_some();
+        let fault = shared.faults.iter_mut().find(|f| {
+            f.kind.is_notify()
+                && f.remaining > 0
+                && f.out_trade_no.as_ref().is_none_or(|no| *no == delivery.out_trade_no)
+        });
+        let kind = fault.map(|f| {
+            f.remaining -= 1;
+            f.kind.clone()
+        });
         shared.faults.retain(|f| f.remaining > 0);
-        hit
+        kind
     };
-    if duplicate {
-        start(sim, delivery.clone());
+    match fault {
+        Some(FaultKind::DropNotify) => {
+            let id = record(sim, &delivery);
+            if let Some(rec) = sim.lock().notifications.get_mut(id) {
+                rec.last_error = Some("dropped by a drop_notify fault: never sent".into());
+            }
+        }
+        Some(FaultKind::DuplicateNotify) => {
+            start(sim, delivery.clone());
+            start(sim, delivery);
+        }
+        _ => start(sim, delivery),
     }
-    start(sim, delivery);
+}
+
+/// Lists a notification in `/sim/alipay/notifications`; answers its id.
+fn record(sim: &AlipaySim, delivery: &Delivery) -> usize {
+    let mut shared = sim.lock();
+    let id = shared.notifications.len();
+    shared.notifications.push(NotifyRecord {
+        id,
+        url: delivery.url.clone(),
+        out_trade_no: delivery.out_trade_no.clone(),
+        out_biz_no: delivery.out_biz_no.clone(),
+        trade_status: delivery.params.get("trade_status").cloned().unwrap_or_default(),
+        attempts: 0,
+        delivered: false,
+        last_status: 0,
+        last_error: None,
+        body: protocol::encode_form(&delivery.params),
+    });
+    id
 }
 
 fn start(sim: &Arc<AlipaySim>, delivery: Delivery) {
     let body = protocol::encode_form(&delivery.params);
-    let id = {
-        let mut shared = sim.lock();
-        let id = shared.notifications.len();
-        shared.notifications.push(NotifyRecord {
-            id,
-            url: delivery.url.clone(),
-            out_trade_no: delivery.out_trade_no.clone(),
-            out_biz_no: delivery.out_biz_no.clone(),
-            trade_status: delivery.params.get("trade_status").cloned().unwrap_or_default(),
-            attempts: 0,
-            delivered: false,
-            last_status: 0,
-            last_error: None,
-            body: body.clone(),
-        });
-        id
-    };
+    let id = record(sim, &delivery);
     let sim = sim.clone();
     tokio::spawn(async move { run(sim, id, delivery.url, body).await });
 }

@@ -2,7 +2,9 @@
 //! `alipay.trade.order.settle` splits a paid trade to bound receivers, at most the cap (30 % by default) of
 //! what was paid less refunded; the same out_request_no with the same receivers is the same settlement.
 
-use super::api::{amount, business, invalid, required, success, text, Answer, Call};
+use super::api::{amount, business, invalid, required, seller_id, success, text, Answer, Call};
+use super::state::AliError;
+use paygate_channels::alipay::{format_timestamp, format_yuan};
 use serde_json::{json, Value};
 
 /// Receiver account types Alipay takes (`trans_in_type` / `type`).
@@ -53,4 +55,38 @@ pub(super) fn settle(c: &mut Call<'_>) -> Answer {
     let cap = c.shared.settings.royalty_max_ratio_bps;
     let settle_no = c.shared.books.settle(i, &out_request_no, receivers, cap, c.now).map_err(business)?;
     Ok(success(json!({"trade_no": c.shared.books.trades[i].trade_no, "settle_no": settle_no})))
+}
+
+/// `alipay.trade.order.settle.query` by out_request_no and trade_no (or settle_no): the settlement's details, each
+/// SUCCESS here (the simulator settles synchronously). One it never took is 40004 ACQ.SETTLE_NOT_EXIST (the
+/// simulator's name for it: paygate only tells it from ACQ.SYSTEM_ERROR, which means "ask again").
+pub(super) fn settle_query(c: &mut Call<'_>) -> Answer {
+    let settle_no = text(c.biz, "settle_no");
+    let out_request_no = text(c.biz, "out_request_no");
+    if settle_no.is_none() && (out_request_no.is_none() || text(c.biz, "trade_no").is_none()) {
+        return Err(invalid("settle_no 或 (out_request_no 和 trade_no) 必须提供其一"));
+    }
+    let seller = seller_id(c);
+    let books = &c.shared.books;
+    let trades = books.trades.iter().filter(|t| t.app_id == c.app_id);
+    let trades = trades.filter(|t| text(c.biz, "trade_no").is_none_or(|n| n == t.trade_no));
+    let found = trades.flat_map(|t| t.settles.iter()).find(|s| match settle_no {
+        Some(no) => s.settle_no == no,
+        None => out_request_no == Some(s.out_request_no.as_str()),
+    });
+    let Some(settle) = found else {
+        return Err(business(AliError { sub_code: "ACQ.SETTLE_NOT_EXIST", sub_msg: "分账请求不存在".into() }));
+    };
+    let at = format_timestamp(settle.at);
+    let details: Vec<Value> = settle
+        .receivers
+        .iter()
+        .enumerate()
+        .map(|(n, (trans_in, fen))| {
+            json!({"operation_type": "transfer", "execute_dt": at, "trans_out": seller, "trans_out_type": "userId",
+                "trans_in": trans_in, "amount": format_yuan(*fen), "state": "SUCCESS",
+                "detail_id": format!("{}{n:02}", settle.settle_no)})
+        })
+        .collect();
+    Ok(success(json!({"out_request_no": settle.out_request_no, "operation_dt": at, "royalty_detail_list": details})))
 }

@@ -39,6 +39,9 @@ pub struct SimConfig {
     pub platform_private_key_pem: String,
     /// The "WeChat Pay public key" id responses are signed under; derived from the key when empty.
     pub public_key_id: String,
+    /// Sign v3 answers and callbacks under the platform certificate's serial (WeChat's older mode, for merchants
+    /// without the WeChat Pay public key), not the public key id.
+    pub platform_certificates: bool,
     /// Serve HTTPS; with `client_ca_pem`, /secapi/ requires a client certificate that CA signed (mutual TLS).
     pub tls: Option<TlsConfig>,
     #[serde(flatten)]
@@ -138,6 +141,10 @@ pub struct Platform {
     pub signing: SigningKey,
     pub public_key_pem: String,
     pub public_key_id: String,
+    /// The same key as a self-signed platform certificate (`GET /v3/certificates`).
+    pub certificate: super::certificate::PlatformCertificate,
+    /// What merchants encrypt sensitive fields for (RSA-OAEP), opened here.
+    pub private: rsa::RsaPrivateKey,
 }
 
 impl Platform {
@@ -158,6 +165,7 @@ impl Platform {
         } else {
             public_key_id.to_string()
         };
-        Ok(Platform { signing, public_key_pem: public, public_key_id: id })
+        let certificate = super::certificate::PlatformCertificate::self_signed(&key)?;
+        Ok(Platform { signing, public_key_pem: public, public_key_id: id, certificate, private: key })
     }
 }

@@ -5,11 +5,17 @@
 //! - `POST /sim/wechat/merchants` — add or replace a merchant (the config file's merchant object)
 //! - `POST /sim/wechat/settings` — change settings (any subset of the config file's settings)
 //! - `POST /sim/wechat/clock` — `{"advance_seconds": N}` moves the simulator's clock
-//! - `POST /sim/wechat/pay` — `{mch_id?, out_trade_no | transaction_id, late?}` the payer pays (late: even closed)
+//! - `POST /sim/wechat/pay` — `{mch_id?, out_trade_no | transaction_id | code_url, late?}` the payer pays (late:
+//!   even closed); `code_url` is a NATIVE order's `weixin://wxpay/bizpayurl?pr=…`
 //! - `POST /sim/wechat/fail` / `POST /sim/wechat/userpaying` — the payment fails / waits for the payer's password
 //! - `POST /sim/wechat/codes` — `{auth_code, outcome: SUCCESS|USERPAYING|FAIL}` what a payment code does
 //! - `POST /sim/wechat/refunds/settle` — `{mch_id?, out_refund_no, status: SUCCESS|CLOSED|ABNORMAL}`
-//! - `POST /sim/wechat/faults` — `{path, kind: timeout|drop|systemerror|duplicate_notify|reorder_notify, count?}`
+//! - `POST /sim/wechat/faults` — `{path, kind: timeout|drop|systemerror|duplicate_notify|reorder_notify, count?}`;
+//!   `{kind: drop_notify, out_trade_no?, count?}` never sends the next `count` notifications (of that order)
+//! - `POST /sim/wechat/bills/doctor` — `{mch_id?, out_trade_no, omit?, amount?, fee?, at?, clear?}` bills written
+//!   from now on leave the order out / bill another amount or fee (fen) / bill the payment at `at` (unix)
+//! - `POST /sim/wechat/bills/seed` — `{mch_id?, rows: [{out_trade_no, transaction_id?, amount, paid_at}]}` adds
+//!   paid NATIVE orders at once, without notifications (bulk bills)
 //! - `GET  /sim/wechat/orders?mch_id=&out_trade_no=` — an order as the simulator keeps it
 //! - `GET  /sim/wechat/notifications` — every notification and its attempts
 
@@ -47,6 +53,8 @@ pub(super) fn handle(sim: &Arc<WechatSim>, req: &Request) -> Reply {
         (&Method::POST, "/sim/wechat/codes") => codes(sim, &body),
         (&Method::POST, "/sim/wechat/refunds/settle") => settle(sim, &body),
         (&Method::POST, "/sim/wechat/faults") => faults(sim, &body),
+        (&Method::POST, "/sim/wechat/bills/doctor") => super::bill_control::doctor(sim, &body),
+        (&Method::POST, "/sim/wechat/bills/seed") => super::bill_control::seed(sim, &body),
         (&Method::GET, "/sim/wechat/orders") => {
             let mch = req.query_param("mch_id").map(str::to_string);
             let (tx, no) = (req.query_param("transaction_id"), req.query_param("out_trade_no"));
@@ -120,9 +128,13 @@ fn only_merchant(shared: &super::Shared) -> Option<String> {
 fn order_ref(shared: &super::Shared, body: &Value) -> Result<(String, Option<String>, Option<String>), String> {
     let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
     let mch = s("mch_id").or_else(|| only_merchant(shared)).ok_or("mch_id is required (several merchants)")?;
-    let (tx, no) = (s("transaction_id"), s("out_trade_no"));
+    let (tx, mut no) = (s("transaction_id"), s("out_trade_no"));
+    if let (None, None, Some(url)) = (&tx, &no, s("code_url")) {
+        let order = shared.books.find_by_code_url(&mch, &url).ok_or_else(|| format!("no order has code_url {url}"))?;
+        no = Some(order.out_trade_no.clone());
+    }
     if tx.is_none() && no.is_none() {
-        return Err("out_trade_no or transaction_id is required".into());
+        return Err("out_trade_no, transaction_id or code_url is required".into());
     }
     Ok((mch, tx, no))
 }
@@ -196,13 +208,17 @@ fn faults(sim: &WechatSim, body: &Value) -> Result<Value, String> {
         .get("kind")
         .and_then(Value::as_str)
         .and_then(FaultKind::parse)
-        .ok_or("kind must be timeout, drop, systemerror, duplicate_notify or reorder_notify")?;
+        .ok_or("kind must be timeout, drop, systemerror, duplicate_notify, reorder_notify or drop_notify")?;
     let path = body.get("path").and_then(Value::as_str).unwrap_or("").to_string();
     if path.is_empty() && !kind.is_notify() {
         return Err("path is required (e.g. /secapi/pay/refund)".into());
     }
+    let out_trade_no = body.get("out_trade_no").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+    if out_trade_no.is_some() && !kind.is_notify() {
+        return Err("out_trade_no narrows notify faults only".into());
+    }
     let count = body.get("count").and_then(Value::as_u64).unwrap_or(1).clamp(1, 1000) as u32;
-    sim.lock().faults.push(Fault { path, kind, remaining: count });
+    sim.lock().faults.push(Fault { path, kind, remaining: count, out_trade_no });
     Ok(json!({"queued": count}))
 }
 

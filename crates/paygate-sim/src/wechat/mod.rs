@@ -3,7 +3,9 @@
 //! encrypted for refunds; v3 signed JSON with an AEAD resource), retrying on WeChat's schedule. `/sim/…` is the
 //! test's side: pay, fail, settle refunds, inject faults (see `control.rs`).
 
+mod bill_control;
 mod bills;
+mod certificate;
 pub mod config;
 mod control;
 mod notify;
@@ -40,6 +42,9 @@ pub enum FaultKind {
     DuplicateNotify,
     /// Hold the next notification until the one after it has been sent.
     ReorderNotify,
+    /// Never send the next notification (listed in /sim/wechat/notifications as dropped): the merchant is not
+    /// told, as when WeChat's notification is lost for good.
+    DropNotify,
 }
 
 impl FaultKind {
@@ -50,12 +55,13 @@ impl FaultKind {
             "systemerror" => Some(FaultKind::SystemError),
             "duplicate_notify" => Some(FaultKind::DuplicateNotify),
             "reorder_notify" => Some(FaultKind::ReorderNotify),
+            "drop_notify" => Some(FaultKind::DropNotify),
             _ => None,
         }
     }
 
     fn is_notify(self) -> bool {
-        matches!(self, FaultKind::DuplicateNotify | FaultKind::ReorderNotify)
+        matches!(self, FaultKind::DuplicateNotify | FaultKind::ReorderNotify | FaultKind::DropNotify)
     }
 }
 
@@ -64,6 +70,8 @@ pub struct Fault {
     pub path: String,
     pub kind: FaultKind,
     pub remaining: u32,
+    /// Notify faults only: just the notifications of this order (any order when `None`).
+    pub out_trade_no: Option<String>,
 }
 
 /// Everything that changes, behind one lock (never held across an await).
@@ -77,6 +85,8 @@ pub struct Shared {
     held: Option<Delivery>,
     /// v3 bill files by download token.
     pub bills: std::collections::HashMap<String, Vec<u8>>,
+    /// How bills misreport trades (`/sim/wechat/bills/doctor`), by (mch_id, out_trade_no).
+    pub doctors: crate::recon::Doctors,
 }
 
 pub struct WechatSim {
@@ -88,6 +98,8 @@ pub struct WechatSim {
     tls: Option<http::TlsAcceptor>,
     /// Whether /secapi/ requires a verified client certificate.
     secapi_needs_cert: bool,
+    /// v3 signatures name the platform certificate's serial (else the public key id).
+    certificate_mode: bool,
 }
 
 impl WechatSim {
@@ -103,6 +115,7 @@ impl WechatSim {
             None => None,
         };
         let secapi_needs_cert = config.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some());
+        let certificate_mode = config.platform_certificates;
         if config.settings.notify_time_scale == 0 {
             return Err("notify_time_scale must be at least 1".into());
         }
@@ -116,10 +129,12 @@ impl WechatSim {
                 notifications: Vec::new(),
                 held: None,
                 bills: std::collections::HashMap::new(),
+                doctors: crate::recon::Doctors::default(),
             }),
             clock_offset: AtomicI64::new(0),
             tls,
             secapi_needs_cert,
+            certificate_mode,
         }))
     }
 
@@ -142,6 +157,11 @@ impl WechatSim {
 
     pub fn public_key_pem(&self) -> &str {
         &self.platform.public_key_pem
+    }
+
+    /// The platform certificate (PEM) and its serial.
+    pub fn platform_certificate(&self) -> (&str, &str) {
+        (&self.platform.certificate.pem, &self.platform.certificate.serial)
     }
 
     /// The business clock: order ages, payment and refund times. `POST /sim/wechat/clock` moves it.
@@ -234,13 +254,9 @@ impl WechatSim {
     /// The `Wechatpay-*` headers for `body`, signed now with the platform key.
     pub(crate) fn sign_v3(&self, body: &str) -> Vec<(&'static str, String)> {
         let mut headers = vec![("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048".to_string())];
-        match ResponseSignature::sign(
-            &self.platform.signing,
-            &self.platform.public_key_id,
-            body,
-            wall_clock(),
-            &random_token(32),
-        ) {
+        let serial =
+            if self.certificate_mode { &self.platform.certificate.serial } else { &self.platform.public_key_id };
+        match ResponseSignature::sign(&self.platform.signing, serial, body, wall_clock(), &random_token(32)) {
             Ok(sig) => headers.extend(sig.headers()),
             Err(e) => tracing::error!(error = %e, "signing a v3 answer failed"),
         }

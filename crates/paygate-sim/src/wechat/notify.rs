@@ -68,7 +68,12 @@ pub struct NotifyRecord {
 pub(super) fn submit(sim: &Arc<WechatSim>, delivery: Delivery) {
     let (fault, held, hold_ms) = {
         let mut shared = sim.lock();
-        let fault = shared.faults.iter_mut().find(|f| f.kind.is_notify() && f.remaining > 0).map(|f| {
+        let fault = shared.faults.iter_mut().find(|f| {
+            f.kind.is_notify()
+                && f.remaining > 0
+                && f.out_trade_no.as_ref().is_none_or(|no| *no == delivery.out_trade_no)
+        });
+        let fault = fault.map(|f| {
             f.remaining -= 1;
             f.kind
         });
@@ -77,6 +82,7 @@ pub(super) fn submit(sim: &Arc<WechatSim>, delivery: Delivery) {
         (fault, held, shared.settings.reorder_hold_ms)
     };
     match fault {
+        Some(FaultKind::DropNotify) => dropped(sim, &delivery),
         Some(FaultKind::ReorderNotify) => {
             // Hold this one back; it goes after the next notification or after the hold time.
             sim.lock().held = Some(delivery);
@@ -103,6 +109,25 @@ pub(super) fn submit(sim: &Arc<WechatSim>, delivery: Delivery) {
             start(&sim, held);
         });
     }
+}
+
+/// Lists a notification a drop fault swallowed: never attempted, never delivered.
+fn dropped(sim: &WechatSim, delivery: &Delivery) {
+    let mut shared = sim.lock();
+    let id = shared.notifications.len();
+    shared.notifications.push(NotifyRecord {
+        id,
+        kind: delivery.kind,
+        api: if delivery.signing == Signing::V3 { "v3" } else { "v2" },
+        url: delivery.url.clone(),
+        out_trade_no: delivery.out_trade_no.clone(),
+        out_refund_no: delivery.out_refund_no.clone(),
+        attempts: 0,
+        delivered: false,
+        last_status: 0,
+        last_error: Some("dropped by a drop_notify fault: never sent".into()),
+        body: delivery.body.clone(),
+    });
 }
 
 fn start(sim: &Arc<WechatSim>, delivery: Delivery) {

@@ -491,4 +491,58 @@ impl Books {
     pub fn orders(&self) -> impl Iterator<Item = &Order> {
         self.orders.values()
     }
+
+    /// The order a NATIVE `code_url` (`weixin://wxpay/bizpayurl?pr=…`) was made for: `pr` is its prepay id less
+    /// the `wx` prefix.
+    pub fn find_by_code_url(&self, mch_id: &str, code_url: &str) -> Option<&Order> {
+        let pr = code_url.strip_prefix("weixin://wxpay/bizpayurl?pr=").filter(|pr| !pr.is_empty())?;
+        self.orders.values().find(|o| o.mch_id == mch_id && o.prepay_id.strip_prefix("wx") == Some(pr))
+    }
+
+    /// Adds already-paid NATIVE v2 orders at once (`/sim/wechat/bills/seed`), without notifications: all of them,
+    /// or none when an out_trade_no or transaction_id is taken.
+    pub fn seed_paid(&mut self, mch_id: &str, appid: &str, rows: Vec<crate::recon::SeedRow>) -> Result<usize, String> {
+        for r in &rows {
+            if self.orders.contains_key(&key(mch_id, &r.out_trade_no)) {
+                return Err(format!("out_trade_no {} already exists", r.out_trade_no));
+            }
+            if r.channel_no.as_ref().is_some_and(|t| self.by_transaction.contains_key(t)) {
+                return Err(format!("transaction_id {} already exists", r.channel_no.as_deref().unwrap_or("")));
+            }
+        }
+        let count = rows.len();
+        self.orders.reserve(count);
+        self.by_transaction.reserve(count);
+        for r in rows {
+            let n = self.next();
+            let stamp = paygate_domain::BeijingTime::of(r.paid_at).compact();
+            let transaction_id = r.channel_no.unwrap_or_else(|| format!("4200{stamp}{n:010}"));
+            let k = key(mch_id, &r.out_trade_no);
+            self.by_transaction.insert(transaction_id.clone(), k.clone());
+            self.orders.insert(
+                k,
+                Order {
+                    api: Api::V2,
+                    mch_id: mch_id.to_string(),
+                    appid: appid.to_string(),
+                    out_trade_no: r.out_trade_no,
+                    transaction_id,
+                    sign_type: SignType::Md5,
+                    trade_type: "NATIVE".into(),
+                    total: r.amount,
+                    description: String::new(),
+                    attach: String::new(),
+                    notify_url: String::new(),
+                    openid: format!("oSIM{n:024}"),
+                    prepay_id: format!("wx{stamp}{n:016}"),
+                    created_at: r.paid_at,
+                    state: TradeState::Success,
+                    paid_at: Some(r.paid_at),
+                    profit_sharing: false,
+                    refunds: Vec::new(),
+                },
+            );
+        }
+        Ok(count)
+    }
 }

@@ -444,7 +444,7 @@ fn download_bill(shared: &super::Shared, ctx: &Ctx<'_>) -> Reply {
     }
     let mch_id = &ctx.merchant.config.mch_id;
     let orders = shared.books.orders().filter(|o| &o.mch_id == mch_id);
-    match super::bills::trade_bill(orders, day, bill_type) {
+    match super::bills::trade_bill(orders, day, bill_type, &shared.doctors) {
         None => no_bill("No Bill Exist", "20002"),
         Some(text) if ctx.fields.get("tar_type") == Some("GZIP") => {
             http::reply(StatusCode::OK, "application/x-gzip", super::bills::gzip_stored(text.as_bytes()))

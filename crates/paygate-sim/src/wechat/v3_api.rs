@@ -52,6 +52,7 @@ pub(super) fn handle(sim: &Arc<WechatSim>, req: &Request) -> (Reply, Vec<Event>)
             }
         }
         (&Method::GET, ["v3", "bill", "tradebill"]) => trade_bill(sim, req, &mchid),
+        (&Method::GET, ["v3", "certificates"]) => certificates(sim, &mchid),
         (_, ["v3", "profitsharing", ..]) => super::v3_sharing::handle(sim, req, &mchid, body, now),
         _ => Err(BizError::new("", 404, "NOT_FOUND", "无可用的平台证书或资源不存在")),
     };
@@ -62,6 +63,13 @@ pub(super) fn handle(sim: &Arc<WechatSim>, req: &Request) -> (Reply, Vec<Event>)
         }
         Err(e) => (sim.v3_error(e.status, e.v3_code, &e.message), Vec::new()),
     }
+}
+
+/// The platform certificate, sealed under the merchant's APIv3 key.
+fn certificates(sim: &Arc<WechatSim>, mchid: &str) -> Result<(u16, Value, Vec<Event>), BizError> {
+    let key = sim.lock().books.merchants.get(mchid).map(|m| m.config.api_v3_key.clone()).unwrap_or_default();
+    let answer = sim.platform.certificate.answer(&key).map_err(|e| BizError::new("", 500, "SYSTEM_ERROR", e))?;
+    Ok((200, answer, Vec::new()))
 }
 
 fn refund_not_found() -> BizError {
@@ -329,7 +337,8 @@ fn trade_bill(sim: &Arc<WechatSim>, req: &Request, mchid: &str) -> Answer {
         return Err(BizError::param("bill_type 必须是 ALL, SUCCESS 或 REFUND"));
     }
     let mut shared = sim.lock();
-    let text = super::bills::trade_bill(shared.books.orders().filter(|o| o.mch_id == mchid), day, bill_type)
+    let orders = shared.books.orders().filter(|o| o.mch_id == mchid);
+    let text = super::bills::trade_bill(orders, day, bill_type, &shared.doctors)
         .ok_or_else(|| BizError::new("NO_STATEMENT_EXIST", 400, "NO_STATEMENT_EXIST", "要下载的账单不存在"))?;
     let hash = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, text.as_bytes());
     let hash: String = hash.as_ref().iter().map(|b| format!("{b:02x}")).collect();
@@ -338,9 +347,11 @@ fn trade_bill(sim: &Arc<WechatSim>, req: &Request, mchid: &str) -> Answer {
     } else {
         text.into()
     };
-    let token = random_token(32);
-    shared.bills.insert(token.clone(), file);
+    let token = crate::recon::bill_token();
+    crate::recon::keep_bill(&mut shared.bills, token.clone(), file);
     let host = req.header("host").unwrap_or("api.mch.weixin.qq.com");
-    let url = format!("http://{host}/v3/billdownload/file?token={token}");
+    // The file is served where the call came in: over TLS when the simulator serves HTTPS.
+    let scheme = if sim.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{host}/v3/billdownload/file?token={token}");
     Ok((200, json!({"hash_type": "SHA1", "hash_value": hash, "download_url": url}), Vec::new()))
 }

@@ -23,10 +23,14 @@ pub(super) fn handle(sim: &Arc<WechatSim>, req: &Request, mchid: &str, body: &st
     let value = match (&req.method, segments.as_slice()) {
         (&Method::POST, ["receivers", op @ ("add" | "delete")]) => {
             let v = parse_body(body)?;
+            let name = match str_at(&v, &["name"]) {
+                Some(sealed) if *op == "add" => sim.open_sensitive(req, sealed)?,
+                _ => String::new(),
+            };
             let receiver = Receiver {
                 kind: need(&v, &["type"])?.to_string(),
                 account: need(&v, &["account"])?.to_string(),
-                name: str_at(&v, &["name"]).unwrap_or("").to_string(),
+                name,
                 relation_type: str_at(&v, &["relation_type"]).unwrap_or("").to_string(),
             };
             if *op == "add" {
@@ -107,6 +111,26 @@ pub(super) fn handle(sim: &Arc<WechatSim>, req: &Request, mchid: &str, body: &st
         _ => return Err(BizError::new("", 404, "NOT_FOUND", "资源不存在")),
     };
     Ok((200, value, Vec::new()))
+}
+
+impl WechatSim {
+    /// A sensitive field (RSA-OAEP-SHA1 under the platform key that `Wechatpay-Serial` names, base64), opened.
+    fn open_sensitive(&self, req: &Request, sealed: &str) -> Result<String, BizError> {
+        use base64::Engine;
+        let serial = req.header("wechatpay-serial").unwrap_or("");
+        if serial != self.platform.public_key_id && serial != self.platform.certificate.serial {
+            return Err(BizError::param("Wechatpay-Serial 不是平台证书序列号或微信支付公钥ID"));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| BizError::param("敏感信息加密字段不是合法的base64"))?;
+        let plain = self
+            .platform
+            .private
+            .decrypt(rsa::Oaep::new::<sha1::Sha1>(), &bytes)
+            .map_err(|_| BizError::param("敏感信息解密失败"))?;
+        String::from_utf8(plain).map_err(|_| BizError::param("敏感信息解密失败"))
+    }
 }
 
 fn share_json(s: &ShareOrder) -> Value {

@@ -8,6 +8,7 @@ mod support;
 
 mod apps;
 mod batching;
+mod console;
 mod faces;
 mod history;
 mod lists;

@@ -49,3 +49,16 @@ pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// (kind, key, state) of the discrepancies a reconciliation run reported, sorted.
+pub fn reported(run: &Value) -> Vec<(String, String, String)> {
+    let text = |d: &Value, field: &str| d[field].as_str().unwrap_or_default().to_string();
+    let mut out: Vec<_> = run["reported"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no reported list: {run}"))
+        .iter()
+        .map(|d| (text(d, "kind"), text(d, "key"), text(d, "state")))
+        .collect();
+    out.sort();
+    out
+}

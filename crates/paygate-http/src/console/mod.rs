@@ -1,0 +1,304 @@
+//! The merchant console at `/console`: server-rendered HTML, no JavaScript. This module is the face's edge —
+//! cookies, the session, CSRF and cross-site refusals, security headers, which page — and `pages.rs` renders
+//! what paygate-core answers. Every rule (who may do what, expiry, throttling, refunds) is paygate-core's.
+//!
+//! - Sessions: the `pg_console` cookie (HttpOnly, SameSite=Strict, Path=/console, Secure when the request came
+//!   over HTTPS) carries a random token; paygate stores only its SHA-256.
+//! - The mode is in the path (`/console/test/…`, `/console/live/…`): a link switches it, nothing is stored.
+//! - Every POST is refused unless it is same-origin (`Sec-Fetch-Site`, else `Origin` against `Host`) and carries
+//!   the CSRF token (the session's; before login, a double-submit cookie), compared in constant time.
+
+mod html;
+mod pages;
+mod text;
+
+use crate::request::{Incoming, Query};
+use crate::HttpResponse;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use hyper::{Method, Response, StatusCode};
+use paygate_core::console::{ConsoleCaller, Permission};
+use paygate_core::Paygate;
+use paygate_domain::{Mode, Problem, ProblemKind};
+use subtle::ConstantTimeEq;
+use text::Text;
+
+const SESSION_COOKIE: &str = "pg_console";
+/// Before login there is no session to hold a CSRF token: the login form's token is also set as this cookie
+/// and the two must match (double submit; SameSite=Strict keeps other sites from sending the cookie).
+const LOGIN_COOKIE: &str = "pg_console_login";
+
+/// The console's answer to a request the router already matched to `/console/…` (`rest` is below it).
+pub(crate) async fn handle(app: &Paygate, req: &Incoming, rest: &[&str]) -> HttpResponse {
+    let t = text::pick(req.header("accept-language"));
+    let secure = came_over_https(app, req);
+    let response = match rest {
+        [] => redirect("/console/test/payments"),
+        ["style.css"] => {
+            let mut r = respond(StatusCode::OK, "text/css; charset=utf-8", html::CSS.to_string());
+            r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+            return with_security_headers(r);
+        }
+        ["login"] if req.method == Method::POST => login(app, req, t, secure).await,
+        ["login"] => login_form(t, secure, StatusCode::OK, None),
+        ["logout"] => logout(app, req, t, secure).await,
+        [mode @ ("test" | "live"), page @ ..] => signed_in(app, req, t, Mode::from_live(*mode == "live"), page).await,
+        _ => problem_page(t, None, &Problem::not_found("page", &req.path)),
+    };
+    with_security_headers(no_store(response))
+}
+
+/// Error answers the router makes before the face runs (404, 405, 413 …), as a console page.
+pub(crate) fn error_page(req: &Incoming, problem: &Problem) -> HttpResponse {
+    let t = text::pick(req.header("accept-language"));
+    with_security_headers(no_store(problem_page(t, None, problem)))
+}
+
+/// HTTPS as the operator configured it (`PAYGATE_PUBLIC_URL` is https) or as a TLS-terminating proxy says
+/// (`X-Forwarded-Proto: https`). The header is trusted for this one use only: it can only add `Secure` to a
+/// cookie, which never weakens it — a client lying about it merely loses its own cookie on plain HTTP.
+fn came_over_https(app: &Paygate, req: &Incoming) -> bool {
+    let configured = app.policy.public_url.as_deref().is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
+    configured || req.header("x-forwarded-proto").is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+fn cookie<'a>(req: &'a Incoming, name: &str) -> Option<&'a str> {
+    req.headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn set_cookie(response: &mut HttpResponse, name: &str, value: &str, secure: bool, clear: bool) {
+    let mut cookie = format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict");
+    if clear {
+        cookie.push_str("; Max-Age=0");
+    }
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+/// A POST from another site is refused whatever it carries. Browsers say where a request comes from in
+/// `Sec-Fetch-Site` (only `same-origin` passes) or, older ones, `Origin` (its host must be this request's
+/// `Host`). A request with neither is not from a current browser; the CSRF token still decides it.
+fn same_origin(req: &Incoming) -> bool {
+    if let Some(site) = req.header("sec-fetch-site") {
+        return site.trim().eq_ignore_ascii_case("same-origin");
+    }
+    let Some(origin) = req.header("origin") else { return true };
+    let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    match (authority, req.header("host")) {
+        (Some(authority), Some(host)) => authority.eq_ignore_ascii_case(host),
+        _ => false,
+    }
+}
+
+fn tokens_match(given: Option<&str>, expected: &str) -> bool {
+    match given {
+        Some(given) if !expected.is_empty() => given.as_bytes().ct_eq(expected.as_bytes()).into(),
+        _ => false,
+    }
+}
+
+fn form(req: &Incoming) -> Query {
+    Query::parse(std::str::from_utf8(&req.body).unwrap_or(""))
+}
+
+/// A refusal of the edge's own (cross-site, CSRF), already in the reader's language.
+fn refused(message: &str) -> Problem {
+    Problem::new(ProblemKind::Http(403), "refused", message)
+}
+
+/// A random token for forms (CSRF before login, refund form keys).
+fn random_token() -> Result<String, Problem> {
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(Problem::internal)?;
+    Ok(paygate_domain::ids::random_chars(paygate_domain::ids::BASE62, 32, &seed))
+}
+
+fn login_form(t: &Text, secure: bool, status: StatusCode, message: Option<&str>) -> HttpResponse {
+    let token = match random_token() {
+        Ok(token) => token,
+        Err(p) => return problem_page(t, None, &p),
+    };
+    let message = message.map(|m| format!("<p class=\"problem\" role=\"alert\">{}</p>", html::esc(m)));
+    let body = format!(
+        "<form class=\"box\" method=\"post\" action=\"/console/login\"><h1>{title}</h1>{message}\
+         <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
+         <label>{app}<input name=\"app\" required autocomplete=\"organization\"></label>\
+         <label>{email}<input name=\"email\" type=\"email\" required autocomplete=\"username\"></label>\
+         <label>{password}<input name=\"password\" type=\"password\" required autocomplete=\"current-password\">\
+         </label><button>{sign_in}</button></form>",
+        title = html::esc(t.login_title),
+        message = message.unwrap_or_default(),
+        app = html::esc(t.app_id),
+        email = html::esc(t.email),
+        password = html::esc(t.password),
+        sign_in = html::esc(t.sign_in),
+    );
+    let mut response = respond(status, "text/html; charset=utf-8", html::page(t, t.login_title, None, &body));
+    set_cookie(&mut response, LOGIN_COOKIE, &token, secure, false);
+    response
+}
+
+async fn login(app: &Paygate, req: &Incoming, t: &Text, secure: bool) -> HttpResponse {
+    if !same_origin(req) {
+        return problem_page(t, None, &refused(t.cross_site));
+    }
+    let form = form(req);
+    if !tokens_match(form.get("csrf"), cookie(req, LOGIN_COOKIE).unwrap_or("")) {
+        return login_form(t, secure, StatusCode::FORBIDDEN, Some(t.csrf));
+    }
+    let (app_id, email) = (form.get("app").unwrap_or("").trim(), form.get("email").unwrap_or(""));
+    match app.console_login(app_id, email, form.get("password").unwrap_or(""), req.peer.ip()).await {
+        Ok(logged_in) => {
+            let mut response = redirect("/console/test/payments");
+            set_cookie(&mut response, SESSION_COOKIE, &logged_in.token, secure, false);
+            set_cookie(&mut response, LOGIN_COOKIE, "", secure, true);
+            response
+        }
+        Err(p) if p.kind == ProblemKind::TooManyRequests => {
+            login_form(t, secure, StatusCode::TOO_MANY_REQUESTS, Some(t.throttled))
+        }
+        Err(p) if p.kind == ProblemKind::Authentication => {
+            login_form(t, secure, StatusCode::UNAUTHORIZED, Some(t.wrong_login))
+        }
+        Err(p) => problem_page(t, None, &p),
+    }
+}
+
+async fn logout(app: &Paygate, req: &Incoming, t: &Text, secure: bool) -> HttpResponse {
+    let token = cookie(req, SESSION_COOKIE).unwrap_or("");
+    let who = match app.console_session(token, Mode::Test).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return redirect("/console/login"),
+        Err(p) => return problem_page(t, None, &p),
+    };
+    if let Err(p) = check_post(req, t, &who) {
+        return problem_page(t, None, &p);
+    }
+    if let Err(p) = app.console_logout(&who, token).await {
+        return problem_page(t, None, &p);
+    }
+    let mut response = redirect("/console/login");
+    set_cookie(&mut response, SESSION_COOKIE, "", secure, true);
+    response
+}
+
+/// Same-origin and the session's CSRF token: what every signed-in POST must pass before anything runs.
+fn check_post(req: &Incoming, t: &Text, who: &ConsoleCaller) -> Result<(), Problem> {
+    if !same_origin(req) {
+        return Err(refused(t.cross_site));
+    }
+    if !tokens_match(form(req).get("csrf"), &who.csrf_token) {
+        return Err(refused(t.csrf));
+    }
+    Ok(())
+}
+
+async fn signed_in(app: &Paygate, req: &Incoming, t: &Text, mode: Mode, page: &[&str]) -> HttpResponse {
+    let token = cookie(req, SESSION_COOKIE).unwrap_or("");
+    let who = match app.console_session(token, mode).await {
+        Ok(Some(who)) => who,
+        Ok(None) => return redirect("/console/login"),
+        Err(p) => return problem_page(t, None, &p),
+    };
+    tracing::Span::current().record("app", who.caller.app.id.as_str());
+    if req.method == Method::POST {
+        if let Err(p) = check_post(req, t, &who) {
+            return problem_page(t, Some(&who), &p);
+        }
+    }
+    let result = match page {
+        ["payments"] => pages::payments(app, req, t, &who).await,
+        ["payments", id] => pages::payment(app, req, t, &who, id, None).await,
+        ["payments", id, "refunds"] => pages::refund(app, req, t, &who, id).await,
+        ["audit"] => pages::audit(app, req, t, &who).await,
+        _ => Err(Problem::not_found("page", &req.path)),
+    };
+    result.unwrap_or_else(|p| problem_page(t, Some(&who), &p))
+}
+
+/// The signed-in navigation for `who`, linking to this path in the other mode.
+fn nav_of<'a>(who: &'a ConsoleCaller, other_mode_path: &'a str) -> html::Nav<'a> {
+    html::Nav {
+        email: &who.user.email,
+        role: who.user.role.as_str(),
+        live: who.caller.scope.mode.is_live(),
+        admin: who.may(Permission::Administer),
+        csrf: &who.csrf_token,
+        other_mode_path,
+    }
+}
+
+/// `/console/{mode}/{tail}` in the other mode.
+fn other_mode(who: &ConsoleCaller, tail: &str) -> String {
+    let other = if who.caller.scope.mode.is_live() { "test" } else { "live" };
+    format!("/console/{other}/{tail}")
+}
+
+/// A problem as a page: internal detail logged, never shown; 403 and 404 in the reader's language.
+fn problem_page(t: &Text, who: Option<&ConsoleCaller>, problem: &Problem) -> HttpResponse {
+    let shown = crate::errors::public_problem(problem);
+    let status = crate::errors::status(shown.kind);
+    let message = match status {
+        // paygate-core's role refusal; the edge's own refusals are already in the reader's language.
+        StatusCode::FORBIDDEN if shown.code == "forbidden" => t.forbidden.to_string(),
+        StatusCode::NOT_FOUND => t.not_found.to_string(),
+        _ => shown.message.clone(),
+    };
+    let other = who.map(|w| other_mode(w, "payments")).unwrap_or_default();
+    let nav = who.map(|w| nav_of(w, &other));
+    let body =
+        format!("<h1>{}</h1><p class=\"problem\" role=\"alert\">{}</p>", html::esc(t.error), html::esc(&message));
+    respond(status, "text/html; charset=utf-8", html::page(t, t.error, nav.as_ref(), &body))
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// 303: after a POST the browser GETs the result, so reloading never resubmits.
+fn redirect(location: &str) -> HttpResponse {
+    let mut response = respond(StatusCode::SEE_OTHER, "text/plain; charset=utf-8", String::new());
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, v);
+    }
+    response
+}
+
+fn no_store(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// On every console answer: only our own resources, never framed, no sniffing, no referrer to other sites.
+fn with_security_headers(mut response: HttpResponse) -> HttpResponse {
+    let headers = response.headers_mut();
+    let fixed = [
+        (
+            "content-security-policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+        ),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
