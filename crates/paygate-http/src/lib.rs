@@ -16,6 +16,7 @@ mod routes;
 mod saas;
 mod sandbox_page;
 mod server;
+mod streamed;
 mod wechat_notify;
 
 use bytes::Bytes;
@@ -132,7 +133,7 @@ async fn handle(
     req: Request<Incoming>,
     body_timeout: std::time::Duration,
     in_flight: server::InFlight,
-) -> Result<HttpResponse, std::convert::Infallible> {
+) -> Result<Response<streamed::ServedBody>, std::convert::Infallible> {
     let started = Instant::now();
     let request_id = request_id(&req);
     let method = req.method().clone();
@@ -178,7 +179,9 @@ async fn handle(
     // Run each request to completion on its own task: a client that disconnects mid-refund must
     // not cancel the work between the reservation and the channel's answer.
     let task = tokio::spawn(work.instrument(span));
-    Ok(task.await.unwrap_or_else(|_| pingpp::error_response(&Problem::internal("a request handler panicked"))))
+    let response =
+        task.await.unwrap_or_else(|_| pingpp::error_response(&Problem::internal("a request handler panicked")));
+    Ok(streamed::into_served(response))
 }
 
 /// The metrics label of a method: the standard ones without copying their names.
@@ -252,7 +255,8 @@ async fn read_body(mut body: Incoming) -> Option<Bytes> {
 /// is rendered in the format of the face the request was meant for.
 /// The answer, and the route template it matched (for the request log and metrics).
 async fn route(
-    app: &Paygate,
+    // An `Arc` for the console's CSV export, whose producer task outlives this call.
+    app: &Arc<Paygate>,
     mut req: Req,
     body: Result<Option<Bytes>, tokio::time::error::Elapsed>,
 ) -> (HttpResponse, Option<&'static str>) {

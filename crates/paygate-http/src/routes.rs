@@ -105,6 +105,23 @@ const CONSOLE: &[(&str, &[Method])] = &[
     ("*/payments/*", GET),
     ("*/payments/*/refunds", POST),
     ("*/audit", GET),
+    ("*", GET),
+    ("*/payments.csv", GET),
+    ("*/members", GET),
+    ("*/members/*", GET),
+    ("*/webhooks", GET_POST),
+    ("*/webhooks/*/delete", POST),
+    ("*/webhooks/events/*/resend", POST),
+    ("*/developers", GET),
+    ("*/developers/roll-key", POST),
+    ("*/developers/public-key", POST),
+    ("*/developers/fee-rates", POST),
+    ("*/reconciliations", GET_POST),
+    ("*/reconciliations/*", GET),
+    ("*/reconciliations/*/bill", GET),
+    ("*/reconciliations/*/csv", GET),
+    ("*/discrepancies", GET),
+    ("*/discrepancies/*/resolve", POST),
 ];
 
 /// The face of a path, and the rest of the path below the face's prefix.

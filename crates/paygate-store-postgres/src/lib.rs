@@ -121,6 +121,8 @@ impl Backend for PostgresStore {
         (11, include_str!("../migrations/0011_reconciliations.sql")),
         (12, include_str!("../migrations/0012_share_polls.sql")),
         (13, include_str!("../migrations/0013_console.sql")),
+        (14, include_str!("../migrations/0014_console_overview.sql")),
+        (15, include_str!("../migrations/0015_delivery_log.sql")),
     ];
     /// Held until the migration transaction ends: nodes starting together migrate one by one
     /// (the key is the one older versions took as a session lock, 0x0070_6179_6761_7465).

@@ -42,6 +42,8 @@ impl Backend for SqliteStore {
         (12, include_str!("../migrations/0012_reconciliations.sql")),
         (13, include_str!("../migrations/0013_share_polls.sql")),
         (14, include_str!("../migrations/0014_console.sql")),
+        (15, include_str!("../migrations/0015_console_overview.sql")),
+        (16, include_str!("../migrations/0016_delivery_log.sql")),
     ];
     // BEGIN IMMEDIATE takes the database's write lock: other processes wait for it.
     const MIGRATION_LOCK: Option<&'static str> = None;

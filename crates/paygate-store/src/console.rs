@@ -247,7 +247,7 @@ fn audit_row(r: &dyn RowLike) -> Result<AuditRecord> {
     })
 }
 
-async fn insert_audit(tx: &mut dyn Tx, a: &AuditEntry) -> Result<()> {
+pub(crate) async fn insert_audit(tx: &mut dyn Tx, a: &AuditEntry) -> Result<()> {
     let params = [
         SqlParam::Text(a.app_id.clone()),
         SqlParam::Bool(a.mode.is_live()),

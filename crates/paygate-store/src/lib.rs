@@ -11,9 +11,12 @@ pub mod batches;
 pub mod charges;
 pub mod coalesce;
 pub mod console;
+pub mod console_log;
+pub mod console_webhooks;
 pub mod hserve;
 pub mod intents;
 pub mod outbox;
+pub mod overview;
 pub mod polls;
 pub mod pos;
 pub mod reconcile;
@@ -26,12 +29,15 @@ pub use accounts::{AccountStore, StoredAccount};
 use async_trait::async_trait;
 pub use charges::{ChargeStore, ReverseOutcome};
 pub use console::ConsoleStore;
+pub use console_log::ConsoleLogStore;
+pub use console_webhooks::DeliveryLogStore;
 pub use hserve::{HserveStore, HserveUser, PaymentRecord, RecordMeta, RecordQuery};
 pub use intents::ChargeIntentStore;
 pub use outbox::history::{MonthsDropped, OutboxHistory};
 pub use outbox::{
     Attempt, AttemptRecord, AttemptResult, Claim, DeliveryView, DueDelivery, Endpoint, NewEndpoint, OutboxStats,
 };
+pub use overview::{Figure, Figures, OverviewStore};
 use paygate_domain::events::Event;
 use paygate_domain::paging::{CreatedRange, OrderFilter, Page, Paging};
 use paygate_domain::{Amount, App, Charge, LatePayment, Mode, Order, Problem, Refund, Scope};
@@ -158,6 +164,9 @@ pub trait Store:
     + PollStore
     + ReconcileStore
     + ConsoleStore
+    + ConsoleLogStore
+    + OverviewStore
+    + DeliveryLogStore
     + Send
     + Sync
     + 'static

@@ -4,6 +4,7 @@
 //! per (channel, kind, row key) whatever the number of runs that see it, and one a later run finds consistent is
 //! resolved by a conditional UPDATE of the rows still open.
 
+use crate::console::{insert_audit, AuditEntry};
 use crate::rows::{self, scoped, RowLike, SqlParam};
 use crate::sql::job;
 use crate::transactions::emit;
@@ -98,13 +99,15 @@ pub trait ReconcileStore: Send + Sync {
         starting_after: Option<&str>,
     ) -> Result<Page<Discrepancy>>;
     /// Resolves an open discrepancy with a person's note; `None` when there is no such discrepancy. One already
-    /// resolved is answered as it is (the caller tells the person).
+    /// resolved is answered as it is (the caller tells the person). `audit` (a console user's resolution) is
+    /// written in the same transaction, only when this call resolved it.
     async fn resolve_discrepancy(
         &self,
         scope: &Scope,
         id: &str,
         note: &str,
         now: i64,
+        audit: Option<&AuditEntry>,
     ) -> Result<Option<(Discrepancy, bool)>>;
 }
 
@@ -315,6 +318,7 @@ impl<B: crate::Backend> ReconcileStore for B {
         id: &str,
         note: &str,
         now: i64,
+        audit: Option<&AuditEntry>,
     ) -> Result<Option<(Discrepancy, bool)>> {
         const RESOLVE: &str = "UPDATE reconciliation_discrepancies SET state = 'resolved_manually', \
             resolution_note = $4, resolved = $5 WHERE app_id = $1 AND livemode = $2 AND id = $3 AND state = 'open'";
@@ -325,8 +329,12 @@ impl<B: crate::Backend> ReconcileStore for B {
         let mut params = scoped(scope, id);
         let lookup = params.clone();
         params.extend([SqlParam::Text(note.to_string()), SqlParam::Int(now)]);
-        job!(self, Write, [], |tx| {
+        let audit = audit.cloned();
+        job!(self, Write, [audit], |tx| {
             let changed = tx.exec(RESOLVE, &params).await? == 1;
+            if let (true, Some(audit)) = (changed, &audit) {
+                insert_audit(tx, audit).await?;
+            }
             Ok(tx.query_opt(&select, &lookup, discrepancy_row).await?.map(|d| (d, changed)))
         })
     }

@@ -134,6 +134,9 @@ impl Settings {
     }
 }
 
+/// Days the console overview rollup takes on in one housekeeping pass.
+const OVERVIEW_DAYS_PER_PASS: usize = 3;
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Sweep {
     pub delivered: usize,
@@ -300,6 +303,16 @@ impl Worker {
         }
         self.outbox_upkeep(&mut sweep).await;
         self.daily_reconciliation(&mut sweep).await;
+        // The console overview's finished days (paygate-core console/overview.rs): one small read when none is
+        // due, a few days per pass when some are (a new install catches up on 30 days over several passes).
+        match self.app.console_rollup(OVERVIEW_DAYS_PER_PASS).await {
+            Ok(0) => {}
+            Ok(days) => tracing::info!(days, "console overview rollup"),
+            Err(problem) => {
+                tracing::error!(%problem, "rolling up the console overview");
+                sweep.errors += 1;
+            }
+        }
         sweep
     }
 

@@ -3,8 +3,8 @@
 //! support, admin), refunds through the console seen in `/v1` and in the audit log, isolation between apps, and
 //! the search by every kind of id. Users are created through paygate-core, as `paygate user create` does.
 //!
-//! `Browser` is a cookie jar over ureq without redirects: what a browser does with these pages, minus rendering.
-//! A Chromium suite can drive the same pages later (see `Browser::get`'s callers for the flows it should cover).
+//! `Browser` (tests/support/console.rs) is a cookie jar over ureq without redirects; Chromium drives the same
+//! pages in tests/clients/node/console.test.js.
 
 mod support;
 
@@ -12,107 +12,12 @@ use paygate_core::console::Role;
 use paygate_domain::{Mode, Scope};
 use paygate_worker::{Settings, Worker};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::Duration;
+use support::console::{signed_in, user, Browser, PASSWORD};
 use support::receiver::Receiver;
 use support::{Backend, Keys, TestServer};
 
 both!(logins_roles_refunds_and_refusals, isolation_expiry_and_logout, search_finds_a_payment_by_every_id);
-
-const PASSWORD: &str = "correct horse battery";
-
-struct Page {
-    status: u16,
-    headers: BTreeMap<String, Vec<String>>,
-    body: String,
-}
-
-impl Page {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.first()).map(String::as_str)
-    }
-
-    /// The value of the hidden input `name` (the page's own markup: `name="x" value="…"`).
-    fn hidden(&self, name: &str) -> String {
-        let marker = format!("name=\"{name}\" value=\"");
-        let at = self.body.find(&marker).unwrap_or_else(|| panic!("no {name} in {}", self.body)) + marker.len();
-        self.body[at..].split('"').next().unwrap().to_string()
-    }
-}
-
-struct Browser {
-    agent: ureq::Agent,
-    base: String,
-    cookies: BTreeMap<String, String>,
-    accept_language: &'static str,
-}
-
-impl Browser {
-    fn new(s: &TestServer) -> Browser {
-        let agent = ureq::AgentBuilder::new().redirects(0).build();
-        Browser { agent, base: s.base.clone(), cookies: BTreeMap::new(), accept_language: "en" }
-    }
-
-    fn send(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>, headers: &[(&str, &str)]) -> Page {
-        let mut req = self.agent.request(method, &format!("{}{path}", self.base));
-        let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        if !jar.is_empty() {
-            req = req.set("cookie", &jar.join("; "));
-        }
-        req = req.set("accept-language", self.accept_language);
-        for (k, v) in headers {
-            req = req.set(k, v);
-        }
-        let result = match form {
-            Some(fields) => req.send_form(fields),
-            None => req.call(),
-        };
-        let resp = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
-        };
-        let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for name in resp.headers_names() {
-            headers.insert(name.clone(), resp.all(&name).iter().map(|v| v.to_string()).collect());
-        }
-        for cookie in headers.get("set-cookie").cloned().unwrap_or_default() {
-            let (pair, attributes) = cookie.split_once(';').unwrap_or((&cookie, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attributes.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_string(), value.to_string());
-            }
-        }
-        Page { status: resp.status(), headers, body: resp.into_string().unwrap() }
-    }
-
-    fn get(&mut self, path: &str) -> Page {
-        self.send("GET", path, None, &[])
-    }
-
-    /// A form POST as a browser sends it from one of the console's own pages.
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        self.send("POST", path, Some(form), &[("sec-fetch-site", "same-origin")])
-    }
-
-    fn login(&mut self, app: &str, email: &str, password: &str) -> Page {
-        let csrf = self.get("/console/login").hidden("csrf");
-        self.post("/console/login", &[("csrf", &csrf), ("app", app), ("email", email), ("password", password)])
-    }
-}
-
-fn user(s: &TestServer, app: &str, email: &str, role: Role) {
-    s.rt.block_on(s.app.create_console_user(app, email, role, PASSWORD)).unwrap();
-}
-
-fn signed_in(s: &TestServer, app: &str, email: &str) -> Browser {
-    let mut b = Browser::new(s);
-    let page = b.login(app, email, PASSWORD);
-    assert_eq!((page.status, page.header("location")), (303, Some("/console/test/payments")), "{}", page.body);
-    b
-}
 
 fn order_refunds(s: &TestServer, keys: &Keys, order_id: &str) -> Vec<Value> {
     let (status, list) = s.get(&keys.test, &format!("/v1/orders/{order_id}/order_refunds"));

@@ -47,6 +47,10 @@ impl CertMode {
             roots.extend(certificates(extra, "extra trusted roots")?);
         }
         check_chain(&alipay, &roots)?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        for cert in &alipay {
+            in_validity(cert, now)?;
+        }
         let spki = alipay[0]
             .tbs_certificate
             .subject_public_key_info
@@ -110,6 +114,22 @@ fn check_chain(chain: &[Certificate], roots: &[Certificate]) -> Result<(), Alipa
         current = next;
     }
     Err(AlipayError::Key("alipay_public_cert does not chain to alipay_root_cert (or an extra trusted root)".into()))
+}
+
+/// `now` (since the epoch) lies within the certificate's notBefore..notAfter: an expired (or not yet valid)
+/// Alipay certificate is refused as the account's problem to fix, never trusted.
+fn in_validity(cert: &Certificate, now: std::time::Duration) -> Result<(), AlipayError> {
+    let validity = &cert.tbs_certificate.validity;
+    let (from, until) = (validity.not_before.to_unix_duration(), validity.not_after.to_unix_duration());
+    if now < from || now > until {
+        let subject = &cert.tbs_certificate.subject;
+        return Err(AlipayError::Key(format!(
+            "alipay_public_cert: {subject} is valid from {} to {} (unix seconds), not now",
+            from.as_secs(),
+            until.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `cert` says it is a CA (basicConstraints cA = TRUE).
@@ -229,6 +249,18 @@ mod tests {
         assert!(err.message().starts_with("extra trusted roots"), "{err}");
         let only_ec = CertMode::new(fixture!("app.crt"), fixture!("alipay_leaf.crt"), fixture!("ecroot.crt"), None);
         assert!(only_ec.err().unwrap().message().contains("no RSA root"));
+    }
+
+    #[test]
+    fn certificates_are_trusted_only_within_their_validity() {
+        let leaf = certificates(include_str!("../../testdata/alipay_cert/alipay_leaf.crt"), "leaf").unwrap();
+        let validity = &leaf[0].tbs_certificate.validity;
+        let from = validity.not_before.to_unix_duration();
+        let until = validity.not_after.to_unix_duration();
+        assert!(in_validity(&leaf[0], from).is_ok() && in_validity(&leaf[0], until).is_ok());
+        let early = in_validity(&leaf[0], from - std::time::Duration::from_secs(1)).unwrap_err();
+        assert!(early.to_string().contains("not now"), "{early}");
+        assert!(in_validity(&leaf[0], until + std::time::Duration::from_secs(1)).is_err());
     }
 
     #[test]

@@ -164,6 +164,21 @@ impl WechatPay {
             if !serial.eq_ignore_ascii_case(serial_no) {
                 return Err(bad(format!("certificate {serial_no} carries serial {serial}")));
             }
+            // A certificate past its expire_time (or before its effective_time) verifies nothing any more.
+            let time = |name: &str| item.get(name).and_then(Value::as_str).map(rfc3339_unix);
+            let now = wall_clock();
+            let expired = match (time("effective_time"), time("expire_time")) {
+                (Some(Err(why)), _) | (_, Some(Err(why))) => {
+                    return Err(bad(format!("certificate {serial_no}: {why}")))
+                }
+                (from, until) => {
+                    from.is_some_and(|f| f.is_ok_and(|f| now < f)) || until.is_some_and(|u| u.is_ok_and(|u| now > u))
+                }
+            };
+            if expired {
+                tracing::warn!(mch_id = %self.config.mch_id, serial = %serial, "expired WeChat Pay certificate skipped");
+                continue;
+            }
             fetched.push((serial, key));
         }
         let sig = ResponseSignature::from_headers(|n| answer.header(n))
@@ -181,9 +196,42 @@ impl WechatPay {
     }
 }
 
+/// `yyyy-MM-ddTHH:mm:ss±hh:mm` (WeChat's times) as unix seconds.
+fn rfc3339_unix(text: &str) -> Result<i64, String> {
+    let bad = || format!("'{text}' is not an RFC 3339 time");
+    let b = text.as_bytes();
+    if b.len() != 25 || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[22] != b':' {
+        return Err(bad());
+    }
+    let day = paygate_domain::reconcile::BillDate::parse("time", &text[..10]).map_err(|_| bad())?;
+    let num = |r: std::ops::Range<usize>| text[r].parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(bad);
+    let (h, m, sec, oh, om) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..22)?, num(23..25)?);
+    let sign = match b[19] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return Err(bad()),
+    };
+    if h > 23 || m > 59 || sec > 59 || oh > 23 || om > 59 {
+        return Err(bad());
+    }
+    // BillDate::start is the day's midnight in Beijing; the UTC midnight of the same date is 8 h later.
+    let utc_midnight = day.start() + paygate_domain::BEIJING_OFFSET_SECONDS;
+    Ok(utc_midnight + h * 3600 + m * 60 + sec - sign * (oh * 3600 + om * 60))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wechat_times_read_as_unix_seconds() {
+        assert_eq!(rfc3339_unix("2025-01-01T08:00:00+08:00"), Ok(1_735_689_600));
+        assert_eq!(rfc3339_unix("2025-01-01T00:00:00+00:00"), Ok(1_735_689_600));
+        assert_eq!(rfc3339_unix("2024-12-31T23:00:00-01:00"), Ok(1_735_689_600));
+        for bad in ["2025-01-01 08:00:00+08:00", "2025-13-01T08:00:00+08:00", "2025-01-01T24:00:00+08:00", ""] {
+            assert!(rfc3339_unix(bad).is_err(), "{bad}");
+        }
+    }
 
     /// Made by `openssl req -x509` (with extensions, a serial whose first nibble is 0); the signature of `m` by
     /// `openssl dgst -sha256 -sign` with its key.

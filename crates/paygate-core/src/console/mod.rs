@@ -4,7 +4,10 @@
 //! changes goes through the same `Paygate` calls as `/v1`, with a [`Caller`] for the user's app and the page's
 //! mode: the console has no SQL and no rules of its own about payments.
 
+pub mod admin;
+pub mod overview;
 pub mod password;
+mod reconcile;
 
 use crate::idempotency::Idempotent;
 use crate::refunds::RefundInput;
@@ -39,15 +42,18 @@ pub enum Permission {
     Read,
     /// Refund a payment: admin and support.
     Refund,
-    /// The audit log (and, later, keys, webhooks, users): admin only.
+    /// The audit log (and, later, keys, webhooks, users), resolving a reconciliation's discrepancy: admin only.
     Administer,
+    /// Run a day's reconciliation of a channel: admin and support (it only reads the channel's bill and
+    /// re-queries what looks missing, through the normal notification path).
+    Reconcile,
 }
 
 impl Permission {
     pub fn allowed(self, role: Role) -> bool {
         match self {
             Permission::Read => true,
-            Permission::Refund => matches!(role, Role::Admin | Role::Support),
+            Permission::Refund | Permission::Reconcile => matches!(role, Role::Admin | Role::Support),
             Permission::Administer => role == Role::Admin,
         }
     }
@@ -126,7 +132,7 @@ impl ConsoleCaller {
         Err(Problem::new(ProblemKind::Http(403), "forbidden", "Your role does not allow this."))
     }
 
-    fn audit(&self, action: &str, object_id: &str, now: i64) -> AuditEntry {
+    pub(crate) fn audit(&self, action: &str, object_id: &str, now: i64) -> AuditEntry {
         AuditEntry {
             app_id: self.caller.app.id.clone(),
             mode: self.caller.scope.mode,

@@ -363,11 +363,22 @@ impl Paygate {
 
     /// A person resolves an open discrepancy with a note; resolving one already resolved is a 409.
     pub async fn resolve_discrepancy(&self, caller: &Caller, id: &str, note: &str) -> Result<Discrepancy, Problem> {
+        self.resolve_discrepancy_audited(caller, id, note, None).await
+    }
+
+    /// [`Paygate::resolve_discrepancy`] with a console user's audit entry written in the same transaction.
+    pub(crate) async fn resolve_discrepancy_audited(
+        &self,
+        caller: &Caller,
+        id: &str,
+        note: &str,
+        audit: Option<&paygate_store::console::AuditEntry>,
+    ) -> Result<Discrepancy, Problem> {
         let note = note.trim();
         if note.is_empty() || note.chars().count() > 1000 {
             return Err(Problem::invalid("note", "note must say how it was resolved (1 to 1000 characters)."));
         }
-        match self.store.resolve_discrepancy(&caller.scope, id, note, self.now()).await? {
+        match self.store.resolve_discrepancy(&caller.scope, id, note, self.now(), audit).await? {
             None => Err(not_found("reconciliation_discrepancy", id)),
             Some((d, true)) => Ok(d),
             Some((d, false)) => Err(Problem::conflict(

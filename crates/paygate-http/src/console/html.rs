@@ -37,6 +37,26 @@ pub(crate) fn url_value(s: &str) -> String {
 }
 
 /// Fen as yuan: `12.34`, integers only.
+/// A query value, trimmed; empty is absent.
+pub(crate) fn param<'a>(q: &'a crate::request::Query, name: &str) -> Option<&'a str> {
+    q.get(name).map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The "next page" link of a list: `link` (the cursor already in it) plus the filters of `q` named in `keep`.
+pub(crate) fn next_page(t: &super::text::Text, mut link: String, q: &crate::request::Query, keep: &[&str]) -> String {
+    for name in keep {
+        if let Some(v) = param(q, name) {
+            link.push_str(&format!("&{name}={}", url_value(v)));
+        }
+    }
+    format!("<p><a href=\"{}\">{}</a></p>", esc(&link), esc(t.next_page))
+}
+
+/// A form of one button that POSTs to `action` with the session's CSRF token (`csrf_input`: its hidden input).
+pub(crate) fn post_button(action: &str, csrf_input: &str, label: &str) -> String {
+    format!("<form method=\"post\" action=\"{}\">{csrf_input}<button>{}</button></form>", esc(action), esc(label))
+}
+
 pub(crate) fn yuan(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     let abs = fen.unsigned_abs();
@@ -73,8 +93,13 @@ pub(crate) fn page(t: &Text, title: &str, nav: Option<&Nav<'_>>, body: &str) -> 
     html.push_str("<header><strong>paygate</strong>");
     if let Some(nav) = nav {
         let mode = if nav.live { "live" } else { "test" };
-        let _ = write!(html, "<nav><a href=\"/console/{mode}/payments\">{payments}</a>", payments = esc(t.payments));
+        let _ = write!(html, "<nav><a href=\"/console/{mode}\">{}</a>", esc(t.ov_title));
+        let _ = write!(html, "<a href=\"/console/{mode}/payments\">{payments}</a>", payments = esc(t.payments));
+        let _ = write!(html, "<a href=\"/console/{mode}/members\">{}</a>", esc(t.mb_members));
+        let _ = write!(html, "<a href=\"/console/{mode}/reconciliations\">{}</a>", esc(t.rc_title));
+        let _ = write!(html, "<a href=\"/console/{mode}/webhooks\">{}</a>", esc(t.wh_title));
         if nav.admin {
+            let _ = write!(html, "<a href=\"/console/{mode}/developers\">{}</a>", esc(t.dev_title));
             let _ = write!(html, "<a href=\"/console/{mode}/audit\">{}</a>", esc(t.audit));
         }
         let (this, other) = if nav.live { (t.live, t.test) } else { (t.test, t.live) };
@@ -109,7 +134,8 @@ flex-wrap:wrap;align-items:center;flex:1}.who{display:flex;gap:.5rem;align-items
 .mode{padding:0 .4rem;border-radius:3px}.mode-live{background:#c0392b}.mode-test{background:#7f8c8d}\
 main{padding:1rem;max-width:72rem;margin:0 auto}h1{font-size:1.3rem}h2{font-size:1.1rem;margin-top:1.5rem}\
 table{width:100%;border-collapse:collapse;background:#fff}th,td{padding:.4rem .5rem;border-bottom:1px solid \
-#e3e6ea;text-align:left;vertical-align:top;word-break:break-all}th{background:#eef0f3;font-weight:600}\
+#e3e6ea;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#eef0f3;font-weight:600;\
+white-space:nowrap}\
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin-bottom:1rem}label{display:flex;\
 flex-direction:column;font-size:.85rem}input,select,button{font:inherit;padding:.35rem .5rem;border:1px solid \
 #b8bec7;border-radius:4px}button{background:#2f6fde;color:#fff;border-color:#2f6fde;cursor:pointer}\
@@ -118,6 +144,8 @@ flex-direction:column;font-size:.85rem}input,select,button{font:inherit;padding:
 border-radius:4px;background:#fdecea}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;\
 background:#fff;padding:.8rem}dt{color:#5b6472}dd{margin:0;word-break:break-all}pre{white-space:pre-wrap;\
 word-break:break-all;margin:0;font-size:.8rem}\
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(20rem,1fr));gap:1rem}.card{background:#fff;\
+padding:.8rem;border-radius:6px}.card h3{font-size:.95rem;margin:.8rem 0 .3rem}.chart{display:block;max-width:28rem}\
 @media (max-width:40rem){table,thead,tbody,tr,th,td{display:block}thead{display:none}tr{margin-bottom:.6rem;\
 background:#fff}td{border:none;padding:.15rem .5rem}td[data-k]::before{content:attr(data-k) ': ';\
 color:#5b6472}dl{grid-template-columns:1fr}}";

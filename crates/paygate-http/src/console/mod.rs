@@ -9,7 +9,12 @@
 //!   the CSRF token (the session's; before login, a double-submit cookie), compared in constant time.
 
 mod html;
+mod members;
+mod overview;
 mod pages;
+mod pages_admin;
+mod pages_reconcile;
+mod payments_csv;
 mod text;
 
 use crate::request::{Incoming, Query};
@@ -21,6 +26,7 @@ use hyper::{Method, Response, StatusCode};
 use paygate_core::console::{ConsoleCaller, Permission};
 use paygate_core::Paygate;
 use paygate_domain::{Mode, Problem, ProblemKind};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use text::Text;
 
@@ -30,11 +36,11 @@ const SESSION_COOKIE: &str = "pg_console";
 const LOGIN_COOKIE: &str = "pg_console_login";
 
 /// The console's answer to a request the router already matched to `/console/…` (`rest` is below it).
-pub(crate) async fn handle(app: &Paygate, req: &Incoming, rest: &[&str]) -> HttpResponse {
+pub(crate) async fn handle(app: &Arc<Paygate>, req: &Incoming, rest: &[&str]) -> HttpResponse {
     let t = text::pick(req.header("accept-language"));
     let secure = came_over_https(app, req);
     let response = match rest {
-        [] => redirect("/console/test/payments"),
+        [] => redirect("/console/test"),
         ["style.css"] => {
             let mut r = respond(StatusCode::OK, "text/css; charset=utf-8", html::CSS.to_string());
             r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
@@ -161,7 +167,7 @@ async fn login(app: &Paygate, req: &Incoming, t: &Text, secure: bool) -> HttpRes
     let (app_id, email) = (form.get("app").unwrap_or("").trim(), form.get("email").unwrap_or(""));
     match app.console_login(app_id, email, form.get("password").unwrap_or(""), req.peer.ip()).await {
         Ok(logged_in) => {
-            let mut response = redirect("/console/test/payments");
+            let mut response = redirect("/console/test");
             set_cookie(&mut response, SESSION_COOKIE, &logged_in.token, secure, false);
             set_cookie(&mut response, LOGIN_COOKIE, "", secure, true);
             response
@@ -205,7 +211,7 @@ fn check_post(req: &Incoming, t: &Text, who: &ConsoleCaller) -> Result<(), Probl
     Ok(())
 }
 
-async fn signed_in(app: &Paygate, req: &Incoming, t: &Text, mode: Mode, page: &[&str]) -> HttpResponse {
+async fn signed_in(app: &Arc<Paygate>, req: &Incoming, t: &Text, mode: Mode, page: &[&str]) -> HttpResponse {
     let token = cookie(req, SESSION_COOKIE).unwrap_or("");
     let who = match app.console_session(token, mode).await {
         Ok(Some(who)) => who,
@@ -219,10 +225,28 @@ async fn signed_in(app: &Paygate, req: &Incoming, t: &Text, mode: Mode, page: &[
         }
     }
     let result = match page {
+        [] => overview::overview(app, t, &who).await,
         ["payments"] => pages::payments(app, req, t, &who).await,
+        ["payments.csv"] => payments_csv::export(app, &req.query, t, &who).await,
+        ["members"] => members::lookup(req, t, &who).await,
+        ["members", id] => members::member(app, t, &who, id).await,
         ["payments", id] => pages::payment(app, req, t, &who, id, None).await,
         ["payments", id, "refunds"] => pages::refund(app, req, t, &who, id).await,
         ["audit"] => pages::audit(app, req, t, &who).await,
+        ["reconciliations"] => pages_reconcile::reconciliations(app, req, t, &who).await,
+        ["reconciliations", id] => pages_reconcile::reconciliation(app, req, t, &who, id).await,
+        ["reconciliations", id, "bill"] => pages_reconcile::bill(app, &who, id).await,
+        ["reconciliations", id, "csv"] => pages_reconcile::csv(app, &who, id).await,
+        ["discrepancies"] => pages_reconcile::discrepancies(app, req, t, &who).await,
+        ["discrepancies", id, "resolve"] => pages_reconcile::resolve(app, req, &who, id).await,
+        ["webhooks"] if req.method == Method::POST => pages_admin::create_endpoint(app, req, t, &who).await,
+        ["webhooks"] => pages_admin::webhooks(app, req, t, &who).await,
+        ["webhooks", id, "delete"] => pages_admin::delete_endpoint(app, &who, id).await,
+        ["webhooks", "events", id, "resend"] => pages_admin::resend(app, &who, id).await,
+        ["developers"] => pages_admin::developers(app, req, t, &who, None).await,
+        ["developers", "roll-key"] => pages_admin::roll_key(app, req, t, &who).await,
+        ["developers", "public-key"] => pages_admin::public_key(app, req, &who).await,
+        ["developers", "fee-rates"] => pages_admin::fee_rate(app, req, &who).await,
         _ => Err(Problem::not_found("page", &req.path)),
     };
     result.unwrap_or_else(|p| problem_page(t, Some(&who), &p))

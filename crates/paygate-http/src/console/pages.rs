@@ -5,21 +5,19 @@
 use super::html::{self, esc, url_value, when, yuan};
 use super::text::Text;
 use super::{nav_of, other_mode, random_token, redirect, respond};
-use crate::request::{Incoming, Query};
+use crate::request::Incoming;
 use crate::HttpResponse;
 use hyper::StatusCode;
 use paygate_core::console::{ConsoleCaller, Permission, AUDIT_PAGE};
 use paygate_core::Paygate;
 use paygate_domain::ids::OrderId;
-use paygate_domain::paging::{ChargeFilter, CreatedRange, OrderFilter, Paging};
-use paygate_domain::reconcile::BillDate;
-use paygate_domain::{Charge, Problem};
+use paygate_domain::Problem;
 use paygate_store::DeliveryView;
 use std::fmt::Write as _;
 
 const PAGE_SIZE: i64 = 20;
 
-fn mode_of(who: &ConsoleCaller) -> &'static str {
+pub(super) fn mode_of(who: &ConsoleCaller) -> &'static str {
     if who.caller.scope.mode.is_live() {
         "live"
     } else {
@@ -27,18 +25,15 @@ fn mode_of(who: &ConsoleCaller) -> &'static str {
     }
 }
 
-fn ok_page(t: &Text, who: &ConsoleCaller, title: &str, tail: &str, body: &str) -> HttpResponse {
+pub(super) fn ok_page(t: &Text, who: &ConsoleCaller, title: &str, tail: &str, body: &str) -> HttpResponse {
     let other = other_mode(who, tail);
     let nav = nav_of(who, &other);
     respond(StatusCode::OK, "text/html; charset=utf-8", html::page(t, title, Some(&nav), body))
 }
 
-/// A query value, trimmed; empty is absent.
-fn param<'a>(q: &'a Query, name: &str) -> Option<&'a str> {
-    q.get(name).map(str::trim).filter(|v| !v.is_empty())
-}
+pub(super) use super::html::param;
 
-fn select(name: &str, label: &str, options: &[(&str, &str)], chosen: Option<&str>) -> String {
+pub(super) fn select(name: &str, label: &str, options: &[(&str, &str)], chosen: Option<&str>) -> String {
     let mut out = format!("<label>{}<select name=\"{name}\">", esc(label));
     for (value, shown) in options {
         let selected = if chosen == Some(*value) { " selected" } else { "" };
@@ -48,7 +43,7 @@ fn select(name: &str, label: &str, options: &[(&str, &str)], chosen: Option<&str
     out
 }
 
-fn input(name: &str, label: &str, kind: &str, value: Option<&str>) -> String {
+pub(super) fn input(name: &str, label: &str, kind: &str, value: Option<&str>) -> String {
     format!(
         "<label>{}<input name=\"{name}\" type=\"{kind}\" value=\"{}\"></label>",
         esc(label),
@@ -75,56 +70,9 @@ pub(super) async fn payments(
     who.require(Permission::Read)?;
     let (status, refund, channel, uid) = (param(q, "status"), param(q, "refund"), param(q, "channel"), param(q, "uid"));
     let (from, to) = (param(q, "from"), param(q, "to"));
-    let created = CreatedRange {
-        gte: from.map(|d| BillDate::parse("from", d)).transpose()?.map(BillDate::start),
-        lt: to.map(|d| BillDate::parse("to", d)).transpose()?.map(BillDate::end),
-        ..CreatedRange::default()
-    };
-    let paid = match status {
-        Some("paid") => Some(true),
-        Some("unpaid") => Some(false),
-        _ => None,
-    };
-    let refunded = match refund {
-        Some("yes") => Some(true),
-        Some("no") => Some(false),
-        _ => None,
-    };
-    let paging = Paging::cursor(Some(PAGE_SIZE), param(q, "after").map(str::to_string), None)?;
-    // Rows: (order id, merchant order no. or charge id, channel, amount, status, created), the cursor id.
-    let mut rows = Vec::new();
-    let has_more;
-    if let Some(channel) = channel {
-        // The channel is a charge's: the charge list (charges_scope_seq) filters by it; its cursor is a charge id.
-        if uid.is_some() {
-            return Err(Problem::invalid("uid", "Filter by payer or by channel, not both."));
-        }
-        let filter =
-            ChargeFilter { channel: Some(channel.to_string()), paid, refunded, created, ..ChargeFilter::default() };
-        let page = app.list_charges(&who.caller, &filter, &paging).await?;
-        has_more = page.has_more;
-        for c in page.data {
-            rows.push(charge_row(c));
-        }
-    } else {
-        let filter = OrderFilter {
-            uid: uid.map(str::to_string),
-            paid,
-            refunded,
-            canceled: (status == Some("canceled")).then_some(true),
-            created,
-            ..OrderFilter::default()
-        };
-        let page = app.list_orders(&who.caller, &filter, &paging).await?;
-        has_more = page.has_more;
-        for view in page.data {
-            let o = &view.order;
-            let channel = view.charges.first().map(|c| c.channel.clone()).unwrap_or_default();
-            let row =
-                [o.id.clone(), o.merchant_order_no.clone(), channel, yuan(o.amount.fen()), o.status.as_str().into()];
-            rows.push((row, o.created, o.id.clone()));
-        }
-    }
+    let listing = super::payments_csv::listing(q)?;
+    let after = param(q, "after").map(str::to_string);
+    let (rows, has_more) = super::payments_csv::list_page(app, who, &listing, after, PAGE_SIZE).await?;
     let mut body = format!("<h1>{}</h1>", esc(t.payments));
     if let Some(n) = notice {
         let _ = write!(body, "<p class=\"problem\" role=\"status\">{}</p>", esc(n));
@@ -151,6 +99,15 @@ pub(super) async fn payments(
     body.push_str(&input("from", t.created_from, "date", from));
     body.push_str(&input("to", t.created_to, "date", to));
     let _ = write!(body, "<button>{}</button></form>", esc(t.apply));
+    // The export carries the filters shown, never the cursor: it is the whole filtered list.
+    let mut export = format!("/console/{mode}/payments.csv?");
+    for name in ["status", "refund", "channel", "uid", "from", "to"] {
+        if let Some(v) = param(q, name) {
+            let _ = write!(export, "{name}={}&", url_value(v));
+        }
+    }
+    let export = esc(export.trim_end_matches(['?', '&']));
+    let _ = write!(body, "<p><a href=\"{export}\" download>{}</a></p>", esc(t.pay_export_csv));
     if rows.is_empty() {
         let _ = write!(body, "<p>{}</p>", esc(t.no_payments));
     } else {
@@ -176,20 +133,10 @@ pub(super) async fn payments(
         body.push_str("</tbody></table>");
     }
     if let (true, Some((_, _, last))) = (has_more, rows.last()) {
-        let mut link = format!("/console/{mode}/payments?after={}", url_value(last));
-        for name in ["status", "refund", "channel", "uid", "from", "to"] {
-            if let Some(v) = param(q, name) {
-                let _ = write!(link, "&{name}={}", url_value(v));
-            }
-        }
-        let _ = write!(body, "<p><a href=\"{}\">{}</a></p>", esc(&link), esc(t.next_page));
+        let link = format!("/console/{mode}/payments?after={}", url_value(last));
+        body.push_str(&super::html::next_page(t, link, q, &["status", "refund", "channel", "uid", "from", "to"]));
     }
     Ok(ok_page(t, who, t.payments, "payments", &body))
-}
-
-fn charge_row(c: Charge) -> ([String; 5], i64, String) {
-    let row = [c.order_id.clone(), c.id.clone(), c.channel.clone(), yuan(c.amount.fen()), c.status.as_str().into()];
-    (row, c.created, c.id)
 }
 
 /// `GET /console/{mode}/payments/{order id}`: the order, its charges and refunds, and the refund form for
@@ -308,7 +255,7 @@ fn deliveries_cell(t: &Text, event_id: &str, deliveries: &[DeliveryView]) -> Str
     out
 }
 
-fn table<const N: usize>(body: &mut String, heads: &[&str; N], rows: impl Iterator<Item = [String; N]>) {
+pub(super) fn table<const N: usize>(body: &mut String, heads: &[&str; N], rows: impl Iterator<Item = [String; N]>) {
     body.push_str("<table><thead><tr>");
     for h in heads {
         let _ = write!(body, "<th>{}</th>", esc(h));

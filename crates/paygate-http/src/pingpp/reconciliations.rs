@@ -141,7 +141,7 @@ async fn list_discrepancies(
     ok(&List::new(url, page.has_more, data))
 }
 
-fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) -> HttpResponse {
+pub(crate) fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     let headers = response.headers_mut();
     headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
@@ -153,19 +153,28 @@ fn attachment(content_type: &'static str, name: &str, body: Vec<u8>) -> HttpResp
     response
 }
 
-/// Every discrepancy the filters select, newest first, read from the store a page at a time.
 async fn csv(app: &Paygate, caller: &Caller, req: &Incoming) -> Result<HttpResponse, Problem> {
+    let body = discrepancies_csv(app, caller, &filter(req)?).await?;
+    Ok(attachment("text/csv; charset=utf-8", "reconciliation_discrepancies.csv", body))
+}
+
+/// Every discrepancy `filter` selects, newest first, as CSV, read from the store a page at a time (the API's
+/// export and the console's download of a run).
+pub(crate) async fn discrepancies_csv(
+    app: &Paygate,
+    caller: &Caller,
+    filter: &DiscrepancyFilter,
+) -> Result<Vec<u8>, Problem> {
     const PAGE: i64 = 1000;
     /// The export stops here; narrow it with filters beyond (a person reads this in a spreadsheet).
     const MAX_ROWS: usize = 100_000;
-    let filter = filter(req)?;
     let mut out = String::from(
         "id,channel,bill_date,reconciliation,kind,key,state,fields,channel_amount,paygate_amount,resolution_note,\
          created,resolved\r\n",
     );
     let (mut after, mut rows) = (None::<String>, 0usize);
     loop {
-        let page = app.discrepancies(caller, &filter, PAGE, after.as_deref()).await?;
+        let page = app.discrepancies(caller, filter, PAGE, after.as_deref()).await?;
         for d in &page.data {
             out.push_str(&csv_line(d));
             rows += 1;
@@ -179,13 +188,22 @@ async fn csv(app: &Paygate, caller: &Caller, req: &Incoming) -> Result<HttpRespo
             break;
         }
     }
-    Ok(attachment("text/csv; charset=utf-8", "reconciliation_discrepancies.csv", out.into_bytes()))
+    Ok(out.into_bytes())
+}
+
+/// The amount (fen) one side (`channel` or `paygate`) showed for a discrepancy, when it showed the row.
+pub(crate) fn side_amount(d: &Discrepancy, side: &str) -> Option<i64> {
+    d.details[side]["amount"].as_i64()
+}
+
+/// The fields that differ (a mismatch), in the order matching found them.
+pub(crate) fn differing_fields(d: &Discrepancy) -> Vec<&str> {
+    d.details["fields"].as_array().map_or(Vec::new(), |f| f.iter().filter_map(Value::as_str).collect())
 }
 
 fn csv_line(d: &Discrepancy) -> String {
-    let amount = |side: &str| d.details[side]["amount"].as_i64().map(|a| a.to_string()).unwrap_or_default();
-    let fields: Vec<&str> =
-        d.details["fields"].as_array().map_or(Vec::new(), |f| f.iter().filter_map(Value::as_str).collect());
+    let amount = |side: &str| side_amount(d, side).map(|a| a.to_string()).unwrap_or_default();
+    let fields = differing_fields(d);
     let cells = [
         d.id.clone(),
         d.provider.as_str().to_string(),
@@ -208,7 +226,7 @@ fn csv_line(d: &Discrepancy) -> String {
 
 /// RFC 4180 quoting, and a leading `=`, `+`, `@`, tab, carriage return or `-` (but not a negative number)
 /// defused so a spreadsheet never runs a note as a formula.
-fn csv_cell(value: &str) -> String {
+pub(crate) fn csv_cell(value: &str) -> String {
     let number = value.strip_prefix('-').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     let risky = value.starts_with(['=', '+', '@', '\t', '\r']) || (value.starts_with('-') && !number);
     let value = if risky { format!("'{value}") } else { value.to_string() };
