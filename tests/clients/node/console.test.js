@@ -1,11 +1,13 @@
 // The merchant console in Debian's Chromium (playwright-core) against the real paygate binary: sign-in, the
 // payments list (search by each id, filters, both widths), a payment and a partial refund (seen on the page
-// and in /v1), the audit log, sign-out, roles, another app's session, and forged cross-site posts. Every page
-// visited is saved as target/console-screenshots/<db>/<step>.png (console_harness.js).
+// and in /v1), the audit log, sign-out, roles, another app's session, forged cross-site posts, the CSV export,
+// a refund's event delivered to a webhook endpoint, key rolls, endpoints added and deleted, and posts without
+// the CSRF token. Every page visited is saved as target/console-screenshots/<db>/<step>.png (console_harness.js).
 // Environment: see console_harness.js.
 'use strict';
 const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const http = require('node:http');
 const { execFileSync } = require('node:child_process');
 const { Harness, api, base, PASSWORD, LAPTOP, PHONE } = require('./console_harness');
@@ -182,6 +184,166 @@ test('the list in Chinese (Accept-Language), at a phone\'s width', async () => {
   await h.visit(page, '/console/test/payments', 'zh-payments-phone');
   assert.match(await page.locator('h1').textContent(), /支付/);
 });
+
+test('the filtered list exported as CSV (downloaded by the browser) holds the same payments', async () => {
+  const page = await h.signIn(shop, 'viewer', 'export-signed-in');
+  await h.visit(page, '/console/test/payments?status=paid', 'export-list-paid');
+  const shown = await listed(page);
+  assert.ok(shown.length >= 2, `${shown}`);
+  const link = page.getByRole('link', { name: 'Export CSV', exact: true });
+  assert.match(await link.getAttribute('href'), /^\/console\/test\/payments\.csv\?status=paid$/);
+  const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+  assert.equal(download.suggestedFilename(), 'payments-test.csv');
+  const csv = fs.readFileSync(await download.path(), 'utf8').replace(/^\uFEFF/, '');
+  const lines = csv.split('\r\n').filter((l) => l !== '');
+  assert.match(lines[0], /^Order,/, lines[0]);
+  assert.deepEqual(lines.slice(1).map((l) => l.split(',')[0]), shown, csv);
+  // The unfiltered export has the unpaid one as well; another app's payment in neither.
+  const all = await page.request.get(`${base}/console/test/payments.csv`);
+  assert.equal(all.status(), 200);
+  const ids = (await all.text()).split('\r\n').slice(1).filter((l) => l).map((l) => l.split(',')[0]);
+  assert.ok(ids.includes(c.id) && !shown.includes(c.id) && ids.length === shown.length + 1, `${ids}`);
+  await h.shot(page, 'export-after-download');
+});
+
+test('a refund on the payment page shows its refund.succeeded event and the delivery to the endpoint', async () => {
+  const hooks = h.app('hooks');
+  const receiver = await webhookReceiver();
+  try {
+    const page = await h.signIn(hooks, 'admin', 'hooks-signed-in');
+    await h.visit(page, '/console/test/webhooks', 'hooks-webhooks');
+    await page.getByLabel('URL', { exact: true }).fill(`${receiver.url}/paygate`);
+    await page.getByLabel('refund.succeeded', { exact: true }).check();
+    await h.submit(page, () => page.getByRole('button', { name: 'Add endpoint', exact: true }).click(),
+      'hooks-endpoint-created');
+    const endpointId = (await page.locator('dl dd').first().textContent()).trim();
+    const order = await h.order(hooks, 'hooks-a', 900);
+    await h.visit(page, `/console/test/payments/${order.id}`, 'hooks-payment');
+    await page.getByLabel(/^Amount/).fill('4.00');
+    await page.getByLabel('Reason', { exact: true }).fill('wrong size');
+    await h.submit(page, () => page.getByRole('button', { name: 'Refund', exact: true }).click(), 'hooks-refunded');
+    const [refund] = (await api(hooks.key, 'GET', `/v1/orders/${order.id}/order_refunds`)).data;
+    assert.equal(refund.amount, 400);
+    // The worker (PAYGATE_WORKER_POLL_MS=50 in tests/clients/run) delivers it; the page shows the attempt.
+    const eventRow = () => page.locator('h2:text-is("Events") + table tbody tr', { hasText: 'refund.succeeded' });
+    let row = '';
+    for (let i = 0; i < 100; i += 1) {
+      await h.visit(page, `/console/test/payments/${order.id}`, 'hooks-payment-event');
+      row = (await eventRow().count()) === 1 ? await eventRow().textContent() : '';
+      if (row.includes(`${endpointId} · delivered`)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(row.includes(refund.id), `the event is the refund's: ${row}`);
+    assert.match(row, new RegExp(`${endpointId} · delivered · 1.*→ 200 \\(\\d+ ms\\)`), row);
+    const delivered = receiver.bodies.map((b) => JSON.parse(b)).filter((e) => e.type === 'refund.succeeded');
+    assert.equal(delivered.length, 1, receiver.bodies.join('\n'));
+    assert.equal(delivered[0].data.object.id, refund.id);
+    assert.ok(row.includes(delivered[0].id), 'the page shows the delivered event');
+  } finally {
+    receiver.server.close();
+  }
+});
+
+test('an admin rolls the test key and the new one works on /v1; support may not', async () => {
+  const keys = h.app('keys');
+  const order = await h.order(keys, 'keys-a', 100);
+  const support = await h.signIn(keys, 'support', 'keys-support-signed-in');
+  await h.visit(support, '/console/test/developers', 'keys-support-developers-refused', 403);
+  assert.match(await support.getByRole('alert').textContent(), /Your role does not allow this\./);
+  assert.equal(await support.getByRole('link', { name: 'Developers', exact: true }).count(), 0);
+  // Support's own valid CSRF token (from its refund form) and same origin: refused by the role, not the form.
+  await h.visit(support, `/console/test/payments/${order.id}`, 'keys-support-payment');
+  const csrf = await support.locator('form[action$="/refunds"] input[name="csrf"]').inputValue();
+  const rolled = await support.request.post(`${base}/console/test/developers/roll-key`,
+    { form: { csrf, grace_hours: '1' }, headers: { origin: base }, maxRedirects: 0 });
+  assert.equal(rolled.status(), 403, await rolled.text());
+  assert.ok(!(await rolled.text()).includes(' id="new-key"'));
+
+  const admin = await h.signIn(keys, 'admin', 'keys-admin-signed-in');
+  await h.submit(admin, () => admin.getByRole('link', { name: 'Developers', exact: true }).click(), 'keys-developers');
+  await admin.getByLabel('Grace period (hours)', { exact: true }).fill('1');
+  await h.submit(admin, () => admin.getByRole('button', { name: 'Roll key', exact: true }).click(), 'keys-rolled');
+  assert.match(await admin.getByRole('status').textContent(), /New secret key, shown only now/);
+  const newKey = (await admin.locator('#new-key').textContent()).trim();
+  assert.match(newKey, /^sk_test_/);
+  assert.notEqual(newKey, keys.key);
+  assert.equal((await api(newKey, 'GET', `/v1/orders/${order.id}`)).id, order.id);
+  await h.order({ ...keys, key: newKey }, 'keys-b', 200);
+  assert.equal((await api(keys.key, 'GET', `/v1/orders/${order.id}`)).id, order.id, 'the old key, in its grace');
+  // Shown once: the page again has no key on it.
+  await h.visit(admin, '/console/test/developers', 'keys-developers-again');
+  assert.equal(await admin.locator('#new-key').count(), 0);
+  assert.ok(!(await admin.content()).includes(newKey));
+  // One roll in the audit log: the admin's, none by support.
+  await h.visit(admin, '/console/test/audit', 'keys-audit');
+  const rolls = (await admin.locator('main tbody tr').allTextContents()).filter((r) => r.includes('api_key.roll'));
+  assert.equal(rolls.length, 1, rolls.join('\n'));
+  assert.ok(rolls[0].includes(keys.users.admin), rolls[0]);
+  h.forgive(/status of 403 \(Forbidden\)/);
+});
+
+test('webhooks: an endpoint created, listed, deleted and gone', async () => {
+  const page = await h.signIn(shop, 'admin', 'webhooks-signed-in');
+  await h.submit(page, () => page.getByRole('link', { name: 'Webhooks', exact: true }).click(), 'webhooks');
+  const url = `https://hooks.example.com/paygate/${Date.now().toString(36)}`;
+  await page.getByLabel('URL', { exact: true }).fill(url);
+  await h.submit(page, () => page.getByRole('button', { name: 'Add endpoint', exact: true }).click(),
+    'webhooks-created');
+  assert.match(await page.getByRole('status').textContent(), /Endpoint added\./);
+  assert.match(await page.locator('#secret').textContent(), /\S{16,}/, 'the signing secret, shown once');
+  const id = (await page.locator('dl dd').first().textContent()).trim();
+  await h.submit(page, () => page.getByRole('link', { name: 'Back to webhooks', exact: true }).click(),
+    'webhooks-listed');
+  const row = page.locator('h2:text-is("Endpoints") + table tbody tr', { hasText: id });
+  assert.equal(await row.count(), 1);
+  assert.match(await row.textContent(), new RegExp(`${url.replace(/[.]/g, '\\.')}.*every event`));
+  assert.equal(await page.locator('#secret').count(), 0);
+  await h.submit(page, () => row.getByRole('button', { name: 'Delete', exact: true }).click(), 'webhooks-deleted');
+  assert.match(await page.getByRole('status').textContent(), /Endpoint deleted\./);
+  assert.ok(!(await page.locator('main').textContent()).includes(id), 'gone from the page');
+  const audit = await page.request.get(`${base}/console/test/audit`);
+  const text = await audit.text();
+  assert.ok(text.includes('webhook_endpoint.create') && text.includes('webhook_endpoint.delete'));
+});
+
+test('a POST without the CSRF token (same origin, session cookie) is refused and changes nothing', async () => {
+  const page = await h.signIn(shop, 'admin', 'no-csrf-signed-in');
+  await h.visit(page, `/console/test/payments/${b.id}`, 'no-csrf-payment');
+  const formKey = await page.locator('input[name="form_key"]').inputValue();
+  const before = await refundsOf(b);
+  const post = (form) => page.request.post(`${base}/console/test/payments/${b.id}/refunds`,
+    { form, headers: { origin: base }, maxRedirects: 0 });
+  const refused = await post({ form_key: formKey, amount: '1.00', reason: 'no token' });
+  assert.equal(refused.status(), 403);
+  assert.match(await refused.text(), /The form expired\./, 'refused for the token, not for a missing session');
+  const wrong = await post({ csrf: 'not-the-token', form_key: formKey, amount: '1.00', reason: 'wrong token' });
+  assert.equal(wrong.status(), 403);
+  const keyRoll = await page.request.post(`${base}/console/test/developers/roll-key`,
+    { form: { grace_hours: '1' }, headers: { origin: base }, maxRedirects: 0 });
+  assert.equal(keyRoll.status(), 403);
+  assert.deepEqual(await refundsOf(b), before, 'no refund made');
+  await api(shop.key, 'GET', `/v1/orders/${b.id}`); // the key was not rolled away (it would still work: grace)
+  await h.visit(page, '/console/test/audit', 'no-csrf-audit');
+  const rolls = (await page.locator('main tbody tr').allTextContents()).filter((r) => r.includes('api_key.roll'));
+  assert.deepEqual(rolls, [], 'no key roll');
+  // The same request with the session's token goes through: the refusal was the token's.
+  const csrf = await page.locator('input[name="csrf"]').first().inputValue();
+  const ok = await post({ csrf, form_key: formKey, amount: '1.00', reason: 'with token' });
+  assert.equal(ok.status(), 303, await ok.text());
+  assert.equal((await refundsOf(b)).length, before.length + 1);
+});
+
+// A webhook receiver on 127.0.0.1 (tests/clients/run allows private webhook URLs): answers 200, keeps bodies.
+async function webhookReceiver() {
+  const bodies = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => { bodies.push(body); res.writeHead(200); res.end('ok'); });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, bodies, url: `http://127.0.0.1:${server.address().port}` };
+}
 
 // A server on another port of 127.0.0.1 (so `localhost` names it from another site too) whose /forge page
 // auto-submits a refund form to `action`, carrying whatever csrf/form_key its query gives.

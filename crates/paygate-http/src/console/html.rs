@@ -137,7 +137,8 @@ table{width:100%;border-collapse:collapse;background:#fff}th,td{padding:.4rem .5
 #e3e6ea;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#eef0f3;font-weight:600;\
 white-space:nowrap}\
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin-bottom:1rem}label{display:flex;\
-flex-direction:column;font-size:.85rem}input,select,button{font:inherit;padding:.35rem .5rem;border:1px solid \
+flex-direction:column;font-size:.85rem}label:has(input[type=checkbox]){flex-direction:row;align-items:center;\
+gap:.4rem}input,select,button{font:inherit;padding:.35rem .5rem;border:1px solid \
 #b8bec7;border-radius:4px}button{background:#2f6fde;color:#fff;border-color:#2f6fde;cursor:pointer}\
 .box{background:#fff;padding:1rem;border-radius:6px;max-width:24rem;margin:2rem auto}.box label{margin-bottom:\
 .6rem}.notice{padding:.6rem .8rem;border-radius:4px;background:#e8f5e9}.problem{padding:.6rem .8rem;\
