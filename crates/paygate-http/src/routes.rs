@@ -104,6 +104,7 @@ const CONSOLE: &[(&str, &[Method])] = &[
     ("*/payments", GET),
     ("*/payments/*", GET),
     ("*/payments/*/refunds", POST),
+    ("*/payments/*/charges/*/pay", POST),
     ("*/audit", GET),
     ("*", GET),
     ("*/payments.csv", GET),

@@ -150,6 +150,9 @@ pub trait ConsoleStore: Send + Sync {
     ) -> Result<Option<ConsoleSession>>;
     /// Deletes the session (with its audit entry when it existed); false when there was none.
     async fn end_console_session(&self, token_hash: &[u8], audit: &AuditEntry) -> Result<bool>;
+    /// Deletes at most `batch` sessions expired at `now` (idle or absolute), for the worker's housekeeping: a
+    /// session nobody comes back to is otherwise kept until its user signs in again. How many went.
+    async fn delete_expired_console_sessions(&self, now: i64, limits: SessionLimits, batch: i64) -> Result<u64>;
     /// The app's audit log, newest first, entries before `before_seq` when given.
     async fn console_audit(&self, app_id: &str, before_seq: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>>;
     /// [`crate::Store::reserve_refund`] with `audit` written in the same transaction; the entry's `before` and
@@ -184,6 +187,9 @@ const DROP_EXPIRED: &str = "DELETE FROM console_sessions WHERE user_id = $1 AND 
 const TOUCH: &str = "UPDATE console_sessions SET last_seen = $2 WHERE token_hash = $1 AND last_seen > $3 \
     AND created > $4";
 const DROP_SESSION: &str = "DELETE FROM console_sessions WHERE token_hash = $1";
+/// Expired is the exact negation of [`TOUCH`]'s alive; the subquery bounds one pass (both backends take it).
+const SWEEP_EXPIRED: &str = "DELETE FROM console_sessions WHERE token_hash IN (SELECT token_hash FROM \
+    console_sessions WHERE last_seen <= $1 OR created <= $2 LIMIT $3)";
 const ORDER_BY_NO: &str = "SELECT id FROM orders WHERE app_id = $1 AND livemode = $2 AND merchant_order_no = $3";
 
 fn user_sql(filter: &str) -> String {
@@ -359,6 +365,15 @@ impl<B: crate::Backend> ConsoleStore for B {
             })
             .await
         })
+    }
+
+    async fn delete_expired_console_sessions(&self, now: i64, limits: SessionLimits, batch: i64) -> Result<u64> {
+        let params = vec![
+            SqlParam::Int(now.saturating_sub(limits.idle)),
+            SqlParam::Int(now.saturating_sub(limits.absolute)),
+            SqlParam::Int(batch.max(1)),
+        ];
+        job!(self, Write, [], |tx| { tx.exec(SWEEP_EXPIRED, &params).await })
     }
 
     async fn end_console_session(&self, token_hash: &[u8], audit: &AuditEntry) -> Result<bool> {

@@ -146,6 +146,8 @@ pub struct Sweep {
     pub late_refunds: usize,
     /// Old events removed by retention (with their deliveries and attempts) this sweep.
     pub trimmed_events: usize,
+    /// Console sessions past their idle or absolute expiry deleted this sweep.
+    pub expired_sessions: usize,
     /// Payments and refunds pending at a real channel whose final answer the poller recorded this sweep.
     pub polled: usize,
     /// Items that failed and were logged (the next pass tries them again); none stopped the
@@ -161,6 +163,7 @@ impl Sweep {
         self.expired_orders += other.expired_orders;
         self.late_refunds += other.late_refunds;
         self.trimmed_events += other.trimmed_events;
+        self.expired_sessions += other.expired_sessions;
         self.polled += other.polled;
         self.errors += other.errors;
     }
@@ -310,6 +313,19 @@ impl Worker {
             Ok(days) => tracing::info!(days, "console overview rollup"),
             Err(problem) => {
                 tracing::error!(%problem, "rolling up the console overview");
+                sweep.errors += 1;
+            }
+        }
+        // Console sessions nobody came back to: one bounded batch per pass (a backlog drains over a few passes).
+        let (now, limits) = (self.app.now(), paygate_core::console::SESSION_LIMITS);
+        match self.app.store.delete_expired_console_sessions(now, limits, HOUSEKEEPING_BATCH).await {
+            Ok(0) => {}
+            Ok(deleted) => {
+                sweep.expired_sessions = usize::try_from(deleted).unwrap_or(usize::MAX);
+                tracing::info!(deleted, "expired console sessions deleted");
+            }
+            Err(problem) => {
+                tracing::error!(%problem, "deleting expired console sessions");
                 sweep.errors += 1;
             }
         }

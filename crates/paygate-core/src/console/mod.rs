@@ -8,6 +8,7 @@ pub mod admin;
 pub mod overview;
 pub mod password;
 mod reconcile;
+mod sandbox;
 
 use crate::idempotency::Idempotent;
 use crate::refunds::RefundInput;
@@ -47,13 +48,18 @@ pub enum Permission {
     /// Run a day's reconciliation of a channel: admin and support (it only reads the channel's bill and
     /// re-queries what looks missing, through the normal notification path).
     Reconcile,
+    /// Complete a test-mode charge at the sandbox: admin and support (it moves no real money, but it changes
+    /// a payment's state and sends its events, so viewers, who only read, may not).
+    SandboxPay,
 }
 
 impl Permission {
     pub fn allowed(self, role: Role) -> bool {
         match self {
             Permission::Read => true,
-            Permission::Refund | Permission::Reconcile => matches!(role, Role::Admin | Role::Support),
+            Permission::Refund | Permission::Reconcile | Permission::SandboxPay => {
+                matches!(role, Role::Admin | Role::Support)
+            }
             Permission::Administer => role == Role::Admin,
         }
     }
@@ -352,7 +358,8 @@ impl Paygate {
     }
 
     /// The order a reference names, whichever id it is: the order id, the merchant's order number, a charge id,
-    /// the channel's order number or transaction number (as `/v1` finds charges).
+    /// the channel's order number or transaction number (as `/v1` finds charges), the cashier's pay_no and
+    /// out_trade_no, the 知晓云 trade_no and transaction_no: each an indexed lookup, the first match wins.
     pub async fn console_find_payment(&self, who: &ConsoleCaller, reference: &str) -> Result<Option<OrderId>, Problem> {
         who.require(Permission::Read)?;
         let reference = reference.trim();
@@ -368,8 +375,18 @@ impl Paygate {
         if let Some(id) = self.store.order_id_by_merchant_no(scope, reference).await? {
             return Ok(Some(OrderId::from_stored(&id)));
         }
-        let charge = self.store.find_charge(scope, reference).await?;
-        Ok(charge.map(|c| OrderId::from_stored(&c.order_id)))
+        if let Some(charge) = self.store.find_charge(scope, reference).await? {
+            return Ok(Some(OrderId::from_stored(&charge.order_id)));
+        }
+        // The cashier's pay_no is its order's merchant_order_no (found above); its out_trade_no is the merchant's
+        // own number, which may be reused: the latest payment with it, as the cashier's query answers.
+        let by = paygate_store::pos::PosRef::OutTradeNo(reference.to_string());
+        if let Some(record) = self.store.pos_record(scope, &by).await? {
+            return Ok(Some(OrderId::from_stored(&record.order.id)));
+        }
+        // Any user's 知晓云 record (None): the console sees the whole app, not one 知晓云 user's records.
+        let record = self.store.payment_record(scope, None, reference).await?;
+        Ok(record.map(|r| OrderId::from_stored(&r.order.id)))
     }
 
     /// The events of a payment — its order, charges and refunds, newest first (at most 50) — each with its

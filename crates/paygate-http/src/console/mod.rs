@@ -14,6 +14,7 @@ mod overview;
 mod pages;
 mod pages_admin;
 mod pages_reconcile;
+mod payment_more;
 mod payments_csv;
 mod text;
 
@@ -232,6 +233,7 @@ async fn signed_in(app: &Arc<Paygate>, req: &Incoming, t: &Text, mode: Mode, pag
         ["members", id] => members::member(app, t, &who, id).await,
         ["payments", id] => pages::payment(app, req, t, &who, id, None).await,
         ["payments", id, "refunds"] => pages::refund(app, req, t, &who, id).await,
+        ["payments", id, "charges", charge, "pay"] => payment_more::sandbox_pay(app, &who, id, charge).await,
         ["audit"] => pages::audit(app, req, t, &who).await,
         ["reconciliations"] => pages_reconcile::reconciliations(app, req, t, &who).await,
         ["reconciliations", id] => pages_reconcile::reconciliation(app, req, t, &who, id).await,

@@ -159,6 +159,9 @@ pub(super) async fn payment(
     if req.query.get("refunded").is_some() {
         let _ = write!(body, "<p class=\"notice\" role=\"status\">{}</p>", esc(t.refund_made));
     }
+    if req.query.get("paid").is_some() {
+        let _ = write!(body, "<p class=\"notice\" role=\"status\">{}</p>", esc(t.pd_sandbox_paid));
+    }
     let refundable = o.amount_paid.fen().saturating_sub(o.refund_reserved.fen());
     let fields = [
         (t.merchant_order_no, esc(&o.merchant_order_no)),
@@ -220,6 +223,7 @@ pub(super) async fn payment(
             submit = esc(t.submit_refund),
         );
     }
+    body.push_str(&super::payment_more::sections(app, t, who, &view).await?);
     let events = app.console_payment_events(who, &view, &refunds.data).await?;
     let _ = write!(body, "<h2>{}</h2>", esc(t.events));
     let heads = [t.event, t.object, t.created, t.deliveries];

@@ -183,6 +183,23 @@ pub(crate) struct Text {
     pub mb_kind: &'static str,
     pub mb_balance_after: &'static str,
     pub mb_reference: &'static str,
+    // Payment detail: profit shares, settlement, sandbox pay.
+    pub pd_shares: &'static str,
+    pub pd_share: &'static str,
+    pub pd_kind: &'static str,
+    pub pd_receivers: &'static str,
+    pub pd_returned: &'static str,
+    pub pd_settlement: &'static str,
+    pub pd_origin: &'static str,
+    pub pd_user_pay: &'static str,
+    pub pd_fee_base: &'static str,
+    pub pd_rate: &'static str,
+    pub pd_channel_fee: &'static str,
+    pub pd_subsidy: &'static str,
+    pub pd_received: &'static str,
+    pub pd_discounts: &'static str,
+    pub pd_sandbox_pay: &'static str,
+    pub pd_sandbox_paid: &'static str,
 }
 
 pub(crate) const EN: Text = Text {
@@ -366,6 +383,23 @@ pub(crate) const EN: Text = Text {
     mb_kind: "Kind",
     mb_balance_after: "Balance after",
     mb_reference: "Reference",
+    // Payment detail: profit shares, settlement, sandbox pay.
+    pd_shares: "Profit shares",
+    pd_share: "Share",
+    pd_kind: "Kind",
+    pd_receivers: "Receivers",
+    pd_returned: "Returned",
+    pd_settlement: "Settlement",
+    pd_origin: "Original amount",
+    pd_user_pay: "Payer paid",
+    pd_fee_base: "Fee base",
+    pd_rate: "Fee rate",
+    pd_channel_fee: "Channel fee",
+    pd_subsidy: "Fee subsidy",
+    pd_received: "Received",
+    pd_discounts: "Discounts",
+    pd_sandbox_pay: "Pay (sandbox)",
+    pd_sandbox_paid: "The sandbox charge was paid.",
 };
 
 pub(crate) const ZH: Text = Text {
@@ -549,6 +583,23 @@ pub(crate) const ZH: Text = Text {
     mb_kind: "类型",
     mb_balance_after: "变动后余额",
     mb_reference: "关联单号",
+    // Payment detail: profit shares, settlement, sandbox pay.
+    pd_shares: "分账",
+    pd_share: "分账单",
+    pd_kind: "类型",
+    pd_receivers: "接收方",
+    pd_returned: "已回退",
+    pd_settlement: "结算",
+    pd_origin: "原价",
+    pd_user_pay: "用户实付",
+    pd_fee_base: "计费金额",
+    pd_rate: "费率",
+    pd_channel_fee: "渠道手续费",
+    pd_subsidy: "手续费补贴",
+    pd_received: "实收",
+    pd_discounts: "优惠",
+    pd_sandbox_pay: "支付（沙箱）",
+    pd_sandbox_paid: "沙箱支付已完成。",
 };
 
 /// The language `Accept-Language` prefers among ours (highest `q`, earlier on ties); English otherwise.

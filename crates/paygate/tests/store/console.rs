@@ -9,7 +9,7 @@ use paygate_store::console::{AuditEntry, ConsoleUser, NewSession, Role, SessionL
 use paygate_store::{RefundRequest, Store};
 use serde_json::json;
 
-crate::both!(console_users_sessions_and_audit, console_refund_audit_and_lookups);
+crate::both!(console_users_sessions_and_audit, console_refund_audit_and_lookups, expired_sessions_are_swept);
 
 const LIMITS: SessionLimits = SessionLimits { idle: 1800, absolute: 43_200 };
 
@@ -189,5 +189,46 @@ fn console_refund_audit_and_lookups(backend: Backend) {
         assert!(s.events_of_objects(&test(&b), &ids, 50).await.unwrap().is_empty());
         assert!(s.events_of_objects(&live(&a), &ids, 50).await.unwrap().is_empty());
         assert!(s.events_of_objects(&test(&a), &[], 50).await.unwrap().is_empty());
+    });
+}
+
+/// The worker's sweep: idle and absolute expiry at their exact bounds, a live session kept, batches bounded.
+fn expired_sessions_are_swept(backend: Backend) {
+    let db = Db::open(backend);
+    let s = db.store.as_ref();
+    db.run(async {
+        let a = app(s, "a", 10).await;
+        let ann = user(&a.id, "usr_ann", "ann@a.test", Role::Support);
+        s.create_console_user(&ann, &audit(&a.id, "console_user.create", "usr_ann", NOW)).await.unwrap();
+        let login = |token: u8, at: i64| {
+            let (new, entry) = (session(&a.id, "usr_ann", token, at), audit(&a.id, "login", "x", at));
+            async move { s.create_console_session(&new, LIMITS, &entry).await }
+        };
+        // 1 is left idle; 2 is used 100 s later, so it outlives 1 by 100 s.
+        login(1, NOW).await.unwrap();
+        login(2, NOW).await.unwrap();
+        assert!(s.touch_console_session(&[2; 32], NOW + 100, LIMITS).await.unwrap().is_some());
+        assert_eq!(s.delete_expired_console_sessions(NOW + 1799, LIMITS, 10).await.unwrap(), 0, "not yet");
+        assert_eq!(s.delete_expired_console_sessions(NOW + 1800, LIMITS, 10).await.unwrap(), 1, "1 at its bound");
+        assert!(s.touch_console_session(&[2; 32], NOW + 1850, LIMITS).await.unwrap().is_some(), "2 is kept");
+
+        // Kept busy, 2 still goes at its absolute bound (12 hours after it was made).
+        let mut at = NOW + 1850;
+        while at + 1700 < NOW + 43_200 {
+            at += 1700;
+            assert!(s.touch_console_session(&[2; 32], at, LIMITS).await.unwrap().is_some());
+        }
+        assert_eq!(s.delete_expired_console_sessions(NOW + 43_199, LIMITS, 10).await.unwrap(), 0);
+        assert_eq!(s.delete_expired_console_sessions(NOW + 43_200, LIMITS, 10).await.unwrap(), 1);
+
+        // A backlog goes a batch at a time.
+        let later = NOW + 50_000;
+        for token in 3..8 {
+            login(token, later).await.unwrap();
+        }
+        let sweep = |at: i64| s.delete_expired_console_sessions(at, LIMITS, 2);
+        let passes = [sweep(later + 1800).await, sweep(later + 1800).await, sweep(later + 1800).await];
+        assert_eq!(passes.map(Result::unwrap), [2, 2, 1]);
+        assert_eq!(sweep(later + 1800).await.unwrap(), 0);
     });
 }
