@@ -113,21 +113,7 @@ pub(crate) async fn send(
     headers: Vec<(&'static str, String)>,
     body: Option<String>,
 ) -> Result<Answer, String> {
-    let agent = agent.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let mut request = agent.request(method, &url);
-        for (k, v) in &headers {
-            request = request.set(k, v);
-        }
-        let result = match &body {
-            Some(b) => request.send_string(b),
-            None => request.call(),
-        };
-        let response = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(ureq::Error::Transport(t)) => return Err(t.to_string()),
-        };
+    on_blocking_pool(agent, method, url, headers, body, |response| {
         let status = response.status();
         let headers = response
             .headers_names()
@@ -136,11 +122,8 @@ pub(crate) async fn send(
             .collect();
         let body = response.into_string().map_err(|e| format!("reading the answer: {e}"))?;
         Ok(Answer { status, headers, body })
-    });
-    match task.await {
-        Ok(result) => result,
-        Err(e) => Err(format!("the request task ended: {e}")),
-    }
+    })
+    .await
 }
 
 /// The largest file a download (a daily bill) may be: a busy merchant's day is tens of MiB, and more than this is
@@ -164,21 +147,7 @@ pub(crate) async fn download(
     limit: u64,
 ) -> Result<Download, String> {
     use std::io::Read as _;
-    let agent = agent.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let mut request = agent.request(method, &url);
-        for (k, v) in &headers {
-            request = request.set(k, v);
-        }
-        let result = match &body {
-            Some(b) => request.send_string(b),
-            None => request.call(),
-        };
-        let response = match result {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(ureq::Error::Transport(t)) => return Err(t.to_string()),
-        };
+    on_blocking_pool(agent, method, url, headers, body, move |response| {
         let status = response.status();
         let mut bytes = Vec::new();
         response
@@ -190,6 +159,34 @@ pub(crate) async fn download(
             return Err(format!("the answer is larger than {limit} bytes"));
         }
         Ok(Download { status, body: bytes })
+    })
+    .await
+}
+
+/// One request on the blocking pool (ureq blocks), its answer — whatever the status — read by `read`; `Err` (the
+/// reason) when there was no answer at all.
+async fn on_blocking_pool<T: Send + 'static>(
+    agent: &ureq::Agent,
+    method: &'static str,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<String>,
+    read: impl FnOnce(ureq::Response) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let agent = agent.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut request = agent.request(method, &url);
+        for (k, v) in &headers {
+            request = request.set(k, v);
+        }
+        let result = match &body {
+            Some(b) => request.send_string(b),
+            None => request.call(),
+        };
+        match result {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => read(r),
+            Err(ureq::Error::Transport(t)) => Err(t.to_string()),
+        }
     });
     match task.await {
         Ok(result) => result,

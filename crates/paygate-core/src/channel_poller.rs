@@ -87,10 +87,7 @@ impl Paygate {
         for due in self.store.claim_due_polls(self.now(), limit, &POLL_DELAYS).await? {
             let synced = match due.kind {
                 PollKind::Charge => match self.store.charge(&due.scope, &due.id).await {
-                    Ok(Some(charge)) => match polled_channel(&charge) {
-                        Some(Polled::Alipay) => self.sync_alipay_charge(&due.scope, &charge, true).await,
-                        _ => self.sync_wechat_charge(&due.scope, &charge, true).await,
-                    },
+                    Ok(Some(charge)) => self.sync_charge_now(&due.scope, &charge).await,
                     Ok(None) => Ok(Synced::NotPolled),
                     Err(problem) => Err(problem),
                 },
@@ -205,7 +202,8 @@ impl Paygate {
         })
     }
 
-    /// Asks the charge's channel at once (a reconciliation's re-query): closed charges get their last look too.
+    /// Asks the charge's channel (a poller round, a reconciliation's re-query): closed charges get their last look
+    /// too.
     pub(crate) async fn sync_charge_now(&self, scope: &Scope, charge: &Charge) -> Result<Synced, Problem> {
         match polled_channel(charge) {
             Some(Polled::Alipay) => self.sync_alipay_charge(scope, charge, true).await,

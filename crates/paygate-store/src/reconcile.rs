@@ -124,19 +124,11 @@ fn json_text(v: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Problem::internal(format!("a reconciliation does not serialise: {e}")))
 }
 
-fn mode_of(live: bool) -> Mode {
-    if live {
-        Mode::Live
-    } else {
-        Mode::Test
-    }
-}
-
 fn run_row(r: &dyn RowLike) -> Result<Reconciliation> {
     Ok(Reconciliation {
         id: r.text(0)?,
         app_id: r.text(1)?,
-        mode: mode_of(r.boolean(2)?),
+        mode: Mode::from_live(r.boolean(2)?),
         provider: Provider::parse(&r.text(3)?)?,
         bill_date: BillDate::parse("bill_date", &r.text(4)?)?,
         version: r.int(5)?,
@@ -151,7 +143,7 @@ fn discrepancy_row(r: &dyn RowLike) -> Result<Discrepancy> {
     Ok(Discrepancy {
         id: r.text(0)?,
         app_id: r.text(1)?,
-        mode: mode_of(r.boolean(2)?),
+        mode: Mode::from_live(r.boolean(2)?),
         provider: Provider::parse(&r.text(3)?)?,
         reconciliation_id: r.text(4)?,
         bill_date: BillDate::parse("bill_date", &r.text(5)?)?,

@@ -127,12 +127,7 @@ fn payment_json(p: &LocalPayment) -> Value {
 }
 
 fn refund_json(r: &LocalRefund) -> Value {
-    let status = match r.status {
-        RefundStatus::Pending => "pending",
-        RefundStatus::Succeeded => "succeeded",
-        RefundStatus::Failed => "failed",
-    };
-    json!({"refund": r.refund_id, "status": status, "amount": r.amount, "transaction_no": r.transaction_no})
+    json!({"refund": r.refund_id, "status": r.status.as_str(), "amount": r.amount, "transaction_no": r.transaction_no})
 }
 
 /// What a row costs the merchant in fees: a payment's fee, given back (negative) on a refund. Channels sign the

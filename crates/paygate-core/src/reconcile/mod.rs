@@ -341,11 +341,17 @@ impl Paygate {
     }
 
     pub async fn reconciliation(&self, caller: &Caller, id: &str) -> Result<Reconciliation, Problem> {
-        self.store.reconciliation(&caller.scope, id).await?.ok_or_else(|| not_found("reconciliation", id))
+        self.store
+            .reconciliation(&caller.scope, id)
+            .await?
+            .ok_or_else(|| Problem::not_found("reconciliation", id).with_param("id"))
     }
 
     pub async fn reconciliation_bill(&self, caller: &Caller, id: &str) -> Result<Vec<u8>, Problem> {
-        self.store.reconciliation_file(&caller.scope, id).await?.ok_or_else(|| not_found("reconciliation", id))
+        self.store
+            .reconciliation_file(&caller.scope, id)
+            .await?
+            .ok_or_else(|| Problem::not_found("reconciliation", id).with_param("id"))
     }
 
     pub async fn discrepancies(
@@ -379,7 +385,7 @@ impl Paygate {
             return Err(Problem::invalid("note", "note must say how it was resolved (1 to 1000 characters)."));
         }
         match self.store.resolve_discrepancy(&caller.scope, id, note, self.now(), audit).await? {
-            None => Err(not_found("reconciliation_discrepancy", id)),
+            None => Err(Problem::not_found("reconciliation_discrepancy", id).with_param("id")),
             Some((d, true)) => Ok(d),
             Some((d, false)) => Err(Problem::conflict(
                 "discrepancy_resolved",
@@ -387,10 +393,6 @@ impl Paygate {
             )),
         }
     }
-}
-
-fn not_found(what: &str, id: &str) -> Problem {
-    Problem::new(ProblemKind::NotFound, "resource_missing", format!("No such {what}: '{id}'.")).with_param("id")
 }
 
 /// paygate's view of a charge for matching: the fee is compared only when the merchant told paygate its rate.

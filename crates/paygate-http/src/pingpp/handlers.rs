@@ -141,7 +141,8 @@ fn refund_input(req: &Incoming) -> Result<RefundInput, Problem> {
     Ok(RefundInput { amount: opt(b.amount), description: b.description, metadata: b.metadata })
 }
 
-fn limit(req: &Incoming) -> Result<i64, Problem> {
+/// A `/v1` list's `limit` (default 10, at most 100).
+pub(super) fn limit(req: &Incoming) -> Result<i64, Problem> {
     paygate_domain::paging::limit(req.query.int("limit")?, DEFAULT_PER_PAGE, MAX_LIMIT)
 }
 

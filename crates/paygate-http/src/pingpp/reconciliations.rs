@@ -13,7 +13,6 @@ use paygate_core::reconcile::DiscrepancyFilter;
 use paygate_core::{Caller, Paygate};
 use paygate_domain::accounts::Provider;
 use paygate_domain::objects::{to_vec, List};
-use paygate_domain::paging::{limit, DEFAULT_PER_PAGE, MAX_LIMIT};
 use paygate_domain::reconcile::{BillDate, Discrepancy, DiscrepancyKind, DiscrepancyState};
 use paygate_domain::Problem;
 use serde::Deserialize;
@@ -27,7 +26,12 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
         ["reconciliations"] if m == Method::GET => {
             async {
                 let provider = channel_param(req)?;
-                let page = app.reconciliations(caller, provider, page_limit(req)?, req.query.get("starting_after"));
+                let page = app.reconciliations(
+                    caller,
+                    provider,
+                    super::handlers::limit(req)?,
+                    req.query.get("starting_after"),
+                );
                 let page = page.await?;
                 let data: Vec<Value> = page.data.iter().map(|r| r.to_json()).collect();
                 ok(&List::new("/v1/reconciliations", page.has_more, data))
@@ -111,10 +115,6 @@ fn ok(object: &impl serde::Serialize) -> Answer {
     Ok((StatusCode::OK, to_vec(object)))
 }
 
-fn page_limit(req: &Incoming) -> Result<i64, Problem> {
-    limit(req.query.int("limit")?, DEFAULT_PER_PAGE, MAX_LIMIT)
-}
-
 fn channel_param(req: &Incoming) -> Result<Option<Provider>, Problem> {
     req.query.get("channel").map(|c| Provider::parse(c).map_err(|p| p.with_param("channel"))).transpose()
 }
@@ -136,7 +136,7 @@ async fn list_discrepancies(
     filter: &DiscrepancyFilter,
     url: &str,
 ) -> Answer {
-    let page = app.discrepancies(caller, filter, page_limit(req)?, req.query.get("starting_after")).await?;
+    let page = app.discrepancies(caller, filter, super::handlers::limit(req)?, req.query.get("starting_after")).await?;
     let data: Vec<Value> = page.data.iter().map(Discrepancy::to_json).collect();
     ok(&List::new(url, page.has_more, data))
 }
