@@ -7,6 +7,7 @@ use crate::{random32, Paygate};
 use hmac::{Hmac, Mac};
 use paygate_domain::ids::{generate_secret_key, IdKind};
 use paygate_domain::{App, Mode, Problem, Scope};
+use paygate_store::console::AuditEntry;
 use paygate_store::ApiKeyRecord;
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -102,10 +103,20 @@ impl Paygate {
     }
 
     pub async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<(), Problem> {
+        self.set_app_public_key_audited(app_id, pem, None).await
+    }
+
+    /// With the console's `audit` entry, written by the change's own transaction.
+    pub(crate) async fn set_app_public_key_audited(
+        &self,
+        app_id: &str,
+        pem: Option<&str>,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), Problem> {
         if let Some(pem) = pem {
             crate::signature::parse_public_key(pem)?;
         }
-        if !self.store.set_app_public_key(app_id, pem).await? {
+        if !self.store.set_app_public_key(app_id, pem, audit).await? {
             return Err(Problem::not_found("app", app_id));
         }
         self.keys.clear_cache()
@@ -154,6 +165,17 @@ impl Paygate {
     /// mode's current keys keep working for `grace_seconds` more, then stop (a key already
     /// due to stop sooner keeps its time). Key and expiry are written in one transaction.
     pub async fn roll_api_key(&self, app_id: &str, mode: Mode, grace_seconds: i64) -> Result<String, Problem> {
+        self.roll_api_key_audited(app_id, mode, grace_seconds, None).await
+    }
+
+    /// With the console's `audit` entry, written by the roll's own transaction.
+    pub(crate) async fn roll_api_key_audited(
+        &self,
+        app_id: &str,
+        mode: Mode,
+        grace_seconds: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<String, Problem> {
         if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
             return Err(Problem::invalid(
                 "grace",
@@ -162,7 +184,7 @@ impl Paygate {
         }
         let key = generate_secret_key(mode.is_live(), &random32()?);
         let record = ApiKeyRecord { key_hash: self.keys.hash(&key).to_vec(), mode, hint: hint(&key) };
-        if !self.store.roll_api_key(app_id, &record, self.now() + grace_seconds).await? {
+        if !self.store.roll_api_key(app_id, &record, self.now() + grace_seconds, audit).await? {
             return Err(Problem::not_found("app", app_id));
         }
         // This node stops trusting the old keys' cached entries now; they are looked up again.

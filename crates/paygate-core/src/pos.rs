@@ -268,6 +268,17 @@ impl Paygate {
     }
 
     pub async fn set_fee_rate(&self, caller: &Caller, family: &str, rate_bp: i64) -> Result<(), Problem> {
+        self.set_fee_rate_audited(caller, family, rate_bp, None).await
+    }
+
+    /// With the console's `audit` entry, written by the change's own transaction.
+    pub(crate) async fn set_fee_rate_audited(
+        &self,
+        caller: &Caller,
+        family: &str,
+        rate_bp: i64,
+        audit: Option<&paygate_store::console::AuditEntry>,
+    ) -> Result<(), Problem> {
         if !fees::FAMILIES.contains(&family) {
             return Err(Problem::invalid(
                 "channel",
@@ -275,7 +286,7 @@ impl Paygate {
             ));
         }
         let rate = FeeRate::basis_points("rate_bp", rate_bp)?;
-        self.store.set_fee_rate(&caller.scope, family, rate.bp()).await
+        self.store.set_fee_rate(&caller.scope, family, rate.bp(), audit).await
     }
 
     /// A scanned-code payment: WeChat/Alipay through their channel (the sandbox in test mode),

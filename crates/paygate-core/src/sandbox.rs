@@ -4,6 +4,7 @@ use crate::{Caller, Pass, Paygate};
 use paygate_channels::Channel;
 use paygate_domain::ids::OrderId;
 use paygate_domain::{Charge, Order, Problem, ProblemKind, Scope};
+use paygate_store::console::AuditEntry;
 use paygate_store::{ChargeOutcome, SettledCharge};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,17 @@ impl Paygate {
         reference: &str,
         result: SandboxResult,
     ) -> Result<(Charge, Order), Problem> {
+        self.sandbox_pay_audited(caller, reference, result, None).await
+    }
+
+    /// With the console's `audit` entry, written by the settlement's own transaction (only when it settles).
+    pub(crate) async fn sandbox_pay_audited(
+        &self,
+        caller: &Caller,
+        reference: &str,
+        result: SandboxResult,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(Charge, Order), Problem> {
         if caller.scope.mode.is_live() {
             return Err(Problem::new(
                 ProblemKind::InvalidRequest,
@@ -43,7 +55,7 @@ impl Paygate {
             .find_charge(&caller.scope, reference)
             .await?
             .ok_or_else(|| Problem::not_found("charge", reference))?;
-        self.settle_sandbox(&caller.scope, &charge, result).await
+        self.settle_sandbox_audited(&caller.scope, &charge, result, audit).await
     }
 
     /// The operator's `paygate sandbox pay`: any app's test-mode charge.
@@ -62,6 +74,16 @@ impl Paygate {
         scope: &Scope,
         charge: &Charge,
         result: SandboxResult,
+    ) -> Result<(Charge, Order), Problem> {
+        self.settle_sandbox_audited(scope, charge, result, None).await
+    }
+
+    async fn settle_sandbox_audited(
+        &self,
+        scope: &Scope,
+        charge: &Charge,
+        result: SandboxResult,
+        audit: Option<&AuditEntry>,
     ) -> Result<(Charge, Order), Problem> {
         let outcome = match result {
             SandboxResult::Success => {
@@ -82,7 +104,11 @@ impl Paygate {
                 message: "The payer declined the payment in the sandbox.".into(),
             },
         };
-        match self.store.settle_charge(scope, &charge.id, &outcome).await? {
+        let settled = match audit {
+            Some(audit) => self.store.settle_charge_audited(scope, &charge.id, &outcome, audit).await?,
+            None => self.store.settle_charge(scope, &charge.id, &outcome).await?,
+        };
+        match settled {
             SettledCharge::Settled { charge, order } => {
                 // The payment is committed. Returning late money is a follow-up that the worker
                 // retries, so its failure is logged, never answered as if the payment failed.

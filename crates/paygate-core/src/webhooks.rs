@@ -14,6 +14,7 @@ use paygate_domain::events::{Event, EVENT_TYPES};
 use paygate_domain::ids::{EventId, IdKind};
 use paygate_domain::paging::{CreatedRange, Page, Paging};
 use paygate_domain::Problem;
+use paygate_store::console::AuditEntry;
 use paygate_store::{DeliveryView, Endpoint, NewEndpoint};
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
@@ -30,6 +31,17 @@ impl Paygate {
         caller: &Caller,
         url: &str,
         types: Option<Vec<String>>,
+    ) -> Result<(Endpoint, String), Problem> {
+        self.create_endpoint_audited(caller, url, types, None).await
+    }
+
+    /// [`Paygate::create_endpoint`], writing `audit` (the console's) in the same transaction.
+    pub(crate) async fn create_endpoint_audited(
+        &self,
+        caller: &Caller,
+        url: &str,
+        types: Option<Vec<String>>,
+        audit: Option<&AuditEntry>,
     ) -> Result<(Endpoint, String), Problem> {
         validate_url(url, &self.policy)?;
         if let Some(types) = &types {
@@ -59,13 +71,14 @@ impl Paygate {
                 t
             }),
         };
-        self.store.create_endpoint(&endpoint).await?;
+        self.store.create_endpoint(&endpoint, audit).await?;
         let view = Endpoint {
             id: endpoint.id,
             created: endpoint.created,
             livemode: caller.scope.mode.is_live(),
             url: endpoint.url,
             types: endpoint.types,
+            disabled: false,
         };
         Ok((view, secret))
     }
@@ -75,10 +88,41 @@ impl Paygate {
     }
 
     pub async fn delete_endpoint(&self, caller: &Caller, id: &str) -> Result<(), Problem> {
-        if !self.store.delete_endpoint(&caller.scope, id).await? {
+        self.delete_endpoint_audited(caller, id, None).await
+    }
+
+    /// [`Paygate::delete_endpoint`], writing `audit` (the console's) in the same transaction.
+    pub(crate) async fn delete_endpoint_audited(
+        &self,
+        caller: &Caller,
+        id: &str,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), Problem> {
+        if !self.store.delete_endpoint(&caller.scope, id, audit).await? {
             return Err(Problem::not_found("webhook endpoint", id));
         }
         Ok(())
+    }
+
+    /// Disables (no new deliveries; those still pending are failed) or enables an endpoint, as
+    /// `POST /v1/webhook_endpoints/{id}` with `disabled` does; the endpoint as it now is.
+    pub async fn set_endpoint_disabled(&self, caller: &Caller, id: &str, disabled: bool) -> Result<Endpoint, Problem> {
+        self.set_endpoint_disabled_audited(caller, id, disabled, None).await
+    }
+
+    /// [`Paygate::set_endpoint_disabled`], writing `audit` (the console's) in the same transaction when the state
+    /// changes.
+    pub(crate) async fn set_endpoint_disabled_audited(
+        &self,
+        caller: &Caller,
+        id: &str,
+        disabled: bool,
+        audit: Option<&AuditEntry>,
+    ) -> Result<Endpoint, Problem> {
+        self.store
+            .set_endpoint_disabled(&caller.scope, id, disabled, audit)
+            .await?
+            .ok_or_else(|| Problem::not_found("webhook endpoint", id))
     }
 
     pub async fn event(&self, caller: &Caller, id: &EventId) -> Result<Event, Problem> {
@@ -108,8 +152,19 @@ impl Paygate {
     /// Queues the event again for every endpoint subscribed to it now. Takes the id as text: the
     /// CLI passes what the operator typed, so this is where it is parsed.
     pub async fn resend_event(&self, caller: &Caller, event_id: &str) -> Result<u64, Problem> {
-        self.event(caller, &EventId::parse(event_id)?).await?;
-        self.store.resend_event(&caller.scope, event_id, self.now()).await
+        self.resend_event_audited(caller, event_id, None).await
+    }
+
+    /// [`Paygate::resend_event`], writing `audit` (the console's) in the same transaction.
+    pub(crate) async fn resend_event_audited(
+        &self,
+        caller: &Caller,
+        event_id: &str,
+        audit: Option<&AuditEntry>,
+    ) -> Result<u64, Problem> {
+        // Parsed here for its 404 (a malformed id is an unknown one); the store's transaction finds the event.
+        EventId::parse(event_id)?;
+        self.store.resend_event(&caller.scope, event_id, self.now(), audit).await
     }
 
     /// paygate's platform signing key, created once per database (nodes racing at first use

@@ -102,6 +102,9 @@ pub struct OrderFilter {
     pub refunded: Option<bool>,
     pub canceled: Option<bool>,
     pub created: CreatedRange,
+    /// A 知晓云 record's `merchandise_record_id` (the console's merchandise filter; `/v1` has none): the
+    /// records' own index then finds the page, so only orders that have such a record are listed.
+    pub merchandise_record_id: Option<String>,
 }
 
 /// Filters of `GET /v1/charges` (`app[id]` is implied by the caller's scope).

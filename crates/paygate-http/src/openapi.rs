@@ -47,6 +47,7 @@ pub fn openapi_json() -> &'static str {
         ops::charge_refund, ops::sandbox_pay, ops::create_member, ops::get_member, ops::top_up,
         ops::balance_transactions, ops::set_fee_rate, ops::list_events, ops::get_event, ops::event_deliveries,
         ops::resend_event, ops::create_webhook_endpoint, ops::webhook_endpoints, ops::delete_webhook_endpoint,
+        ops::update_webhook_endpoint,
         ops::webhook_public_key, ops::set_channel_account, ops::get_channel_account, ops::channel_accounts,
         ops::delete_channel_account, reconcile_ops::run_reconciliation, reconcile_ops::reconciliations,
         reconcile_ops::get_reconciliation, reconcile_ops::reconciliation_discrepancies,

@@ -70,7 +70,7 @@ const PINGPP: &[(&str, &[Method])] = &[
     ("events/*/deliveries", GET),
     ("events/*/resend", POST),
     ("webhook_endpoints", GET_POST),
-    ("webhook_endpoints/*", &[M::DELETE]),
+    ("webhook_endpoints/*", &[M::POST, M::DELETE]),
     ("webhook_public_key", GET),
 ];
 
@@ -112,6 +112,8 @@ const CONSOLE: &[(&str, &[Method])] = &[
     ("*/members/*", GET),
     ("*/webhooks", GET_POST),
     ("*/webhooks/*/delete", POST),
+    ("*/webhooks/*/disable", POST),
+    ("*/webhooks/*/enable", POST),
     ("*/webhooks/events/*/resend", POST),
     ("*/developers", GET),
     ("*/developers/roll-key", POST),

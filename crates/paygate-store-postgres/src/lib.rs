@@ -123,6 +123,8 @@ impl Backend for PostgresStore {
         (13, include_str!("../migrations/0013_console.sql")),
         (14, include_str!("../migrations/0014_console_overview.sql")),
         (15, include_str!("../migrations/0015_delivery_log.sql")),
+        (16, include_str!("../migrations/0016_open_orders_created.sql")),
+        (17, include_str!("../migrations/0017_endpoint_disabled.sql")),
     ];
     /// Held until the migration transaction ends: nodes starting together migrate one by one
     /// (the key is the one older versions took as a session lock, 0x0070_6179_6761_7465).

@@ -21,8 +21,18 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::oneshot;
 
 type Deliver = Box<dyn FnOnce(Result<()>) + Send>;
-/// A job gets `None` when its batch could not begin a transaction: it must then not run.
-type Job = Box<dyn FnOnce(Option<&mut SqliteTx>) -> (bool, Deliver) + Send>;
+/// A job gets `None` when its batch has no transaction (it could not begin, or SQLite rolled it back): it must
+/// then not run.
+type RunJob = Box<dyn FnOnce(Option<&mut SqliteTx>) -> (bool, Deliver) + Send>;
+
+/// A job for the writer. `atomic` jobs run inside a savepoint, so a failure undoes all they wrote; the others
+/// (`Access::Autocommit`: statements that are each safe alone, as PostgreSQL autocommits them) skip it — SQLite
+/// undoes a failed statement by itself, and the savepoint's two statements were a measurable part of an order
+/// create's time on the writer.
+struct Job {
+    atomic: bool,
+    run: RunJob,
+}
 
 /// Jobs committed together at most; bounds the latency one batch adds.
 const MAX_BATCH: usize = 256;
@@ -95,18 +105,19 @@ impl Db {
         })
     }
 
-    /// Runs `job` on the single writer inside a transaction; resolves after the commit.
-    pub async fn write<T, F>(&self, job: F) -> Result<T>
+    /// Runs `job` on the single writer inside a transaction (and, when `atomic`, its own savepoint); resolves
+    /// after the commit.
+    pub async fn write<T, F>(&self, atomic: bool, job: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'a> FnOnce(&'a mut dyn Tx) -> TxFuture<'a, T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn: Option<&mut SqliteTx>| {
+        let run: RunJob = Box::new(move |conn: Option<&mut SqliteTx>| {
             let result = match conn {
                 Some(conn) => run_now(job(conn)),
                 // BEGIN IMMEDIATE fails when the file is locked past busy_timeout or unwritable.
-                None => Err(Problem::unavailable("sqlite: could not begin a transaction")),
+                None => Err(Problem::unavailable("sqlite: the write batch has no transaction")),
             };
             let ok = result.is_ok();
             let deliver: Deliver = Box::new(move |commit| {
@@ -115,6 +126,7 @@ impl Db {
             (ok, deliver)
         });
         self.queued.fetch_add(1, Ordering::Relaxed);
+        let job = Job { atomic, run };
         let sent = self.writer.lock().map_err(|_| Problem::internal("sqlite writer lock poisoned"))?.send(job);
         if sent.is_err() {
             self.queued.fetch_sub(1, Ordering::Relaxed);
@@ -173,27 +185,41 @@ fn writer_loop(mut conn: SqliteTx, rx: mpsc::Receiver<Job>, queued: &AtomicUsize
             }
         }
         queued.fetch_sub(batch.len(), Ordering::Relaxed);
-        let began = conn.0.execute_batch("BEGIN IMMEDIATE").map_err(sql_err);
+        let began = control(&conn, "BEGIN IMMEDIATE");
         let mut delivers = Vec::with_capacity(batch.len());
-        for job in batch {
-            if began.is_err() {
-                delivers.push(job(None).1);
+        for Job { atomic, run } in batch {
+            // No transaction (BEGIN failed, or SQLite rolled the whole batch back itself on a full disk or an I/O
+            // error): the job must not run, or its writes would commit alone while it is told the batch failed.
+            if began.is_err() || conn.0.is_autocommit() {
+                delivers.push(run(None).1);
                 continue;
             }
-            let _ = conn.0.execute_batch("SAVEPOINT job");
-            let (ok, deliver) = job(Some(&mut conn));
-            let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-            let _ = conn.0.execute_batch(end);
+            if atomic {
+                let _ = control(&conn, "SAVEPOINT job");
+            }
+            let (ok, deliver) = run(Some(&mut conn));
+            if atomic && !ok {
+                let _ = control(&conn, "ROLLBACK TO job");
+            }
+            if atomic {
+                let _ = control(&conn, "RELEASE job");
+            }
             delivers.push(deliver);
         }
-        let committed = began.and_then(|_| conn.0.execute_batch("COMMIT").map_err(sql_err));
+        let committed = began.and_then(|_| control(&conn, "COMMIT"));
         if committed.is_err() {
-            let _ = conn.0.execute_batch("ROLLBACK");
+            let _ = control(&conn, "ROLLBACK");
         }
         for deliver in delivers {
             deliver(committed.clone());
         }
     }
+}
+
+/// A transaction-control statement from the connection's statement cache (`execute_batch` parsed it anew each
+/// time: several per order create on the writer).
+fn control(conn: &SqliteTx, sql: &str) -> Result<()> {
+    conn.0.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(sql_err)
 }
 
 /// `$N` → `?N`: SQLite's explicitly numbered placeholders bind like PostgreSQL's.

@@ -44,12 +44,15 @@ impl Backend for SqliteStore {
         (14, include_str!("../migrations/0014_console.sql")),
         (15, include_str!("../migrations/0015_console_overview.sql")),
         (16, include_str!("../migrations/0016_delivery_log.sql")),
+        (17, include_str!("../migrations/0017_late_refunded.sql")),
+        (18, include_str!("../migrations/0018_endpoint_disabled.sql")),
     ];
     // BEGIN IMMEDIATE takes the database's write lock: other processes wait for it.
     const MIGRATION_LOCK: Option<&'static str> = None;
 
     /// Reads on a reader connection; writes, autocommitted or not, on the single writer (one
-    /// writer means a lone statement gains nothing from skipping the transaction).
+    /// writer means a lone statement gains nothing from skipping the transaction, only from skipping its
+    /// savepoint).
     async fn run<T, F>(&self, access: Access, job: F) -> Result<T>
     where
         T: Send + 'static,
@@ -57,7 +60,8 @@ impl Backend for SqliteStore {
     {
         match access {
             Access::Read => self.db.read(job).await,
-            Access::Write | Access::Autocommit => self.db.write(job).await,
+            Access::Write => self.db.write(true, job).await,
+            Access::Autocommit => self.db.write(false, job).await,
         }
     }
 

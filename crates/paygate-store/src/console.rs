@@ -1,12 +1,13 @@
 //! The merchant console's users, sessions and audit log (PostgreSQL 0013 / SQLite 0014), written once for both
 //! databases. A session is found by the SHA-256 of its cookie token; whether it is still alive (idle and absolute
 //! expiry) is decided by the conditional UPDATE that moves `last_seen`, never by a read before it. An audit entry
-//! of a change paygate makes itself (a user created, a refund reserved) is written by that change's transaction.
+//! of a change paygate makes itself (a user created, a refund reserved, a sandbox charge paid; a key rolled, the
+//! public key or a fee rate set — `transactions.rs`, `pos.rs`) is written by that change's transaction.
 
 use crate::rows::{scoped, with, RowLike, SqlParam};
 use crate::sql::{job, Tx};
-use crate::transactions::{load_order, reserve_refund_tx};
-use crate::{RefundRequest, Result};
+use crate::transactions::{load_order, reserve_refund_tx, settle_charge_tx};
+use crate::{ChargeOutcome, RefundRequest, Result, SettledCharge};
 use async_trait::async_trait;
 use paygate_domain::events::Event;
 use paygate_domain::{objects, Mode, Order, Problem, Refund, Scope};
@@ -140,8 +141,9 @@ pub trait ConsoleStore: Send + Sync {
         limits: SessionLimits,
         audit: &AuditEntry,
     ) -> Result<()>;
-    /// The session if it is alive at `now` and its user is enabled, its `last_seen` moved to `now` by the same
-    /// conditional UPDATE that decides it is alive; an expired session is deleted.
+    /// The session if it is alive at `now` and its user is enabled. One used within the last minute is read
+    /// (`last_seen` as stored); otherwise its `last_seen` is moved to `now` by the same conditional UPDATE that
+    /// decides it is alive, and an expired session is deleted.
     async fn touch_console_session(
         &self,
         token_hash: &[u8],
@@ -163,6 +165,16 @@ pub trait ConsoleStore: Send + Sync {
         request: &RefundRequest,
         audit: &AuditEntry,
     ) -> Result<Refund>;
+    /// [`crate::Store::settle_charge`] with `audit` written in the same transaction when the charge settles (not
+    /// when it was no longer pending); the entry's `before` is the charge's order and status as read under the
+    /// order's row lock, its `after` the settled charge's status and transaction number.
+    async fn settle_charge_audited(
+        &self,
+        scope: &Scope,
+        charge_id: &str,
+        outcome: &ChargeOutcome,
+        audit: &AuditEntry,
+    ) -> Result<SettledCharge>;
     /// The id of the order with this merchant order number (the scope's unique key).
     async fn order_id_by_merchant_no(&self, scope: &Scope, merchant_order_no: &str) -> Result<Option<String>>;
     /// The scope's events about any of `object_ids` (an order, its charges and refunds), newest first, at most
@@ -201,6 +213,24 @@ fn session_sql() -> &'static str {
         "SELECT {USER_COLUMNS}, s.csrf_token, s.created, s.last_seen FROM console_sessions s \
          JOIN console_users u ON u.id = s.user_id WHERE s.token_hash = $1 AND NOT u.disabled"
     )
+}
+
+/// [`session_sql`] of a session used since `$2` and made after `$3`: alive, and touched recently enough.
+fn fresh_session_sql() -> &'static str {
+    crate::sql::once_sql!(
+        "SELECT {USER_COLUMNS}, s.csrf_token, s.created, s.last_seen FROM console_sessions s \
+         JOIN console_users u ON u.id = s.user_id WHERE s.token_hash = $1 AND NOT u.disabled \
+         AND s.last_seen > $2 AND s.created > $3"
+    )
+}
+
+/// A session used within the last minute is answered from a read, so most page views write nothing (on
+/// PostgreSQL the write's commit was most of a page's time). `last_seen` then lags by at most this much: idle
+/// expiry can come up to a minute early, never late, and the absolute bound is exact.
+const TOUCH_EVERY: i64 = 60;
+
+fn session_row(r: &dyn RowLike) -> Result<ConsoleSession> {
+    Ok(ConsoleSession { user: user_row(r)?, csrf_token: r.text(7)?, created: r.int(8)?, last_seen: r.int(9)? })
 }
 
 fn audit_sql(cursor: bool) -> &'static str {
@@ -349,21 +379,24 @@ impl<B: crate::Backend> ConsoleStore for B {
                 SqlParam::Int(now.saturating_sub(limits.absolute)),
             ],
         );
+        let recent = with(
+            key.clone(),
+            [
+                SqlParam::Int(now.saturating_sub(TOUCH_EVERY.min(limits.idle))),
+                SqlParam::Int(now.saturating_sub(limits.absolute)),
+            ],
+        );
+        let fresh = job!(self, Read, [recent], |tx| { tx.query_opt(fresh_session_sql(), &recent, session_row).await })?;
+        if fresh.is_some() {
+            return Ok(fresh);
+        }
         job!(self, Write, [], |tx| {
             if tx.exec(TOUCH, &touch).await? != 1 {
                 // Expired (or unknown): an expired row is of no further use to anyone.
                 tx.exec(DROP_SESSION, &key).await?;
                 return Ok(None);
             }
-            tx.query_opt(session_sql(), &key, |r| {
-                Ok(ConsoleSession {
-                    user: user_row(r)?,
-                    csrf_token: r.text(7)?,
-                    created: r.int(8)?,
-                    last_seen: r.int(9)?,
-                })
-            })
-            .await
+            tx.query_opt(session_sql(), &key, session_row).await
         })
     }
 
@@ -413,6 +446,26 @@ impl<B: crate::Backend> ConsoleStore for B {
             audit.after = Some(json!({ "order": order_money(&after), "refund": objects::refund(&refund) }));
             insert_audit(tx, &audit).await?;
             Ok(refund)
+        })
+    }
+
+    async fn settle_charge_audited(
+        &self,
+        scope: &Scope,
+        charge_id: &str,
+        outcome: &ChargeOutcome,
+        audit: &AuditEntry,
+    ) -> Result<SettledCharge> {
+        job!(self, Write, [scope, charge_id, outcome, audit], |tx| {
+            let (settled, before) = settle_charge_tx(tx, &scope, &charge_id, &outcome).await?;
+            if let SettledCharge::Settled { charge, .. } = &settled {
+                let mut audit = audit;
+                audit.before = Some(json!({ "order": before.order_id, "status": before.status.as_str() }));
+                audit.after =
+                    Some(json!({ "status": charge.status.as_str(), "transaction_no": charge.transaction_no }));
+                insert_audit(tx, &audit).await?;
+            }
+            Ok(settled)
         })
     }
 

@@ -1,8 +1,10 @@
 //! The console's webhook delivery log: the deliveries of one app and mode, newest first, optionally of one endpoint
-//! and in one status. Read per endpoint (an app has few) and merged, so each query walks one endpoint's deliveries
-//! from the cursor down and stops at the page size.
+//! and in one status, each with its latest attempt, read by one query. The mode's endpoints are few and each one's
+//! deliveries are walked newest first on `deliveries_endpoint_seq` (endpoint_id, seq) only as deep as one page: a
+//! correlated subquery finds the seq of the endpoint's `limit`-th newest match, so the merge sorts at most
+//! endpoints × page rows however long the history is.
 
-use crate::outbox::{self, Attempt};
+use crate::outbox::Attempt;
 use crate::rows::{RowLike, SqlParam};
 use crate::sql::job;
 use crate::Result;
@@ -45,18 +47,40 @@ pub trait DeliveryLogStore: Send + Sync {
     async fn delivery_log(&self, scope: &Scope, filter: &DeliveryLogFilter, limit: i64) -> Result<Vec<DeliveryLogRow>>;
 }
 
-const SCOPE_ENDPOINTS: &str = "SELECT id FROM webhook_endpoints WHERE app_id = $1 AND livemode = $2 ORDER BY seq";
-/// $1 app, $2 livemode, $3 endpoint, $4 before seq, $5 limit, [$6 status].
-fn log_sql(with_status: bool) -> &'static str {
-    const BASE: &str = "SELECT d.seq, d.event_id, e.type, d.endpoint_id, d.status, d.attempts, d.created \
-        FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id \
-        JOIN events e ON e.id = d.event_id AND e.created = d.event_created \
-        WHERE w.app_id = $1 AND w.livemode = $2 AND d.endpoint_id = $3 AND d.seq < $4";
-    if with_status {
-        crate::sql::once_sql!("{BASE} AND d.status = $6 ORDER BY d.seq DESC LIMIT $5")
-    } else {
-        crate::sql::once_sql!("{BASE} ORDER BY d.seq DESC LIMIT $5")
+/// The query and its parameters: `$1` app, `$2` livemode, `$3` before seq, `$4` limit, `$5` limit - 1, then the
+/// status and the endpoint when filtered.
+fn log_query(scope: &Scope, filter: &DeliveryLogFilter, limit: i64) -> (String, Vec<SqlParam>) {
+    let mut params = vec![
+        SqlParam::Text(scope.app_id.clone()),
+        SqlParam::Bool(scope.mode.is_live()),
+        SqlParam::Int(filter.before.unwrap_or(i64::MAX)),
+        SqlParam::Int(limit),
+        SqlParam::Int(limit - 1),
+    ];
+    let (mut of_status, mut deep_status, mut of_endpoint) = (String::new(), String::new(), String::new());
+    if let Some(status) = &filter.status {
+        params.push(SqlParam::Text(status.clone()));
+        of_status = format!(" AND d.status = ${}", params.len());
+        deep_status = format!(" AND x.status = ${}", params.len());
     }
+    if let Some(endpoint) = &filter.endpoint_id {
+        params.push(SqlParam::Text(endpoint.clone()));
+        of_endpoint = format!(" AND w.id = ${}", params.len());
+    }
+    let sql = format!(
+        "SELECT d.seq, d.event_id, e.type, d.endpoint_id, d.status, d.attempts, d.created, \
+         a.attempted_at, a.status_code, a.latency_ms, a.error, a.response_snippet \
+         FROM webhook_endpoints w \
+         JOIN deliveries d ON d.endpoint_id = w.id AND d.seq < $3{of_status} AND d.seq >= COALESCE(( \
+             SELECT x.seq FROM deliveries x WHERE x.endpoint_id = w.id AND x.seq < $3{deep_status} \
+             ORDER BY x.seq DESC LIMIT 1 OFFSET $5), 0) \
+         JOIN events e ON e.id = d.event_id AND e.created = d.event_created \
+         LEFT JOIN delivery_attempts a ON a.event_created = d.event_created AND a.seq = ( \
+             SELECT MAX(y.seq) FROM delivery_attempts y \
+             WHERE y.delivery_seq = d.seq AND y.event_created = d.event_created) \
+         WHERE w.app_id = $1 AND w.livemode = $2{of_endpoint} ORDER BY d.seq DESC LIMIT $4"
+    );
+    (sql, params)
 }
 
 fn log_row(r: &dyn RowLike) -> Result<DeliveryLogRow> {
@@ -68,7 +92,16 @@ fn log_row(r: &dyn RowLike) -> Result<DeliveryLogRow> {
         status: r.text(4)?,
         attempts: r.int(5)?,
         created: r.int(6)?,
-        last_attempt: None,
+        last_attempt: match r.opt_int(7)? {
+            None => None,
+            Some(attempted_at) => Some(Attempt {
+                attempted_at,
+                status_code: r.opt_int(8)?,
+                latency_ms: r.int(9)?,
+                error: r.opt_text(10)?,
+                response_snippet: r.opt_text(11)?,
+            }),
+        },
     })
 }
 
@@ -76,30 +109,7 @@ fn log_row(r: &dyn RowLike) -> Result<DeliveryLogRow> {
 impl<B: crate::Backend> DeliveryLogStore for B {
     async fn delivery_log(&self, scope: &Scope, filter: &DeliveryLogFilter, limit: i64) -> Result<Vec<DeliveryLogRow>> {
         let limit = limit.clamp(1, MAX_LOG_PAGE);
-        let scope_params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
-        let filter = filter.clone();
-        job!(self, Read, [], |tx| {
-            let endpoints = match &filter.endpoint_id {
-                Some(id) => vec![id.clone()],
-                None => tx.query(SCOPE_ENDPOINTS, &scope_params, |r| r.text(0)).await?,
-            };
-            let mut rows = Vec::new();
-            for endpoint in endpoints {
-                let mut params = scope_params.clone();
-                params.push(SqlParam::Text(endpoint));
-                params.push(SqlParam::Int(filter.before.unwrap_or(i64::MAX)));
-                params.push(SqlParam::Int(limit));
-                params.extend(filter.status.clone().map(SqlParam::Text));
-                rows.extend(tx.query(log_sql(filter.status.is_some()), &params, log_row).await?);
-            }
-            rows.sort_by_key(|r| std::cmp::Reverse(r.seq));
-            rows.truncate(usize::try_from(limit).unwrap_or(0));
-            for row in &mut rows {
-                let attempts =
-                    tx.query(outbox::ATTEMPTS_OF_DELIVERY, &[SqlParam::Int(row.seq)], outbox::attempt).await?;
-                row.last_attempt = attempts.into_iter().last();
-            }
-            Ok(rows)
-        })
+        let (sql, params) = log_query(scope, filter, limit);
+        job!(self, Read, [], |tx| { tx.query(&sql, &params, log_row).await })
     }
 }

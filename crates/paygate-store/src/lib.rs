@@ -198,9 +198,23 @@ pub trait Store:
     async fn find_api_key(&self, key_hash: &[u8], now: i64) -> Result<Option<KeyOwner>>;
     /// In one transaction: the app's keys of `key.mode` that are still valid at
     /// `old_keys_expire` now expire then (an earlier expiry is kept, never extended), and `key`
-    /// is added, not expiring. False when the app does not exist.
-    async fn roll_api_key(&self, app_id: &str, key: &ApiKeyRecord, old_keys_expire: i64) -> Result<bool>;
-    async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool>;
+    /// is added, not expiring. False when the app does not exist. A console roll passes its `audit` entry, written
+    /// by the same transaction (`/v1` and the CLI pass `None`).
+    async fn roll_api_key(
+        &self,
+        app_id: &str,
+        key: &ApiKeyRecord,
+        old_keys_expire: i64,
+        audit: Option<&console::AuditEntry>,
+    ) -> Result<bool>;
+    /// False when the app does not exist. With `audit` (the console's), the entry is written in the same
+    /// transaction, its `before` the key replaced as read there under the app's row lock.
+    async fn set_app_public_key(
+        &self,
+        app_id: &str,
+        pem: Option<&str>,
+        audit: Option<&console::AuditEntry>,
+    ) -> Result<bool>;
     async fn set_app_late_payment(&self, app_id: &str, policy: LatePayment) -> Result<bool>;
     async fn app(&self, app_id: &str) -> Result<Option<App>>;
 
@@ -256,9 +270,22 @@ pub trait Store:
         created: &CreatedRange,
         paging: &Paging,
     ) -> Result<Page<Event>>;
-    async fn create_endpoint(&self, endpoint: &NewEndpoint) -> Result<()>;
+    /// With a console `audit` entry, written by the same transaction (its `object_id` and `after` filled here).
+    async fn create_endpoint(&self, endpoint: &NewEndpoint, audit: Option<&console::AuditEntry>) -> Result<()>;
     async fn endpoints(&self, scope: &Scope) -> Result<Vec<Endpoint>>;
-    async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<bool>;
+    /// False when the scope has no such endpoint; its pending deliveries are failed, and `audit` (its `before`
+    /// filled here) written, by the same transaction.
+    async fn delete_endpoint(&self, scope: &Scope, id: &str, audit: Option<&console::AuditEntry>) -> Result<bool>;
+    /// Disables or enables the scope's endpoint in one transaction (disabling fails its pending deliveries); the
+    /// endpoint as it now is, `None` when there is none. `audit` (`before`/`after` filled here) is written only
+    /// when the state changed.
+    async fn set_endpoint_disabled(
+        &self,
+        scope: &Scope,
+        id: &str,
+        disabled: bool,
+        audit: Option<&console::AuditEntry>,
+    ) -> Result<Option<Endpoint>>;
     /// Leases due deliveries as `claim` says (per-endpoint limit included); each goes to one
     /// claimer only, and deliveries of deleted endpoints are dropped, not claimed.
     async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DueDelivery>>;
@@ -269,8 +296,15 @@ pub trait Store:
     /// refunded yet: the worker's safety net for a crash between a late payment and its refund.
     async fn late_payments_to_refund(&self, limit: i64) -> Result<Vec<(Scope, String)>>;
     async fn deliveries(&self, scope: &Scope, event_id: &str) -> Result<Vec<DeliveryView>>;
-    /// Queues a new delivery of the event to every endpoint subscribed now; returns how many.
-    async fn resend_event(&self, scope: &Scope, event_id: &str, now: i64) -> Result<u64>;
+    /// Queues a new delivery of the event to every enabled endpoint subscribed now; returns how many. `audit`
+    /// (its `after` filled here) is written by the same transaction.
+    async fn resend_event(
+        &self,
+        scope: &Scope,
+        event_id: &str,
+        now: i64,
+        audit: Option<&console::AuditEntry>,
+    ) -> Result<u64>;
 
     async fn idempotency_begin(
         &self,

@@ -9,6 +9,7 @@ use paygate_domain::{Mode, Problem, Scope};
 use serde_json::Value;
 
 pub(crate) mod claim;
+pub(crate) mod endpoints;
 pub mod history;
 
 #[derive(Debug, Clone)]
@@ -29,6 +30,19 @@ pub struct Endpoint {
     pub livemode: bool,
     pub url: String,
     pub types: Option<Vec<String>>,
+    /// A disabled endpoint is kept but sent nothing until enabled again.
+    pub disabled: bool,
+}
+
+impl Endpoint {
+    /// `enabled` or `disabled`, as `/v1` shows it (Stripe's `status`).
+    pub fn status(&self) -> &'static str {
+        if self.disabled {
+            "disabled"
+        } else {
+            "enabled"
+        }
+    }
 }
 
 /// What a worker asks for when it claims deliveries.
@@ -114,12 +128,12 @@ pub fn new_event(scope: &Scope, kind: &str, object: Value, now: i64) -> Result<E
 pub const INSERT_EVENT: &str = "INSERT INTO events (id, app_id, livemode, created, type, data, object_id) \
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// One pending delivery per live endpoint of the event's app and mode that subscribes to it, in
-/// the event's month (`event_created` = the event's `created`, `$2`).
+/// One pending delivery per live, enabled endpoint of the event's app and mode that subscribes to it,
+/// in the event's month (`event_created` = the event's `created`, `$2`).
 pub const FAN_OUT: &str = "INSERT INTO deliveries \
     (event_id, endpoint_id, created, status, attempts, next_attempt_at, event_created) \
     SELECT $1, e.id, $2, 'pending', 0, $2, $2 FROM webhook_endpoints e \
-    WHERE e.app_id = $3 AND e.livemode = $4 AND NOT e.deleted \
+    WHERE e.app_id = $3 AND e.livemode = $4 AND NOT e.deleted AND NOT e.disabled \
     AND (e.all_events OR EXISTS (SELECT 1 FROM webhook_endpoint_events t WHERE t.endpoint_id = e.id AND t.type = $5))";
 
 /// The statements that record `event` and queue its deliveries, in the caller's transaction.
@@ -209,11 +223,11 @@ pub const INSERT_ENDPOINT: &str = "INSERT INTO webhook_endpoints \
     (id, app_id, livemode, created, url, secret, all_events) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub const INSERT_ENDPOINT_TYPE: &str = "INSERT INTO webhook_endpoint_events (endpoint_id, type) VALUES ($1, $2)";
 pub const ENDPOINT_TYPES: &str = "SELECT type FROM webhook_endpoint_events WHERE endpoint_id = $1 ORDER BY type";
-pub const LIST_ENDPOINTS: &str = "SELECT id, created, livemode, url, all_events FROM webhook_endpoints \
+pub const LIST_ENDPOINTS: &str = "SELECT id, created, livemode, url, all_events, disabled FROM webhook_endpoints \
     WHERE app_id = $1 AND livemode = $2 AND NOT deleted ORDER BY seq";
 pub const DELETE_ENDPOINT: &str =
     "UPDATE webhook_endpoints SET deleted = TRUE WHERE app_id = $1 AND livemode = $2 AND id = $3 AND NOT deleted";
-/// Deliveries still queued for a deleted endpoint are dropped with it.
+/// Deliveries still queued for a deleted or disabled endpoint are dropped with it.
 pub const DROP_ENDPOINT_DELIVERIES: &str =
     "UPDATE deliveries SET status = 'failed' WHERE endpoint_id = $1 AND status = 'pending'";
 
@@ -239,13 +253,13 @@ pub const DELIVERIES_OF_EVENT: &str =
     WHERE e.app_id = $1 AND e.livemode = $2 AND e.id = $3 ORDER BY d.seq";
 pub const ATTEMPTS_OF_DELIVERY: &str = "SELECT attempted_at, status_code, latency_ms, error, response_snippet \
     FROM delivery_attempts WHERE delivery_seq = $1 ORDER BY seq";
-/// A manual resend queues a fresh delivery for every endpoint that would receive the event now,
+/// A manual resend queues a fresh delivery for every enabled endpoint that would receive the event now,
 /// in the event's month. $1 event, $2 now, $3 app, $4 livemode, $5 type.
 pub const RESEND: &str = "INSERT INTO deliveries \
     (event_id, endpoint_id, created, status, attempts, next_attempt_at, event_created) \
     SELECT $1, e.id, $2, 'pending', 0, $2, v.created FROM webhook_endpoints e \
     JOIN events v ON v.id = $1 AND v.app_id = $3 AND v.livemode = $4 \
-    WHERE e.app_id = $3 AND e.livemode = $4 AND NOT e.deleted \
+    WHERE e.app_id = $3 AND e.livemode = $4 AND NOT e.deleted AND NOT e.disabled \
     AND (e.all_events OR EXISTS (SELECT 1 FROM webhook_endpoint_events t WHERE t.endpoint_id = e.id AND t.type = $5))";
 
 pub fn attempt_params(seq: i64, event_created: i64, a: &Attempt) -> Vec<SqlParam> {

@@ -2,6 +2,7 @@
 //! cache, fee rates, members and their wallets, and point-of-sale payment records. SQL is written
 //! here once for both backends.
 
+use crate::console::{insert_audit, AuditEntry};
 use crate::rows::{self, RowLike, SqlParam};
 use crate::sql::{job, vanished, Tx};
 use crate::transactions::{emit, load_order};
@@ -104,7 +105,9 @@ pub trait PosStore: Send + Sync {
     async fn remember_signature(&self, seen: &SeenSignature) -> Result<bool>;
     /// Forgets the signatures received before `before`; how many.
     async fn forget_signatures(&self, before: i64) -> Result<u64>;
-    async fn set_fee_rate(&self, scope: &Scope, family: &str, rate_bp: i64) -> Result<()>;
+    /// With `audit` (the console's), the entry is written in the same transaction, its `before` the rate replaced
+    /// as read there (`/v1` and the CLI pass `None`).
+    async fn set_fee_rate(&self, scope: &Scope, family: &str, rate_bp: i64, audit: Option<&AuditEntry>) -> Result<()>;
     async fn fee_rate(&self, scope: &Scope, family: &str) -> Result<Option<i64>>;
 
     /// Fails with a `Conflict` when the member number is taken in the scope.
@@ -368,9 +371,18 @@ impl<B: crate::Backend> PosStore for B {
         job!(self, Autocommit, [], |tx| { tx.exec(FORGET_SIGNATURES, &[SqlParam::Int(before)]).await })
     }
 
-    async fn set_fee_rate(&self, scope: &Scope, family: &str, rate_bp: i64) -> Result<()> {
+    async fn set_fee_rate(&self, scope: &Scope, family: &str, rate_bp: i64, audit: Option<&AuditEntry>) -> Result<()> {
         let params = rows::with(rows::scoped(scope, family), [SqlParam::Int(rate_bp)]);
-        job!(self, Autocommit, [], |tx| { tx.exec(SET_FEE_RATE, &params).await.map(|_| ()) })
+        let Some(mut audit) = audit.cloned() else {
+            return job!(self, Autocommit, [], |tx| { tx.exec(SET_FEE_RATE, &params).await.map(|_| ()) });
+        };
+        let key = rows::scoped(scope, family);
+        job!(self, Write, [], |tx| {
+            let before = tx.query_opt(&format!("{FEE_RATE} {}", tx.for_update()), &key, |r| r.int(0)).await?;
+            tx.exec(SET_FEE_RATE, &params).await?;
+            audit.before = Some(serde_json::json!({ "rate_bp": before }));
+            insert_audit(tx, &audit).await
+        })
     }
 
     async fn fee_rate(&self, scope: &Scope, family: &str) -> Result<Option<i64>> {

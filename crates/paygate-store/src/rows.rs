@@ -381,8 +381,8 @@ const REFUNDABLE: [&str; 3] = ["paid", "refunded", "paid_after_close"];
 /// literal), `paid=false&refunded=true` as `status = 'paid_after_close'` (the late payments'
 /// own index, instead of every refunded order read to find none), and a contradiction
 /// (`paid=true&canceled=true`) as `FALSE`, which reads nothing, instead of a scan for rows that
-/// cannot exist.
-fn status_condition(filter: &OrderFilter) -> Option<String> {
+/// cannot exist. `on` qualifies the column (`o.` when the orders are joined to their 知晓云 records).
+fn status_condition(filter: &OrderFilter, on: &str) -> Option<String> {
     let paid = |s: &str| matches!(s, "paid" | "refunded");
     let kept: Vec<&str> = STATUSES
         .into_iter()
@@ -395,8 +395,10 @@ fn status_condition(filter: &OrderFilter) -> Option<String> {
         // `refunded=true` alone: `has_refunds` already says it (and picks `orders_refunds_created`).
         some if filter.refunded == Some(true) && some == REFUNDABLE => None,
         [] => Some("FALSE".into()),
-        [one] => Some(format!("status = '{one}'")),
-        some => Some(format!("status IN ({})", some.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", "))),
+        [one] => Some(format!("{on}status = '{one}'")),
+        some => {
+            Some(format!("{on}status IN ({})", some.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")))
+        }
     }
 }
 
@@ -415,33 +417,65 @@ pub fn list_orders_query(
     cursor: Option<(i64, i64)>,
 ) -> (String, Vec<SqlParam>, bool) {
     let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
-    let mut sql = String::from("app_id = $1 AND livemode = $2");
+    // Filtered by merchandise, the 知晓云 records drive: `hserve_orders_merchandise` (scope, merchandise,
+    // created, seq) holds a merchandise's records newest first, and each record keeps its order's `(created,
+    // seq)`, so the scope, the window, the cursor and the order are all said on the record (`h.`). The order
+    // is joined (by `CROSS JOIN`, which fixes that order on SQLite) only when its own columns are filtered.
+    // Every field named (no `..`): a new filter must be placed on the record or the order here to compile.
+    let OrderFilter {
+        uid,
+        receipt_app,
+        service_app,
+        paid: _,
+        refunded,
+        canceled: _,
+        created: _,
+        merchandise_record_id,
+    } = filter;
+    let by_record = merchandise_record_id.is_some();
+    let order_filtered = uid.is_some()
+        || receipt_app.is_some()
+        || service_app.is_some()
+        || refunded.is_some()
+        || status_condition(filter, "").is_some();
+    let (from, at, on) = match (by_record, order_filtered) {
+        (false, _) => ("orders", "", ""),
+        (true, false) => ("hserve_orders h", "h.", ""),
+        (true, true) => ("hserve_orders h CROSS JOIN orders o", "h.", "o."),
+    };
+    let mut sql = format!("{at}app_id = $1 AND {at}livemode = $2");
+    if by_record && order_filtered {
+        sql.push_str(" AND o.id = h.order_id");
+    }
     let mut push = |clause: &str, p: SqlParam, sql: &mut String| {
         params.push(p);
         sql.push_str(&format!(" AND {clause} ${}", params.len()));
     };
+    if let Some(v) = &filter.merchandise_record_id {
+        push("h.merchandise_record_id =", SqlParam::Text(v.clone()), &mut sql);
+    }
     if let Some(v) = &filter.uid {
-        push("uid =", SqlParam::Text(v.clone()), &mut sql);
+        push(&format!("{on}uid ="), SqlParam::Text(v.clone()), &mut sql);
     }
     if let Some(v) = &filter.receipt_app {
-        push("receipt_app =", SqlParam::Text(v.clone()), &mut sql);
+        push(&format!("{on}receipt_app ="), SqlParam::Text(v.clone()), &mut sql);
     }
     if let Some(v) = &filter.service_app {
-        push("service_app =", SqlParam::Text(v.clone()), &mut sql);
+        push(&format!("{on}service_app ="), SqlParam::Text(v.clone()), &mut sql);
     }
-    if let Some(status) = status_condition(filter) {
+    if let Some(status) = status_condition(filter, on) {
         sql.push_str(&format!(" AND {status}"));
     }
     // A literal, not a bound boolean, for the same reason as the status (`orders_refunds_created`).
     match filter.refunded {
-        Some(true) => sql.push_str(" AND has_refunds"),
-        Some(false) => sql.push_str(" AND NOT has_refunds"),
+        Some(true) => sql.push_str(&format!(" AND {on}has_refunds")),
+        Some(false) => sql.push_str(&format!(" AND NOT {on}has_refunds")),
         None => {}
     }
     let c = &filter.created;
     for (op, v) in [(">", c.gt), (">=", c.gte), ("<", c.lt), ("<=", c.lte)] {
         if let Some(v) = v {
-            push(&format!("created {op}"), SqlParam::Int(v), &mut sql);
+            push(&format!("{at}created {op}"), SqlParam::Int(v), &mut sql);
         }
     }
     let mut reversed = false;
@@ -456,19 +490,24 @@ pub fn list_orders_query(
                 let op = if ending_before.is_some() { ">" } else { "<" };
                 params.extend([SqlParam::Int(created), SqlParam::Int(seq)]);
                 let n = params.len();
-                sql.push_str(&format!(" AND (created, seq) {op} (${}, ${n})", n - 1));
+                sql.push_str(&format!(" AND ({at}created, {at}seq) {op} (${}, ${n})", n - 1));
             }
             reversed = ending_before.is_some();
             params.push(SqlParam::Int(limit + 1));
             (if reversed { "ORDER BY created ASC, seq ASC" } else { NEWEST_FIRST }, format!("LIMIT ${}", params.len()))
         }
     };
+    let inner_order = match at {
+        "" => order.to_string(),
+        _ => order.replace("created", &format!("{at}created")).replace("seq", &format!("{at}seq")),
+    };
     // The page's `seq`s are found from the index alone — every filter's column is in the list
     // indexes (`INCLUDE (status, has_refunds)` on PostgreSQL, trailing columns on SQLite), so
     // rows a filter refuses and rows an offset skips are never read from the table — and only
     // the page's own rows are then read whole, by primary key.
     let sql = format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE seq IN (SELECT seq FROM orders WHERE {sql} {order} {page}) {order}"
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE seq IN (SELECT {at}seq FROM {from} WHERE {sql} {inner_order} \
+         {page}) {order}"
     );
     (sql, params, reversed)
 }

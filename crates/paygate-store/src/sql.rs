@@ -31,9 +31,9 @@ pub enum Access {
     /// discarded if the job is dropped half-way); SQLite: a savepoint in the single writer's
     /// batch, answered after the batch's COMMIT.
     Write,
-    /// Writes that need no atomicity between their statements (one statement, or statements
-    /// that are each safe alone). PostgreSQL autocommits each, saving BEGIN/COMMIT round trips;
-    /// SQLite runs them on the writer like any write.
+    /// Writes that need no atomicity between their statements: at most one write statement (reads around it
+    /// are fine), so a failure leaves nothing half done. PostgreSQL autocommits each statement, saving
+    /// BEGIN/COMMIT round trips; SQLite runs them in the writer's batch without a savepoint of their own.
     Autocommit,
 }
 

@@ -46,6 +46,71 @@ pub(crate) async fn pending_charges(tx: &mut dyn Tx, scope: &Scope, order_id: &s
     tx.query(&sql, &scoped(scope, order_id), rows::charge).await
 }
 
+/// [`Store::settle_charge`]'s transaction, with the charge as read under the order's lock (what an audited
+/// settlement shows as `before`).
+pub(crate) async fn settle_charge_tx(
+    tx: &mut dyn Tx,
+    scope: &Scope,
+    charge_id: &str,
+    outcome: &ChargeOutcome,
+) -> Result<(SettledCharge, Charge)> {
+    let charge = load_charge(tx, scope, charge_id).await?;
+    let charge = charge.ok_or_else(|| Problem::not_found("charge", charge_id))?;
+    // Lock the order first, as cancel and refunds do, then read the charge under it.
+    let order = load_order(tx, scope, &charge.order_id, true).await?;
+    let order = order.ok_or_else(|| Problem::internal("charge without order"))?;
+    let locked = load_charge(tx, scope, charge_id).await?.ok_or_else(|| vanished("charge"))?;
+    let charge = &locked;
+    let settlement = plan_settlement(&order, charge, matches!(outcome, ChargeOutcome::Succeeded { .. }))?;
+    let order_key = scoped(scope, &order.id);
+    match (&settlement, outcome) {
+        (SettleDecision::NotPending, _) => return Ok((SettledCharge::NotPending(locked.clone()), locked)),
+        (SettleDecision::Failed, ChargeOutcome::Failed { code, message }) => {
+            let set = [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())];
+            tx.exec(rows::CHARGE_FAILED, &with(scoped(scope, charge_id), set)).await?;
+        }
+        (
+            SettleDecision::Paid | SettleDecision::PaidAfterClose,
+            ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement: money },
+        ) => {
+            let set = [
+                SqlParam::Text(transaction_no.clone()),
+                SqlParam::Int(*time_paid),
+                SqlParam::OptText(notification.as_ref().map(|n| n.to_string())),
+                SqlParam::OptText(money.as_ref().map(|n| n.to_string())),
+            ];
+            let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
+            let order_sql = if settlement == SettleDecision::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
+            if tx.exec(rows::CHARGE_SUCCEEDED, &with(scoped(scope, charge_id), set)).await? != 1
+                || tx.exec(order_sql, &with(order_key.clone(), paid)).await? != 1
+            {
+                return Err(Problem::internal("settlement lost under the order lock"));
+            }
+            let other = [SqlParam::Text(charge_id.to_string())];
+            tx.exec(rows::CLOSE_OTHER_PENDING, &with(order_key, other)).await?;
+        }
+        _ => return Err(Problem::internal("settlement does not match the outcome")),
+    }
+    let charge = load_charge(tx, scope, charge_id).await?.ok_or_else(|| vanished("charge"))?;
+    let order = load_order(tx, scope, &charge.order_id, false).await?.ok_or_else(|| vanished("order"))?;
+    let now = charge.time_paid.unwrap_or(charge.created);
+    if settlement == SettleDecision::Paid {
+        // As Ping++ sends it: with its (still empty) refund list, not null.
+        let no_refunds = Page { data: Vec::new(), has_more: false };
+        emit(tx, scope, ev::CHARGE_SUCCEEDED, objects::charge(&charge, Some(&no_refunds)), now).await?;
+    }
+    let kind = match settlement {
+        SettleDecision::Paid => Some(ev::ORDER_SUCCEEDED),
+        SettleDecision::PaidAfterClose => Some(ev::ORDER_PAID_AFTER_CLOSE),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        let object = order_object(tx, scope, order.clone()).await?;
+        emit(tx, scope, kind, object, now).await?;
+    }
+    Ok((SettledCharge::Settled { charge, order }, locked))
+}
+
 /// A new order, or the duplicate naming the order that holds its merchant_order_no: the only
 /// conflict that is a duplicate (any other failure, such as a taken id, is an error).
 pub(crate) async fn insert_order_row(tx: &mut dyn Tx, order: &Order) -> Result<()> {
@@ -230,7 +295,14 @@ impl<B: Backend> Store for B {
         })
     }
 
-    async fn roll_api_key(&self, app_id: &str, key: &ApiKeyRecord, old_keys_expire: i64) -> Result<bool> {
+    async fn roll_api_key(
+        &self,
+        app_id: &str,
+        key: &ApiKeyRecord,
+        old_keys_expire: i64,
+        audit: Option<&console::AuditEntry>,
+    ) -> Result<bool> {
+        let audit = audit.cloned();
         job!(self, Write, [app_id, key], |tx| {
             let app = [SqlParam::Text(app_id.clone())];
             if tx.query_opt("SELECT id FROM apps WHERE id = $1", &app, |r| r.text(0)).await?.is_none() {
@@ -240,14 +312,38 @@ impl<B: Backend> Store for B {
                 [SqlParam::Text(app_id.clone()), SqlParam::Bool(key.mode.is_live()), SqlParam::Int(old_keys_expire)];
             tx.exec(EXPIRE_KEYS, &expire).await?;
             insert_key(tx, &app_id, &key).await?;
+            if let Some(audit) = &audit {
+                console::insert_audit(tx, audit).await?;
+            }
             Ok(true)
         })
     }
 
-    async fn set_app_public_key(&self, app_id: &str, pem: Option<&str>) -> Result<bool> {
+    async fn set_app_public_key(
+        &self,
+        app_id: &str,
+        pem: Option<&str>,
+        audit: Option<&console::AuditEntry>,
+    ) -> Result<bool> {
         let params = [SqlParam::OptText(pem.map(str::to_string)), SqlParam::Text(app_id.to_string())];
-        job!(self, Autocommit, [], |tx| {
-            Ok(tx.exec("UPDATE apps SET public_key_pem = $1 WHERE id = $2", &params).await? == 1)
+        let Some(mut audit) = audit.cloned() else {
+            return job!(self, Autocommit, [], |tx| {
+                Ok(tx.exec("UPDATE apps SET public_key_pem = $1 WHERE id = $2", &params).await? == 1)
+            });
+        };
+        let app = [SqlParam::Text(app_id.to_string())];
+        job!(self, Write, [], |tx| {
+            // The row lock makes `before` the key this UPDATE replaces, even with another change racing it.
+            let sql = format!("SELECT public_key_pem FROM apps WHERE id = $1 {}", tx.for_update());
+            let Some(before) = tx.query_opt(&sql, &app, |r| r.opt_text(0)).await? else {
+                return Ok(false);
+            };
+            if tx.exec("UPDATE apps SET public_key_pem = $1 WHERE id = $2", &params).await? != 1 {
+                return Err(vanished("app"));
+            }
+            audit.before = Some(serde_json::json!({ "public_key_pem": before }));
+            console::insert_audit(tx, &audit).await?;
+            Ok(true)
         })
     }
 
@@ -379,61 +475,7 @@ impl<B: Backend> Store for B {
 
     async fn settle_charge(&self, scope: &Scope, charge_id: &str, outcome: &ChargeOutcome) -> Result<SettledCharge> {
         job!(self, Write, [scope, charge_id, outcome], |tx| {
-            let charge = load_charge(tx, &scope, &charge_id).await?;
-            let charge = charge.ok_or_else(|| Problem::not_found("charge", &charge_id))?;
-            // Lock the order first, as cancel and refunds do, then read the charge under it.
-            let order = load_order(tx, &scope, &charge.order_id, true).await?;
-            let order = order.ok_or_else(|| Problem::internal("charge without order"))?;
-            let charge = load_charge(tx, &scope, &charge_id).await?.ok_or_else(|| vanished("charge"))?;
-            let settlement = plan_settlement(&order, &charge, matches!(outcome, ChargeOutcome::Succeeded { .. }))?;
-            let order_key = scoped(&scope, &order.id);
-            match (&settlement, &outcome) {
-                (SettleDecision::NotPending, _) => return Ok(SettledCharge::NotPending(charge)),
-                (SettleDecision::Failed, ChargeOutcome::Failed { code, message }) => {
-                    let set = [SqlParam::Text(code.clone()), SqlParam::Text(message.clone())];
-                    tx.exec(rows::CHARGE_FAILED, &with(scoped(&scope, &charge_id), set)).await?;
-                }
-                (
-                    SettleDecision::Paid | SettleDecision::PaidAfterClose,
-                    ChargeOutcome::Succeeded { transaction_no, time_paid, notification, settlement: money },
-                ) => {
-                    let set = [
-                        SqlParam::Text(transaction_no.clone()),
-                        SqlParam::Int(*time_paid),
-                        SqlParam::OptText(notification.as_ref().map(|n| n.to_string())),
-                        SqlParam::OptText(money.as_ref().map(|n| n.to_string())),
-                    ];
-                    let paid = [SqlParam::Int(charge.amount.fen()), SqlParam::Int(*time_paid)];
-                    let order_sql =
-                        if settlement == SettleDecision::Paid { rows::ORDER_PAID } else { rows::ORDER_PAID_LATE };
-                    if tx.exec(rows::CHARGE_SUCCEEDED, &with(scoped(&scope, &charge_id), set)).await? != 1
-                        || tx.exec(order_sql, &with(order_key.clone(), paid)).await? != 1
-                    {
-                        return Err(Problem::internal("settlement lost under the order lock"));
-                    }
-                    let other = [SqlParam::Text(charge_id.clone())];
-                    tx.exec(rows::CLOSE_OTHER_PENDING, &with(order_key, other)).await?;
-                }
-                _ => return Err(Problem::internal("settlement does not match the outcome")),
-            }
-            let charge = load_charge(tx, &scope, &charge_id).await?.ok_or_else(|| vanished("charge"))?;
-            let order = load_order(tx, &scope, &charge.order_id, false).await?.ok_or_else(|| vanished("order"))?;
-            let now = charge.time_paid.unwrap_or(charge.created);
-            if settlement == SettleDecision::Paid {
-                // As Ping++ sends it: with its (still empty) refund list, not null.
-                let no_refunds = Page { data: Vec::new(), has_more: false };
-                emit(tx, &scope, ev::CHARGE_SUCCEEDED, objects::charge(&charge, Some(&no_refunds)), now).await?;
-            }
-            let kind = match settlement {
-                SettleDecision::Paid => Some(ev::ORDER_SUCCEEDED),
-                SettleDecision::PaidAfterClose => Some(ev::ORDER_PAID_AFTER_CLOSE),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                let object = order_object(tx, &scope, order.clone()).await?;
-                emit(tx, &scope, kind, object, now).await?;
-            }
-            Ok(SettledCharge::Settled { charge, order })
+            Ok(settle_charge_tx(tx, &scope, &charge_id, &outcome).await?.0)
         })
     }
 
@@ -528,53 +570,34 @@ impl<B: Backend> Store for B {
         })
     }
 
-    async fn create_endpoint(&self, endpoint: &NewEndpoint) -> Result<()> {
-        job!(self, Write, [endpoint], |tx| {
-            let e = endpoint;
-            let row = [
-                SqlParam::Text(e.id.clone()),
-                SqlParam::Text(e.scope.app_id.clone()),
-                SqlParam::Bool(e.scope.mode.is_live()),
-                SqlParam::Int(e.created),
-                SqlParam::Text(e.url.clone()),
-                SqlParam::Text(e.secret.clone()),
-                SqlParam::Bool(e.types.is_none()),
-            ];
-            tx.exec(outbox::INSERT_ENDPOINT, &row).await?;
-            for t in e.types.iter().flatten() {
-                tx.exec(outbox::INSERT_ENDPOINT_TYPE, &[SqlParam::Text(e.id.clone()), SqlParam::Text(t.clone())])
-                    .await?;
-            }
-            Ok(())
-        })
+    async fn create_endpoint(&self, endpoint: &NewEndpoint, audit: Option<&console::AuditEntry>) -> Result<()> {
+        let audit = audit.cloned();
+        job!(self, Write, [endpoint, audit], |tx| { outbox::endpoints::create(tx, &endpoint, audit).await })
     }
 
     async fn endpoints(&self, scope: &Scope) -> Result<Vec<Endpoint>> {
         job!(self, Read, [scope], |tx| {
             let params = [SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
-            let row = |r: &dyn rows::RowLike| Ok((r.text(0)?, r.int(1)?, r.boolean(2)?, r.text(3)?, r.boolean(4)?));
-            let found = tx.query(outbox::LIST_ENDPOINTS, &params, row).await?;
-            let mut out = Vec::with_capacity(found.len());
-            for (id, created, livemode, url, all) in found {
-                let types = match all {
-                    true => None,
-                    false => {
-                        Some(tx.query(outbox::ENDPOINT_TYPES, &[SqlParam::Text(id.clone())], |r| r.text(0)).await?)
-                    }
-                };
-                out.push(Endpoint { id, created, livemode, url, types });
-            }
-            Ok(out)
+            let found = tx.query(outbox::LIST_ENDPOINTS, &params, outbox::endpoints::endpoint_row).await?;
+            outbox::endpoints::with_types(tx, found).await
         })
     }
 
-    async fn delete_endpoint(&self, scope: &Scope, id: &str) -> Result<bool> {
-        job!(self, Write, [scope, id], |tx| {
-            if tx.exec(outbox::DELETE_ENDPOINT, &scoped(&scope, &id)).await? != 1 {
-                return Ok(false);
-            }
-            tx.exec(outbox::DROP_ENDPOINT_DELIVERIES, &[SqlParam::Text(id)]).await?;
-            Ok(true)
+    async fn delete_endpoint(&self, scope: &Scope, id: &str, audit: Option<&console::AuditEntry>) -> Result<bool> {
+        let audit = audit.cloned();
+        job!(self, Write, [scope, id, audit], |tx| { outbox::endpoints::delete(tx, &scope, &id, audit).await })
+    }
+
+    async fn set_endpoint_disabled(
+        &self,
+        scope: &Scope,
+        id: &str,
+        disabled: bool,
+        audit: Option<&console::AuditEntry>,
+    ) -> Result<Option<Endpoint>> {
+        let audit = audit.cloned();
+        job!(self, Write, [scope, id, audit], |tx| {
+            outbox::endpoints::set_disabled(tx, &scope, &id, disabled, audit).await
         })
     }
 
@@ -615,18 +638,16 @@ impl<B: Backend> Store for B {
         })
     }
 
-    async fn resend_event(&self, scope: &Scope, event_id: &str, now: i64) -> Result<u64> {
-        job!(self, Write, [scope, event_id], |tx| {
-            let event = tx.query_opt(&outbox::select_event_sql(), &scoped(&scope, &event_id), outbox::event).await?;
-            let event = event.ok_or_else(|| Problem::not_found("event", &event_id))?;
-            let params = [
-                SqlParam::Text(event.id),
-                SqlParam::Int(now),
-                SqlParam::Text(scope.app_id.clone()),
-                SqlParam::Bool(scope.mode.is_live()),
-                SqlParam::Text(event.kind),
-            ];
-            tx.exec(outbox::RESEND, &params).await
+    async fn resend_event(
+        &self,
+        scope: &Scope,
+        event_id: &str,
+        now: i64,
+        audit: Option<&console::AuditEntry>,
+    ) -> Result<u64> {
+        let audit = audit.cloned();
+        job!(self, Write, [scope, event_id, audit], |tx| {
+            outbox::endpoints::resend(tx, &scope, &event_id, now, audit).await
         })
     }
 

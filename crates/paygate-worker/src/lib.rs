@@ -135,7 +135,7 @@ impl Settings {
 }
 
 /// Days the console overview rollup takes on in one housekeeping pass.
-const OVERVIEW_DAYS_PER_PASS: usize = 3;
+pub const OVERVIEW_DAYS_PER_PASS: usize = 3;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Sweep {

@@ -13,11 +13,14 @@
 //!   loadgen lists-explain postgres|sqlite URL|PATH APP T0 N — each list query's plan (markdown)
 //!   loadgen wechat BASE KEY APP SIM_BASE MCH_ID TAG CLIENTS SECONDS
 //!                                                           — payments through the WeChat simulator
+//!   loadgen console-rollup DATABASE_URL                     — the worker's console overview rollup, timed
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "loadgen/console.rs"]
+mod console;
 #[path = "loadgen/lists.rs"]
 mod lists;
 #[path = "loadgen/wechat.rs"]
@@ -349,6 +352,7 @@ fn main() {
             let t = wechat::Target { base: a(1), key: a(2), app: a(3), sim: a(4), mch_id: a(5), tag: a(6) };
             wechat::run(&t, a(7).parse().expect("CLIENTS"), a(8).parse().expect("SECONDS"));
         }
+        "console-rollup" => console::rollup(&a(1)),
         other => panic!("unknown mode {other}"),
     }
 }

@@ -375,6 +375,24 @@ pub enum WebhookCommand {
         #[command(flatten)]
         db: Database,
     },
+    /// Stop sending events to an endpoint (kept; its queued deliveries are marked failed and can be resent).
+    Disable {
+        #[command(flatten)]
+        scope: AppScope,
+        /// The endpoint's id (we_…).
+        endpoint_id: String,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Send events to a disabled endpoint again (new events; resend the ones it missed).
+    Enable {
+        #[command(flatten)]
+        scope: AppScope,
+        /// The endpoint's id (we_…).
+        endpoint_id: String,
+        #[command(flatten)]
+        db: Database,
+    },
     /// paygate's platform public key (PEM): what receivers verify `x-pingplusplus-signature` with.
     PublicKey {
         /// Print JSON (`{"pem": …}`) instead of the PEM text.

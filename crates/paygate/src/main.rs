@@ -303,6 +303,14 @@ async fn app_command(cmd: AppCommand) -> Result<(), Problem> {
     Ok(())
 }
 
+async fn set_endpoint_disabled(scope: cli::AppScope, id: &str, db: Database, disabled: bool) -> Result<(), Problem> {
+    let app = open_default(&db).await?;
+    let caller = app.caller_for(&scope.app_id, mode(scope.live)).await?;
+    let endpoint = app.set_endpoint_disabled(&caller, id, disabled).await?;
+    tracing::info!("{id} is {}", endpoint.status());
+    Ok(())
+}
+
 async fn webhook_command(cmd: WebhookCommand) -> Result<(), Problem> {
     match cmd {
         WebhookCommand::Create { scope, url, events, json, policy, db } => {
@@ -328,14 +336,24 @@ async fn webhook_command(cmd: WebhookCommand) -> Result<(), Problem> {
             if json {
                 let list: Vec<_> = endpoints
                     .iter()
-                    .map(|e| json!({"id": e.id, "url": e.url, "livemode": e.livemode, "events": e.types}))
+                    .map(|e| {
+                        json!({"id": e.id, "url": e.url, "livemode": e.livemode, "events": e.types,
+                        "status": e.status()})
+                    })
                     .collect();
                 println!("{}", serde_json::Value::Array(list));
             } else {
                 for e in endpoints {
-                    println!("{}\t{}\t{}", e.id, e.url, e.types.map(|t| t.join(",")).unwrap_or_else(|| "*".into()));
+                    let events = e.types.as_ref().map(|t| t.join(",")).unwrap_or_else(|| "*".into());
+                    println!("{}\t{}\t{}\t{}", e.id, e.url, events, e.status());
                 }
             }
+        }
+        WebhookCommand::Disable { scope, endpoint_id, db } => {
+            set_endpoint_disabled(scope, &endpoint_id, db, true).await?
+        }
+        WebhookCommand::Enable { scope, endpoint_id, db } => {
+            set_endpoint_disabled(scope, &endpoint_id, db, false).await?
         }
         WebhookCommand::Delete { scope, endpoint_id, db } => {
             let app = open_default(&db).await?;

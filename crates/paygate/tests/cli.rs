@@ -167,3 +167,38 @@ fn serve_binary(db: &str) -> (std::process::Child, String) {
     std::thread::spawn(move || lines.for_each(drop));
     (child, base)
 }
+
+both!(webhook_disable_and_enable);
+
+/// `paygate webhook disable|enable`: the endpoint's status as `/v1` and `webhook list` show it; another mode's or
+/// an unknown endpoint is an error, not a change.
+fn webhook_disable_and_enable(backend: Backend) {
+    let s = TestServer::start(backend);
+    let k = s.create_app("hooks");
+    let (st, endpoint) = s.post(&k.test, "/v1/webhook_endpoints", json!({"url": "https://example.com/hooks"}));
+    assert_eq!(st, 200, "{endpoint}");
+    let id = endpoint["id"].as_str().unwrap();
+    let status = || {
+        let (_, list) = s.get(&k.test, "/v1/webhook_endpoints");
+        list["data"][0]["status"].as_str().unwrap().to_string()
+    };
+    let run = |args: &[&str]| {
+        let mut all = vec!["webhook"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--app", &k.app, "--database", &s.database_url]);
+        paygate(&all)
+    };
+    assert_eq!(status(), "enabled");
+    let out = run(&["disable", id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status(), "disabled");
+    let listed: serde_json::Value = serde_json::from_slice(&run(&["list", "--json"]).stdout).unwrap();
+    assert_eq!((listed[0]["id"].as_str(), listed[0]["status"].as_str()), (Some(id), Some("disabled")));
+    let out = run(&["enable", id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status(), "enabled");
+    // The endpoint is test mode's: live mode has no such endpoint, and nothing changes.
+    assert_eq!(run(&["disable", id, "--live"]).status.code(), Some(1));
+    assert_eq!(run(&["disable", "we_nope"]).status.code(), Some(1));
+    assert_eq!(status(), "enabled");
+}

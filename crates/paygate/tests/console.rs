@@ -1,7 +1,8 @@
 //! The merchant console (`/console`) over HTTP, on SQLite and on PostgreSQL: logins (good, bad, throttled),
 //! sessions (idle and absolute expiry with the test clock, logout), CSRF and cross-site refusals, roles (viewer,
-//! support, admin), refunds through the console seen in `/v1` and in the audit log, isolation between apps, and
-//! the search by every kind of id. Users are created through paygate-core, as `paygate user create` does.
+//! support, admin), refunds through the console seen in `/v1` and in the audit log, isolation between apps, the
+//! search by every kind of id, and over HTTPS the `__Host-` cookies and HSTS (plain HTTP keeps the plain names).
+//! Users are created through paygate-core, as `paygate user create` does.
 //!
 //! `Browser` (tests/support/console.rs) is a cookie jar over ureq without redirects; Chromium drives the same
 //! pages in tests/clients/node/console.test.js.
@@ -17,7 +18,12 @@ use support::console::{signed_in, user, Browser, PASSWORD};
 use support::receiver::Receiver;
 use support::{Backend, Keys, TestServer};
 
-both!(logins_roles_refunds_and_refusals, isolation_expiry_and_logout, search_finds_a_payment_by_every_id);
+both!(
+    logins_roles_refunds_and_refusals,
+    isolation_expiry_and_logout,
+    search_finds_a_payment_by_every_id,
+    https_host_cookies_and_hsts
+);
 
 fn order_refunds(s: &TestServer, keys: &Keys, order_id: &str) -> Vec<Value> {
     let (status, list) = s.get(&keys.test, &format!("/v1/orders/{order_id}/order_refunds"));
@@ -61,7 +67,7 @@ fn logins_roles_refunds_and_refusals(backend: Backend) {
     // Behind a TLS-terminating proxy (X-Forwarded-Proto) every cookie is Secure; an older browser that sends only
     // `Origin` is let in when it names this host.
     let mut tls = Browser::new(&s);
-    let csrf = tls.get("/console/login").hidden("csrf");
+    let csrf = tls.send("GET", "/console/login", None, &[("x-forwarded-proto", "https")]).hidden("csrf");
     let fields = [("csrf", csrf.as_str()), ("app", &keys.app), ("email", "admin@shop.test"), ("password", PASSWORD)];
     let origin = s.base.clone();
     let page =
@@ -346,4 +352,78 @@ fn user_create_from_the_command_line() {
     }
     drop(s);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// What a TLS-terminating proxy adds to every request it forwards.
+const HTTPS: (&str, &str) = ("x-forwarded-proto", "https");
+const SAME_ORIGIN: (&str, &str) = ("sec-fetch-site", "same-origin");
+
+/// Over HTTPS the session and login cookies are `__Host-` named (Secure, Path=/, no Domain), read back by that name
+/// only, and every console answer carries HSTS; over plain HTTP neither.
+fn https_host_cookies_and_hsts(backend: Backend) {
+    let s = TestServer::start(backend);
+    let keys = s.create_app("tls");
+    user(&s, &keys.app, "admin@tls.test", Role::Admin);
+    let host_only = |set: &str, name: &str| {
+        assert!(set.starts_with(&format!("{name}=")), "{set}");
+        for attribute in ["; Path=/;", "HttpOnly", "SameSite=Strict", "; Secure"] {
+            assert!(set.contains(attribute), "{attribute}: {set}");
+        }
+        assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
+    };
+
+    // Sign in through the proxy: the login form's cookie, then the session's, both host-only.
+    let mut tls = Browser::new(&s);
+    let form = tls.send("GET", "/console/login", None, &[HTTPS]);
+    assert_eq!(form.header("strict-transport-security"), Some("max-age=31536000"));
+    host_only(&form.headers["set-cookie"][0], "__Host-pg_console_login");
+    let csrf = form.hidden("csrf");
+    let fields = [("csrf", csrf.as_str()), ("app", &keys.app), ("email", "admin@tls.test"), ("password", PASSWORD)];
+    let page = tls.send("POST", "/console/login", Some(&fields), &[HTTPS, SAME_ORIGIN]);
+    assert_eq!((page.status, page.header("location")), (303, Some("/console/test")), "{}", page.body);
+    assert_eq!(page.header("strict-transport-security"), Some("max-age=31536000"));
+    let sets = &page.headers["set-cookie"];
+    host_only(
+        sets.iter().find(|c| c.starts_with("__Host-pg_console=")).expect("the session cookie"),
+        "__Host-pg_console",
+    );
+    assert!(sets.iter().any(|c| c.starts_with("__Host-pg_console_login=;") && c.contains("Max-Age=0")), "{sets:?}");
+    assert!(tls.cookies.contains_key("__Host-pg_console") && !tls.cookies.contains_key("pg_console"));
+
+    // Signed in by that name; pages, the stylesheet and error pages all say HSTS.
+    let page = tls.send("GET", "/console/test/payments", None, &[HTTPS]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.header("strict-transport-security"), Some("max-age=31536000"));
+    let css = tls.send("GET", "/console/style.css", None, &[HTTPS]);
+    assert_eq!(css.header("strict-transport-security"), Some("max-age=31536000"));
+    let missing = tls.send("GET", "/console/test/payments/1234567890123456789", None, &[HTTPS]);
+    assert_eq!((missing.status, missing.header("strict-transport-security")), (404, Some("max-age=31536000")));
+    // A signed-in POST works with the session's CSRF token.
+    let csrf = page.hidden("csrf");
+    let fees = [("csrf", csrf.as_str()), ("family", "wechat"), ("rate_bp", "60")];
+    let saved = tls.send("POST", "/console/test/developers/fee-rates", Some(&fees), &[HTTPS, SAME_ORIGIN]);
+    assert_eq!((saved.status, saved.header("location")), (303, Some("/console/test/developers?saved=fee")));
+
+    // The host-only cookie is not the session over plain HTTP (nor would a browser send it there) …
+    let page = tls.get("/console/test/payments");
+    assert_eq!((page.status, page.header("location")), (303, Some("/console/login")));
+    assert_eq!(page.header("strict-transport-security"), None);
+    // … and a plain-HTTP session cookie is not one over HTTPS: each transport reads its own name only.
+    let mut plain = signed_in(&s, &keys.app, "admin@tls.test");
+    assert!(plain.cookies.contains_key("pg_console") && !plain.cookies.contains_key("__Host-pg_console"));
+    let page = plain.get("/console/test/payments");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.header("strict-transport-security"), None, "no HSTS over plain HTTP");
+    let page = plain.send("GET", "/console/test/payments", None, &[HTTPS]);
+    assert_eq!((page.status, page.header("location")), (303, Some("/console/login")));
+
+    // Signing out over HTTPS clears the host-only cookie by its name and path.
+    let csrf = tls.send("GET", "/console/test/payments", None, &[HTTPS]).hidden("csrf");
+    let page = tls.send("POST", "/console/logout", Some(&[("csrf", csrf.as_str())]), &[HTTPS, SAME_ORIGIN]);
+    assert_eq!((page.status, page.header("location")), (303, Some("/console/login")), "{}", page.body);
+    let cleared = page.headers["set-cookie"].iter().find(|c| c.starts_with("__Host-pg_console=")).unwrap();
+    assert!(cleared.contains("Max-Age=0") && cleared.contains("; Path=/;"), "{cleared}");
+    assert!(tls.cookies.is_empty(), "{:?}", tls.cookies);
+    let page = tls.send("GET", "/console/test/payments", None, &[HTTPS]);
+    assert_eq!((page.status, page.header("location")), (303, Some("/console/login")));
 }

@@ -15,7 +15,7 @@ use support::console::Browser;
 use support::receiver::Receiver;
 use support::{Backend, TestServer};
 
-both!(webhooks_page, developers_page, strict_policy_refuses_private_urls);
+both!(webhooks_page, endpoints_are_disabled_and_enabled, developers_page, strict_policy_refuses_private_urls);
 
 fn signed_in(s: &TestServer, app: &str, email: &str, role: Role) -> Browser {
     support::console::user(s, app, email, role);
@@ -214,6 +214,18 @@ fn developers_page(backend: Backend) {
     assert_eq!(by_admin("app.public_key"), 2, "{actions:?}");
     let log = s.rt.block_on(s.app.store.console_audit(&keys.app, None, 100)).unwrap();
     assert!(log.iter().all(|r| !format!("{:?}", r.entry).contains(&new_key)), "no key in the audit log");
+    // Each entry was written by its change's transaction, with what that transaction replaced as `before`.
+    let changes = |action: &str| -> Vec<(Option<Value>, Option<Value>)> {
+        let mine = log.iter().rev().filter(|r| r.entry.action == action && r.entry.actor == "admin@dev.test");
+        mine.map(|r| (r.entry.before.clone(), r.entry.after.clone())).collect()
+    };
+    assert_eq!(changes("api_key.roll"), [(None, Some(json!({ "old_keys_grace_seconds": 3600 })))]);
+    assert_eq!(changes("fee_rate.set"), [(Some(json!({ "rate_bp": null })), Some(json!({ "rate_bp": 60 })))]);
+    let keys_set = changes("app.public_key");
+    let set_pem = keys_set[0].1.clone().unwrap();
+    assert!(set_pem["public_key_pem"].as_str().unwrap().starts_with("-----BEGIN PUBLIC KEY-----\n"), "{set_pem}");
+    assert_eq!(keys_set[0].0, Some(json!({ "public_key_pem": null })));
+    assert_eq!(keys_set[1], (Some(set_pem), Some(json!({ "public_key_pem": null }))), "the clear replaced the set");
 }
 
 fn strict_policy_refuses_private_urls(backend: Backend) {
@@ -231,4 +243,84 @@ fn strict_policy_refuses_private_urls(backend: Backend) {
     }
     assert!(endpoints(&s, &keys.test).is_empty());
     assert!(audit_actions(&s, &keys.app).iter().all(|(a, ..)| a != "webhook_endpoint.create"));
+}
+
+/// Disable and enable on the webhooks page: admins only, with the CSRF token; a disabled endpoint's pending
+/// deliveries show as failed in the log and it is sent nothing until enabled. Create, disable, enable and delete
+/// are each audited once with the endpoint before and after (a disable of a disabled endpoint changes nothing).
+fn endpoints_are_disabled_and_enabled(backend: Backend) {
+    let s = TestServer::start(backend);
+    let (keys, other_keys) = (s.create_app("toggle"), s.create_app("other"));
+    let mut admin = signed_in(&s, &keys.app, "admin@toggle.test", Role::Admin);
+    let mut support = signed_in(&s, &keys.app, "support@toggle.test", Role::Support);
+    let mut viewer = signed_in(&s, &keys.app, "viewer@toggle.test", Role::Viewer);
+    let mut other = signed_in(&s, &other_keys.app, "admin@other.test", Role::Admin);
+    let receiver = Receiver::always(200);
+    let worker = Worker::new(s.app.clone(), Settings { timeout: Duration::from_secs(5), ..Settings::default() });
+
+    assert_eq!(admin.submit(HOOKS, HOOKS, &[("url", receiver.url.as_str())]).status, 200);
+    let endpoint_id = endpoints(&s, &keys.test)[0]["id"].as_str().unwrap().to_string();
+    let (disable, enable) = (format!("{HOOKS}/{endpoint_id}/disable"), format!("{HOOKS}/{endpoint_id}/enable"));
+    let page = admin.get(HOOKS);
+    assert!(page.body.contains(">Enabled<") && page.body.contains(&disable), "{}", page.body);
+    let page = viewer.get(HOOKS);
+    assert!(page.body.contains(">Enabled<") && !page.body.contains(&disable), "viewers get no button");
+
+    // A payment's deliveries wait; the disable is refused without the token, for support and viewers, and for
+    // another app's admin.
+    s.paid_order(&keys, "toggle-1", 500);
+    let (_, events) = s.get(&keys.test, "/v1/events?type=order.succeeded");
+    let first_event = events["data"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(admin.post(&disable, &[]).status, 403);
+    assert_eq!(support.submit(HOOKS, &disable, &[]).status, 403);
+    assert_eq!(viewer.submit(HOOKS, &disable, &[]).status, 403);
+    assert_eq!(other.submit(HOOKS, &disable, &[]).status, 404);
+    assert_eq!(endpoints(&s, &keys.test)[0]["status"], "enabled");
+
+    // The admin's disable: the deliveries still pending are failed, new events are not queued for it.
+    let page = admin.submit(HOOKS, &disable, &[]);
+    assert_eq!((page.status, page.header("location")), (303, Some("/console/test/webhooks?toggled=disabled")));
+    assert_eq!(endpoints(&s, &keys.test)[0]["status"], "disabled");
+    let page = admin.get("/console/test/webhooks?toggled=disabled");
+    assert!(page.body.contains("Endpoint disabled:") && page.body.contains(">Disabled<"), "{}", page.body);
+    assert!(page.body.contains(&enable) && !page.body.contains(&disable), "{}", page.body);
+    let page = admin.get(&format!("{HOOKS}?status=failed"));
+    assert!(page.body.contains(&first_event), "failed on disable, shown in the log: {}", page.body);
+    assert_eq!(admin.submit(HOOKS, &disable, &[]).status, 303, "disabling twice is no error");
+    s.paid_order(&keys, "toggle-2", 600);
+    s.rt.block_on(worker.tick()).unwrap();
+    assert_eq!(receiver.count(), 0);
+    assert!(admin.get(&format!("{HOOKS}?status=pending")).body.contains("No deliveries."));
+
+    // Enable: support is refused; the admin's makes it receive new events again.
+    assert_eq!(support.submit(HOOKS, &enable, &[]).status, 403);
+    let page = admin.submit(HOOKS, &enable, &[]);
+    assert_eq!((page.status, page.header("location")), (303, Some("/console/test/webhooks?toggled=enabled")));
+    assert!(admin.get("/console/test/webhooks?toggled=enabled").body.contains("Endpoint enabled:"));
+    s.paid_order(&keys, "toggle-3", 700);
+    s.rt.block_on(worker.tick()).unwrap();
+    assert_eq!(receiver.count(), 2, "the new payment's two events");
+    assert_eq!(admin.submit(HOOKS, &format!("{HOOKS}/{endpoint_id}/delete"), &[]).status, 303);
+    assert_eq!(admin.submit(HOOKS, &enable, &[]).status, 404, "a deleted endpoint");
+
+    // One entry per change, by the admin, with the endpoint before and after.
+    let log = s.rt.block_on(s.app.store.console_audit(&keys.app, None, 100)).unwrap();
+    let entries: Vec<(String, Option<Value>, Option<Value>)> = log
+        .iter()
+        .rev()
+        .filter(|r| r.entry.action.starts_with("webhook_endpoint.") && r.entry.object_id == endpoint_id)
+        .inspect(|r| assert_eq!(r.entry.actor, "admin@toggle.test"))
+        .map(|r| (r.entry.action.clone(), r.entry.before.clone(), r.entry.after.clone()))
+        .collect();
+    let state = |status: &str| Some(json!({ "url": receiver.url, "events": ["*"], "status": status }));
+    assert_eq!(
+        entries,
+        vec![
+            ("webhook_endpoint.create".to_string(), None, state("enabled")),
+            ("webhook_endpoint.disable".to_string(), state("enabled"), state("disabled")),
+            ("webhook_endpoint.enable".to_string(), state("disabled"), state("enabled")),
+            ("webhook_endpoint.delete".to_string(), state("enabled"), None),
+        ]
+    );
+    assert!(audit_actions(&s, &other_keys.app).iter().all(|(a, ..)| !a.starts_with("webhook")));
 }

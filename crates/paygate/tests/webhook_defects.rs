@@ -77,7 +77,7 @@ fn stored_endpoint(s: &TestServer, k: &Keys, url: &str) {
         secret: "whsec_test".into(),
         types: Some(vec!["order.canceled".into()]),
     };
-    s.rt.block_on(s.app.store.create_endpoint(&endpoint)).unwrap();
+    s.rt.block_on(s.app.store.create_endpoint(&endpoint, None)).unwrap();
 }
 
 fn cancel_an_order(s: &TestServer, k: &Keys, no: &str) {

@@ -1,8 +1,8 @@
 // The merchant console in Debian's Chromium (playwright-core) against the real paygate binary: sign-in, the
 // payments list (search by each id, filters, both widths), a payment and a partial refund (seen on the page
 // and in /v1), the audit log, sign-out, roles, another app's session, forged cross-site posts, the CSV export,
-// a refund's event delivered to a webhook endpoint, key rolls, endpoints added and deleted, and posts without
-// the CSRF token. Every page visited is saved as target/console-screenshots/<db>/<step>.png (console_harness.js).
+// a refund's event delivered to a webhook endpoint, key rolls, endpoints added, disabled, enabled and deleted, a
+// test-mode charge paid with the sandbox button, and posts without the CSRF token. Every page visited is saved as target/console-screenshots/<db>/<step>.png (console_harness.js).
 // Environment: see console_harness.js.
 'use strict';
 const { test, before, after, afterEach } = require('node:test');
@@ -83,6 +83,21 @@ test('admin: sign-in, search by each id, filters, a partial refund, audit log, s
   await h.visit(page, '/console/test/payments', 'payments-again');
   await h.submit(page, () => page.getByRole('link', { name: a.id, exact: true }).click(), 'payment');
   assert.match(await page.locator('dl').textContent(), /12\.34/);
+  // Its tables (charges with 26–28 character ids, the settlement's nine columns) stay inside the page's column
+  // at laptop widths: the id in the first cell breaks instead.
+  for (const width of [1280, LAPTOP.width]) {
+    await page.setViewportSize({ width, height: LAPTOP.height });
+    await h.shot(page, `payment-${width}`);
+    const over = await page.evaluate(() => {
+      const main = document.querySelector('main');
+      const edge = main.getBoundingClientRect().right - parseFloat(getComputedStyle(main).paddingRight);
+      return [...main.querySelectorAll('table')]
+        .map((t) => [t.previousElementSibling?.textContent, Math.round(t.getBoundingClientRect().right - edge)])
+        .filter(([, px]) => px > 0).map(([name, px]) => `${name}: ${px}px`);
+    });
+    assert.deepEqual(over, [], `${width}px: tables wider than the page's column`);
+  }
+  await page.setViewportSize(LAPTOP);
   await page.getByLabel(/^Amount/).fill('2.34');
   await page.getByLabel('Reason', { exact: true }).fill('box arrived broken');
   await h.submit(page, () => page.getByRole('button', { name: 'Refund', exact: true }).click(), 'payment-refunded');
@@ -282,7 +297,7 @@ test('an admin rolls the test key and the new one works on /v1; support may not'
   h.forgive(/status of 403 \(Forbidden\)/);
 });
 
-test('webhooks: an endpoint created, listed, deleted and gone', async () => {
+test('webhooks: an endpoint created, listed, disabled, enabled, deleted and gone', async () => {
   const page = await h.signIn(shop, 'admin', 'webhooks-signed-in');
   await h.submit(page, () => page.getByRole('link', { name: 'Webhooks', exact: true }).click(), 'webhooks');
   const url = `https://hooks.example.com/paygate/${Date.now().toString(36)}`;
@@ -298,12 +313,49 @@ test('webhooks: an endpoint created, listed, deleted and gone', async () => {
   assert.equal(await row.count(), 1);
   assert.match(await row.textContent(), new RegExp(`${url.replace(/[.]/g, '\\.')}.*every event`));
   assert.equal(await page.locator('#secret').count(), 0);
+  assert.equal((await row.locator('td[data-k="Status"]').textContent()).trim(), 'Enabled');
+  await h.submit(page, () => row.getByRole('button', { name: 'Disable', exact: true }).click(), 'webhooks-disabled');
+  assert.match(await page.getByRole('status').textContent(), /Endpoint disabled:/);
+  assert.equal((await row.locator('td[data-k="Status"]').textContent()).trim(), 'Disabled');
+  assert.equal(await row.getByRole('button', { name: 'Disable', exact: true }).count(), 0);
+  assert.equal((await api(shop.key, 'GET', '/v1/webhook_endpoints')).data.find((e) => e.id === id).status, 'disabled');
+  await h.submit(page, () => row.getByRole('button', { name: 'Enable', exact: true }).click(), 'webhooks-enabled');
+  assert.match(await page.getByRole('status').textContent(), /Endpoint enabled:/);
+  assert.equal((await row.locator('td[data-k="Status"]').textContent()).trim(), 'Enabled');
+  assert.equal((await api(shop.key, 'GET', '/v1/webhook_endpoints')).data.find((e) => e.id === id).status, 'enabled');
   await h.submit(page, () => row.getByRole('button', { name: 'Delete', exact: true }).click(), 'webhooks-deleted');
   assert.match(await page.getByRole('status').textContent(), /Endpoint deleted\./);
   assert.ok(!(await page.locator('main').textContent()).includes(id), 'gone from the page');
   const audit = await page.request.get(`${base}/console/test/audit`);
   const text = await audit.text();
-  assert.ok(text.includes('webhook_endpoint.create') && text.includes('webhook_endpoint.delete'));
+  for (const action of ['create', 'disable', 'enable', 'delete']) {
+    assert.ok(text.includes(`webhook_endpoint.${action}`), action);
+  }
+});
+
+test("the sandbox pay button completes a test-mode pending charge: the payment page shows it paid", async () => {
+  const sandbox = h.app('sandbox');
+  const order = await h.order(sandbox, 'sandbox-a', 650, { paid: false });
+  const paying = await api(sandbox.key, 'POST', `/v1/orders/${order.id}/pay`, { channel: 'alipay_qr' });
+  const chargeId = paying.charges.data[0].id;
+  assert.equal((await api(sandbox.key, 'GET', `/v1/charges/${chargeId}`)).paid, false);
+  // A viewer gets no button; the admin's click pays the charge at the sandbox.
+  const viewer = await h.signIn(sandbox, 'viewer', 'sandbox-viewer-signed-in');
+  await h.visit(viewer, `/console/test/payments/${order.id}`, 'sandbox-viewer-payment');
+  assert.equal(await viewer.getByRole('button', { name: /^Pay \(sandbox\)/ }).count(), 0);
+  const page = await h.signIn(sandbox, 'admin', 'sandbox-signed-in');
+  await h.visit(page, `/console/test/payments/${order.id}`, 'sandbox-payment-pending');
+  const pay = page.getByRole('button', { name: `Pay (sandbox) ${chargeId}`, exact: true });
+  assert.equal(await pay.count(), 1);
+  await h.submit(page, () => pay.click(), 'sandbox-paid');
+  assert.equal(new URL(page.url()).pathname, `/console/test/payments/${order.id}`);
+  assert.match(await page.getByRole('status').textContent(), /The sandbox charge was paid\./);
+  assert.match(await page.locator('main').textContent(), /paid/);
+  assert.equal(await page.getByRole('button', { name: /^Pay \(sandbox\)/ }).count(), 0, 'no longer pending');
+  const done = await api(sandbox.key, 'GET', `/v1/orders/${order.id}`);
+  assert.equal(done.status, 'paid');
+  assert.equal(done.amount_paid, 650);
+  assert.equal((await api(sandbox.key, 'GET', `/v1/charges/${chargeId}`)).paid, true);
 });
 
 test('a POST without the CSRF token (same origin, session cookie) is refused and changes nothing', async () => {

@@ -43,6 +43,16 @@ async function api(key, method, urlPath, body) {
   return JSON.parse(text);
 }
 
+// The test-mode signing credentials of an app's other faces, as its operator reads them with the CLI:
+// the cashier's { public_id, secret, token } and the 知晓云 client id.
+function faceCredentials(app) {
+  const credentials = cli(['app', 'credentials', app.id]).trim().split('\n').map((line) => JSON.parse(line));
+  const cashier = credentials.find((c) => c.face === 'cashier' && !c.livemode);
+  const hserve = JSON.parse(cli(['app', 'hserve-clients', app.id, '--json'])).find((c) => !c.livemode);
+  assert.ok(cashier && hserve, `${app.id}: no test-mode cashier credential or 知晓云 client`);
+  return { cashier, hserveClientId: hserve.client_id };
+}
+
 class Harness {
   constructor() {
     this.browser = null;
@@ -175,4 +185,4 @@ class Harness {
   }
 }
 
-module.exports = { Harness, api, base, PASSWORD, LAPTOP, PHONE, shots };
+module.exports = { Harness, api, faceCredentials, base, PASSWORD, LAPTOP, PHONE, shots };

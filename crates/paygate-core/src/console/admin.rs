@@ -2,9 +2,12 @@
 //! app's RSA public key, fee rates, the 知晓云 client ids and the cashier/SaaS credential ids. Each change is the
 //! same core call `/v1` or the CLI makes, checked against the user's role first.
 //!
-//! Audit entries: those calls each commit their own transaction (they are shared with `/v1` and the CLI, which do
-//! not audit), so the entry is appended right after the change commits. A crash between the two loses the entry,
-//! never the change; the change itself is visible in its own table (endpoints, keys, fee rates).
+//! Audit entries: a key roll, the public key and a fee rate are the calls `/v1` and the CLI make, given the
+//! console's entry, which their store method writes in the change's own transaction (`/v1` and the CLI pass none):
+//! the change and its entry commit together or not at all. The entry's `before` (public key, fee rate) is read in
+//! that transaction too. So are an endpoint's create, delete and disable/enable and an event's resend: their store
+//! methods fill the entry's `before` and `after` from what the transaction read and wrote (a disable or enable that
+//! changes nothing writes no entry).
 
 use super::{ConsoleCaller, Permission};
 use crate::Paygate;
@@ -32,10 +35,6 @@ pub struct DeveloperSettings {
     pub credentials: Vec<(String, String)>,
 }
 
-fn endpoint_json(e: &Endpoint) -> serde_json::Value {
-    json!({ "url": e.url, "events": e.types.clone().unwrap_or_else(|| vec!["*".into()]) })
-}
-
 impl Paygate {
     /// The mode's webhook endpoints (every role reads them).
     pub async fn console_endpoints(&self, who: &ConsoleCaller) -> Result<Vec<Endpoint>, Problem> {
@@ -51,21 +50,30 @@ impl Paygate {
         types: Option<Vec<String>>,
     ) -> Result<(Endpoint, String), Problem> {
         who.require(Permission::Administer)?;
-        let (endpoint, secret) = self.create_endpoint(&who.caller, url, types).await?;
-        let mut audit = who.audit("webhook_endpoint.create", &endpoint.id, self.now());
-        audit.after = Some(endpoint_json(&endpoint));
-        self.store.append_console_audit(&audit).await?;
-        Ok((endpoint, secret))
+        // The store names the entry's object: the endpoint's id is made with it.
+        let audit = who.audit("webhook_endpoint.create", "", self.now());
+        self.create_endpoint_audited(&who.caller, url, types, Some(&audit)).await
     }
 
     /// Deletes an endpoint as `DELETE /v1/webhook_endpoints/{id}` does (its queued deliveries go with it).
     pub async fn console_delete_endpoint(&self, who: &ConsoleCaller, id: &str) -> Result<(), Problem> {
         who.require(Permission::Administer)?;
-        let before = self.endpoints(&who.caller).await?.into_iter().find(|e| e.id == id);
-        self.delete_endpoint(&who.caller, id).await?;
-        let mut audit = who.audit("webhook_endpoint.delete", id, self.now());
-        audit.before = before.as_ref().map(endpoint_json);
-        self.store.append_console_audit(&audit).await
+        let audit = who.audit("webhook_endpoint.delete", id, self.now());
+        self.delete_endpoint_audited(&who.caller, id, Some(&audit)).await
+    }
+
+    /// Disables or enables an endpoint as `POST /v1/webhook_endpoints/{id}` with `disabled` does, audited as
+    /// `webhook_endpoint.disable` / `.enable` when its state changes.
+    pub async fn console_set_endpoint_disabled(
+        &self,
+        who: &ConsoleCaller,
+        id: &str,
+        disabled: bool,
+    ) -> Result<Endpoint, Problem> {
+        who.require(Permission::Administer)?;
+        let action = if disabled { "webhook_endpoint.disable" } else { "webhook_endpoint.enable" };
+        let audit = who.audit(action, id, self.now());
+        self.set_endpoint_disabled_audited(&who.caller, id, disabled, Some(&audit)).await
     }
 
     /// The mode's deliveries, newest first, optionally of one endpoint and in one status.
@@ -91,11 +99,8 @@ impl Paygate {
     /// Queues the event again for every endpoint subscribed to it now, as `POST /v1/events/{id}/resend` does.
     pub async fn console_resend(&self, who: &ConsoleCaller, event_id: &str) -> Result<u64, Problem> {
         who.require(Permission::Administer)?;
-        let queued = self.resend_event(&who.caller, event_id).await?;
-        let mut audit = who.audit("event.resend", event_id, self.now());
-        audit.after = Some(json!({ "deliveries_queued": queued }));
-        self.store.append_console_audit(&audit).await?;
-        Ok(queued)
+        let audit = who.audit("event.resend", event_id, self.now());
+        self.resend_event_audited(&who.caller, event_id, Some(&audit)).await
     }
 
     /// What the developers page shows (admins only).
@@ -134,11 +139,9 @@ impl Paygate {
         let grace = grace_hours
             .checked_mul(3600)
             .ok_or_else(|| Problem::invalid("grace_hours", "The grace period is too long."))?;
-        let key = self.roll_api_key(&who.caller.app.id, who.caller.scope.mode, grace).await?;
         let mut audit = who.audit("api_key.roll", &who.caller.app.id, self.now());
         audit.after = Some(json!({ "old_keys_grace_seconds": grace }));
-        self.store.append_console_audit(&audit).await?;
-        Ok(key)
+        self.roll_api_key_audited(&who.caller.app.id, who.caller.scope.mode, grace, Some(&audit)).await
     }
 
     /// Sets (or with `None` clears) the app's RSA public key, as `paygate app set-public-key` does. It applies to
@@ -146,26 +149,18 @@ impl Paygate {
     pub async fn console_set_public_key(&self, who: &ConsoleCaller, pem: Option<&str>) -> Result<(), Problem> {
         who.require(Permission::Administer)?;
         let app_id = &who.caller.app.id;
-        let before = self.store.app(app_id).await?.and_then(|a| a.public_key_pem);
-        self.set_app_public_key(app_id, pem).await?;
+        // `before` is the store's: the key it replaces, read under the app's row lock.
         let mut audit = who.audit("app.public_key", app_id, self.now());
-        audit.before = Some(json!({ "public_key_pem": before }));
         audit.after = Some(json!({ "public_key_pem": pem }));
-        self.store.append_console_audit(&audit).await
+        self.set_app_public_key_audited(app_id, pem, Some(&audit)).await
     }
 
     /// Sets the mode's fee rate for a channel family, as `POST /v1/fee_rates` does.
     pub async fn console_set_fee_rate(&self, who: &ConsoleCaller, family: &str, rate_bp: i64) -> Result<(), Problem> {
         who.require(Permission::Administer)?;
-        let scope = &who.caller.scope;
-        let before = match FAMILIES.contains(&family) {
-            true => self.store.fee_rate(scope, family).await?,
-            false => None,
-        };
-        self.set_fee_rate(&who.caller, family, rate_bp).await?;
+        // `before` is the store's: the rate it replaces, read in the same transaction.
         let mut audit = who.audit("fee_rate.set", family, self.now());
-        audit.before = Some(json!({ "rate_bp": before }));
         audit.after = Some(json!({ "rate_bp": rate_bp }));
-        self.store.append_console_audit(&audit).await
+        self.set_fee_rate_audited(&who.caller, family, rate_bp, Some(&audit)).await
     }
 }

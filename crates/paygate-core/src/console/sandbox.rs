@@ -1,5 +1,6 @@
 //! The console's "pay" button on a test-mode charge: what `POST /v1/sandbox/charges/{id}/pay` does, for the
-//! console's admins and support, audited.
+//! console's admins and support, audited: the entry is written by the settlement's own transaction (with the
+//! charge, the order and their events), so the payment and its entry commit together or not at all.
 
 use super::{ConsoleCaller, Permission};
 use crate::sandbox::SandboxResult;
@@ -9,9 +10,10 @@ use paygate_domain::{Charge, ChargeStatus, Problem, ProblemKind};
 
 impl Paygate {
     /// Completes `charge_id` of `order_id` at the sandbox as paid. The charge must be this order's and still
-    /// pending, so a stale page cannot pay another order's charge. The sandbox settles the charge in its own
-    /// transaction (with the order and its events); the audit entry follows it, and a failed pay changes
-    /// nothing and is not audited.
+    /// pending, so a stale page cannot pay another order's charge. The sandbox settles the charge in one
+    /// transaction with the order, its events and the audit entry, whose `before` (order, status) and `after`
+    /// (status, transaction number) the store fills from what it reads and writes there; a failed pay (the charge
+    /// no longer pending under the order's lock) changes nothing and is not audited.
     pub async fn console_sandbox_pay(
         &self,
         who: &ConsoleCaller,
@@ -29,14 +31,8 @@ impl Paygate {
                 format!("Charge {} is {}, not pending: there is nothing to pay.", charge.id, charge.status.as_str()),
             ));
         }
-        let (paid, _) = self.sandbox_pay(&who.caller, &charge.id, SandboxResult::Success).await?;
-        let mut audit = who.audit("charge.sandbox_pay", &paid.id, self.now());
-        audit.before = Some(serde_json::json!({ "order": order_id.to_string(), "status": "pending" }));
-        audit.after = Some(serde_json::json!({
-            "status": paid.status.as_str(),
-            "transaction_no": paid.transaction_no,
-        }));
-        self.store.append_console_audit(&audit).await?;
+        let audit = who.audit("charge.sandbox_pay", &charge.id, self.now());
+        let (paid, _) = self.sandbox_pay_audited(&who.caller, &charge.id, SandboxResult::Success, Some(&audit)).await?;
         Ok(paid)
     }
 }

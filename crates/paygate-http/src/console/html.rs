@@ -125,7 +125,9 @@ pub(crate) fn page(t: &Text, title: &str, nav: Option<&Nav<'_>>, body: &str) -> 
 }
 
 /// One small stylesheet, served from `/console/style.css` (the CSP allows no inline style): a readable table
-/// on a laptop, stacked rows on a phone.
+/// on a laptop, stacked rows on a phone. A table's first cell (an id: charge, refund, share, order) may break
+/// anywhere, so a table too wide for `main` gives way there first: a payment's charges and settlement fit a
+/// 1024–1366 px laptop while statuses and transaction numbers stay whole.
 pub(crate) const CSS: &str = "\
 *{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,'PingFang SC','Microsoft YaHei',\
 sans-serif;color:#1d2330;background:#f5f6f8}header{display:flex;flex-wrap:wrap;gap:.75rem;align-items:center;\
@@ -135,11 +137,12 @@ flex-wrap:wrap;align-items:center;flex:1}.who{display:flex;gap:.5rem;align-items
 main{padding:1rem;max-width:72rem;margin:0 auto}h1{font-size:1.3rem}h2{font-size:1.1rem;margin-top:1.5rem}\
 table{width:100%;border-collapse:collapse;background:#fff}th,td{padding:.4rem .5rem;border-bottom:1px solid \
 #e3e6ea;text-align:left;vertical-align:top;overflow-wrap:break-word}th{background:#eef0f3;font-weight:600;\
-white-space:nowrap}\
+white-space:nowrap}td:first-child{overflow-wrap:anywhere}\
 form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;margin-bottom:1rem}label{display:flex;\
 flex-direction:column;font-size:.85rem}label:has(input[type=checkbox]){flex-direction:row;align-items:center;\
 gap:.4rem}input,select,button{font:inherit;padding:.35rem .5rem;border:1px solid \
-#b8bec7;border-radius:4px}button{background:#2f6fde;color:#fff;border-color:#2f6fde;cursor:pointer}\
+#b8bec7;border-radius:4px}input[type=search]{width:min(30rem,80vw)}\
+button{background:#2f6fde;color:#fff;border-color:#2f6fde;cursor:pointer}\
 .box{background:#fff;padding:1rem;border-radius:6px;max-width:24rem;margin:2rem auto}.box label{margin-bottom:\
 .6rem}.notice{padding:.6rem .8rem;border-radius:4px;background:#e8f5e9}.problem{padding:.6rem .8rem;\
 border-radius:4px;background:#fdecea}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;\

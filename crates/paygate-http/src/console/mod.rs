@@ -2,8 +2,9 @@
 //! cookies, the session, CSRF and cross-site refusals, security headers, which page — and `pages.rs` renders
 //! what paygate-core answers. Every rule (who may do what, expiry, throttling, refunds) is paygate-core's.
 //!
-//! - Sessions: the `pg_console` cookie (HttpOnly, SameSite=Strict, Path=/console, Secure when the request came
-//!   over HTTPS) carries a random token; paygate stores only its SHA-256.
+//! - Sessions: the `pg_console` cookie (HttpOnly, SameSite=Strict, Path=/console) carries a random token; paygate
+//!   stores only its SHA-256. Over HTTPS it is `__Host-pg_console` (Secure, Path=/, no Domain), as is the login
+//!   form's CSRF cookie, and every console answer carries `Strict-Transport-Security`.
 //! - The mode is in the path (`/console/test/…`, `/console/live/…`): a link switches it, nothing is stored.
 //! - Every POST is refused unless it is same-origin (`Sec-Fetch-Site`, else `Origin` against `Host`) and carries
 //!   the CSRF token (the session's; before login, a double-submit cookie), compared in constant time.
@@ -31,10 +32,31 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use text::Text;
 
-const SESSION_COOKIE: &str = "pg_console";
+/// A cookie's name over plain HTTP and over HTTPS. The `__Host-` prefix makes browsers keep the cookie only if it
+/// is Secure, Path=/ and has no Domain, so neither a sibling subdomain nor a plain-HTTP answer can plant or shadow
+/// it. Over plain HTTP (local use, tests) a browser refuses such a cookie, so the plain name stays.
+#[derive(Debug, Clone, Copy)]
+struct CookieName {
+    plain: &'static str,
+    host_only: &'static str,
+}
+
+impl CookieName {
+    fn over(self, secure: bool) -> &'static str {
+        if secure {
+            self.host_only
+        } else {
+            self.plain
+        }
+    }
+}
+
+const SESSION_COOKIE: CookieName = CookieName { plain: "pg_console", host_only: "__Host-pg_console" };
 /// Before login there is no session to hold a CSRF token: the login form's token is also set as this cookie
 /// and the two must match (double submit; SameSite=Strict keeps other sites from sending the cookie).
-const LOGIN_COOKIE: &str = "pg_console_login";
+const LOGIN_COOKIE: CookieName = CookieName { plain: "pg_console_login", host_only: "__Host-pg_console_login" };
+/// A year, sent only over HTTPS (browsers ignore the header on plain HTTP anyway).
+const HSTS: &str = "max-age=31536000";
 
 /// The console's answer to a request the router already matched to `/console/…` (`rest` is below it).
 pub(crate) async fn handle(app: &Arc<Paygate>, req: &Incoming, rest: &[&str]) -> HttpResponse {
@@ -45,15 +67,17 @@ pub(crate) async fn handle(app: &Arc<Paygate>, req: &Incoming, rest: &[&str]) ->
         ["style.css"] => {
             let mut r = respond(StatusCode::OK, "text/css; charset=utf-8", html::CSS.to_string());
             r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-            return with_security_headers(r);
+            return with_transport_security(with_security_headers(r), secure);
         }
         ["login"] if req.method == Method::POST => login(app, req, t, secure).await,
         ["login"] => login_form(t, secure, StatusCode::OK, None),
         ["logout"] => logout(app, req, t, secure).await,
-        [mode @ ("test" | "live"), page @ ..] => signed_in(app, req, t, Mode::from_live(*mode == "live"), page).await,
+        [mode @ ("test" | "live"), page @ ..] => {
+            signed_in(app, req, t, secure, Mode::from_live(*mode == "live"), page).await
+        }
         _ => problem_page(t, None, &Problem::not_found("page", &req.path)),
     };
-    with_security_headers(no_store(response))
+    with_transport_security(with_security_headers(no_store(response)), secure)
 }
 
 /// Error answers the router makes before the face runs (404, 405, 413 …), as a console page.
@@ -63,14 +87,17 @@ pub(crate) fn error_page(req: &Incoming, problem: &Problem) -> HttpResponse {
 }
 
 /// HTTPS as the operator configured it (`PAYGATE_PUBLIC_URL` is https) or as a TLS-terminating proxy says
-/// (`X-Forwarded-Proto: https`). The header is trusted for this one use only: it can only add `Secure` to a
-/// cookie, which never weakens it — a client lying about it merely loses its own cookie on plain HTTP.
+/// (`X-Forwarded-Proto: https`). The header is trusted for this one use only: it can only make cookies Secure
+/// (and `__Host-` named) and add HSTS, which never weakens anything — a client lying about it merely loses its own
+/// cookie on plain HTTP, where browsers also ignore HSTS.
 fn came_over_https(app: &Paygate, req: &Incoming) -> bool {
     let configured = app.policy.public_url.as_deref().is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
     configured || req.header("x-forwarded-proto").is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
 }
 
-fn cookie<'a>(req: &'a Incoming, name: &str) -> Option<&'a str> {
+/// The cookie by the name it has over this transport; the other name is never read.
+fn cookie(req: &Incoming, name: CookieName, secure: bool) -> Option<&str> {
+    let name = name.over(secure);
     req.headers
         .get_all(hyper::header::COOKIE)
         .iter()
@@ -81,8 +108,10 @@ fn cookie<'a>(req: &'a Incoming, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn set_cookie(response: &mut HttpResponse, name: &str, value: &str, secure: bool, clear: bool) {
-    let mut cookie = format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict");
+fn set_cookie(response: &mut HttpResponse, name: CookieName, value: &str, secure: bool, clear: bool) {
+    // `__Host-` requires Path=/: the cookie then also goes to `/v1`, which never reads it.
+    let path = if secure { "/" } else { "/console" };
+    let mut cookie = format!("{}={value}; Path={path}; HttpOnly; SameSite=Strict", name.over(secure));
     if clear {
         cookie.push_str("; Max-Age=0");
     }
@@ -162,7 +191,7 @@ async fn login(app: &Paygate, req: &Incoming, t: &Text, secure: bool) -> HttpRes
         return problem_page(t, None, &refused(t.cross_site));
     }
     let form = form(req);
-    if !tokens_match(form.get("csrf"), cookie(req, LOGIN_COOKIE).unwrap_or("")) {
+    if !tokens_match(form.get("csrf"), cookie(req, LOGIN_COOKIE, secure).unwrap_or("")) {
         return login_form(t, secure, StatusCode::FORBIDDEN, Some(t.csrf));
     }
     let (app_id, email) = (form.get("app").unwrap_or("").trim(), form.get("email").unwrap_or(""));
@@ -184,7 +213,7 @@ async fn login(app: &Paygate, req: &Incoming, t: &Text, secure: bool) -> HttpRes
 }
 
 async fn logout(app: &Paygate, req: &Incoming, t: &Text, secure: bool) -> HttpResponse {
-    let token = cookie(req, SESSION_COOKIE).unwrap_or("");
+    let token = cookie(req, SESSION_COOKIE, secure).unwrap_or("");
     let who = match app.console_session(token, Mode::Test).await {
         Ok(Some(who)) => who,
         Ok(None) => return redirect("/console/login"),
@@ -212,8 +241,15 @@ fn check_post(req: &Incoming, t: &Text, who: &ConsoleCaller) -> Result<(), Probl
     Ok(())
 }
 
-async fn signed_in(app: &Arc<Paygate>, req: &Incoming, t: &Text, mode: Mode, page: &[&str]) -> HttpResponse {
-    let token = cookie(req, SESSION_COOKIE).unwrap_or("");
+async fn signed_in(
+    app: &Arc<Paygate>,
+    req: &Incoming,
+    t: &Text,
+    secure: bool,
+    mode: Mode,
+    page: &[&str],
+) -> HttpResponse {
+    let token = cookie(req, SESSION_COOKIE, secure).unwrap_or("");
     let who = match app.console_session(token, mode).await {
         Ok(Some(who)) => who,
         Ok(None) => return redirect("/console/login"),
@@ -244,6 +280,8 @@ async fn signed_in(app: &Arc<Paygate>, req: &Incoming, t: &Text, mode: Mode, pag
         ["webhooks"] if req.method == Method::POST => pages_admin::create_endpoint(app, req, t, &who).await,
         ["webhooks"] => pages_admin::webhooks(app, req, t, &who).await,
         ["webhooks", id, "delete"] => pages_admin::delete_endpoint(app, &who, id).await,
+        ["webhooks", id, "disable"] => pages_admin::set_endpoint_disabled(app, &who, id, true).await,
+        ["webhooks", id, "enable"] => pages_admin::set_endpoint_disabled(app, &who, id, false).await,
         ["webhooks", "events", id, "resend"] => pages_admin::resend(app, &who, id).await,
         ["developers"] => pages_admin::developers(app, req, t, &who, None).await,
         ["developers", "roll-key"] => pages_admin::roll_key(app, req, t, &who).await,
@@ -307,6 +345,14 @@ fn redirect(location: &str) -> HttpResponse {
 
 fn no_store(mut response: HttpResponse) -> HttpResponse {
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Over HTTPS, browsers are told to use nothing else for this host for a year.
+fn with_transport_security(mut response: HttpResponse, secure: bool) -> HttpResponse {
+    if secure {
+        response.headers_mut().insert(hyper::header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
     response
 }
 

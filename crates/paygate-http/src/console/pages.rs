@@ -69,7 +69,7 @@ pub(super) async fn payments(
     }
     who.require(Permission::Read)?;
     let (status, refund, channel, uid) = (param(q, "status"), param(q, "refund"), param(q, "channel"), param(q, "uid"));
-    let (from, to) = (param(q, "from"), param(q, "to"));
+    let (from, to, merchandise) = (param(q, "from"), param(q, "to"), param(q, "merchandise"));
     let listing = super::payments_csv::listing(q)?;
     let after = param(q, "after").map(str::to_string);
     let (rows, has_more) = super::payments_csv::list_page(app, who, &listing, after, PAGE_SIZE).await?;
@@ -96,12 +96,13 @@ pub(super) async fn payments(
     ));
     body.push_str(&input("channel", t.channel, "text", channel));
     body.push_str(&input("uid", t.uid, "text", uid));
+    body.push_str(&input("merchandise", t.merchandise, "text", merchandise));
     body.push_str(&input("from", t.created_from, "date", from));
     body.push_str(&input("to", t.created_to, "date", to));
     let _ = write!(body, "<button>{}</button></form>", esc(t.apply));
     // The export carries the filters shown, never the cursor: it is the whole filtered list.
     let mut export = format!("/console/{mode}/payments.csv?");
-    for name in ["status", "refund", "channel", "uid", "from", "to"] {
+    for name in super::payments_csv::FILTERS {
         if let Some(v) = param(q, name) {
             let _ = write!(export, "{name}={}&", url_value(v));
         }
@@ -134,7 +135,7 @@ pub(super) async fn payments(
     }
     if let (true, Some((_, _, last))) = (has_more, rows.last()) {
         let link = format!("/console/{mode}/payments?after={}", url_value(last));
-        body.push_str(&super::html::next_page(t, link, q, &["status", "refund", "channel", "uid", "from", "to"]));
+        body.push_str(&super::html::next_page(t, link, q, &super::payments_csv::FILTERS));
     }
     Ok(ok_page(t, who, t.payments, "payments", &body))
 }

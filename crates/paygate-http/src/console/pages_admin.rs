@@ -1,7 +1,7 @@
-//! The webhooks page (endpoints, create and delete, the delivery log with its filters, resend) and the developers
-//! page (roll the mode's API key, the app's RSA public key, fee rates, 知晓云 client ids, cashier/SaaS credential
-//! ids). Roles are paygate-core's: these pages only hide the forms a role may not use. A secret (a new API key, a
-//! new endpoint's signing secret) is written into the answer to the POST that made it and nowhere else.
+//! The webhooks page (endpoints: create, disable/enable, delete; the delivery log with its filters, resend) and the
+//! developers page (roll the mode's API key, the app's RSA public key, fee rates, 知晓云 client ids, cashier/SaaS
+//! credential ids). Roles are paygate-core's: these pages only hide the forms a role may not use. A secret (a new API
+//! key, a new endpoint's signing secret) is written into the answer to the POST that made it and nowhere else.
 
 use super::html::{esc, url_value, when};
 use super::text::Text;
@@ -76,6 +76,11 @@ pub(super) async fn webhooks(
     if q.get("deleted").is_some() {
         notice(&mut body, t.wh_deleted);
     }
+    match q.get("toggled") {
+        Some("disabled") => notice(&mut body, t.wh_disabled_done),
+        Some("enabled") => notice(&mut body, t.wh_enabled_done),
+        _ => {}
+    }
     if let Some(n) = q.int("resent")? {
         notice(&mut body, &format!("{} ({n})", t.wh_resent));
     }
@@ -83,7 +88,7 @@ pub(super) async fn webhooks(
     if endpoints.is_empty() {
         let _ = write!(body, "<p>{}</p>", esc(t.wh_no_endpoints));
     } else {
-        let mut heads = vec![t.wh_endpoint, t.wh_url, t.wh_events, t.created];
+        let mut heads = vec![t.wh_endpoint, t.wh_url, t.wh_events, t.status, t.created];
         if admin {
             heads.push(t.action);
         }
@@ -91,10 +96,17 @@ pub(super) async fn webhooks(
             .iter()
             .map(|e| {
                 let events = e.types.as_ref().map_or_else(|| t.wh_every_event.to_string(), |types| types.join(", "));
-                let mut row = vec![esc(&e.id), esc(&e.url), esc(&events), when(e.created)];
+                let status = if e.disabled { t.wh_disabled } else { t.wh_enabled };
+                let mut row = vec![esc(&e.id), esc(&e.url), esc(&events), esc(status), when(e.created)];
                 if admin {
-                    let action = format!("/console/{mode}/webhooks/{}/delete", url_value(&e.id));
-                    row.push(super::html::post_button(&action, &hidden_csrf(who), t.wh_delete));
+                    let (verb, label) = if e.disabled { ("enable", t.wh_enable) } else { ("disable", t.wh_disable) };
+                    let toggle = format!("/console/{mode}/webhooks/{}/{verb}", url_value(&e.id));
+                    let delete = format!("/console/{mode}/webhooks/{}/delete", url_value(&e.id));
+                    row.push(format!(
+                        "{}{}",
+                        super::html::post_button(&toggle, &hidden_csrf(who), label),
+                        super::html::post_button(&delete, &hidden_csrf(who), t.wh_delete)
+                    ));
                 }
                 row
             })
@@ -227,6 +239,17 @@ pub(super) async fn create_endpoint(
 pub(super) async fn delete_endpoint(app: &Paygate, who: &ConsoleCaller, id: &str) -> Result<HttpResponse, Problem> {
     app.console_delete_endpoint(who, id).await?;
     Ok(redirect(&format!("/console/{}/webhooks?deleted=1", mode_of(who))))
+}
+
+/// `POST /console/{mode}/webhooks/{id}/disable` and `…/enable`.
+pub(super) async fn set_endpoint_disabled(
+    app: &Paygate,
+    who: &ConsoleCaller,
+    id: &str,
+    disabled: bool,
+) -> Result<HttpResponse, Problem> {
+    let endpoint = app.console_set_endpoint_disabled(who, id, disabled).await?;
+    Ok(redirect(&format!("/console/{}/webhooks?toggled={}", mode_of(who), endpoint.status())))
 }
 
 /// `POST /console/{mode}/webhooks/events/{id}/resend`.

@@ -34,9 +34,18 @@ pub(super) type Row = ([String; 5], i64, String);
 
 use super::html::param;
 
-/// The list's filters from its query (`status`, `refund`, `channel`, `uid`, `from`, `to`).
+/// The list's filters, as the page's form and the export link name them.
+pub(super) const FILTERS: [&str; 7] = ["status", "refund", "channel", "uid", "merchandise", "from", "to"];
+
+/// The longest merchandise record id a 知晓云 order may carry (`paygate_core::hserve`'s rule).
+const MERCHANDISE_MAX_CHARS: usize = 64;
+
+/// The list's filters from its query ([`FILTERS`]).
 pub(super) fn listing(q: &Query) -> Result<Listing, Problem> {
     let (status, refund, channel, uid) = (param(q, "status"), param(q, "refund"), param(q, "channel"), param(q, "uid"));
+    let merchandise = param(q, "merchandise")
+        .map(|m| paygate_domain::validate::text("merchandise", m, MERCHANDISE_MAX_CHARS))
+        .transpose()?;
     let (from, to) = (param(q, "from"), param(q, "to"));
     let created = CreatedRange {
         gte: from.map(|d| BillDate::parse("from", d)).transpose()?.map(BillDate::start),
@@ -58,6 +67,9 @@ pub(super) fn listing(q: &Query) -> Result<Listing, Problem> {
         if uid.is_some() {
             return Err(Problem::invalid("uid", "Filter by payer or by channel, not both."));
         }
+        if merchandise.is_some() {
+            return Err(Problem::invalid("merchandise", "Filter by merchandise or by channel, not both."));
+        }
         return Ok(Listing::Charges(ChargeFilter {
             channel: Some(channel.to_string()),
             paid,
@@ -72,6 +84,7 @@ pub(super) fn listing(q: &Query) -> Result<Listing, Problem> {
         refunded,
         canceled: (status == Some("canceled")).then_some(true),
         created,
+        merchandise_record_id: merchandise,
         ..OrderFilter::default()
     }))
 }

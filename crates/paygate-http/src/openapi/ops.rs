@@ -306,6 +306,11 @@ fn webhook_endpoints() {}
     responses((status = 200, description = "Deleted.", body = DeletedEndpoint)))]
 fn delete_webhook_endpoint() {}
 
+#[utoipa::path(post, path = "/v1/webhook_endpoints/{endpoint_id}", tag = "webhooks",
+    params(("endpoint_id" = String, Path)), request_body = UpdateWebhookEndpoint,
+    responses((status = 200, description = "The endpoint as it now is (`status`).", body = EndpointObject)))]
+fn update_webhook_endpoint() {}
+
 #[utoipa::path(get, path = "/v1/webhook_public_key", tag = "webhooks",
     responses((status = 200, description = "The platform key webhook signatures verify with.",
         body = PublicKeyObject)))]

@@ -298,6 +298,15 @@ pub struct CreateWebhookEndpoint {
     pub events: Option<Vec<String>>,
 }
 
+/// `POST /v1/webhook_endpoints/{id}`: disables or enables the endpoint.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UpdateWebhookEndpoint {
+    /// `true`: send the endpoint nothing new (its pending deliveries are failed; resend them after enabling);
+    /// `false`: send it events again.
+    pub disabled: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

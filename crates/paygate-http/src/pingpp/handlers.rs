@@ -169,6 +169,7 @@ async fn list_orders(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {
             lt: q.int("created[lt]")?,
             lte: q.int("created[lte]")?,
         },
+        merchandise_record_id: None,
     };
     let cursor = ["limit", "starting_after", "ending_before"].iter().any(|p| q.get(p).is_some());
     let paging = if cursor {

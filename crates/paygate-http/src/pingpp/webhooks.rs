@@ -1,6 +1,6 @@
 //! `/v1` routes for events, webhook endpoints, delivery logs and the platform public key.
 
-use super::bodies::CreateWebhookEndpoint;
+use super::bodies::{CreateWebhookEndpoint, UpdateWebhookEndpoint};
 use super::Answer;
 use crate::request::Incoming;
 use hyper::{Method, StatusCode};
@@ -34,6 +34,7 @@ pub(crate) async fn dispatch(app: &Paygate, caller: &Caller, req: &Incoming, pat
         ["webhook_endpoints"] if m == Method::GET => app.endpoints(caller).await.map(|e| {
             ok(&List::new("/v1/webhook_endpoints", false, e.iter().map(|e| EndpointObject::new(e, None)).collect()))
         }),
+        ["webhook_endpoints", id] if m == Method::POST => update_endpoint(app, caller, req, id).await,
         ["webhook_endpoints", id] if m == Method::DELETE => app
             .delete_endpoint(caller, id)
             .await
@@ -64,6 +65,9 @@ pub(crate) struct EndpointObject {
     pub url: String,
     /// The event types sent, or `["*"]` for all.
     pub events: Vec<String>,
+    /// `enabled`, or `disabled`: sent nothing until enabled again.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "enabled"))]
+    pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
@@ -77,6 +81,7 @@ impl EndpointObject {
             livemode: e.livemode,
             url: e.url.clone(),
             events: e.types.clone().unwrap_or_else(|| vec!["*".into()]),
+            status: e.status(),
             secret: secret.map(str::to_string),
         }
     }
@@ -167,6 +172,11 @@ async fn create_endpoint(app: &Paygate, caller: &Caller, req: &Incoming) -> Answ
     let b: CreateWebhookEndpoint = req.body_as()?;
     let (created, secret) = app.create_endpoint(caller, &b.url, b.events).await?;
     Ok(ok(&EndpointObject::new(&created, Some(&secret))))
+}
+
+async fn update_endpoint(app: &Paygate, caller: &Caller, req: &Incoming, id: &str) -> Answer {
+    let b: UpdateWebhookEndpoint = req.body_as()?;
+    Ok(ok(&EndpointObject::new(&app.set_endpoint_disabled(caller, id, b.disabled).await?, None)))
 }
 
 async fn list_events(app: &Paygate, caller: &Caller, req: &Incoming) -> Answer {

@@ -20,7 +20,7 @@ use crate::Result;
 use paygate_domain::Problem;
 
 /// The endpoints to claim for: `$1` now, `$2` at most this many, `$3` the per-endpoint limit.
-/// Deleted endpoints come too (their due deliveries are dropped, never sent).
+/// Deleted and disabled endpoints come too (their due deliveries are dropped, never sent).
 fn endpoints_sql(lock: &str) -> String {
     format!(
         "WITH RECURSIVE pending (endpoint_id) AS ( \
@@ -29,9 +29,9 @@ fn endpoints_sql(lock: &str) -> String {
              SELECT (SELECT d.endpoint_id FROM deliveries d WHERE d.status = 'pending' \
                  AND d.endpoint_id > p.endpoint_id ORDER BY d.endpoint_id LIMIT 1) \
              FROM pending p WHERE p.endpoint_id IS NOT NULL) \
-         SELECT e.id, e.deleted FROM webhook_endpoints e \
+         SELECT e.id, e.deleted OR e.disabled FROM webhook_endpoints e \
          WHERE e.id IN (SELECT endpoint_id FROM pending) AND ({OLDEST_DUE}) <= $1 \
-         AND (e.deleted OR (SELECT COUNT(*) FROM deliveries l WHERE l.endpoint_id = e.id \
+         AND (e.deleted OR e.disabled OR (SELECT COUNT(*) FROM deliveries l WHERE l.endpoint_id = e.id \
              AND l.status = 'pending' AND l.lease_until > $1) < $3) \
          ORDER BY ({OLDEST_DUE}), e.id LIMIT $2 {lock}"
     )
@@ -48,7 +48,8 @@ pub const DUE_OF_ENDPOINT: &str = "SELECT d.seq, d.next_attempt_at, d.event_crea
     FROM deliveries d WHERE d.endpoint_id = $2 AND d.status = 'pending' AND d.next_attempt_at <= $1 \
     AND (d.lease_until IS NULL OR d.lease_until <= $1) ORDER BY d.next_attempt_at, d.seq LIMIT $3";
 
-/// Due deliveries of a deleted endpoint are dropped, never sent. `$1` now, `$2` the endpoint.
+/// Due deliveries of a deleted endpoint are dropped, never sent. `$1` now, `$2` the endpoint. So are those of a
+/// disabled one: disabling fails its pending deliveries, and this catches one a fan-out committed just after.
 pub const DROP_DELETED_ENDPOINTS_DUE: &str = "UPDATE deliveries SET status = 'failed', lease_until = NULL \
     WHERE endpoint_id = $2 AND status = 'pending' AND next_attempt_at <= $1 \
     AND (lease_until IS NULL OR lease_until <= $1)";

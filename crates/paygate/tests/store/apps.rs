@@ -44,8 +44,8 @@ fn apps_and_settings(backend: Backend) {
         assert!(s.find_api_key(&[1; 32], NOW).await.unwrap().is_none());
 
         // App settings: applied to the app named, false for an unknown app.
-        assert!(s.set_app_public_key("app_a", Some("PEM")).await.unwrap());
-        assert!(!s.set_app_public_key("app_nope", Some("PEM")).await.unwrap());
+        assert!(s.set_app_public_key("app_a", Some("PEM"), None).await.unwrap());
+        assert!(!s.set_app_public_key("app_nope", Some("PEM"), None).await.unwrap());
         assert!(s.set_app_late_payment("app_a", LatePayment::Hold).await.unwrap());
         assert!(!s.set_app_late_payment("app_nope", LatePayment::Hold).await.unwrap());
         assert!(s.set_app_max_share("app_a", 5000).await.unwrap());
@@ -55,7 +55,7 @@ fn apps_and_settings(backend: Backend) {
             (changed.public_key_pem.as_deref(), changed.late_payment, changed.max_share_bps),
             (Some("PEM"), LatePayment::Hold, 5000)
         );
-        assert!(s.set_app_public_key("app_a", None).await.unwrap());
+        assert!(s.set_app_public_key("app_a", None, None).await.unwrap());
         assert!(s.app("app_a").await.unwrap().unwrap().public_key_pem.is_none());
         // What a key lookup returns follows the app's settings.
         assert_eq!(s.find_api_key(&[10; 32], NOW).await.unwrap().unwrap().app.max_share_bps, 5000);
@@ -91,10 +91,10 @@ fn key_rolling_in_the_store(backend: Backend) {
     db.run(async {
         app(s, "a", 10).await;
         app(s, "b", 20).await;
-        assert!(!s.roll_api_key("app_nope", &key(50, Mode::Test), NOW + 60).await.unwrap());
+        assert!(!s.roll_api_key("app_nope", &key(50, Mode::Test), NOW + 60, None).await.unwrap());
         assert!(s.find_api_key(&[50; 32], NOW).await.unwrap().is_none());
 
-        assert!(s.roll_api_key("app_a", &key(30, Mode::Test), NOW + 60).await.unwrap());
+        assert!(s.roll_api_key("app_a", &key(30, Mode::Test), NOW + 60, None).await.unwrap());
         // The old test key works until the grace ends, then not; the new one does not expire.
         let old = s.find_api_key(&[10; 32], NOW + 59).await.unwrap().unwrap();
         assert_eq!(old.expires_at, Some(NOW + 60));
@@ -106,12 +106,12 @@ fn key_rolling_in_the_store(backend: Backend) {
         assert_eq!(s.find_api_key(&[20; 32], NOW + 10_000).await.unwrap().unwrap().expires_at, None);
 
         // Rolling again never extends a key already expiring: the first key keeps NOW + 60.
-        assert!(s.roll_api_key("app_a", &key(31, Mode::Test), NOW + 600).await.unwrap());
+        assert!(s.roll_api_key("app_a", &key(31, Mode::Test), NOW + 600, None).await.unwrap());
         assert_eq!(s.find_api_key(&[10; 32], NOW).await.unwrap().unwrap().expires_at, Some(NOW + 60));
         assert_eq!(s.find_api_key(&[30; 32], NOW).await.unwrap().unwrap().expires_at, Some(NOW + 600));
         assert_eq!(s.find_api_key(&[31; 32], NOW + 10_000).await.unwrap().unwrap().expires_at, None);
         // A key hash already stored is refused, writing nothing (the other keys keep their time).
-        assert!(s.roll_api_key("app_a", &key(31, Mode::Test), NOW + 5).await.is_err());
+        assert!(s.roll_api_key("app_a", &key(31, Mode::Test), NOW + 5, None).await.is_err());
         assert_eq!(s.find_api_key(&[30; 32], NOW).await.unwrap().unwrap().expires_at, Some(NOW + 600));
     });
 }

@@ -76,6 +76,10 @@ fn console_users_sessions_and_audit(backend: Backend) {
             (live_one.user, live_one.csrf_token.as_str(), live_one.last_seen),
             (ann.clone(), "csrf1", NOW + 1799)
         );
+        // Used again within the minute: answered from a read, `last_seen` not moved (so idle expiry still counts
+        // from NOW + 1799).
+        let read = s.touch_console_session(&[1; 32], NOW + 1799 + 59, LIMITS).await.unwrap().expect("alive");
+        assert_eq!(read.last_seen, NOW + 1799);
         assert!(s.touch_console_session(&[1; 32], NOW + 1799 + 1800, LIMITS).await.unwrap().is_none());
         assert!(s.touch_console_session(&[1; 32], NOW + 1799 + 1, LIMITS).await.unwrap().is_none(), "deleted");
         assert!(s.touch_console_session(&[9; 32], NOW, LIMITS).await.unwrap().is_none(), "unknown token");
@@ -89,6 +93,8 @@ fn console_users_sessions_and_audit(backend: Backend) {
             at += 1700;
             assert!(s.touch_console_session(&[2; 32], at, LIMITS).await.unwrap().is_some(), "at {}", at - NOW);
         }
+        // Used 30 s before its end, then at its end: within the minute (the read path), still ended on time.
+        assert!(s.touch_console_session(&[2; 32], NOW + 43_170, LIMITS).await.unwrap().is_some());
         assert!(s.touch_console_session(&[2; 32], NOW + 43_200, LIMITS).await.unwrap().is_none());
 
         // A disabled user's session opens nothing.

@@ -240,8 +240,8 @@ fn point_of_sale(backend: Backend) {
         assert!(!s.remember_signature(&seen("kd_a_live", "sig1", NOW + 700)).await.unwrap());
 
         assert_eq!(s.fee_rate(&t, "wechat").await.unwrap(), None);
-        s.set_fee_rate(&t, "wechat", 38).await.unwrap();
-        s.set_fee_rate(&t, "wechat", 60).await.unwrap();
+        s.set_fee_rate(&t, "wechat", 38, None).await.unwrap();
+        s.set_fee_rate(&t, "wechat", 60, None).await.unwrap();
         assert_eq!(
             (s.fee_rate(&t, "wechat").await.unwrap(), s.fee_rate(&l, "wechat").await.unwrap()),
             (Some(60), None)
@@ -278,7 +278,7 @@ fn point_of_sale(backend: Backend) {
         assert!(s.pos_meta(&t, &PosRef::PayNo("m_nope".into())).await.unwrap().is_none());
 
         // A wallet payment: the store finds the member by code and the rate in its transaction.
-        s.set_fee_rate(&t, "balance", 100).await.unwrap();
+        s.set_fee_rate(&t, "balance", 100, None).await.unwrap();
         let wallet = |n: &str, amount: i64, code: &str, seen: Option<SeenSignature>| {
             let mut o = order(&t, n, amount);
             (o.status, o.amount_paid, o.time_paid) = (OrderStatus::Paid, o.actual_amount, Some(NOW + 5));

@@ -69,7 +69,7 @@ fn months_listing_and_retention(backend: Backend) {
     db.run(async {
         let a = app(s, "a", 10).await;
         let t = test(&a);
-        s.create_endpoint(&endpoint(&t)).await.unwrap();
+        s.create_endpoint(&endpoint(&t), None).await.unwrap();
 
         // Months are made ahead (whatever the wall clock made at migration), once.
         s.prepare_outbox_months(DEC + 86_400, 2).await.unwrap();

@@ -9,6 +9,8 @@ mod support;
 mod apps;
 mod batching;
 mod console;
+mod console_audited;
+mod delivery_log;
 mod faces;
 mod history;
 mod lists;

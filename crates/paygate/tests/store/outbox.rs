@@ -33,9 +33,9 @@ fn events_and_deliveries(backend: Backend) {
         let t = test(&a);
         let stats = s.outbox_stats(NOW).await.unwrap();
         assert_eq!((stats.pending, stats.oldest_pending_age_seconds), (0, 0));
-        s.create_endpoint(&endpoint("all", &t, None)).await.unwrap();
-        s.create_endpoint(&endpoint("orders", &t, Some(&["order.succeeded"]))).await.unwrap();
-        s.create_endpoint(&endpoint("live", &live(&a), None)).await.unwrap();
+        s.create_endpoint(&endpoint("all", &t, None), None).await.unwrap();
+        s.create_endpoint(&endpoint("orders", &t, Some(&["order.succeeded"])), None).await.unwrap();
+        s.create_endpoint(&endpoint("live", &live(&a), None), None).await.unwrap();
         let listed = s.endpoints(&t).await.unwrap();
         assert_eq!(listed.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["we_all", "we_orders"]);
         assert_eq!((listed[0].types.clone(), listed[1].types.clone()), (None, Some(vec!["order.succeeded".into()])));
@@ -121,15 +121,18 @@ fn events_and_deliveries(backend: Backend) {
             .is_empty());
 
         // Resend queues one more delivery per subscribed endpoint; unknown events are 404.
-        assert_eq!(s.resend_event(&t, &order_event.id, NOW + 400).await.unwrap(), 2);
-        assert_eq!(s.resend_event(&t, "evt_nope", NOW).await.unwrap_err().kind, ProblemKind::NotFound);
-        assert_eq!(s.resend_event(&live(&a), &order_event.id, NOW).await.unwrap_err().kind, ProblemKind::NotFound);
+        assert_eq!(s.resend_event(&t, &order_event.id, NOW + 400, None).await.unwrap(), 2);
+        assert_eq!(s.resend_event(&t, "evt_nope", NOW, None).await.unwrap_err().kind, ProblemKind::NotFound);
+        assert_eq!(
+            s.resend_event(&live(&a), &order_event.id, NOW, None).await.unwrap_err().kind,
+            ProblemKind::NotFound
+        );
         assert_eq!(s.outbox_stats(NOW + 400).await.unwrap().pending, 4);
 
         // Deleting an endpoint drops its queued deliveries; deleting twice or elsewhere is false.
-        assert!(!s.delete_endpoint(&live(&a), "we_all").await.unwrap());
-        assert!(s.delete_endpoint(&t, "we_all").await.unwrap());
-        assert!(!s.delete_endpoint(&t, "we_all").await.unwrap());
+        assert!(!s.delete_endpoint(&live(&a), "we_all", None).await.unwrap());
+        assert!(s.delete_endpoint(&t, "we_all", None).await.unwrap());
+        assert!(!s.delete_endpoint(&t, "we_all", None).await.unwrap());
         assert_eq!(s.endpoints(&t).await.unwrap().len(), 1);
         assert_eq!(s.outbox_stats(NOW + 400).await.unwrap().pending, 2);
         let rest = s.claim_deliveries(&Claim { now: NOW + 600, lease_until: NOW + 660, limit: 10, per_endpoint: 5 });
