@@ -46,6 +46,7 @@ impl Backend for SqliteStore {
         (16, include_str!("../migrations/0016_delivery_log.sql")),
         (17, include_str!("../migrations/0017_late_refunded.sql")),
         (18, include_str!("../migrations/0018_endpoint_disabled.sql")),
+        (19, include_str!("../migrations/0019_refunds_covering.sql")),
     ];
     // BEGIN IMMEDIATE takes the database's write lock: other processes wait for it.
     const MIGRATION_LOCK: Option<&'static str> = None;

@@ -11,7 +11,12 @@ use std::time::Duration;
 use support::console::{signed_in as log_in, Browser, Page};
 use support::{Backend, Keys, TestServer};
 
-both!(overview_rolls_up_by_channel_and_face, csv_export_is_the_filtered_list, member_page_shows_the_wallet);
+both!(
+    overview_rolls_up_by_channel_and_face,
+    overview_today_is_reused_for_ten_seconds,
+    csv_export_is_the_filtered_list,
+    member_page_shows_the_wallet
+);
 
 fn signed_in(s: &TestServer, app: &str, email: &str) -> Browser {
     support::console::user(s, app, email, Role::Viewer);
@@ -241,4 +246,24 @@ fn member_page_shows_the_wallet(backend: Backend) {
     assert_eq!(b.get(&format!("/console/test/members/{their_id}")).status, 404, "another app's member");
     assert_eq!(b.get(&format!("/console/live/members/{id}")).status, 404, "a test member is not live");
     assert_eq!(b.get("/console/test/members").status, 200);
+}
+
+/// Today's figures are read once per ten seconds per app and mode (a node's cache): a payment shows on the
+/// overview within that, never later, and another app or mode never sees this one's.
+fn overview_today_is_reused_for_ten_seconds(backend: Backend) {
+    let s = TestServer::start(backend);
+    let keys = s.create_app("cached");
+    let other = s.create_app("other");
+    paid_with(&s, &keys, "c-1", 1_000, "wx_pub", json!({"open_id": "o1"}));
+    let mut b = signed_in(&s, &keys.app, "viewer@cached.test");
+    let today = |b: &mut Browser| field(&card(&b.get("/console/test"), 1), "volume");
+    assert_eq!(today(&mut b), "10.00");
+    paid_with(&s, &keys, "c-2", 500, "alipay", json!({}));
+    s.clock.advance(9);
+    assert_eq!(today(&mut b), "10.00", "read 9 s ago: reused");
+    let mut o = signed_in(&s, &other.app, "viewer@other.test");
+    assert_eq!(today(&mut o), "0.00", "another app's own figures, not the cached ones");
+    assert_eq!(field(&card(&b.get("/console/live"), 1), "volume"), "0.00", "live mode's own");
+    s.clock.advance(1);
+    assert_eq!(today(&mut b), "15.00", "ten seconds on: read again");
 }

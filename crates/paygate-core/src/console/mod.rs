@@ -73,6 +73,8 @@ pub(crate) struct ConsoleState {
     /// Set while a password is being checked: argon2 (19 MiB, ~20 ms of one core) runs on the request's task,
     /// so one at a time per node keeps sign-ins from many addresses from starving the API.
     hashing: std::sync::atomic::AtomicBool,
+    /// The overview's figures for today, reused for a few seconds (per node).
+    pub(crate) live: overview::LiveFigures,
 }
 
 /// The node's one password check in progress, released when dropped.
@@ -98,6 +100,7 @@ impl Default for ConsoleState {
             addresses: Throttle::new(PER_ADDRESS, MAX_KEYS),
             hasher: RandomState::new(),
             hashing: std::sync::atomic::AtomicBool::new(false),
+            live: overview::LiveFigures::default(),
         }
     }
 }
