@@ -357,6 +357,11 @@ fn record_count_is_bounded(backend: Backend) {
         assert_eq!(total, n);
         let (_, total) = count(20, 0, vec![]).await;
         assert_eq!(total, n);
+        // A short page ends the list (its total needs no count); past the end, counted.
+        let (page, total) = count(10, n - 3, vec![]).await;
+        assert_eq!((page.len(), total), (3, n));
+        let (page, total) = count(10, n + 5, vec![]).await;
+        assert_eq!((page.len(), total), (0, n));
         // A filter finding few: exact, whatever the page.
         let recent = vec![Condition::Field { field: Field::CreatedAt, op: Op::Gte, value: Operand::Int(NOW + n - 5) }];
         assert_eq!(count(1, 0, recent).await.1, 5);
