@@ -3,12 +3,13 @@
 //! or changes nothing writes no entry; the entry's `before` is what the transaction read; `/v1` and the CLI
 //! (`audit: None`) write none.
 
+use crate::outbox::endpoint;
 use crate::support::{self, Backend};
 use crate::{app, charge, key, order, paid, success, test, Db, NOW};
 use paygate_domain::paging::Paging;
 use paygate_domain::Mode;
 use paygate_store::console::{AuditEntry, AuditRecord};
-use paygate_store::{NewEndpoint, SettledCharge, Store};
+use paygate_store::{SettledCharge, Store};
 use serde_json::{json, Value};
 
 crate::both!(audited_changes_commit_with_their_entry);
@@ -149,14 +150,7 @@ fn a_refused_audit_entry_undoes_its_change(backend: Backend) {
         let a = app(s, "a", 10).await;
         let scope = test(&a);
         s.set_fee_rate(&scope, "wechat", 38, None).await.unwrap();
-        let hook = |n: &str| NewEndpoint {
-            id: format!("we_{n}"),
-            scope: scope.clone(),
-            created: NOW,
-            url: format!("https://example.com/{n}"),
-            secret: format!("whsec_{n}"),
-            types: None,
-        };
+        let hook = |n: &str| endpoint(n, &scope, None);
         s.create_endpoint(&hook("kept"), None).await.unwrap();
         paid(s, &scope, "1", 1_000, "wx_pub").await;
         let paging = Paging::Cursor { limit: 100, starting_after: None, ending_before: None };

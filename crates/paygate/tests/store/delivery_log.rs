@@ -2,23 +2,13 @@
 //! newest first, paged by cursor without losing or repeating a row, filtered by endpoint and status, each row with
 //! its latest attempt; another app's or mode's deliveries never show.
 
+use crate::outbox::endpoint;
 use crate::support::{self, Backend};
 use crate::{app, live, paid, test, Db, NOW};
 use paygate_store::console_webhooks::{DeliveryLogFilter, DeliveryLogRow};
-use paygate_store::{Attempt, AttemptRecord, AttemptResult, Claim, NewEndpoint};
+use paygate_store::{Attempt, AttemptRecord, AttemptResult, Claim};
 
 crate::both!(the_log_merges_endpoints_newest_first);
-
-fn endpoint(n: &str, scope: &paygate_domain::Scope, types: Option<&[&str]>) -> NewEndpoint {
-    NewEndpoint {
-        id: format!("we_{n}"),
-        scope: scope.clone(),
-        created: NOW,
-        url: format!("https://example.com/{n}"),
-        secret: format!("whsec_{n}"),
-        types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
-    }
-}
 
 fn filter(endpoint: Option<&str>, status: Option<&str>, before: Option<i64>) -> DeliveryLogFilter {
     DeliveryLogFilter { endpoint_id: endpoint.map(str::to_string), status: status.map(str::to_string), before }

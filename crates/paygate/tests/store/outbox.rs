@@ -10,7 +10,8 @@ use paygate_store::{IDEMPOTENCY_LEASE_SECONDS, IDEMPOTENCY_TTL_SECONDS};
 
 crate::both!(events_and_deliveries, idempotency_keys);
 
-fn endpoint(n: &str, scope: &paygate_domain::Scope, types: Option<&[&str]>) -> NewEndpoint {
+/// Endpoint `we_<n>` of `scope` at `https://example.com/<n>`, subscribed to `types` (every type when `None`).
+pub(crate) fn endpoint(n: &str, scope: &paygate_domain::Scope, types: Option<&[&str]>) -> NewEndpoint {
     NewEndpoint {
         id: format!("we_{n}"),
         scope: scope.clone(),
