@@ -397,16 +397,34 @@ pub fn records_queries(scope: &Scope, user: Option<i64>, query: &RecordQuery) ->
     params.push(SqlParam::Int(query.limit));
     let limit = params.len();
     params.push(SqlParam::Int(query.offset));
-    // The page's records are found first, on the list index and the records' primary key only
-    // (the records an offset skips, and those a sort passes over, read nothing else); their
-    // charges, creators and refunds are read for the page alone.
-    let page = format!(
-        "SELECT {} FROM {BY_ORDER} {WITH_CHARGE} WHERE {JOINED} AND o.seq IN (SELECT {seq} FROM {records} \
-         WHERE {filter} ORDER BY {order} LIMIT ${limit} OFFSET ${}) ORDER BY {order}",
-        select_columns(),
-        params.len()
-    );
+    // The page's records are found first, in list order, on the list index and the records' primary key only
+    // (the records an offset skips, and those a sort passes over, read nothing else); [`records_by_seq`] then
+    // reads them whole — their charges, creators and refunds — for the page alone.
+    let page =
+        format!("SELECT {seq} FROM {records} WHERE {filter} ORDER BY {order} LIMIT ${limit} OFFSET ${}", params.len());
     Ok(((page, params), (count, count_params)))
+}
+
+/// The records whose `seq` is in `seqs` (a page [`records_queries`] found), in no particular order. Its text
+/// depends only on how many there are, never on the list's filter or order: PostgreSQL then plans it once per
+/// connection and page size and reuses the plan, where the page's own statement — with its joins and
+/// subqueries — was planned anew on every request (0.7 ms, most of a list's database time at 10 M orders).
+/// The scope is said on the record (each record has its order's): said on the order, SQLite walked the app's
+/// orders by their scope index instead of reading the page's rows by `seq` (2 s a page at 10 M orders).
+pub fn records_by_seq(scope: &Scope, seqs: &[i64]) -> Statement {
+    let mut params = vec![SqlParam::Text(scope.app_id.clone()), SqlParam::Bool(scope.mode.is_live())];
+    let mut list = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        params.push(SqlParam::Int(*seq));
+        list.push(format!("${}", params.len()));
+    }
+    let sql = format!(
+        "SELECT {} FROM {BY_ORDER} {WITH_CHARGE} WHERE {JOINED} AND h.app_id = $1 AND h.livemode = $2 \
+         AND o.seq IN ({})",
+        select_columns(),
+        list.join(", ")
+    );
+    (sql, params)
 }
 
 /// The most fields one `order_by` may name (each is a sort key the database must compare).
@@ -784,8 +802,19 @@ impl<B: crate::Backend> HserveStore for B {
     ) -> Result<(Vec<PaymentRecord>, i64)> {
         let ((page_sql, page_params), (count_sql, count_params)) = records_queries(scope, user, query)?;
         let (offset, limit) = (query.offset, query.limit);
-        job!(self, Read, [], |tx| {
-            let records = tx.query(&page_sql, &page_params, record).await?;
+        job!(self, Read, [scope], |tx| {
+            let seqs = tx.query(&page_sql, &page_params, |r| r.int(0)).await?;
+            let mut records = Vec::with_capacity(seqs.len());
+            if !seqs.is_empty() {
+                let (sql, params) = records_by_seq(&scope, &seqs);
+                let mut found = tx.query(&sql, &params, record).await?;
+                // Back into list order (the page's statement said it; the records' one says none).
+                for seq in &seqs {
+                    if let Some(at) = found.iter().position(|r| r.id == *seq) {
+                        records.push(found.swap_remove(at));
+                    }
+                }
+            }
             // A short page that is not past the end is the end: the total is known without counting.
             let shown = i64::try_from(records.len()).unwrap_or(i64::MAX);
             if shown < limit && (shown > 0 || offset == 0) {
