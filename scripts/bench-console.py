@@ -155,27 +155,27 @@ def pct(values, p):
     return round(values[min(int(len(values) * p), len(values) - 1)], 2) if values else None
 
 
+def timed_requests(client, name, path, want, tag):
+    """N checked requests of one page from one client: [(request id, client ms)]."""
+    timed = []
+    for i in range(N):
+        rid = f"cb.{name}.{tag}.{i}"
+        ms, status, headers, body = get(client, name, path, rid)
+        check(name, path, want, status, headers, body)
+        timed.append((rid, ms))
+    return timed
+
+
 runs = []  # (page, run, [(request id, client ms)])
 solo = Client().sign_in()
 crowd = [Client().sign_in() for _ in range(CLIENTS)]
 for name, path, want in pages:
     check(name, path, want, *get(solo, name, path, None)[1:])  # once, checked; also warms the caches
-    timed = []
-    for i in range(N):
-        rid = f"cb.{name}.seq.{i}"
-        ms, status, headers, body = get(solo, name, path, rid)
-        check(name, path, want, status, headers, body)
-        timed.append((rid, ms))
-    runs.append((name, "sequential", timed))
+    runs.append((name, "sequential", timed_requests(solo, name, path, want, "seq")))
     timed, lock = [], threading.Lock()
 
     def one_client(c, client):
-        mine = []
-        for i in range(N):
-            rid = f"cb.{name}.c{CLIENTS}.{c}.{i}"
-            ms, status, headers, body = get(client, name, path, rid)
-            check(name, path, want, status, headers, body)
-            mine.append((rid, ms))
+        mine = timed_requests(client, name, path, want, f"c{CLIENTS}.{c}")
         with lock:
             timed.extend(mine)
 

@@ -72,15 +72,7 @@ impl Paygate {
             }),
         };
         self.store.create_endpoint(&endpoint, audit).await?;
-        let view = Endpoint {
-            id: endpoint.id,
-            created: endpoint.created,
-            livemode: caller.scope.mode.is_live(),
-            url: endpoint.url,
-            types: endpoint.types,
-            disabled: false,
-        };
-        Ok((view, secret))
+        Ok((endpoint.view(), secret))
     }
 
     pub async fn endpoints(&self, caller: &Caller) -> Result<Vec<Endpoint>, Problem> {

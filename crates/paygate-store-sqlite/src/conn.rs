@@ -198,10 +198,10 @@ fn writer_loop(mut conn: SqliteTx, rx: mpsc::Receiver<Job>, queued: &AtomicUsize
                 let _ = control(&conn, "SAVEPOINT job");
             }
             let (ok, deliver) = run(Some(&mut conn));
-            if atomic && !ok {
-                let _ = control(&conn, "ROLLBACK TO job");
-            }
             if atomic {
+                if !ok {
+                    let _ = control(&conn, "ROLLBACK TO job");
+                }
                 let _ = control(&conn, "RELEASE job");
             }
             delivers.push(deliver);

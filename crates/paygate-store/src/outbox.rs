@@ -23,6 +23,20 @@ pub struct NewEndpoint {
     pub types: Option<Vec<String>>,
 }
 
+impl NewEndpoint {
+    /// The endpoint as it is once created (enabled; the secret is not part of it).
+    pub fn view(&self) -> Endpoint {
+        Endpoint {
+            id: self.id.clone(),
+            created: self.created,
+            livemode: self.scope.mode.is_live(),
+            url: self.url.clone(),
+            types: self.types.clone(),
+            disabled: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub id: String,

@@ -65,16 +65,8 @@ pub(crate) async fn create(tx: &mut dyn Tx, e: &NewEndpoint, audit: Option<Audit
         tx.exec(outbox::INSERT_ENDPOINT_TYPE, &[SqlParam::Text(e.id.clone()), SqlParam::Text(t.clone())]).await?;
     }
     if let Some(mut audit) = audit {
-        let created = Endpoint {
-            id: e.id.clone(),
-            created: e.created,
-            livemode: e.scope.mode.is_live(),
-            url: e.url.clone(),
-            types: e.types.clone(),
-            disabled: false,
-        };
         audit.object_id = e.id.clone();
-        audit.after = Some(endpoint_audit_json(&created));
+        audit.after = Some(endpoint_audit_json(&e.view()));
         insert_audit(tx, &audit).await?;
     }
     Ok(())
